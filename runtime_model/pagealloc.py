@@ -1,0 +1,803 @@
+"""Go 1.27's page allocator (runtime/mpagealloc.go, mpagealloc_64bit.go) for 64-bit.
+
+Design, as in Go:
+* The 48-bit address space is cut into 4 MiB chunks of 512 pages of 8 KiB. Each
+  grown chunk has a `PallocData` (allocation bitmap + scavenged bitmap, each one
+  512-bit Python int; see pallocbits.py).
+* A radix tree of packed summaries (pallocSum: start/max/end free-page counts)
+  has 5 levels; level l entry i covers 2**levelLogPages[l] pages. Go reserves
+  each level as one array and maps pieces on grow; here each level is a dict
+  from block number to a list of 2**levelBits[l] entries (level 0 is the single
+  block 0 of 16384 entries), created by grow only where Go would map it.
+* All addresses are handled internally in Go's "offset address space"
+  (offAddr: addr - arenaBaseOffset, mod 2**64), so the heap at 0xc000000000 and
+  the test chunks at 0x3000000000 order linearly. The API takes and returns
+  real (virtual) addresses like Go's pageAlloc.
+* alloc is Go's address-ordered first fit: a fast path in the chunk at
+  searchAddr, else `find` walking the tree from the root (O(levels) blocks of
+  8 entries; the root level is iterated only over entries that grow touched,
+  since all others are zero, which is exactly what Go's scan skips).
+* scavenge follows pageAlloc.scavenge/scavengeOne and models the scavenge index
+  (scavengeIndex: per-chunk occupancy, generation and "has free" flag, the
+  force and background search addresses) rather than the README's "highest
+  chunk with a candidate" rule: it is Go's own code path, so it also yields
+  Go's searchIdx and background-scavenger behaviour. For forced scavenging the
+  two agree (checked by tests/test_pagealloc.py against the simple rule).
+
+Simplified relative to the runtime: no locking or atomics (single-threaded, so
+the scavenge index's "marked" search addresses collapse to plain stores);
+scavengeOne's temporary alloc/free of the candidate around sysUnused is
+elided, since it leaves bitmaps and summaries unchanged (its searchAddr
+move-back is kept); findMappedAddr always consults inUse (Go's test mode) instead
+of mheap_.arenas; summary memory is not mapped here: grow calls the optional
+`on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
+the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The page
+cache (mpagecache.go) lives in the P, above this layer, and is not modelled.
+"""
+
+import json
+from bisect import bisect_left, bisect_right, insort
+
+from emu.errors import BadInput, InvariantError
+from runtime_model.pallocbits import (
+    FREE_CHUNK_SUM,
+    FULL,
+    LOG_MAX_PACKED_VALUE,
+    LOG_PALLOC_CHUNK_PAGES,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PALLOC_CHUNK_BYTES,
+    PALLOC_CHUNK_PAGES,
+    PHYS_PAGE_SIZE,
+    SUMMARY_LEVEL_BITS,
+    SUMMARY_LEVELS,
+    PallocData,
+    bits_to_ranges,
+    merge_summaries,
+    palloc_find,
+    range_mask,
+    summarize,
+    unpack_palloc_sum,
+)
+
+# malloc.go: heapAddrBits (64-bit, not iOS/Wasm)
+HEAP_ADDR_BITS = 48
+# malloc.go: arenaBaseOffset on amd64
+ARENA_BASE_OFFSET = 0xFFFF800000000000
+_MASK64 = (1 << 64) - 1
+# mpagealloc.go: logPallocChunkBytes
+LOG_PALLOC_CHUNK_BYTES = LOG_PALLOC_CHUNK_PAGES + PAGE_SHIFT
+# mpagealloc.go: summaryL0Bits
+SUMMARY_L0_BITS = HEAP_ADDR_BITS - LOG_PALLOC_CHUNK_BYTES - (SUMMARY_LEVELS - 1) * SUMMARY_LEVEL_BITS
+# mpagealloc_64bit.go: levelBits, levelShift, levelLogPages
+LEVEL_BITS = (SUMMARY_L0_BITS,) + (SUMMARY_LEVEL_BITS,) * (SUMMARY_LEVELS - 1)
+LEVEL_SHIFT = tuple(HEAP_ADDR_BITS - SUMMARY_L0_BITS - k * SUMMARY_LEVEL_BITS for k in range(SUMMARY_LEVELS))
+LEVEL_LOG_PAGES = tuple(LOG_PALLOC_CHUNK_PAGES + k * SUMMARY_LEVEL_BITS for k in reversed(range(SUMMARY_LEVELS)))
+# mranges.go: minOffAddr / maxOffAddr, as offsets from arenaBaseOffset.
+MIN_OFF_ADDR = 0
+MAX_OFF_ADDR = (1 << HEAP_ADDR_BITS) - 1
+# mgcscavenge.go: scavChunkHiOccPages = uint16(0.96875 * pallocChunkPages)
+SCAV_CHUNK_HI_OCC_PAGES = int(0.96875 * PALLOC_CHUNK_PAGES)
+
+# export_test.go: BaseChunkIdx (chunk of 0x3000000000 on amd64); vectors are relative to it.
+BASE_CHUNK_IDX = 0x200C000
+_LEAF = SUMMARY_LEVELS - 1
+_CHUNK_SHIFT = LOG_PALLOC_CHUNK_BYTES
+_PAGE_MASK = PALLOC_CHUNK_PAGES - 1
+_SUM_FIELD = (1 << LOG_MAX_PACKED_VALUE) - 1
+
+
+def to_off(addr):
+    """offAddr view of a virtual address: addr - arenaBaseOffset (mod 2**64)."""
+    return (addr - ARENA_BASE_OFFSET) & _MASK64
+
+
+def from_off(off):
+    return (off + ARENA_BASE_OFFSET) & _MASK64
+
+
+def chunk_index(addr):
+    """chunkIndex."""
+    return to_off(addr) >> _CHUNK_SHIFT
+
+
+def chunk_base(ci):
+    """chunkBase."""
+    return from_off(ci << _CHUNK_SHIFT)
+
+
+def chunk_page_index(addr):
+    """chunkPageIndex."""
+    return (addr % PALLOC_CHUNK_BYTES) // PAGE_SIZE
+
+
+def page_base(ci, page):
+    """export_test.go PageBase."""
+    return chunk_base(ci) + page * PAGE_SIZE
+
+
+BASE_CHUNK_ADDR = page_base(BASE_CHUNK_IDX, 0)
+
+
+class AddrRanges:
+    """addrRanges (mranges.go): sorted, coalesced [base, limit) ranges in offset space."""
+
+    def __init__(self):
+        self.bases = []
+        self.limits = []
+
+    def find_succ(self, off):
+        """findSucc: index of the first range whose base is above off."""
+        return bisect_right(self.bases, off)
+
+    def find_addr_greater_equal(self, off):
+        """findAddrGreaterEqual: smallest in-range offset >= off, or None."""
+        i = self.find_succ(off)
+        if i == 0:
+            return self.bases[0]
+        if off < self.limits[i - 1]:
+            return off
+        if i < len(self.bases):
+            return self.bases[i]
+        return None
+
+    def contains(self, off):
+        i = self.find_succ(off)
+        return i > 0 and off < self.limits[i - 1]
+
+    def add(self, base, limit):
+        """add: insert [base, limit), coalescing with neighbours it touches."""
+        if limit <= base:
+            raise InvariantError(f"attempted to add zero-sized address range [{base:#x}, {limit:#x})")
+        i = self.find_succ(base)
+        down = i > 0 and self.limits[i - 1] == base
+        up = i < len(self.bases) and self.bases[i] == limit
+        if down and up:
+            self.limits[i - 1] = self.limits[i]
+            del self.bases[i], self.limits[i]
+        elif down:
+            self.limits[i - 1] = limit
+        elif up:
+            self.bases[i] = base
+        else:
+            self.bases.insert(i, base)
+            self.limits.insert(i, limit)
+
+
+class PageAlloc:
+    """pageAlloc: chunk bitmaps, radix summaries, searchAddr, inUse and scavenge index."""
+
+    def __init__(self, on_grow=None, on_release=None):
+        # summary[l]: block number -> list of 1 << LEVEL_BITS[l] packed sums.
+        self.summary = [dict() for _ in range(SUMMARY_LEVELS)]
+        self.summary[0][0] = [0] * (1 << LEVEL_BITS[0])
+        # Per level from the leaves' parents up: what update needs to merge children.
+        self._walk_up = tuple(
+            (
+                LEVEL_SHIFT[lvl],
+                LEVEL_BITS[lvl],
+                (1 << LEVEL_BITS[lvl]) - 1,
+                self.summary[lvl + 1],
+                LEVEL_LOG_PAGES[lvl + 1],
+                self.summary[lvl],
+            )
+            for lvl in range(SUMMARY_LEVELS - 2, -1, -1)
+        )
+        self._root_idx = []  # root entries covered by grown memory (others stay 0)
+        self.chunks = {}  # chunkIdx -> PallocData
+        self._grown = []  # sorted chunk indices, for the scavenge index walk
+        self.search_addr = MAX_OFF_ADDR  # offAddr offset; init starts "no free memory"
+        self.start = 0
+        self.end = 0
+        self.in_use = AddrRanges()
+        self.on_grow = on_grow
+        self.on_release = on_release
+        # scavengeIndex: chunkIdx -> [inUse, lastInUse, gen, hasFree] (scavChunkData).
+        self._sc = {}
+        self._sc_gen = 0
+        self._sc_min_heap_idx = 0
+        self._sc_search_force = MIN_OFF_ADDR  # searchAddrForce; MIN means cleared
+        self._sc_search_bg = MIN_OFF_ADDR  # searchAddrBg
+        self._sc_free_hwm = MIN_OFF_ADDR
+
+    # ---- introspection -------------------------------------------------
+
+    def chunk_of(self, ci):
+        """tryChunkOf: PallocData of chunk ci or None if never grown."""
+        return self.chunks.get(ci)
+
+    def bounds(self):
+        """(start, end) chunk indices known to the allocator (PageAlloc.Bounds)."""
+        return self.start, self.end
+
+    def in_use_ranges(self):
+        """inUse as a list of (base, limit) virtual addresses (PageAlloc.InUse)."""
+        return [(from_off(b), from_off(l)) for b, l in zip(self.in_use.bases, self.in_use.limits)]
+
+    def summary_at(self, level, idx):
+        """Packed summary p.summary[level][idx]; 0 where nothing was grown."""
+        block = self.summary[level].get(idx >> LEVEL_BITS[level])
+        return 0 if block is None else block[idx & ((1 << LEVEL_BITS[level]) - 1)]
+
+    def grown_chunks(self):
+        return list(self._grown)
+
+    # ---- grow ----------------------------------------------------------
+
+    def grow(self, base, size):
+        """grow: add [base, base+size) (rounded out to chunks) as free, scavenged memory."""
+        if size <= 0:
+            raise BadInput(f"pageAlloc.grow: size must be positive, got {size}")
+        b = to_off(base)
+        limit = -(-(b + size) // PALLOC_CHUNK_BYTES) * PALLOC_CHUNK_BYTES
+        b = b // PALLOC_CHUNK_BYTES * PALLOC_CHUNK_BYTES
+        if limit > 1 << HEAP_ADDR_BITS:
+            raise BadInput(f"pageAlloc.grow: [{base:#x}, +{size:#x}) is outside the 48-bit heap address space")
+        c0, c1 = b >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
+        lo = bisect_left(self._grown, c0)
+        if lo < len(self._grown) and self._grown[lo] < c1:
+            raise InvariantError(f"pageAlloc.grow: chunk {self._grown[lo]:#x} grown twice")
+        if self.on_grow is not None:
+            self.on_grow(from_off(b), limit - b)
+        # sysGrow: make the summary blocks covering [b, limit) exist at every level.
+        for lvl in range(SUMMARY_LEVELS):
+            shift, lbits = LEVEL_SHIFT[lvl], LEVEL_BITS[lvl]
+            ilo, ihi = b >> shift, ((limit - 1) >> shift) + 1
+            blocks = self.summary[lvl]
+            width = 1 << lbits
+            for blk in range(ilo >> lbits, ((ihi - 1) >> lbits) + 1):
+                if blk not in blocks:
+                    blocks[blk] = [0] * width
+            if lvl == 0:
+                for i in range(ilo, ihi):
+                    k = bisect_left(self._root_idx, i)
+                    if k == len(self._root_idx) or self._root_idx[k] != i:
+                        self._root_idx.insert(k, i)
+        # scavengeIndex.grow
+        if self._sc_min_heap_idx == 0 or c0 < self._sc_min_heap_idx:
+            self._sc_min_heap_idx = c0
+        if self.start == 0 or c0 < self.start:
+            self.start = c0
+        if c1 > self.end:
+            self.end = c1
+        self.in_use.add(b, limit)
+        # Growing is like freeing: move searchAddr back if needed.
+        if b < self.search_addr:
+            self.search_addr = b
+        for c in range(c0, c1):
+            # Newly grown memory is free and entirely scavenged.
+            self.chunks[c] = PallocData(0, FULL)
+            self._sc[c] = [0, 0, 0, False]
+        self._grown[lo:lo] = range(c0, c1)
+        self._update(b, (limit - b) >> PAGE_SHIFT, True, False)
+
+    # ---- summaries -----------------------------------------------------
+
+    def _update(self, base, npages, contig, alloc):
+        """update: refresh leaf summaries for [base, +npages) and propagate upwards."""
+        limit = base + (npages << PAGE_SHIFT) - 1
+        sc, ec = base >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
+        leaf = self.summary[_LEAF]
+        chunks = self.chunks
+        if sc == ec:
+            blk = leaf[sc >> 3]
+            y = summarize(chunks[sc].bits)
+            if blk[sc & 7] == y:
+                return
+            blk[sc & 7] = y
+        elif contig:
+            leaf[sc >> 3][sc & 7] = summarize(chunks[sc].bits)
+            whole = 0 if alloc else FREE_CHUNK_SUM
+            for c in range(sc + 1, ec):
+                leaf[c >> 3][c & 7] = whole
+            leaf[ec >> 3][ec & 7] = summarize(chunks[ec].bits)
+        else:
+            for c in range(sc, ec + 1):
+                leaf[c >> 3][c & 7] = summarize(chunks[c].bits)
+        # Walk up while something changed (addrsToSummaryRange per level).
+        for shift, lbits, imask, children, log_max, blocks in self._walk_up:
+            lo, hi = base >> shift, (limit >> shift) + 1
+            if hi - lo == 1:
+                s = merge_summaries(children[lo], log_max)
+                blk = blocks[lo >> lbits]
+                if blk[lo & imask] == s:
+                    break
+                blk[lo & imask] = s
+                continue
+            changed = False
+            for i in range(lo, hi):
+                s = merge_summaries(children[i], log_max)
+                blk = blocks[i >> lbits]
+                if blk[i & imask] != s:
+                    blk[i & imask] = s
+                    changed = True
+            if not changed:
+                break
+
+    # ---- alloc / find --------------------------------------------------
+
+    def alloc(self, npages):
+        """alloc: first fit of npages pages -> (addr, scavenged bytes in it); (0, 0) on failure."""
+        if npages <= 0:
+            raise BadInput(f"pageAlloc.alloc: npages must be positive, got {npages}")
+        sa = self.search_addr
+        ci = sa >> _CHUNK_SHIFT
+        if ci >= self.end:
+            return 0, 0
+        pi = (sa >> PAGE_SHIFT) & _PAGE_MASK
+        addr = None
+        # Fast path: try the chunk holding searchAddr if npages can fit in it.
+        if PALLOC_CHUNK_PAGES - pi >= npages:
+            s = self.summary[_LEAF][ci >> 3][ci & 7]
+            if (s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD >= npages:
+                j, sidx = palloc_find(self.chunks[ci].bits, npages, pi)
+                if j is None:
+                    raise InvariantError(
+                        f"bad summary data: chunk {ci:#x} max={(s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD}, "
+                        f"npages={npages}, searchIdx={pi}"
+                    )
+                cb = ci << _CHUNK_SHIFT
+                addr = cb + (j << PAGE_SHIFT)
+                new_sa = cb + (sidx << PAGE_SHIFT)
+        if addr is None:
+            addr, new_sa = self._find(npages)
+            if addr is None:
+                if npages == 1:
+                    # Not even one page: the heap is exhausted.
+                    self.search_addr = MAX_OFF_ADDR
+                return 0, 0
+        scav = self._alloc_range(addr, npages)
+        if self.search_addr < new_sa:
+            self.search_addr = new_sa
+        return from_off(addr), scav
+
+    def _find(self, npages):
+        """find: radix-tree first fit -> (offset addr, candidate searchAddr), or (None, max)."""
+        i = 0
+        ff_base, ff_bound = MIN_OFF_ADDR, MAX_OFF_ADDR  # firstFree window (inclusive)
+        sa = self.search_addr
+        summary = self.summary
+        last_sum, last_idx = 0, -1
+        for lvl in range(SUMMARY_LEVELS):
+            lbits, log_max, shift = LEVEL_BITS[lvl], LEVEL_LOG_PAGES[lvl], LEVEL_SHIFT[lvl]
+            epb = 1 << lbits
+            i <<= lbits
+            entries = summary[lvl].get(i >> lbits)
+            j0 = 0
+            sidx = sa >> shift
+            if sidx & ~(epb - 1) == i:
+                j0 = sidx & (epb - 1)
+            if entries is None:
+                js = ()
+            elif lvl == 0:
+                # Only grown root entries can be non-zero; a gap is a zero entry.
+                js = self._root_idx[bisect_left(self._root_idx, j0) :]
+            else:
+                js = range(j0, epb)
+            base = size = 0
+            prev = -2
+            descend = False
+            full = 1 << log_max
+            for j in js:
+                if j != prev + 1:
+                    size = 0
+                prev = j
+                s = entries[j]
+                if s == 0:
+                    size = 0
+                    continue
+                # foundFree(levelIndexToOffAddr(l, i+j), 1<<shift bytes)
+                a = (i + j) << shift
+                a_last = a + (1 << shift) - 1
+                if ff_base <= a and a_last <= ff_bound:
+                    ff_base, ff_bound = a, a_last
+                elif not (a_last < ff_base or ff_bound < a):
+                    raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
+                st, mx, en = unpack_palloc_sum(s)
+                if size + st >= npages:
+                    if size == 0:
+                        base = j << log_max
+                    size += st
+                    break
+                if mx >= npages:
+                    i += j
+                    last_sum, last_idx = s, i
+                    descend = True
+                    break
+                if size == 0 or st < full:
+                    size = en
+                    base = ((j + 1) << log_max) - size
+                    continue
+                size += full
+            if descend:
+                continue
+            if size >= npages:
+                return (i << shift) + base * PAGE_SIZE, self._find_mapped_addr(ff_base)
+            if lvl == 0:
+                return None, MAX_OFF_ADDR
+            raise InvariantError(
+                f"bad summary data: summary[{lvl - 1}][{last_idx}] = {unpack_palloc_sum(last_sum)} "
+                f"promised {npages} pages but level {lvl} block {i} has no such run"
+            )
+        ci = i
+        j, sidx = palloc_find(self.chunks[ci].bits, npages, 0)
+        if j is None:
+            raise InvariantError(
+                f"bad summary data: summary[{_LEAF}][{ci}] = {unpack_palloc_sum(self.summary_at(_LEAF, ci))}, "
+                f"npages = {npages}"
+            )
+        cb = ci << _CHUNK_SHIFT
+        a = cb + sidx * PAGE_SIZE
+        a_last = cb + PALLOC_CHUNK_BYTES - 1
+        if ff_base <= a and a_last <= ff_bound:
+            ff_base = a
+        elif not (a_last < ff_base or ff_bound < a):
+            raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
+        return cb + j * PAGE_SIZE, self._find_mapped_addr(ff_base)
+
+    def _find_mapped_addr(self, off):
+        """findMappedAddr (test-mode form: consult inUse)."""
+        r = self.in_use.find_addr_greater_equal(off)
+        return MAX_OFF_ADDR if r is None else r
+
+    def _alloc_range(self, base, npages):
+        """allocRange: mark pages allocated, clear their scavenged bits, return scavenged bytes."""
+        limit = base + (npages << PAGE_SHIFT) - 1
+        sc, ec = base >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
+        si = (base >> PAGE_SHIFT) & _PAGE_MASK
+        chunks = self.chunks
+        if sc == ec:
+            chunk = chunks[sc]
+            m = ((1 << npages) - 1) << si
+            scav = (chunk.scavenged & m).bit_count()
+            chunk.bits |= m
+            chunk.scavenged &= ~m
+            self._sc_alloc(sc, npages)
+        else:
+            ei = (limit >> PAGE_SHIFT) & _PAGE_MASK
+            chunk = chunks[sc]
+            m = FULL >> si << si
+            scav = (chunk.scavenged & m).bit_count()
+            chunk.bits |= m
+            chunk.scavenged &= ~m
+            self._sc_alloc(sc, PALLOC_CHUNK_PAGES - si)
+            for c in range(sc + 1, ec):
+                chunk = chunks[c]
+                scav += chunk.scavenged.bit_count()
+                chunk.bits = FULL
+                chunk.scavenged = 0
+                self._sc_alloc(c, PALLOC_CHUNK_PAGES)
+            chunk = chunks[ec]
+            m = (1 << (ei + 1)) - 1
+            scav += (chunk.scavenged & m).bit_count()
+            chunk.bits |= m
+            chunk.scavenged &= ~m
+            self._sc_alloc(ec, ei + 1)
+        self._update(base, npages, True, True)
+        return scav * PAGE_SIZE
+
+    # ---- free ----------------------------------------------------------
+
+    def free(self, base, npages):
+        """free: return npages pages at base; scavenged bits are untouched."""
+        if npages <= 0:
+            raise BadInput(f"pageAlloc.free: npages must be positive, got {npages}")
+        b = to_off(base)
+        if b < self.search_addr:
+            self.search_addr = b
+        limit = b + (npages << PAGE_SHIFT) - 1
+        sc, ec = b >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
+        si, ei = (b >> PAGE_SHIFT) & _PAGE_MASK, (limit >> PAGE_SHIFT) & _PAGE_MASK
+        chunks = self.chunks
+        if sc not in chunks or (ec != sc and bisect_right(self._grown, ec) - bisect_left(self._grown, sc) != ec - sc + 1):
+            raise InvariantError(f"pageAlloc.free: [{base:#x}, +{npages} pages) is not in grown memory")
+        if sc == ec:
+            chunks[sc].bits &= ~range_mask(si, npages)
+            self._sc_free(sc, si, npages)
+        else:
+            chunks[sc].bits &= (1 << si) - 1
+            self._sc_free(sc, si, PALLOC_CHUNK_PAGES - si)
+            for c in range(sc + 1, ec):
+                chunks[c].bits = 0
+                self._sc_free(c, 0, PALLOC_CHUNK_PAGES)
+            chunks[ec].bits &= ~((1 << (ei + 1)) - 1)
+            self._sc_free(ec, 0, ei + 1)
+        self._update(b, npages, True, False)
+
+    # ---- scavenge index (scavengeIndex / scavChunkData) ----------------
+
+    def _sc_alloc(self, ci, npages):
+        """scavengeIndex.alloc."""
+        d = self._sc[ci]
+        if d[0] + npages > PALLOC_CHUNK_PAGES:
+            raise InvariantError(f"too many pages allocated in chunk? chunk {ci:#x} inUse={d[0]} npages={npages}")
+        if d[2] != self._sc_gen:
+            d[1] = d[0]
+            d[2] = self._sc_gen
+        d[0] += npages
+        if d[0] == PALLOC_CHUNK_PAGES:
+            d[3] = False
+
+    def _sc_free(self, ci, page, npages):
+        """scavengeIndex.free: also raises the forced search address to the freed range."""
+        d = self._sc[ci]
+        if d[0] < npages:
+            raise InvariantError(f"allocated pages below zero? chunk {ci:#x} inUse={d[0]} npages={npages}")
+        if d[2] != self._sc_gen:
+            d[1] = d[0]
+            d[2] = self._sc_gen
+        d[0] -= npages
+        d[3] = True
+        addr = (ci << _CHUNK_SHIFT) + ((page + npages - 1) << PAGE_SHIFT)
+        if self._sc_free_hwm < addr:
+            self._sc_free_hwm = addr
+        if self._sc_search_force < addr:
+            self._sc_search_force = addr
+
+    def _sc_should_scavenge(self, d, force):
+        """scavChunkData.shouldScavenge."""
+        if not d[3]:
+            return False
+        if force:
+            return True
+        if d[2] == self._sc_gen:
+            return d[0] < SCAV_CHUNK_HI_OCC_PAGES and d[1] < SCAV_CHUNK_HI_OCC_PAGES
+        return d[0] < SCAV_CHUNK_HI_OCC_PAGES
+
+    def _sc_find(self, force):
+        """scavengeIndex.find -> (chunkIdx, searchIdx) or None."""
+        sa = self._sc_search_force if force else self._sc_search_bg
+        if sa == MIN_OFF_ADDR:
+            return None
+        start = sa >> _CHUNK_SHIFT
+        grown = self._grown
+        # Go walks every index down to minHeapIdx; never-grown chunks hold
+        # zero data (not scavengeable), so walking only grown ones is the same.
+        for k in range(bisect_right(grown, start) - 1, -1, -1):
+            ci = grown[k]
+            if not self._sc_should_scavenge(self._sc[ci], force):
+                continue
+            if ci == start:
+                return ci, (sa >> PAGE_SHIFT) & _PAGE_MASK
+            new_sa = (ci << _CHUNK_SHIFT) + PALLOC_CHUNK_BYTES - PAGE_SIZE
+            if force:
+                self._sc_search_force = new_sa
+            else:
+                self._sc_search_bg = new_sa
+            return ci, PALLOC_CHUNK_PAGES - 1
+        if force:
+            self._sc_search_force = MIN_OFF_ADDR
+        else:
+            self._sc_search_bg = MIN_OFF_ADDR
+        return None
+
+    def next_gen(self):
+        """scavengeIndex.nextGen: start a new GC generation for background scavenging."""
+        self._sc_gen += 1
+        if self._sc_search_bg < self._sc_free_hwm:
+            self._sc_search_bg = self._sc_free_hwm
+        self._sc_free_hwm = MIN_OFF_ADDR
+
+    # ---- scavenge --------------------------------------------------------
+
+    def scavenge(self, nbytes, force=True):
+        """scavenge (shouldStop=nil): release free, unscavenged pages, highest first -> bytes released."""
+        released = 0
+        while released < nbytes:
+            found = self._sc_find(force)
+            if found is None:
+                break
+            released += self._scavenge_one(found[0], found[1], nbytes - released)
+        return released
+
+    def _scavenge_one(self, ci, search_idx, max_bytes):
+        """scavengeOne: scavenge one candidate run in chunk ci -> bytes released."""
+        max_pages = -(-max_bytes // PAGE_SIZE)
+        min_pages = max(1, PHYS_PAGE_SIZE // PAGE_SIZE)
+        leaf = self.summary[_LEAF][ci >> 3][ci & 7]
+        if (leaf >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD >= min_pages:
+            chunk = self.chunks[ci]
+            base, npages = chunk.find_scavenge_candidate(search_idx, min_pages, max_pages)
+            if npages:
+                addr = (ci << _CHUNK_SHIFT) + base * PAGE_SIZE
+                if self.on_release is not None:
+                    self.on_release(from_off(addr), npages * PAGE_SIZE)
+                if addr < self.search_addr:
+                    self.search_addr = addr
+                chunk.scavenged |= range_mask(base, npages)
+                return npages * PAGE_SIZE
+        self._sc[ci][3] = False  # setEmpty
+        return 0
+
+
+def new_page_alloc(chunks, scav=None, **hooks):
+    """export_test.go NewPageAlloc: grow each chunk, set scav bits, then allocate.
+
+    chunks and scav map absolute chunk indices to [(start, n), ...]. Go iterates
+    the map in random order; the result does not depend on it, so this is ascending.
+    """
+    p = PageAlloc(**hooks)
+    for ci in sorted(chunks):
+        addr = chunk_base(ci)
+        p.grow(addr, PALLOC_CHUNK_BYTES)
+        chunk = p.chunks[ci]
+        chunk.scavenged = 0
+        # Pretend every page was allocated and freed, so the index sees a free chunk.
+        p._sc_alloc(ci, PALLOC_CHUNK_PAGES)
+        p._sc_free(ci, 0, PALLOC_CHUNK_PAGES)
+        if scav is not None:
+            for s, n in scav.get(ci, ()):
+                if n:
+                    chunk.scavenged_set_range(s, n)
+        for s, n in chunks[ci]:
+            if n:
+                chunk.alloc_range(s, n)
+                p._sc_alloc(ci, n)
+        p._update(to_off(addr), PALLOC_CHUNK_PAGES, False, False)
+    return p
+
+
+def check_page_alloc(p):
+    """Invariant check (in the spirit of checkPageAlloc): every summary matches the
+    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps."""
+    leaf = p.summary[_LEAF]
+    for blk, entries in leaf.items():
+        for k, found in enumerate(entries):
+            ci = (blk << 3) | k
+            chunk = p.chunks.get(ci)
+            want = 0 if chunk is None else summarize(chunk.bits)
+            if found != want:
+                raise InvariantError(
+                    f"summary level {_LEAF} index {ci:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}"
+                )
+    for lvl in range(_LEAF - 1, -1, -1):
+        children, log_max = p.summary[lvl + 1], LEVEL_LOG_PAGES[lvl + 1]
+        lbits = LEVEL_BITS[lvl]
+        for blk, entries in p.summary[lvl].items():
+            for k, found in enumerate(entries):
+                i = (blk << lbits) | k
+                kids = children.get(i)
+                want = 0 if kids is None else merge_summaries(kids, log_max)
+                if found != want:
+                    raise InvariantError(
+                        f"summary level {lvl} index {i:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}"
+                    )
+    sa = p.search_addr
+    if sa != MAX_OFF_ADDR:
+        if not p.in_use.contains(sa):
+            raise InvariantError(f"searchAddr {from_off(sa):#x} is not in inUse")
+        sci, spi = sa >> _CHUNK_SHIFT, (sa >> PAGE_SHIFT) & _PAGE_MASK
+        for ci in p._grown:
+            if ci > sci:
+                break
+            need = FULL if ci < sci else (1 << spi) - 1
+            if p.chunks[ci].bits & need != need:
+                raise InvariantError(f"searchAddr {from_off(sa):#x} is above free pages in chunk {ci:#x}")
+    for ci in p._grown:
+        d = p._sc[ci]
+        pop = p.chunks[ci].bits.bit_count()
+        if d[0] != pop:
+            raise InvariantError(f"scavenge index chunk {ci:#x}: expected inUse {pop}, found {d[0]}")
+    if p._grown and (p.start, p.end) != (p._grown[0], p._grown[-1] + 1):
+        raise InvariantError(f"bounds: expected {(p._grown[0], p._grown[-1] + 1)}, found {(p.start, p.end)}")
+
+
+# ---- reference vectors (shared/README.md section B) ------------------------
+
+FIND_SCAVENGE_CANDIDATE_TEST = "TestPallocDataFindScavengeCandidate"
+_GROW_TEST = "TestPageAllocGrow"
+
+
+def _req(d, key, where):
+    if not isinstance(d, dict) or key not in d:
+        raise BadInput(f"pagealloc vector: missing key {key!r} in {where}")
+    return d[key]
+
+
+def encode_addr(addr):
+    """Virtual address -> {"chunk", "page", "offset"} relative to BaseChunkAddr; 0 -> None."""
+    if addr == 0:
+        return None
+    o = to_off(addr) - to_off(BASE_CHUNK_ADDR)
+    return {"chunk": o // PALLOC_CHUNK_BYTES, "page": o % PALLOC_CHUNK_BYTES // PAGE_SIZE, "offset": o}
+
+
+def decode_addr(a, where):
+    if not isinstance(a, dict):
+        raise BadInput(f"pagealloc vector: {where} is not an address object")
+    if "offset" in a:
+        o = a["offset"]
+    else:
+        o = _req(a, "chunk", where) * PALLOC_CHUNK_BYTES + _req(a, "page", where) * PAGE_SIZE
+    return from_off(to_off(BASE_CHUNK_ADDR) + o)
+
+
+def _state(p):
+    out = []
+    for ci in p._grown:
+        d = p.chunks[ci]
+        out.append(
+            {"chunk": ci - BASE_CHUNK_IDX, "alloc": bits_to_ranges(d.bits), "scavenged": bits_to_ranges(d.scavenged)}
+        )
+    return out
+
+
+def replay(vector):
+    """Run one reference vector from its inputs only; return the values it records."""
+    test = _req(vector, "test", "vector")
+    if test == FIND_SCAVENGE_CANDIDATE_TEST:
+        state = _req(vector, "state", "vector")
+        d = PallocData()
+        for s, n in _req(state, "alloc", "state"):
+            if n:
+                d.alloc_range(s, n)
+        for s, n in _req(state, "scavenged", "state"):
+            if n:
+                d.scavenged_set_range(s, n)
+        start, npages = d.find_scavenge_candidate(
+            _req(vector, "search_idx", "vector"), _req(vector, "min", "vector"), _req(vector, "max", "vector")
+        )
+        return {"got": {"start": start, "npages": npages}}
+
+    grown = _req(vector, "chunks", "vector")
+    initial = _req(vector, "initial_state", "vector")
+    ops = _req(vector, "ops", "vector")
+    alloc_map = {BASE_CHUNK_IDX + c: [] for c in grown}
+    scav_map = {}
+    for k, st in enumerate(initial):
+        ci = BASE_CHUNK_IDX + _req(st, "chunk", f"initial_state[{k}]")
+        alloc_map[ci] = _req(st, "alloc", f"initial_state[{k}]")
+        scav_map[ci] = _req(st, "scavenged", f"initial_state[{k}]")
+    p = new_page_alloc(alloc_map, scav_map)
+    out_ops = []
+    for k, op in enumerate(ops):
+        where = f"ops[{k}]"
+        kind = _req(op, "op", where)
+        if kind == "alloc":
+            n = _req(op, "npages", where)
+            addr, scav = p.alloc(n)
+            out_ops.append({"op": "alloc", "npages": n, "result": encode_addr(addr), "scav_bytes": scav})
+        elif kind == "free":
+            a = _req(op, "addr", where)
+            n = _req(op, "npages", where)
+            p.free(decode_addr(a, where + ".addr"), n)
+            out_ops.append({"op": "free", "addr": a, "npages": n})
+        elif kind == "scavenge":
+            nb = _req(op, "nbytes", where)
+            out_ops.append({"op": "scavenge", "nbytes": nb, "released": p.scavenge(nb, force=True)})
+        else:
+            raise BadInput(f"pagealloc vector: {where}: unknown op {kind!r}")
+    result = {"ops": out_ops, "final_state": _state(p)}
+    if test == _GROW_TEST:
+        result["in_use"] = [{"base": encode_addr(b), "limit": encode_addr(l)} for b, l in p.in_use_ranges()]
+    return result
+
+
+def _show(v):
+    return json.dumps(v, separators=(",", ":"))
+
+
+def compare(vector, result):
+    """Mismatches between a vector's recorded values and replay's result (empty = pass)."""
+    bad = []
+    if "got" in vector:
+        got = result.get("got")
+        if got != vector["got"]:
+            bad.append(f"got: {_show(got)}, recorded {_show(vector['got'])}")
+        want = vector.get("want")
+        if want is not None and got is not None:
+            if not (got["npages"] == 0 and want["npages"] == 0) and got != want:
+                bad.append(f"got {_show(got)} does not match the test's want {_show(want)}")
+    if "ops" in vector:
+        rops = result.get("ops", [])
+        if len(rops) != len(vector["ops"]):
+            bad.append(f"ops: {len(rops)} replayed, {len(vector['ops'])} recorded")
+        for k, (vop, rop) in enumerate(zip(vector["ops"], rops)):
+            for key in ("result", "scav_bytes", "released"):
+                if key in vop and rop.get(key) != vop[key]:
+                    args = vop.get("npages", vop.get("nbytes"))
+                    bad.append(f"ops[{k}] {vop.get('op')}({args}) {key}: {_show(rop.get(key))}, recorded {_show(vop[key])}")
+    for key in ("final_state", "in_use"):
+        if key in vector and result.get(key) != vector[key]:
+            bad.append(f"{key}: {_show(result.get(key))}, recorded {_show(vector[key])}")
+    return bad
