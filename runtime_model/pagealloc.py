@@ -44,6 +44,7 @@ from runtime_model.pallocbits import (
     FULL,
     LOG_MAX_PACKED_VALUE,
     LOG_PALLOC_CHUNK_PAGES,
+    MAX_PACKED_VALUE,
     PAGE_SHIFT,
     PAGE_SIZE,
     PALLOC_CHUNK_BYTES,
@@ -393,12 +394,18 @@ class PageAlloc:
                     ff_base, ff_bound = a, a_last
                 elif not (a_last < ff_base or ff_bound < a):
                     raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
-                st, mx, en = unpack_palloc_sum(s)
+                if s >> 63:
+                    st = mx = en = MAX_PACKED_VALUE
+                else:
+                    st = s & _SUM_FIELD
                 if size + st >= npages:
                     if size == 0:
                         base = j << log_max
                     size += st
                     break
+                if not s >> 63:
+                    mx = (s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD
+                    en = s >> (2 * LOG_MAX_PACKED_VALUE)
                 if mx >= npages:
                     i += j
                     last_sum, last_idx = s, i
