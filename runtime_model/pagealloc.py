@@ -36,7 +36,7 @@ cache (mpagecache.go) lives in the P, above this layer, and is not modelled.
 """
 
 import json
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 
 from emu.errors import BadInput, InvariantError
 from runtime_model.pallocbits import (

@@ -56,13 +56,6 @@ def unpack_palloc_sum(s):
     return s & _PACK_MASK, (s >> LOG_MAX_PACKED_VALUE) & _PACK_MASK, (s >> (2 * LOG_MAX_PACKED_VALUE)) & _PACK_MASK
 
 
-def sum_max(s):
-    """pallocSum.max."""
-    if s & _SUM_ALL_MAX:
-        return MAX_PACKED_VALUE
-    return (s >> LOG_MAX_PACKED_VALUE) & _PACK_MASK
-
-
 # mpagealloc.go: freeChunkSum
 FREE_CHUNK_SUM = pack_palloc_sum(PALLOC_CHUNK_PAGES, PALLOC_CHUNK_PAGES, PALLOC_CHUNK_PAGES)
 # Summary of a wholly free region of 1 << log pages, for each level's log (merge fast path).
