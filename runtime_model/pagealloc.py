@@ -31,8 +31,9 @@ elided, since it leaves bitmaps and summaries unchanged (its searchAddr
 move-back is kept); findMappedAddr always consults inUse (Go's test mode) instead
 of mheap_.arenas; summary memory is not mapped here: grow calls the optional
 `on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
-the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The page
-cache (mpagecache.go) lives in the P, above this layer, and is not modelled.
+the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The
+per-P page cache (mpagecache.go) is runtime_model/pagecache.py; its refill,
+allocToCache, is PageAlloc.alloc_to_cache here.
 """
 
 import json
@@ -54,6 +55,8 @@ from runtime_model.pallocbits import (
     SUMMARY_LEVELS,
     PallocData,
     bits_to_ranges,
+    block64,
+    clear_block64,
     merge_summaries,
     palloc_find,
     range_mask,
@@ -441,6 +444,52 @@ class PageAlloc:
         elif not (a_last < ff_base or ff_bound < a):
             raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
         return cb + j * PAGE_SIZE, self._find_mapped_addr(ff_base)
+
+    def alloc_to_cache(self):
+        """allocToCache: take the 64-page aligned block holding the first free page -> PageCache.
+
+        All of the block's free pages go to the cache (1 = free in `cache`) and
+        are marked in use here; their scavenged bits move into the cache's
+        `scav` (which, as in Go, is the block's whole scavenged word). The
+        summaries are updated as a non-contiguous allocation, the scavenge
+        index counts the pages taken, and searchAddr becomes the block's last
+        page (not the page after, which might be unmapped). If there is no free
+        page, searchAddr becomes maxSearchAddr and the cache is empty.
+        """
+        from runtime_model.pagecache import PAGE_CACHE_PAGES, PageCache
+
+        sa = self.search_addr
+        ci = sa >> _CHUNK_SHIFT
+        if ci >= self.end:
+            return PageCache()
+        blk = self.summary[_LEAF].get(ci >> 3)
+        if blk is not None and blk[ci & 7] != 0:
+            # Fast path: the chunk at searchAddr has a free page at or after it.
+            chunk = self.chunks[ci]
+            j, _ = palloc_find(chunk.bits, 1, (sa >> PAGE_SHIFT) & _PAGE_MASK)
+            if j is None:
+                raise InvariantError(f"bad summary data: chunk {ci:#x} summary {unpack_palloc_sum(blk[ci & 7])}")
+            base = (ci << _CHUNK_SHIFT) + ((j & ~63) << PAGE_SHIFT)
+        else:
+            # Slow path: nothing at searchAddr's chunk; find the first free page.
+            addr, _ = self._find(1)
+            if addr is None:
+                self.search_addr = MAX_OFF_ADDR
+                return PageCache()
+            ci = addr >> _CHUNK_SHIFT
+            chunk = self.chunks[ci]
+            j = (addr >> PAGE_SHIFT) & _PAGE_MASK
+            base = addr & ~(PAGE_CACHE_PAGES * PAGE_SIZE - 1)
+        cache = ~chunk.pages64(j) & 0xFFFFFFFFFFFFFFFF
+        scav = block64(chunk.scavenged, j)
+        cpi = (base >> PAGE_SHIFT) & _PAGE_MASK
+        chunk.alloc_pages64(cpi, cache)
+        # Only free pages lose their scavenged bit (allocated ones have none anyway).
+        chunk.scavenged = clear_block64(chunk.scavenged, cpi, cache & scav)
+        self._update(base, PAGE_CACHE_PAGES, False, True)
+        self._sc_alloc(ci, cache.bit_count())
+        self.search_addr = base + (PAGE_CACHE_PAGES - 1) * PAGE_SIZE
+        return PageCache(from_off(base), cache, scav)
 
     def _find_mapped_addr(self, off):
         """findMappedAddr (test-mode form: consult inUse)."""

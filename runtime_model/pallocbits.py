@@ -146,6 +146,45 @@ def find_run(free, n):
     return free
 
 
+def find_bit_range64(c, n):
+    """findBitRange64: index of the first run of n set bits in the uint64 c, or >= 64 if none.
+
+    Same top-down shrinking as find_run, on one word; the lowest surviving bit is
+    the run's true start because runs lose bits from their top only. Shift
+    counts are taken mod 64 as in Go's `c >> (k & 63)`, so n > 64 behaves as in
+    Go (e.g. n = 128 on an all-ones word yields 0, not "none").
+    """
+    c &= 0xFFFFFFFFFFFFFFFF
+    p, k = n - 1, 1
+    while p > 0:
+        if p <= k:
+            c &= c >> (p & 63)
+            break
+        c &= c >> (k & 63)
+        if not c:
+            return 64
+        p -= k
+        k <<= 1
+    if not c:
+        return 64  # TrailingZeros64(0)
+    return (c & -c).bit_length() - 1
+
+
+def block64(b, i):
+    """pageBits.block64: the 64-bit aligned word of bitmap b holding bit i."""
+    return (b >> (i & ~63)) & 0xFFFFFFFFFFFFFFFF
+
+
+def set_block64(b, i, v):
+    """pageBits.setBlock64: b with the bits of v set in the word holding bit i."""
+    return b | (v << (i & ~63))
+
+
+def clear_block64(b, i, v):
+    """pageBits.clearBlock64: b with the bits of v cleared in the word holding bit i."""
+    return b & ~(v << (i & ~63))
+
+
 def palloc_find(bits, npages, search_idx):
     """pallocBits.find (find1/findSmallN/findLargeN): first fit of npages free pages.
 
@@ -244,6 +283,22 @@ class PallocData:
 
     def scavenged_set_range(self, i, n):
         self.scavenged |= range_mask(i, n)
+
+    def pages64(self, i):
+        """pallocBits.pages64: in-use bits of the 64-page aligned block holding page i."""
+        return block64(self.bits, i)
+
+    def alloc_pages64(self, i, alloc):
+        """pallocBits.allocPages64: mark the pages set in `alloc` (block of page i) in use.
+
+        Unlike alloc_range this leaves the scavenged bits alone; allocToCache
+        clears them itself, and only for pages that were free.
+        """
+        self.bits = set_block64(self.bits, i, alloc)
+
+    def free1(self, i):
+        """pallocBits.free1."""
+        self.bits &= ~(1 << i)
 
     def find_scavenge_candidate(self, search_idx, minimum, max_):
         """pallocData.findScavengeCandidate -> (start, npages); npages == 0 if none.

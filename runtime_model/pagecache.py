@@ -1,0 +1,104 @@
+"""Go 1.27's per-P page cache (runtime/mpagecache.go).
+
+A pageCache owns one 64-page aligned block (512 KiB) of the heap that
+pageAlloc.allocToCache handed out. Its `cache` bitmap says which of those
+pages are still free (1 = free) and `scav` which are scavenged (1 =
+scavenged). In the page allocator the whole block counts as allocated, so a P
+can serve small span allocations (mheap.allocSpan uses it for
+npages < pageCachePages/4 = 16 when no physical-page alignment is needed)
+without taking the heap lock. `flush` gives the free pages back, e.g. when a P
+is destroyed.
+
+PageAlloc.alloc_to_cache (runtime_model/pagealloc.py) builds these.
+"""
+
+from emu.errors import BadInput, InvariantError
+from runtime_model.pagealloc import _CHUNK_SHIFT, _PAGE_MASK, to_off
+from runtime_model.pallocbits import PAGE_SHIFT, PAGE_SIZE, find_bit_range64
+
+# mpagecache.go: pageCachePages = 8 * sizeof(pageCache.cache)
+PAGE_CACHE_PAGES = 64
+_MASK64 = (1 << 64) - 1
+
+
+class PageCache:
+    """pageCache: base address, free bitmap `cache` and scavenged bitmap `scav` (uint64s)."""
+
+    __slots__ = ("base", "cache", "scav")
+
+    def __init__(self, base=0, cache=0, scav=0):
+        # export_test.go NewPageCache takes the three fields as they are.
+        self.base = base
+        self.cache = cache & _MASK64
+        self.scav = scav & _MASK64
+
+    def __repr__(self):
+        return f"PageCache(base={self.base:#x}, cache={self.cache:#018x}, scav={self.scav:#018x})"
+
+    def __eq__(self, other):
+        if not isinstance(other, PageCache):
+            return NotImplemented
+        return (self.base, self.cache, self.scav) == (other.base, other.cache, other.scav)
+
+    __hash__ = None
+
+    def empty(self):
+        """pageCache.empty: no free pages left."""
+        return self.cache == 0
+
+    def alloc(self, npages):
+        """pageCache.alloc -> (addr, scavenged bytes); addr 0 if the cache can't satisfy it."""
+        if npages <= 0:
+            raise BadInput(f"pageCache.alloc: npages must be positive, got {npages}")
+        c = self.cache
+        if c == 0:
+            return 0, 0
+        if npages == 1:
+            # The common case (one-page spans): take the lowest free page.
+            i = (c & -c).bit_length() - 1
+            scav = (self.scav >> i) & 1
+            self.cache = c & ~(1 << i)
+            self.scav &= ~(1 << i)
+            return self.base + i * PAGE_SIZE, scav * PAGE_SIZE
+        return self._alloc_n(npages)
+
+    def _alloc_n(self, npages):
+        """pageCache.allocN: first run of npages free pages in the cache."""
+        i = find_bit_range64(self.cache, npages)
+        if i >= 64:
+            return 0, 0
+        # uint64 arithmetic as in Go: 1 << npages is 0 for npages >= 64, so the
+        # mask becomes all ones (only reachable for npages >= 64; see find_bit_range64).
+        mask = ((((1 << npages) & _MASK64) - 1) & _MASK64) << i & _MASK64
+        scav = (self.scav & mask).bit_count()
+        self.cache &= ~mask
+        self.scav &= ~mask
+        return self.base + i * PAGE_SIZE, scav * PAGE_SIZE
+
+    def flush(self, pa):
+        """pageCache.flush: give every free page back to pa, then empty the cache.
+
+        Free bits are freed one page at a time (free1 + scavengeIndex.free per
+        page, as Go does), every scav bit is set in pa's scavenged bitmap, then
+        searchAddr moves back to base if that is lower (as in free) and the
+        summaries are updated as a non-contiguous free of the 64-page block.
+        """
+        if self.cache == 0:
+            return
+        b = to_off(self.base)
+        ci = b >> _CHUNK_SHIFT
+        pi = (b >> PAGE_SHIFT) & _PAGE_MASK
+        chunk = pa.chunks.get(ci)
+        if chunk is None:
+            raise InvariantError(f"pageCache.flush: base {self.base:#x} is not in grown memory")
+        cache, scav = self.cache, self.scav
+        for i in range(PAGE_CACHE_PAGES):
+            if cache >> i & 1:
+                chunk.free1(pi + i)
+                pa._sc_free(ci, pi + i, 1)
+            if scav >> i & 1:
+                chunk.scavenged_set_range(pi + i, 1)
+        if b < pa.search_addr:
+            pa.search_addr = b
+        pa._update(b, PAGE_CACHE_PAGES, False, False)
+        self.base = self.cache = self.scav = 0
