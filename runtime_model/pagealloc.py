@@ -89,6 +89,10 @@ _LEAF = SUMMARY_LEVELS - 1
 _CHUNK_SHIFT = LOG_PALLOC_CHUNK_BYTES
 _PAGE_MASK = PALLOC_CHUNK_PAGES - 1
 _SUM_FIELD = (1 << LOG_MAX_PACKED_VALUE) - 1
+# find's per-level constants: (level, levelBits, levelLogPages, levelShift, entries per block).
+_FIND_LEVELS = tuple(
+    (lvl, LEVEL_BITS[lvl], LEVEL_LOG_PAGES[lvl], LEVEL_SHIFT[lvl], 1 << LEVEL_BITS[lvl]) for lvl in range(SUMMARY_LEVELS)
+)
 
 
 def to_off(addr):
@@ -356,15 +360,21 @@ class PageAlloc:
         return from_off(addr), scav
 
     def _find(self, npages):
-        """find: radix-tree first fit -> (offset addr, candidate searchAddr), or (None, max)."""
+        """find: radix-tree first fit -> (offset addr, candidate searchAddr), or (None, max).
+
+        foundFree narrows the firstFree window to an entry's range when it lies
+        inside the window. Entries are aligned blocks, so at each level only the
+        first non-zero entry visited can narrow it; once one lies outside the
+        window, every later entry (all inside the block we descended into) does
+        too. So the check runs once per level, and stops for good once it fails.
+        """
         i = 0
         ff_base, ff_bound = MIN_OFF_ADDR, MAX_OFF_ADDR  # firstFree window (inclusive)
+        ff_live = True  # the window can still be narrowed
         sa = self.search_addr
         summary = self.summary
         last_sum, last_idx = 0, -1
-        for lvl in range(SUMMARY_LEVELS):
-            lbits, log_max, shift = LEVEL_BITS[lvl], LEVEL_LOG_PAGES[lvl], LEVEL_SHIFT[lvl]
-            epb = 1 << lbits
+        for lvl, lbits, log_max, shift, epb in _FIND_LEVELS:
             i <<= lbits
             entries = summary[lvl].get(i >> lbits)
             j0 = 0
@@ -390,13 +400,18 @@ class PageAlloc:
                 if s == 0:
                     size = 0
                     continue
-                # foundFree(levelIndexToOffAddr(l, i+j), 1<<shift bytes)
-                a = (i + j) << shift
-                a_last = a + (1 << shift) - 1
-                if ff_base <= a and a_last <= ff_bound:
-                    ff_base, ff_bound = a, a_last
-                elif not (a_last < ff_base or ff_bound < a):
-                    raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
+                if ff_live:
+                    # foundFree(levelIndexToOffAddr(l, i+j), 1<<shift bytes)
+                    a = (i + j) << shift
+                    a_last = a + (1 << shift) - 1
+                    if ff_base <= a and a_last <= ff_bound:
+                        ff_base, ff_bound = a, a_last
+                    elif not (a_last < ff_base or ff_bound < a):
+                        raise InvariantError(
+                            f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}"
+                        )
+                    else:
+                        ff_live = False
                 if s >> 63:
                     st = mx = en = MAX_PACKED_VALUE
                 else:
@@ -420,6 +435,9 @@ class PageAlloc:
                     continue
                 size += full
             if descend:
+                # Entries at the next level lie inside the window only if this
+                # entry is the one that narrowed it.
+                ff_live = ff_live and ff_base == i << shift
                 continue
             if size >= npages:
                 return (i << shift) + base * PAGE_SIZE, self._find_mapped_addr(ff_base)
@@ -437,12 +455,13 @@ class PageAlloc:
                 f"npages = {npages}"
             )
         cb = ci << _CHUNK_SHIFT
-        a = cb + sidx * PAGE_SIZE
-        a_last = cb + PALLOC_CHUNK_BYTES - 1
-        if ff_base <= a and a_last <= ff_bound:
-            ff_base = a
-        elif not (a_last < ff_base or ff_bound < a):
-            raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
+        if ff_live:
+            a = cb + sidx * PAGE_SIZE
+            a_last = cb + PALLOC_CHUNK_BYTES - 1
+            if ff_base <= a and a_last <= ff_bound:
+                ff_base = a
+            elif not (a_last < ff_base or ff_bound < a):
+                raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
         return cb + j * PAGE_SIZE, self._find_mapped_addr(ff_base)
 
     def alloc_to_cache(self):

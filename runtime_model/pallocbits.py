@@ -67,15 +67,16 @@ def merge_summaries(sums, log_max_pages_per_sum):
     full = 1 << log_max_pages_per_sum
     free_child = _FREE_SUM_OF_LOG[log_max_pages_per_sum]
     start = most = end = 0
-    covered = 0  # pages merged so far; start grows only while all of them are free
+    lead = True  # every child so far was wholly free, so start still grows
     for s in sums:
         if s == 0:
             # Fully allocated child (the common case in a full heap).
             if end > most:
                 most = end
             end = 0
+            lead = False
         elif s == free_child:
-            if start == covered:
+            if lead:
                 start += full
             end += full
             if end > most:
@@ -85,14 +86,15 @@ def merge_summaries(sums, log_max_pages_per_sum):
                 si = mi = ei = MAX_PACKED_VALUE
             else:
                 si, mi, ei = s & _PACK_MASK, (s >> LOG_MAX_PACKED_VALUE) & _PACK_MASK, s >> (2 * LOG_MAX_PACKED_VALUE)
-            if start == covered:
+            if lead:
                 start += si
+                # A partly used child ends the all-free prefix (si == full only for the all-max sum).
+                lead = si == full
             if end + si > most:
                 most = end + si
             if mi > most:
                 most = mi
             end = end + full if ei == full else ei
-        covered += full
     if most == MAX_PACKED_VALUE:
         return _SUM_ALL_MAX
     return start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE))
