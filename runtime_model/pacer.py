@@ -290,6 +290,17 @@ class GcControllerState:
         self.dedicated_mark_workers_needed = dedicated
         self.revise()
 
+    def update(self, d_heap_live, d_heap_scan, blacken_enabled=False):
+        """gcControllerState.update: the heap grew (a span was cached) or shrank."""
+        if d_heap_live:
+            self.heap_live = _u64(self.heap_live + d_heap_live)
+        if not blacken_enabled:
+            # heapScan is fixed at the start of a cycle; between cycles it follows allocation.
+            if d_heap_scan:
+                self.heap_scan = _u64(self.heap_scan + d_heap_scan)
+        else:
+            self.revise()
+
     def revise(self):
         """gcControllerState.revise: recompute the assist ratio from remaining work and heap."""
         gc_percent = self.gc_percent

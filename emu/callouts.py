@@ -1,0 +1,105 @@
+"""The call-outs: the only places where machine code hands control to Python.
+
+Each call-out is a Go runtime function that gomemu implements in Python. Its
+symbol resolves to a one-byte stub (`ret`) on the call-out page; a code hook
+on that page runs the Python function with the ABIInternal argument registers
+and puts its results in AX, BX, ... before the `ret` executes. A handler that
+needs the OS (heap growth) is a generator yielding `OSCall`s; the machine runs
+each named routine, with its real SYSCALL, and resumes the handler.
+
+| symbol                      | Go function it stands for                          |
+|-----------------------------|----------------------------------------------------|
+| runtime.(*mcache).refill    | mcache.go: (*mcache).refill -> mcentral -> mheap    |
+| runtime.throw               | panic.go: throw (argument: an index into THROWS)   |
+| runtime.profilealloc        | malloc.go: profilealloc                            |
+| runtime.gcmarknewobject     | mgcmark.go: gcmarknewobject (allocate black)       |
+| runtime.morestack_noctxt    | asm_amd64.s: morestack_noctxt -> stack.go: newstack |
+"""
+
+import math
+import random
+from dataclasses import dataclass
+
+from emu.errors import EmulationFault
+from emu.layout import MCache
+from runtime_model import mcache
+from runtime_model.mem_linux import throw
+from runtime_model.mspan import MSpan
+
+# Messages of the throws in our routines. Go passes the string; the routines
+# pass its index here (`$const_throw_<name>`).
+THROWS = {
+    "allocCountNotFull": "s.allocCount != s.nelems && freeIndex == s.nelems",
+    "freeIndexInvalid": "freeIndex is not valid",
+    "allocCountOverNelems": "s.allocCount > s.nelems",
+    "freeindexPastNelems": "s.freeindex > s.nelems",
+}
+THROW_INDEX = {name: i for i, name in enumerate(THROWS)}
+THROW_CONSTANTS = {f"const_throw_{name}": i for name, i in THROW_INDEX.items()}
+
+
+@dataclass(frozen=True)
+class Callout:
+    symbol: str
+    models: str
+    handler: object      # handler(machine, *args) -> None | int | tuple | generator
+    nargs: int           # argument registers it reads (AX, BX, CX, ...), so only those are fetched
+
+
+def _refill(m, c, spc):
+    yield from mcache.refill(m.runtime, c, spc)
+
+
+def _throw(m, idx):
+    names = list(THROWS)
+    throw(THROWS[names[idx]] if idx < len(names) else f"throw #{idx}")
+
+
+def _profilealloc(m, mp, x, size):
+    c = m.runtime.mcache_of(mp)
+    rate = m.mem.u64(m.symbol("runtime.MemProfileRate"))
+    m.mem.w64(c + MCache.memProfRate, rate)
+    m.mem.w64(c + MCache.nextSample, m.runtime.next_sample(rate))
+    m.runtime.mem_profile.append((x, size))
+
+
+def _gcmarknewobject(m, span_addr, obj):
+    s = MSpan(m.mem, span_addr)
+    idx = ((obj - s.base()) * s.divMul) >> 32 if s.divMul else 0
+    a = s.gcmarkBits + idx // 8
+    m.mem.w8(a, m.mem.u8(a) | 1 << (idx % 8))
+    m.runtime.bytes_marked += s.elemsize
+
+
+def _morestack(m):
+    raise EmulationFault("goroutine stack exhausted at the prologue check: stack growth "
+                         "(morestack/newstack) is not modelled yet", pc=m.return_address())
+
+
+CALLOUTS = [
+    Callout("runtime.(*mcache).refill", "mcache.go: (*mcache).refill", _refill, 2),
+    Callout("runtime.throw", "panic.go: throw", _throw, 1),
+    Callout("runtime.profilealloc", "malloc.go: profilealloc", _profilealloc, 3),
+    Callout("runtime.gcmarknewobject", "mgcmark.go: gcmarknewobject", _gcmarknewobject, 2),
+    Callout("runtime.morestack_noctxt", "asm_amd64.s: morestack_noctxt", _morestack, 0),
+]
+
+
+def next_sample(rng, rate):
+    """malloc.go: nextSample/fastexprand: exponentially distributed sampling distance.
+
+    Simplified: a seeded Python RNG stands for cheaprand, and math.log2 for the
+    table-driven fastlog2, so samples are deterministic but not Go's exact values.
+    """
+    if rate == 0:
+        return (1 << 63) - 1
+    if rate == 1:
+        return 0
+    mean = min(rate, 0x7000000)
+    q = rng.randrange(1 << 26) + 1
+    qlog = min(math.log2(q) - 26, 0.0)
+    return int(qlog * (-0.6931471805599453 * mean)) + 1
+
+
+def new_sample_rng():
+    return random.Random(0x60_6d_65_6d)   # fixed seed: runs are reproducible

@@ -1,0 +1,157 @@
+"""Direct ctypes access to libunicorn for the paths that run per call-out.
+
+The Python binding costs ~1.9 us per register access and ~0.5 us per hook
+call; raw `uc_reg_read` and raw ctypes callbacks cost a quarter of that
+(emulator-facts.md). Everything here works on the binding's own engine
+handle, so the binding stays usable for everything that is not hot.
+
+`BlockCounter` is a block hook whose callback is a few bytes of host x86-64
+machine code (assembled by keystone into an executable page): it counts how
+often each block starts and records its size, at a few nanoseconds per block,
+so exact instruction counts cost almost nothing. Python later turns
+(start, size, count) into instructions with the assembler's listing.
+"""
+
+import ctypes
+import mmap
+import platform
+
+import keystone
+import numpy as np
+from unicorn import UC_HOOK_BLOCK
+from unicorn.unicorn_py3.unicorn import uclib
+
+CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+INSN_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+
+uclib.uc_hook_add.restype = ctypes.c_int
+
+
+class Regs:
+    """Fast register access for one engine."""
+
+    def __init__(self, uc):
+        self._h = uc._uch
+        self._v = ctypes.c_uint64()
+        self._p = ctypes.byref(self._v)
+        self._read = uclib.uc_reg_read
+        self._write = uclib.uc_reg_write
+
+    def read(self, reg):
+        self._read(self._h, reg, self._p)
+        return self._v.value
+
+    def write(self, reg, value):
+        self._v.value = value & 0xFFFFFFFFFFFFFFFF
+        self._write(self._h, reg, self._p)
+
+
+class BatchRegs:
+    """Reads a fixed list of registers in one call (for stepping)."""
+
+    def __init__(self, uc, reg_ids):
+        self._h = uc._uch
+        n = max(len(reg_ids), 1)
+        self._n = n
+        self._ids = (ctypes.c_int * n)(*reg_ids)
+        self._vals = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._vals)
+        self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+
+        self._len = len(reg_ids)
+
+    def read(self):
+        if self._len:
+            uclib.uc_reg_read_batch(self._h, self._ids, self._ptrs, self._n)
+        return self._vals[:self._len]
+
+
+def hook_add(uc, htype, cfunc, begin, end, extra=None):
+    """uc_hook_add with a ready ctypes callback; returns the hook handle."""
+    h = ctypes.c_size_t()
+    if extra is None:
+        err = uclib.uc_hook_add(uc._uch, ctypes.byref(h), htype, ctypes.cast(cfunc, ctypes.c_void_p),
+                                None, ctypes.c_uint64(begin), ctypes.c_uint64(end))
+    else:
+        err = uclib.uc_hook_add(uc._uch, ctypes.byref(h), htype, ctypes.cast(cfunc, ctypes.c_void_p),
+                                None, ctypes.c_uint64(begin), ctypes.c_uint64(end), ctypes.c_int(extra))
+    if err:
+        raise RuntimeError(f"uc_hook_add failed with unicorn error {err}")
+    return h.value
+
+
+def hook_del(uc, handle):
+    uclib.uc_hook_del(uc._uch, ctypes.c_size_t(handle))
+
+
+# Host callback: (uc, address, size, user_data), System V ABI.
+# user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop}. When the
+# block budget runs out it tail-calls uc_emu_stop(uc) (uc is already in rdi).
+_COUNTER_SRC = """
+    mov rax, rsi
+    sub rax, qword ptr [rcx]
+    cmp rax, qword ptr [rcx + 0x8]
+    jae done
+    mov r8, qword ptr [rcx + 0x10]
+    inc qword ptr [r8 + rax*0x8]
+    mov r8, qword ptr [rcx + 0x18]
+    mov dword ptr [r8 + rax*0x4], edx
+    dec qword ptr [rcx + 0x20]
+    jz stop
+done:
+    ret
+stop:
+    mov rax, qword ptr [rcx + 0x28]
+    jmp rax
+"""
+
+
+class BlockCounter:
+    """Counts block executions in [base, base+span) with a native callback.
+
+    counts[off] is how many times a block starting at base+off ran, sizes[off]
+    its byte length. On hosts that are not x86-64 a raw ctypes callback does
+    the same work, slower.
+    """
+
+    def __init__(self, uc, base, span, budget_stop):
+        self.base, self.span = base, span
+        self.counts = np.zeros(span, dtype=np.uint64)
+        self.sizes = np.zeros(span, dtype=np.uint32)
+        self._ud = (ctypes.c_uint64 * 6)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
+                                         0, budget_stop)
+        if platform.machine() in ("x86_64", "AMD64"):
+            code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_COUNTER_SRC, 0)[0])
+            self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+            self._page.write(code)
+            fn = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(self._page)))
+        else:
+            counts, sizes, ud = self.counts, self.sizes, self._ud
+
+            def py_cb(uc_h, addr, size, _ud):
+                off = addr - base
+                if 0 <= off < span:
+                    counts[off] += 1
+                    sizes[off] = size
+                    ud[4] -= 1
+                    if ud[4] == 0:
+                        uclib.uc_emu_stop(uc_h)
+            self._pycb = CODE_CB(py_cb)
+            fn = self._pycb
+        h = ctypes.c_size_t()
+        err = uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_BLOCK, fn, ctypes.addressof(self._ud),
+                                ctypes.c_uint64(base), ctypes.c_uint64(base + span - 1))
+        if err:
+            raise RuntimeError(f"uc_hook_add(block counter) failed with unicorn error {err}")
+        self.handle = h.value
+
+    def set_budget(self, blocks):
+        self._ud[4] = blocks
+
+    def budget_exhausted(self):
+        return self._ud[4] == 0
+
+    def snapshot(self):
+        """Non-zero entries as {offset: count}; sizes stay readable in `self.sizes`."""
+        nz = np.flatnonzero(self.counts)
+        return dict(zip(nz.tolist(), self.counts[nz].tolist()))

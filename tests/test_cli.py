@@ -1,0 +1,54 @@
+"""The gomemu command: report, step, and errors as one readable line."""
+
+import json
+
+import pytest
+
+from emu.cli import main
+from emu.machine import Machine
+
+
+def test_report_lists_every_path_with_its_instruction_count(capsys):
+    assert main(["report", "-n", "700", "--size", "16", "--size", "8192"]) == 0
+    out = capsys.readouterr().out
+    for path in ("mcache hit (nextFreeFast)", "allocCache reload (nextFree)", "refill (mcache.refill)",
+                 "refill + heap growth (mmap)"):
+        assert path in out
+    hit = next(ln for ln in out.splitlines() if ln.split()[:2] == ["16", "mcache"])
+    # One exact count (not a range), equal to the number of instructions stepping shows for a hit.
+    m = Machine()
+    m.malloc_small_noscan(16)
+    assert hit.split()[-4] == str(len(m.trace("runtime.mallocgcSmallNoscan", 16, 0, 1)))
+    assert "mmap(0xc000000000, 0x4000000, 0x0, 0x22" in out
+
+
+def test_report_is_deterministic(capsys):
+    main(["report", "-n", "300", "--size", "48"])
+    first = capsys.readouterr().out
+    main(["report", "-n", "300", "--size", "48"])
+    assert capsys.readouterr().out == first
+
+
+def test_step_small_prints_each_instruction_with_its_go_source(capsys):
+    assert main(["step", "small", "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "tzcnt r10, r9" in out and "go: nextFreeFast: theBit := sys.TrailingZeros64(s.allocCache)" in out
+    assert out.rstrip().endswith("returned 0xc000000010")
+
+
+def test_step_json_is_one_object_per_instruction(capsys):
+    assert main(["step", "small", "--size", "32", "--json"]) == 0
+    recs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert recs[0]["where"] == "runtime.mallocgcSmallNoscan+0x0" and recs[-1]["disasm"] == "ret"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["step", "small", "--size", "8"], "outside the small noscan path"),
+    (["report", "--size", "40000"], "outside the small noscan path"),
+    (["report", "-n", "0"], "-n must be positive"),
+    (["pagealloc", "replay", "/nonexistent.json"], "nonexistent"),
+])
+def test_bad_input_is_one_line_and_a_nonzero_exit(capsys, argv, needle):
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
