@@ -3,11 +3,13 @@
 Each family of subcommands lives in its own `emu/cmd_*.py` module exposing
 `register(subparsers)`; every handler returns an exit code. Errors derived
 from `GomemuError` (and OSError on input files) become one readable line on
-stderr and a non-zero exit, never a traceback.
+stderr and exit 1; anything else is a gomemu bug, reported in one line with
+exit 70 (set GOMEMU_DEBUG=1 to see the traceback).
 """
 
 import argparse
 import importlib
+import os
 import sys
 
 from emu.errors import GomemuError
@@ -47,6 +49,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("gomemu: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:          # a bug in gomemu: still one line (GOMEMU_DEBUG=1 for the traceback)
+        if os.environ.get("GOMEMU_DEBUG"):
+            raise
+        print(f"gomemu: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 70
 
 
 if __name__ == "__main__":
