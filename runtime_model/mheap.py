@@ -23,7 +23,7 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, throw
-from runtime_model.mspan import MSPAN_IN_USE, MSpan, gc_bits_bytes, nelems_for
+from runtime_model.mspan import MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
@@ -69,7 +69,9 @@ class MHeap:
         self.heap_released = 0    # bytes returned to the OS (scavenged)
         self.heap_in_use = 0      # bytes in in-use spans
         self.heap_free = 0        # bytes free and not released
-        self.nspans = 0
+        self.stacks_in_use = 0    # bytes in manually managed (stack) spans: memstats inStacks
+        self.nspans = 0           # mspan structs handed out and not freed
+        self._free_mspans = []    # fixalloc's free list of mspan structs (LIFO)
 
     # ---- fields mirrored in emulated memory -------------------------------------------
     @property
@@ -101,8 +103,13 @@ class MHeap:
             return 0
         return self.mem.u64(self.arenas_l2 + ai * 8)
 
+    def span_of_heap(self, p):
+        """mheap.go: spanOfHeap: the in-use heap span containing p, or None."""
+        s = self.span_of(p)
+        return s if s is not None and s.state == MSPAN_IN_USE else None
+
     def span_of(self, p):
-        """mheap.go: spanOf: the span containing p, or None."""
+        """mheap.go: spanOf: the span whose pages contain p (in any state), or None."""
         ha = self.heap_arena(p)
         if not ha:
             return None
@@ -171,11 +178,16 @@ class MHeap:
 
     # ---- spans --------------------------------------------------------------------------
     def alloc(self, npages, spanclass):
-        """mheap.go: (*mheap).alloc."""
+        """mheap.go: (*mheap).alloc: a span for heap objects."""
         return (yield from self.alloc_span(npages, spanclass))
 
-    def alloc_span(self, npages, spanclass):
-        """mheap.go: (*mheap).allocSpan for heap spans (spanAllocHeap)."""
+    def alloc_manual(self, npages):
+        """mheap.go: (*mheap).allocManual(npages, spanAllocStack): pages the caller
+        manages itself (goroutine stacks)."""
+        return (yield from self.alloc_span(npages, 0, manual=True))
+
+    def alloc_span(self, npages, spanclass, manual=False):
+        """mheap.go: (*mheap).allocSpan (spanAllocHeap, or spanAllocStack when manual)."""
         base = scav = 0
         if npages < PAGE_CACHE_PAGES // 4:      # small: through p0's page cache
             if self.pcache is None or self.pcache.empty():
@@ -190,14 +202,54 @@ class MHeap:
                 base, scav = self.pages.alloc(npages)
                 if base == 0:
                     throw("grew heap, but no adequate free space found")
-        s = MSpan(self.mem, self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        s = MSpan(self.mem, self._free_mspans.pop() if self._free_mspans
+                  else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
-        self.init_span(s, spanclass, base, npages, scav)
+        self.init_span(s, spanclass, base, npages, scav, manual)
         nbytes = npages * PAGE_SIZE
         self.heap_released -= scav
         self.heap_free -= nbytes - scav
-        self.heap_in_use += nbytes
+        if manual:
+            self.stacks_in_use += nbytes
+        else:
+            self.heap_in_use += nbytes
         return s
+
+    def free_span(self, s):
+        """mheap.go: (*mheap).freeSpan: an empty heap span goes back to the page allocator."""
+        self._free_span_locked(s, manual=False)
+
+    def free_manual(self, s):
+        """mheap.go: (*mheap).freeManual."""
+        s.needzero = 1
+        self._free_span_locked(s, manual=True)
+
+    def _free_span_locked(self, s, manual):
+        """mheap.go: freeSpanLocked."""
+        if s.state == MSPAN_MANUAL and manual:
+            if s.allocCount:
+                throw("mheap.freeSpanLocked - invalid stack free")
+        elif s.state == MSPAN_IN_USE and not manual:
+            if s.allocCount or s.sweepgen != self.sweepgen:
+                throw(f"mheap.freeSpanLocked - invalid free (allocCount {s.allocCount}, "
+                      f"sweepgen {s.sweepgen}/{self.sweepgen})")
+            self.pages_in_use -= s.npages
+            ha = self.heap_arena(s.base())
+            page = s.base() // PAGE_SIZE % PAGES_PER_ARENA
+            a = ha + HeapArena.pageInUse + page // 8
+            self.mem.w8(a, self.mem.u8(a) & ~(1 << (page % 8)))
+        else:
+            throw("mheap.freeSpanLocked - invalid span state")
+        nbytes = s.npages * PAGE_SIZE
+        self.heap_free += nbytes
+        if manual:
+            self.stacks_in_use -= nbytes
+        else:
+            self.heap_in_use -= nbytes
+        self.pages.free(s.base(), s.npages)
+        s.state = MSPAN_DEAD
+        self.nspans -= 1
+        self._free_mspans.append(s.addr)
 
     def alloc_needs_zero(self, base, npage):
         """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark."""
@@ -215,14 +267,19 @@ class MHeap:
             npage -= (alimit - abase) // PAGE_SIZE
         return need
 
-    def init_span(self, s, spanclass, base, npages, scav):
-        """mheap.go: (*mheap).initSpan and (*mspan).init for a heap span."""
+    def init_span(self, s, spanclass, base, npages, scav, manual=False):
+        """mheap.go: (*mheap).initSpan and (*mspan).init."""
         self.mem.fill(s.addr, MSpanLayout.SIZE)
         s.startAddr, s.npages = base, npages
+        s.limit = base + npages * PAGE_SIZE
         nbytes = npages * PAGE_SIZE
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         if self.alloc_needs_zero(base, npages) and scav != nbytes:
             s.needzero = 1
+        if manual:
+            s.state = MSPAN_MANUAL
+            self.set_spans(base, npages, s)
+            return
         s.spanclass = spanclass
         sizeclass = spanclass >> 1
         if sizeclass == 0:
