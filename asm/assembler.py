@@ -14,7 +14,7 @@ maps every address to its source file, line and the Go code it models.
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,6 +78,7 @@ class Program:
     symbols: dict          # routine name -> entry address
     listing: list          # ListingEntry, ascending by address
     routine_ranges: list   # (start, end, name), ascending
+    labels: dict = field(default_factory=dict)   # "routine:label" -> address
 
     def __post_init__(self):
         self._starts = [e.address for e in self.listing]
@@ -138,7 +139,7 @@ def _collect(sources, consts):
     items, labels, order = [], {}, []
     for path, text in sources:
         routine, last_comment = None, ""
-        for no, raw, ln in parse_text(text, path, consts):
+        for no, raw, ln in parse_text(text, path, consts, _header):
             if ln.text_symbol:
                 routine = ln.text_symbol
                 if routine in labels:
@@ -246,6 +247,9 @@ def _assemble_cached(key):
             if i in starts:
                 addr = (addr + FUNC_ALIGN - 1) // FUNC_ALIGN * FUNC_ALIGN
                 symbols[starts[i]] = addr
+            if it.insn.listing_pc is not None:
+                # A -S listing fixes every instruction's pc; alignment NOPs left gaps.
+                addr = max(addr, symbols[it.routine] + it.insn.listing_pc)
             it.address = addr
             addr += it.size
         for name, idx in order:   # a routine with no instructions still gets an address
@@ -266,7 +270,13 @@ def _assemble_cached(key):
     end_of = {name: None for name, _ in order}
     for it in items:
         pad = it.address - (base + len(out))
-        out += bytes([PAD_BYTE]) * pad          # between routines only
+        if pad and end_of[it.routine] is not None:     # inside a routine: NOPs, listed
+            for k in range(pad):
+                listing.append(ListingEntry(base + len(out) + k, b"\x90", it.routine, it.path, it.lineno,
+                                            "NOP (alignment)", "", "nop", 0, 0))
+            out += b"\x90" * pad
+        else:
+            out += bytes([PAD_BYTE]) * pad      # between routines: INT3, as the linker pads
         dis = _check_roundtrip(it)
         reads, writes = memory_accesses(it.code, it.address)
         listing.append(ListingEntry(it.address, it.code, it.routine, it.path, it.lineno, it.source, it.models,
@@ -284,7 +294,15 @@ def _assemble_cached(key):
         start = symbols[name]
         ranges.append((start, end_of[name] or start, name))
     ranges.sort()
-    return Program(base, bytes(out), {n: symbols[n] for n, _ in order}, listing, ranges)
+    label_addrs = {f"{r}:{name}": items[i].address for r, ls in labels.items() for name, i in ls.items()
+                   if i < len(items) and not name.startswith(".pc")}
+    return Program(base, bytes(out), {n: symbols[n] for n, _ in order}, listing, ranges, label_addrs)
+
+
+def _header(name):
+    """`#include "x.h"` in a routine: headers live beside the routines in asm/."""
+    f = ROUTINE_DIR / name
+    return f.read_text() if f.parent == ROUTINE_DIR and f.suffix == ".h" and f.exists() else None
 
 
 def routine_sources(names=None):

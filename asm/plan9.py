@@ -162,9 +162,10 @@ class Line:
 
 
 class _Ctx:
-    def __init__(self, frame_size, consts):
+    def __init__(self, frame_size, consts, listing=False):
         self.frame_size = frame_size
         self.consts = consts or {}
+        self.listing = listing      # a -S listing line: its (FP) offsets are from the hardware SP
 
 
 def _reg(name, width):
@@ -217,8 +218,8 @@ def _operand(op, width, ctx, *, allow_mem=True):
                 disp = parse_int(om.group(2), "offset", ctx.consts) if om.group(2) else 0
             else:
                 disp = parse_int(off, "offset", ctx.consts)
-        if base == "FP":    # caller's SP: our frame plus the return address
-            return f"{_PTR[width]} ptr [rsp + {hexnum(disp + ctx.frame_size + 8)}]", None, "mem"
+        if base == "FP":    # caller's SP: our frame plus the return address (listings: already resolved)
+            return f"{_PTR[width]} ptr [rsp + {hexnum(disp if ctx.listing else disp + ctx.frame_size + 8)}]", None, "mem"
         if base == "FS":
             return f"{_PTR[width]} ptr fs:[{hexnum(disp & (2**64 - 1))}]", None, "mem"
         if base not in _GPR64:
@@ -393,7 +394,9 @@ def parse_line(raw, frame_size=0, consts=None):
         mn = parts[0].upper()
         rest = parts[1].strip() if len(parts) > 1 else ""
     ops = _split_operands(rest)
-    insn = _translate(mn, ops, _Ctx(frame_size, consts))
+    if mn == "XCHGL" and ops == ["AX", "AX"]:     # Go's one-byte NOP (0x90), e.g. after a call that never returns
+        mn, ops = "NOPL", []
+    insn = _translate(mn, ops, _Ctx(frame_size, consts, listing=line.listing_pc is not None))
     insn.template = prefix + insn.template
     insn.mnemonic = (prefix.upper() + mn) if prefix else mn
     insn.listing_pc = line.listing_pc
@@ -401,10 +404,97 @@ def parse_line(raw, frame_size=0, consts=None):
     return line
 
 
-def parse_text(text, path="<text>", consts=None):
-    """Parse a whole file; errors name the file, line number and text."""
+_DEFINE = re.compile(r"^\s*#define\s+([A-Za-z_]\w*)(?:\(([^)]*)\))?\s*(.*)$")
+
+
+_INCLUDE = re.compile(r'^\s*#include\s+"([^"]+)"\s*$')
+# Headers every Go .s file includes; their contents are built in (constants, TEXT flags).
+_BUILTIN_HEADERS = {"go_asm.h", "textflag.h", "funcdata.h", "asm_amd64.h"}
+
+
+def _includes(text, path, include, depth=0):
+    out = []
+    for no, ln in enumerate(text.splitlines(), 1):
+        m = _INCLUDE.match(ln)
+        if not m:
+            out.append(ln)
+            continue
+        if m.group(1) in _BUILTIN_HEADERS:
+            out.append("")
+            continue
+        if include is None or depth > 8:
+            raise AssemblyError(f"{path}:{no}: cannot include {m.group(1)!r}")
+        body = include(m.group(1))
+        if body is None:
+            raise AssemblyError(f"{path}:{no}: no header {m.group(1)!r}")
+        # Keep line numbers of the including file: the header's lines collapse onto this one.
+        out.append("\x00".join(_includes(body, m.group(1), include, depth + 1)))
+    return out
+
+
+def expand_macros(text, path="<text>", include=None):
+    """Go assembler's `#define NAME(a, b) body` (cpp-style), line by line.
+
+    A body continues over lines ending in `\\`; each physical line of the body
+    becomes one line where the macro is used, keeping its own comment. A use
+    is a whole statement: `NAME(x, y)` alone on a line. Returns
+    [(lineno, text)], each expanded line carrying its use's line number.
+    """
+    lines = [ln.split("\x00") for ln in _includes(text, path, include)]
+    lines, numbers = [x for grp in lines for x in grp], [i + 1 for i, grp in enumerate(lines) for _ in grp]
+    macros, out, i = {}, [], 0
+    while i < len(lines):
+        m = _DEFINE.match(lines[i])
+        if not m:
+            out.append((numbers[i], lines[i]))
+            i += 1
+            continue
+        name, params = m.group(1), [p.strip() for p in (m.group(2) or "").split(",") if p.strip()]
+        body, first = [], m.group(3)
+        cur = first
+        while True:
+            cont = cur.rstrip().endswith("\\")
+            seg = cur.rstrip()[:-1] if cont else cur
+            if seg.strip():
+                body.append(seg)
+            if not cont:
+                break
+            i += 1
+            if i >= len(lines):
+                raise AssemblyError(f"{path}:{i}: #define {name} runs past the end of the file")
+            cur = lines[i]
+        macros[name] = (params, body)
+        i += 1
+    return _expand(out, macros, path, 0)
+
+
+def _expand(lines, macros, path, depth):
+    if depth > 16:
+        raise AssemblyError(f"{path}: macros nest too deeply")
+    expanded, again = [], False
+    for no, ln in lines:
+        m = re.match(r"^\s*([A-Za-z_]\w*)(?:\((.*)\))?\s*(//.*)?$", ln)
+        if m and m.group(1) in macros:
+            params, body = macros[m.group(1)]
+            raw = m.group(2) or ""
+            args = [a.strip() for a in raw.split(",")] if raw.strip() else []
+            if len(args) != len(params):
+                raise AssemblyError(f"{path}:{no}: {m.group(1)} takes {len(params)} arguments, got {len(args)}")
+            for seg in body:
+                for p_, a in zip(params, args):
+                    seg = re.sub(rf"\b{re.escape(p_)}\b", a, seg)
+                expanded.append((no, seg))
+            again = True
+        else:
+            expanded.append((no, ln))
+    return _expand(expanded, macros, path, depth + 1) if again else expanded
+
+
+def parse_text(text, path="<text>", consts=None, include=None):
+    """Parse a whole file; errors name the file, line number and text.
+    `include(name)` returns the text of a `#include`d header, or None."""
     out, frame = [], 0
-    for no, raw in enumerate(text.splitlines(), 1):
+    for no, raw in expand_macros(text, path, include):
         try:
             ln = parse_line(raw, frame, consts)
         except ValueError as e:

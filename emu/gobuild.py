@@ -273,32 +273,8 @@ def _extract(elf, listings, func):
     diff = [i for i in range(size) if i not in patched and code[i] != dump[i]]
     if diff:
         raise BadInput(f"{name}: the binary differs from the compiler's listing at +{diff[0]}")
-    text = listing_for_plan9(lines, size)
+    text = "\n".join(f"\t0x{pc:04x} {pc:05d} ({pos})\t{t}" for pc, pos, t in lines)
     return GoFunction(name, code, addr, checked, lines, text, types)
-
-
-def listing_for_plan9(lines, size):
-    """The -S instruction lines as asm/plan9.py reads them, with the padding made explicit:
-    `XCHGL AX, AX` (Go's one-byte 0x90 after a call that does not return) becomes NOPL,
-    `name+off(FP)` becomes `name+off(SP)` (see below), and a NOP pseudo-instruction that covers bytes (call alignment) becomes that many
-    one-byte NOPLs, so every instruction lands at the pc offset the compiler gave it."""
-    real = [(pc, pos, t) for pc, pos, t in lines if t.split()[0] not in _PSEUDO]
-    out = []
-    for k, (pc, pos, t) in enumerate(real):
-        nxt = real[k + 1][0] if k + 1 < len(real) else size
-        op = t.split()[0]
-        if t.replace("\t", " ").split() == ["XCHGL", "AX,", "AX"]:
-            t = "NOPL"
-        # The listing prints `name+off(FP)` with off already relative to the hardware SP
-        # after the prologue (as it prints `name+off(SP)`); cmd/asm's (FP) means the
-        # caller's frame, so spell it the way the front-end reads listing offsets.
-        t = re.sub(r"([\w.]+[+-]\d+)\(FP\)", r"\1(SP)", t)
-        if op == "NOP":
-            out += [f"\t0x{pc + i:04x} {pc + i:05d} ({pos})\tNOPL" for i in range(nxt - pc)]
-            continue
-        out.append(f"\t0x{pc:04x} {pc:05d} ({pos})\t{t}")
-    head = [f"\t0x0000 00000 ({pos})\t{t}" for pc, pos, t in lines if t.startswith("TEXT")]
-    return "\n".join(head + out)
 
 
 def build(src, funcs, **kw):
