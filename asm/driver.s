@@ -4,32 +4,33 @@
 // allocator's.
 //
 // AX = *[n]uintptr sizes, BX = n, CX = *[n]uintptr results.
-// Frame: 0(SP) sizes, 8 n, 0x10 results, 0x18 i.
-TEXT gomemu·mallocloop(SB), 0, $0x20-0
+// Frame: 0(SP)..0x17 the callee's argument spill slots, 0x18 sizes, 0x20 n,
+// 0x28 results, 0x30 i.
+TEXT gomemu·mallocloop(SB), 0, $0x38-0
 	PUSHQ	BP
 	MOVQ	SP, BP
-	SUBQ	$0x20, SP
-	MOVQ	AX, 0(SP)
-	MOVQ	BX, 8(SP)
-	MOVQ	CX, 0x10(SP)
-	MOVQ	$0, 0x18(SP)
+	SUBQ	$0x38, SP
+	MOVQ	AX, 0x18(SP)
+	MOVQ	BX, 0x20(SP)
+	MOVQ	CX, 0x28(SP)
+	MOVQ	$0, 0x30(SP)
 next:
-	MOVQ	0x18(SP), DX
-	CMPQ	DX, 8(SP)
+	MOVQ	0x30(SP), DX
+	CMPQ	DX, 0x20(SP)
 	JCC	done
-	MOVQ	0(SP), AX
+	MOVQ	0x18(SP), AX
 	MOVQ	(AX)(DX*8), AX
 	XORL	BX, BX
 	MOVL	$1, CX
 	CALL	runtime·mallocgcSmallNoscan(SB)
-	MOVQ	0x18(SP), DX
-	MOVQ	0x10(SP), CX
+	MOVQ	0x30(SP), DX
+	MOVQ	0x28(SP), CX
 	MOVQ	AX, (CX)(DX*8)
 	INCQ	DX
-	MOVQ	DX, 0x18(SP)
+	MOVQ	DX, 0x30(SP)
 	JMP	next
 done:
-	ADDQ	$0x20, SP
+	ADDQ	$0x38, SP
 	POPQ	BP
 	RET
 

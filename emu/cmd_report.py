@@ -1,22 +1,31 @@
-"""`gomemu report`: what each allocation path costs, on built-in defaults.
+"""`gomemu report`: what each allocation path costs, on a built-in workload.
 
 Allocates through the emulated mallocgc and prints, per path, the exact
 instruction count, memory reads and writes, and call-outs into Python, then
-what the heap and the emulated kernel saw. Deterministic: no timings.
+what the heap, the memory statistics and the emulated kernel saw.
+Deterministic: no timings.
 """
 
 from emu.errors import BadInput
-from emu.machine import Machine, check_small_noscan_size
-from emu.paths import PATH_ORDER, survey
+from emu.machine import Machine
+from emu.paths import path_sort_key, survey
 
-DEFAULT_SIZES = (16, 48, 1024, 8192, 32760)
+# (size, pointer words or None for noscan, allocations): every mallocgc path.
+DEFAULT_WORKLOAD = [
+    (0, None, 20), (8, None, 600), (12, None, 300), (16, None, 1200), (48, None, 600),
+    (1024, None, 300), (8192, None, 200), (32760, None, 100),
+    (24, (0,), 1200), (512, (0, 63), 200), (1024, (0,), 300),
+    (100000, None, 40), (100000, (0,), 20),
+]
 
 
 def register(sub):
-    p = sub.add_parser("report", help="instruction counts per allocation path (built-in defaults)")
+    p = sub.add_parser("report", help="instruction counts per mallocgc path (built-in workload)")
     p.add_argument("--size", type=int, action="append",
-                   help="object size to survey (repeatable; default: 16 48 1024 8192 32760)")
-    p.add_argument("-n", type=int, default=2000, help="allocations per size (default 2000)")
+                   help="object size to survey instead of the built-in workload (repeatable)")
+    p.add_argument("--scan", action="store_true", help="with --size: objects whose first word is a pointer")
+    p.add_argument("-n", type=int, help="allocations per size (default: the workload's own counts, "
+                                        "or 1000 with --size)")
     p.set_defaults(handler=run)
 
 
@@ -25,53 +34,63 @@ def _fmt_range(values):
     return f"{lo}" if lo == hi else f"{lo}..{hi}"
 
 
-def report_lines(sizes, n):
+def report_lines(workload):
     m = Machine()
-    out = ["gomemu report: mallocgcSmallNoscan (noscan, needzero) on an emulated go1.27.3 linux/amd64 heap",
-           ""]
-    header = f"{'size':>6}  {'path':<44} {'count':>6} {'instructions':>12} {'reads':>6} {'writes':>6}  call-outs"
-    out.append(header)
-    out.append("-" * len(header))
-    hit_breakdown = None
-    for size in sizes:
-        groups = survey(m, size, n)
-        keys = sorted(groups, key=lambda k: (PATH_ORDER.index(k.split(" + profilealloc")[0]), k))
-        for key in keys:
+    out = ["gomemu report: mallocgc on an emulated go1.27.3 linux/amd64 heap (counts are exact; "
+           "call-outs run in Python and are not counted)", ""]
+    header = (f"{'size':>6} {'type':<8} {'path':<60} {'count':>6} {'instructions':>12} {'reads':>6} "
+              f"{'writes':>6}  call-outs")
+    out += [header, "-" * len(header)]
+    breakdown = {}
+    for size, ptrs, n in workload:
+        typ = m.runtime.new_type(size, ptrs) if ptrs else 0
+        groups = survey(m, size, n, typ)
+        for key in sorted(groups, key=path_sort_key):
             g = groups[key]
             callouts = {}
             for s in g:
                 for name, k in s.callouts.items():
                     callouts[name] = callouts.get(name, 0) + k
             co = ", ".join(f"{name.split('.', 1)[1]} x{k}" for name, k in sorted(callouts.items())) or "-"
-            out.append(f"{size:>6}  {key:<44} {len(g):>6} {_fmt_range([s.instructions for s in g]):>12} "
-                       f"{_fmt_range([s.reads for s in g]):>6} {_fmt_range([s.writes for s in g]):>6}  {co}")
-            if hit_breakdown is None and key == PATH_ORDER[0]:
-                hit_breakdown = (size, g[0].by_routine)
-    if hit_breakdown:
-        size, routines = hit_breakdown
-        out += ["", f"mcache hit, size {size}, by routine:"]
-        out += [f"  {name:<40} {k:>4}" for name, k in routines.items()]
+            out.append(f"{size:>6} {'scan' if ptrs else 'noscan':<8} {key:<60} {len(g):>6} "
+                       f"{_fmt_range([s.instructions for s in g]):>12} {_fmt_range([s.reads for s in g]):>6} "
+                       f"{_fmt_range([s.writes for s in g]):>6}  {co}")
+            breakdown.setdefault(key.split(":")[0] if "hit" in key and "profilealloc" not in key else None,
+                                 (size, g[0]))
+    breakdown.pop(None, None)
+    out += ["", "hit paths by routine (instructions):"]
+    for entry, (size, sample) in breakdown.items():
+        parts = ", ".join(f"{name.removeprefix('runtime.')} {k}" for name, k in sample.by_routine.items())
+        out.append(f"  {entry} ({size} B): {sample.instructions} = {parts}")
     h = m.runtime.mheap
-    out += ["", "heap:",
-            f"  spans allocated     {h.nspans}",
-            f"  pages in use        {h.pages_in_use} ({h.pages_in_use * 8192} bytes)",
-            f"  HeapSys             {h.heap_sys}",
-            f"  HeapInuse           {h.heap_in_use}",
-            f"  HeapIdle            {h.heap_idle}",
-            f"  HeapReleased        {h.heap_released}",
-            f"  mcache refills      {len(m.runtime.refills)}",
-            f"  profiled samples    {len(m.runtime.mem_profile)}",
-            f"  resident (RSS)      {m.kernel.rss_bytes()} bytes of mapped heap",
+    ms = m.runtime.read_mem_stats()
+    out += ["", "heap and runtime.MemStats (after the mcache is flushed, as ReadMemStats does):"]
+    out += [f"  {k:<16} {v}" for k, v in ms.items()]
+    out += [f"  {'spans':<16} {h.nspans}",
+            f"  {'pagesInUse':<16} {h.pages_in_use}",
+            f"  {'mcache refills':<16} {len(m.runtime.refills)}",
+            f"  {'profile samples':<16} {len(m.runtime.mem_profile)}",
+            f"  {'RSS':<16} {m.kernel.rss_bytes()} bytes of mapped heap touched and not released",
             "", "system calls:"]
     out += [f"  {s}" for s in m.kernel.log]
+    out += _write_barrier_lines()
     return out
 
 
+def _write_barrier_lines():
+    from emu.cmd_barrier import report_lines as barrier_report_lines
+    return barrier_report_lines()
+
+
 def run(args):
-    sizes = args.size or list(DEFAULT_SIZES)
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         raise BadInput(f"-n must be positive, not {args.n}")
-    for s in sizes:
-        check_small_noscan_size(s)
-    print("\n".join(report_lines(sizes, args.n)))
+    if args.size:
+        for s in args.size:
+            if not 0 <= s < 1 << 32:
+                raise BadInput(f"size {s} is outside 0..4 GiB")
+        workload = [(s, (0,) if args.scan and s >= 8 else None, args.n or 1000) for s in args.size]
+    else:
+        workload = [(s, p, args.n or n) for s, p, n in DEFAULT_WORKLOAD]
+    print("\n".join(report_lines(workload)))
     return 0

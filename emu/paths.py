@@ -1,30 +1,38 @@
-"""Classifying allocations by the path they took, and measuring each path.
+"""Classifying allocations by the path they took through mallocgc, and what each cost.
 
-A small allocation takes one of these paths through mallocgcSmallNoscan:
+mallocgc picks a path by size and pointers (zero-size, tiny, small noscan,
+small scan with heap bits, small scan with a malloc header, large); within a
+small path the slot comes from one of:
 
-  mcache hit       nextFreeFast finds a free slot in allocCache
-  allocCache reload nextFree -> nextFreeIndex reloads 64 bits of allocBits
-  refill           the span is full: call-out to mcache.refill, a span from mcentral
-  refill + grow    ... and mheap grows the heap with mmap system calls
-  (+ profilealloc) the mcache's sampling distance ran out: call-out to profilealloc
+  hit               nextFreeFast finds a free slot in allocCache
+  allocCache reload nextFree -> nextFreeIndex loads 64 more bits of allocBits
+  refill            the span is full: mcache.refill gets one from mcentral
+  refill + growth   ... and mheap maps more heap with mmap system calls
 
-Counts come from the block counter, one allocation per emu_start, so they are
-exact and include every instruction of the allocator's routines (not the
-driver's).
+and "+ profilealloc" marks allocations that took a memory-profile sample.
+Counts come from the block counter, one allocation per emu_start: exact, and
+only the allocator's own routines (no driver loop).
 """
 
 from dataclasses import dataclass
 
 from emu.syscalls import SYS_MMAP
 
-HIT, RELOAD, REFILL, GROW = "mcache hit (nextFreeFast)", "allocCache reload (nextFree)", \
-    "refill (mcache.refill)", "refill + heap growth (mmap)"
-PATH_ORDER = [HIT, RELOAD, REFILL, GROW]
+ENTRY_PATHS = [
+    ("runtime.mallocgcTiny", "tiny"),
+    ("runtime.mallocgcSmallNoscan", "small noscan"),
+    ("runtime.mallocgcSmallScanNoHeader", "small scan, heap bits"),
+    ("runtime.mallocgcSmallScanHeader", "small scan, malloc header"),
+    ("runtime.mallocgcLarge", "large"),
+]
+HIT, RELOAD, REFILL, GROW = "hit (nextFreeFast)", "allocCache reload (nextFree)", "refill (mcache.refill)", \
+    "refill + heap growth (mmap)"
+SUBPATH_ORDER = ["", "zero-size", "into the current block", HIT, RELOAD, REFILL, GROW, "heap growth (mmap)"]
 
 
 @dataclass
 class PathSample:
-    path: str
+    path: str            # e.g. "small noscan: hit (nextFreeFast)"
     profiled: bool
     address: int
     instructions: int
@@ -34,33 +42,55 @@ class PathSample:
     syscalls: int
     by_routine: dict
 
+    @property
+    def key(self):
+        return self.path + (" + profilealloc" if self.profiled else "")
 
-def allocate_classified(machine, size, needzero=True):
-    """One small noscan allocation, with its path and exact counts."""
+
+def classify(machine, counts, grew):
+    """The path of one mallocgc call, from the routines and blocks it ran."""
+    routines = counts.by_routine()
+    entry = next((name for sym, name in ENTRY_PATHS if sym in routines), None)
+    if entry is None:
+        return "zero-size"
+    if entry == "large":
+        return "large: heap growth (mmap)" if grew else "large"
+    if entry == "tiny" and machine.text.programs[0].labels["runtime.mallocgcTiny:newblock"] not in counts.blocks:
+        return "tiny: into the current block"
+    if grew:
+        sub = GROW
+    elif counts.callouts.get("runtime.(*mcache).refill"):
+        sub = REFILL
+    elif routines.get("runtime.(*mcache).nextFree"):
+        sub = RELOAD
+    else:
+        sub = HIT
+    return f"{entry}{': new block' if entry == 'tiny' else ''}: {sub}"
+
+
+def allocate_classified(machine, size, typ=0, needzero=True):
+    """One mallocgc call, with its path and exact counts."""
     snap = machine.snapshot()
     nsys = len(machine.kernel.log)
-    x, _ = machine.malloc_small_noscan(size, needzero)
+    x = machine.mallocgc(size, typ, needzero)
     c = machine.counts_since(snap)
     syscalls = machine.kernel.log[nsys:]
-    routines = c.by_routine()
-    if any(s.nr == SYS_MMAP for s in syscalls):
-        path = GROW
-    elif c.callouts.get("runtime.(*mcache).refill"):
-        path = REFILL
-    elif routines.get("runtime.(*mcache).nextFree"):
-        path = RELOAD
-    else:
-        path = HIT
+    path = classify(machine, c, any(s.nr == SYS_MMAP for s in syscalls))
     reads, writes = c.memory_accesses()
     return PathSample(path, bool(c.callouts.get("runtime.profilealloc")), x, c.instructions, reads, writes,
-                      c.callouts, len(syscalls), routines)
+                      c.callouts, len(syscalls), c.by_routine())
 
 
-def survey(machine, size, n):
-    """Allocate n objects of `size`; group the samples by path (profiled ones apart)."""
+def survey(machine, size, n, typ=0):
+    """Allocate n objects; group the samples by path (profiled ones apart)."""
     groups = {}
     for _ in range(n):
-        s = allocate_classified(machine, size)
-        key = s.path + (" + profilealloc" if s.profiled else "")
-        groups.setdefault(key, []).append(s)
+        s = allocate_classified(machine, size, typ)
+        groups.setdefault(s.key, []).append(s)
     return groups
+
+
+def path_sort_key(key):
+    entry = next((i for i, (_, name) in enumerate(ENTRY_PATHS) if key.startswith(name)), -1)
+    sub = next((i for i, name in enumerate(SUBPATH_ORDER) if name and name in key), 0)
+    return entry, sub, key

@@ -151,7 +151,12 @@ class BlockCounter:
     def budget_exhausted(self):
         return self._ud[4] == 0
 
-    def snapshot(self):
-        """Non-zero entries as {offset: count}; sizes stay readable in `self.sizes`."""
-        nz = np.flatnonzero(self.counts)
-        return dict(zip(nz.tolist(), self.counts[nz].tolist()))
+    def snapshot(self, limit):
+        """A copy of the counts of blocks starting below base+limit."""
+        return self.counts[:limit].copy()
+
+    def since(self, snap):
+        """{offset: executions} of the blocks that ran since `snap`."""
+        d = self.counts[:len(snap)] - snap
+        nz = np.flatnonzero(d)
+        return dict(zip(nz.tolist(), d[nz].tolist()))

@@ -9,6 +9,7 @@ exactly as (*mcache).refill does.
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import MSpan
+from runtime_model.sizeclasses import PAGE_SIZE, make_span_class
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
 
@@ -19,6 +20,11 @@ class MCacheStats:
     def __init__(self, nclasses):
         self.small_alloc_count = [0] * nclasses
         self.tiny_alloc_count = 0
+        self.large_alloc = 0          # bytes
+        self.large_alloc_count = 0
+        self.small_free_count = [0] * nclasses
+        self.large_free = 0           # bytes
+        self.large_free_count = 0
 
 
 def refill(runtime, c, spc):
@@ -53,7 +59,26 @@ def refill(runtime, c, spc):
     s.sweepgen = heap.sweepgen + 3
     s.allocCountBeforeCache = s.allocCount
     used_bytes = s.allocCount * s.elemsize
-    runtime.gc_controller.update(s.npages * 8192 - used_bytes, mem.u64(c + L.scanAlloc))
+    runtime.gc_controller.update(s.npages * PAGE_SIZE - used_bytes, mem.u64(c + L.scanAlloc))
     mem.w64(c + L.scanAlloc, 0)
     mem.w64(slot, s.addr)
     runtime.refills.append((spc, s.addr))
+
+
+def alloc_large(runtime, size, noscan):
+    """mcache.go: (*mcache).allocLarge: a span of whole pages for one object."""
+    heap = runtime.mheap
+    npages = -(-size // PAGE_SIZE)
+    spc = make_span_class(0, noscan)
+    s = yield from heap.alloc(npages, spc)
+    if s is None:
+        throw("out of memory")
+    runtime.stats.large_alloc += npages * PAGE_SIZE
+    runtime.stats.large_alloc_count += 1
+    runtime.gc_controller.total_alloc += npages * PAGE_SIZE
+    runtime.gc_controller.update(s.npages * PAGE_SIZE, 0)
+    # Put the large span in the mcentral swept list so that it's visible to the background sweeper.
+    heap.central[spc].full_swept(heap.sweepgen).append(s)
+    s.limit = s.base() + size
+    s.init_heap_bits()
+    return s

@@ -5,15 +5,17 @@ slots) and full, and each pair has a swept and an unswept half. Which half is
 which flips every GC cycle: the index is sweepgen/2 % 2, so a span pushed as
 "swept" this cycle is "unswept" the next without being moved.
 
-Simplified: there is no GC cycle yet, so sweepgen never advances, the unswept
-halves stay empty and cacheSpan goes from the partial swept set straight to
-grow (Go sweeps unswept spans in between).
+Sweeping is in mgcsweep.py; a span "acquired for sweeping" is one whose
+sweepgen moved from sweepgen-2 to sweepgen-1 (single-threaded here, so the
+acquisition always succeeds).
 """
 
 from collections import deque
 
 from runtime_model import sizeclasses as sc
-from runtime_model.mem_linux import throw
+from runtime_model.mem_linux import OSCall, throw
+
+SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 
 
 class MCentral:
@@ -36,16 +38,40 @@ class MCentral:
         return self.full[1 - sg // 2 % 2]
 
     def cache_span(self):
-        """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache."""
+        """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
+        Prefers a partial swept span, then sweeps unswept ones, then grows."""
+        from runtime_model.mgcsweep import sweep
+        runtime = self.heap.env.runtime
         sg = self.heap.sweepgen
-        part = self.partial_swept(sg)
-        if part:
-            s = part.popleft()
-        else:
+        s = self.pop(self.partial_swept(sg))
+        budget = SPAN_BUDGET
+        while s is None and budget >= 0:
+            cand = self.pop(self.partial_unswept(sg))
+            if cand is None:
+                break
+            budget -= 1
+            if self.try_acquire(cand, sg):
+                sweep(runtime, cand, preserve=True)
+                s = cand
+        while s is None and budget >= 0:
+            cand = self.pop(self.full_unswept(sg))
+            if cand is None:
+                break
+            budget -= 1
+            if self.try_acquire(cand, sg):
+                sweep(runtime, cand, preserve=True)
+                # freeIndex := s.nextFreeIndex(), in the machine code Go runs for it
+                free_index, _ = yield OSCall("runtime.(*mspan).nextFreeIndex", (cand.addr,))
+                if free_index != cand.nelems:
+                    cand.freeindex = free_index
+                    s = cand
+                else:
+                    self.full_swept(sg).append(cand)
+        if s is None:
             s = yield from self.grow()
             if s is None:
                 return None
-        if s.nelems - s.allocCount == 0 or s.freeindex == s.nelems:
+        if s.nelems - s.allocCount == 0 or s.freeindex == s.nelems or s.allocCount == s.nelems:
             throw("span has no free objects")
         # Start the cache at the 64-slot word holding freeindex.
         free_byte_base = s.freeindex & ~63
@@ -53,13 +79,29 @@ class MCentral:
         s.allocCache >>= s.freeindex % 64
         return s
 
+    @staticmethod
+    def pop(span_set):
+        return span_set.popleft() if span_set else None
+
+    @staticmethod
+    def try_acquire(s, sg):
+        """mgcsweep.go: sweepLocker.tryAcquire: sweepgen-2 means unswept; take it."""
+        if s.sweepgen != (sg - 2) & 0xFFFFFFFF:
+            return False
+        s.sweepgen = sg - 1
+        return True
+
     def uncache_span(self, s):
         """mcentral.go: (*mcentral).uncacheSpan: a full or stale span goes back."""
         if s.allocCount == 0:
             throw("uncaching span but s.allocCount == 0")
+        from runtime_model.mgcsweep import sweep
         sg = self.heap.sweepgen
-        if s.sweepgen == sg + 1:
-            throw("stale span in uncacheSpan: sweeping is not modelled yet")
+        if s.sweepgen == (sg + 1) & 0xFFFFFFFF:
+            # Cached before the sweep generation advanced: sweep it now.
+            s.sweepgen = sg - 1
+            sweep(self.heap.env.runtime, s)
+            return
         s.sweepgen = sg
         (self.partial_swept(sg) if s.nelems - s.allocCount > 0 else self.full_swept(sg)).append(s)
 
@@ -67,4 +109,6 @@ class MCentral:
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""
         npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
         s = yield from self.heap.alloc(npages, self.spanclass)
+        if s is not None:
+            s.init_heap_bits()
         return s

@@ -303,6 +303,13 @@ class MHeap:
         self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
         self.pages_in_use += npages
 
+    def set_page_marked(self, base):
+        """heapArena.pageMarks: the span starting at base has a marked object."""
+        ha = self.heap_arena(base)
+        page = base // PAGE_SIZE % PAGES_PER_ARENA
+        a = ha + HeapArena.pageMarks + page // 8
+        self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
+
     def set_spans(self, base, npage, s):
         """mheap.go: setSpans: point every page's spans[] entry at s (or 0)."""
         for n in range(npage):

@@ -18,6 +18,8 @@ _FIELDS = {
 }
 
 MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL = 0, 1, 2     # mheap.go: mSpanState
+# mgcmark_greenteagc.go: spanInlineMarkBits {scans [63]uint8; owned uint8; marks [63]uint8; class uint8}
+INLINE_SCANS, INLINE_OWNED, INLINE_MARKS, INLINE_CLASS = 0, 63, 64, 127
 
 
 class MSpan:
@@ -49,6 +51,56 @@ class MSpan:
     def refill_alloc_cache(self, which_byte):
         """mbitmap.go: (*mspan).refillAllocCache: the next 64 alloc bits, inverted."""
         self.allocCache = ~self.mem.u64(self.allocBits + which_byte) & 0xFFFFFFFFFFFFFFFF
+
+    def obj_index(self, p):
+        """mbitmap.go: (*mspan).objIndex, by the size class's magic divisor."""
+        return ((p - self.base()) * self.divMul) >> 32 if self.divMul else 0
+
+    def inline_mark_bits(self):
+        """mgcmark_greenteagc.go: the spanInlineMarkBits at the end of the span's first page."""
+        return self.base() + sc.PAGE_SIZE - span_inline_mark_bits_size()
+
+    def mark_bit(self, index):
+        """mgcmark_greenteagc.go: markBitsForIndex: (byte address, mask) of the mark bit.
+        Spans with inline mark bits keep marks there; others in gcmarkBits."""
+        if uses_span_inline_mark_bits(self.elemsize):
+            return self.inline_mark_bits() + INLINE_MARKS + index // 8, 1 << (index % 8)
+        return self.gcmarkBits + index // 8, 1 << (index % 8)
+
+    def scanned_bit(self, index):
+        """mgcmark_greenteagc.go: scannedBitsForIndex (spans with inline mark bits only)."""
+        return self.inline_mark_bits() + INLINE_SCANS + index // 8, 1 << (index % 8)
+
+    def is_marked(self, index):
+        a, mask = self.mark_bit(index)
+        return bool(self.mem.u8(a) & mask)
+
+    def set_bit(self, bit):
+        a, mask = bit
+        self.mem.w8(a, self.mem.u8(a) | mask)
+
+    def heap_bits_range(self):
+        """mbitmap.go: spanHeapBitsRange: (address, bytes) of the pointer bitmap of a
+        one-page span of small scan objects, below the inline mark bits."""
+        size = sc.PAGE_SIZE // 8 // 8
+        base = self.base() + sc.PAGE_SIZE - size
+        if uses_span_inline_mark_bits(self.elemsize):
+            base -= span_inline_mark_bits_size()
+        return base, size
+
+    def init_heap_bits(self):
+        """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
+        if not self.noscan() and self.sizeclass() == 1:
+            a, n = self.heap_bits_range()
+            self.mem.fill(a, n, 0xFF)          # 8-byte objects: every word is a pointer
+        elif not self.noscan() and self.elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER:
+            a, n = self.heap_bits_range()
+            self.mem.fill(a, n)
+        if uses_span_inline_mark_bits(self.elemsize):
+            q = self.inline_mark_bits()
+            if self.needzero:
+                self.mem.fill(q, span_inline_mark_bits_size())
+            self.mem.w8(q + INLINE_CLASS, self.spanclass)
 
     def is_allocated(self, index):
         """The alloc bit of slot `index` (allocBits; freeindex and allocCache are not consulted)."""

@@ -9,23 +9,25 @@ from emu.machine import Machine
 
 
 def test_report_lists_every_path_with_its_instruction_count(capsys):
-    assert main(["report", "-n", "700", "--size", "16", "--size", "8192"]) == 0
+    assert main(["report"]) == 0
     out = capsys.readouterr().out
-    for path in ("mcache hit (nextFreeFast)", "allocCache reload (nextFree)", "refill (mcache.refill)",
-                 "refill + heap growth (mmap)"):
-        assert path in out
-    hit = next(ln for ln in out.splitlines() if ln.split()[:2] == ["16", "mcache"])
+    for path in ("zero-size", "tiny: into the current block", "tiny: new block: hit (nextFreeFast)",
+                 "small noscan: hit (nextFreeFast)", "small noscan: allocCache reload (nextFree)",
+                 "small noscan: refill (mcache.refill)", "refill + heap growth (mmap)",
+                 "small scan, heap bits: hit", "small scan, malloc header: hit", "large"):
+        assert path in out, path
+    hit = next(ln for ln in out.splitlines() if ln.split()[:5] == ["16", "noscan", "small", "noscan:", "hit"])
     # One exact count (not a range), equal to the number of instructions stepping shows for a hit.
     m = Machine()
-    m.malloc_small_noscan(16)
-    assert hit.split()[-4] == str(len(m.trace("runtime.mallocgcSmallNoscan", 16, 0, 1)))
+    m.mallocgc(16)
+    assert hit.split()[-4] == str(len(m.trace("runtime.mallocgc", 16, 0, 1)))
     assert "mmap(0xc000000000, 0x4000000, 0x0, 0x22" in out
 
 
 def test_report_is_deterministic(capsys):
-    main(["report", "-n", "300", "--size", "48"])
+    main(["report", "-n", "300", "--size", "48", "--size", "40000", "--scan"])
     first = capsys.readouterr().out
-    main(["report", "-n", "300", "--size", "48"])
+    main(["report", "-n", "300", "--size", "48", "--size", "40000", "--scan"])
     assert capsys.readouterr().out == first
 
 
@@ -44,7 +46,7 @@ def test_step_json_is_one_object_per_instruction(capsys):
 
 @pytest.mark.parametrize("argv, needle", [
     (["step", "small", "--size", "8"], "outside the small noscan path"),
-    (["report", "--size", "40000"], "outside the small noscan path"),
+    (["report", "--size", "-5"], "outside 0..4 GiB"),
     (["report", "-n", "0"], "-n must be positive"),
     (["pagealloc", "replay", "/nonexistent.json"], "nonexistent"),
 ])

@@ -1,0 +1,148 @@
+"""runtime/mgcsweep.go: sweeping, the GC's way of freeing memory.
+
+After marking, every span's mark bits say which objects survived. Sweeping
+a span makes its mark bits the new allocation bits, counts the survivors,
+marks the span as needing zeroing if anything was freed, and either returns
+the span to its mcentral (partial or full) or, when nothing survived, frees
+its pages to the heap. Large objects are spans of one object: unmarked, they
+go back to the page allocator whole.
+
+The sweep generation drives all of it: at the end of a cycle sweepgen goes
+up by 2, so every span's sweepgen is 2 behind ("needs sweeping"), spans cached
+by an mcache are 1 behind ("stale"), and mcentral's swept and unswept halves
+swap roles without moving a span.
+
+`finish_cycle(runtime, live)` is the end of a GC cycle without its mark
+phase: the caller says which objects are reachable. Simplified: there is no
+marker yet (the GC-cycle work will add one), no finalizers or specials, no
+sweep credit, and sweeping runs eagerly over every span (bgsweep finishing
+at once) unless `eager=False`, which leaves spans for mcentral.cacheSpan to
+sweep lazily as Go's allocating goroutines do.
+"""
+
+from emu.layout import MCache
+from runtime_model.mem_linux import throw
+from runtime_model.mspan import (MSPAN_IN_USE, MSpan, gc_bits_bytes, span_inline_mark_bits_size,
+                                 uses_span_inline_mark_bits, INLINE_CLASS, INLINE_MARKS)
+
+
+def move_inline_marks(s):
+    """mgcmark_greenteagc.go: (*mspan).moveInlineMarks: the inline marks (minus the
+    class byte) OR-ed into gcmarkBits, then the inline bits reset."""
+    mem = s.mem
+    nbytes = -(-s.nelems // 8)
+    q = s.inline_mark_bits()
+    for i in range(nbytes):
+        if INLINE_MARKS + i == INLINE_CLASS:
+            break
+        b = mem.u8(q + INLINE_MARKS + i)
+        if b:
+            mem.w8(s.gcmarkBits + i, mem.u8(s.gcmarkBits + i) | b)
+    mem.fill(q, span_inline_mark_bits_size())
+    mem.w8(q + INLINE_CLASS, s.spanclass)
+
+
+def count_alloc(s):
+    """mbitmap.go: (*mspan).countAlloc: set bits in gcmarkBits (only nelems of them)."""
+    raw = s.mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems))
+    bits = int.from_bytes(raw, "little") & ((1 << s.nelems) - 1)
+    return bin(bits).count("1")
+
+
+def sweep(runtime, s, preserve=False):
+    """mgcsweep.go: (*sweepLocked).sweep. Returns True if the span was freed to the heap."""
+    heap, mem = runtime.mheap, runtime.mem
+    sg = heap.sweepgen
+    if s.state != MSPAN_IN_USE or s.sweepgen != (sg - 1) & 0xFFFFFFFF:
+        throw(f"mspan.sweep: bad span state (state {s.state}, sweepgen {s.sweepgen}, mheap {sg})")
+    spc, size = s.spanclass, s.elemsize
+    if uses_span_inline_mark_bits(size):
+        move_inline_marks(s)
+    # allocfreetrace: an object is freed if it was allocated and is not marked.
+    alloc_bits = int.from_bytes(mem.read(s.allocBits, gc_bits_bytes(s.nelems)), "little")
+    mark_bits = int.from_bytes(mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems)), "little")
+    if runtime.tracing_allocs():
+        for i in range(s.nelems):
+            if not mark_bits >> i & 1 and (i < s.freeindex or alloc_bits >> i & 1):
+                runtime.trace_free(s.base() + i * size, size, spc)
+    nalloc = count_alloc(s)
+    nfreed = s.allocCount - nalloc
+    if nalloc > s.allocCount:
+        throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {s.allocCount})")
+    s.allocCount = nalloc
+    s.freeindex = 0
+    s.freeIndexForScan = 0
+    # The mark bits become the allocation bits; fresh zeroed mark bits for the next cycle.
+    s.allocBits = s.gcmarkBits
+    s.gcmarkBits = runtime.machine.persistentalloc(gc_bits_bytes(s.nelems), 8)
+    s.refill_alloc_cache(0)
+    s.sweepgen = sg
+    central = heap.central[spc]
+    if spc >> 1:
+        if nfreed > 0:
+            s.needzero = 1
+            runtime.stats.small_free_count[spc >> 1] += nfreed
+            runtime.gc_controller.total_free += nfreed * size
+        if not preserve:
+            if nalloc == 0:
+                heap.free_span(s)
+                return True
+            (central.full_swept(sg) if nalloc == s.nelems else central.partial_swept(sg)).append(s)
+    elif not preserve:
+        if nfreed:
+            runtime.stats.large_free_count += 1
+            runtime.stats.large_free += size
+            runtime.gc_controller.total_free += size
+            heap.free_span(s)
+            return True
+        central.full_swept(sg).append(s)
+    return False
+
+
+def release_all(runtime, c):
+    """mcache.go: (*mcache).releaseAll: every cached span back to its mcentral."""
+    mem, heap = runtime.mem, runtime.mheap
+    for spc in range(len(heap.central)):
+        slot = c + MCache.alloc + 8 * spc
+        addr = mem.u64(slot)
+        if addr == runtime.emptymspan:
+            continue
+        s = MSpan(mem, addr)
+        runtime.stats.small_alloc_count[spc >> 1] += s.allocCount - s.allocCountBeforeCache
+        runtime.gc_controller.total_alloc += (s.allocCount - s.allocCountBeforeCache) * s.elemsize
+        s.allocCountBeforeCache = 0
+        heap.central[spc].uncache_span(s)
+        mem.w64(slot, runtime.emptymspan)
+    mem.w64(c + MCache.tiny, 0)
+    mem.w64(c + MCache.tinyoffset, 0)
+    runtime.stats.tiny_alloc_count += mem.u64(c + MCache.tinyAllocs)
+    mem.w64(c + MCache.tinyAllocs, 0)
+
+
+def finish_cycle(runtime, live, eager=True):
+    """The end of a GC cycle whose mark phase found exactly the objects in `live`
+    (addresses of object starts): mark them, start a new sweep generation, flush
+    the mcache, and sweep."""
+    heap = runtime.mheap
+    for p in live:
+        s = heap.span_of_heap(p)
+        if s is None:
+            throw(f"marking {p:#x}: not a heap object")
+        s.set_bit(s.mark_bit(s.obj_index(p)))
+    # gcMarkTermination: mheap_.sweepgen += 2, then each P's mcache is flushed.
+    heap.sweepgen = heap.sweepgen + 2
+    release_all(runtime, runtime.mcache)
+    if eager:
+        sweep_all(runtime)
+
+
+def sweep_all(runtime):
+    """mgcsweep.go: sweepone until there is nothing left: every unswept span swept."""
+    heap = runtime.mheap
+    sg = heap.sweepgen
+    for central in heap.central:
+        for unswept in (central.partial_unswept(sg), central.full_unswept(sg)):
+            while unswept:
+                s = unswept.popleft()
+                if central.try_acquire(s, sg):
+                    sweep(runtime, s)
