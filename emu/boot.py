@@ -5,14 +5,50 @@ p0 and its mcache, emptymspan, TLS) and creates the Python side of the
 runtime's package-level state (`Runtime`: mheap_, gcController, memstats).
 """
 
+from dataclasses import dataclass
+
 from emu import layout as L
 from emu.callouts import new_sample_rng, next_sample
+from emu.errors import BadInput
 from runtime_model import sizeclasses as sc
 from runtime_model.mcache import MCacheStats
 from runtime_model.mheap import MHeap
 from runtime_model.pacer import GcControllerState
+from runtime_model.stack import Stacks
 
 G0_STACK_GUARD = 928       # stack.go: stackGuard on linux/amd64 (StackGuard multiplier 1)
+GC_OVER_ASSIST_WORK = 64 << 10   # mgcpacer.go: gcOverAssistWork
+
+
+def _i64(v):
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def malloc_path(size, ptr_bytes):
+    """Which path mallocgc takes for `size` bytes of a type with `ptr_bytes` pointer bytes."""
+    if size == 0:
+        return "zero"
+    if size > sc.MAX_SMALL_NOSCAN:
+        return "large"
+    if ptr_bytes:
+        return "small-scan" if size <= sc.MIN_SIZE_FOR_MALLOC_HEADER else "small-scan-header"
+    return "tiny" if size < sc.TINY_SIZE else "small-noscan"
+
+
+@dataclass(frozen=True)
+class AllocRecord:
+    """One allocfreetrace line."""
+    event: str          # "alloc" or "free"
+    address: int
+    size: int           # requested bytes (0 for frees, where Go does not know it)
+    elemsize: int
+    spanclass: int
+    path: str
+    type: str
+
+    def __str__(self):
+        return (f"{self.event} {self.address:#x} size={self.size} elemsize={self.elemsize} "
+                f"spanclass={self.spanclass} path={self.path}" + (f" type={self.type}" if self.type else ""))
 P_RUNNING = 1              # runtime2.go: _Prunning
 
 
@@ -30,10 +66,14 @@ class Runtime:
         self.refills = []          # (spc, span address) per mcache.refill, in order
         self.mem_profile = []      # (address, size) of every sampled allocation
         self.bytes_marked = 0
+        self.assists = []          # (g, scan work) per gcAssistAlloc
+        self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
+        self.type_names = {}       # type descriptor address -> name
         self._rng = new_sample_rng()
         self._write_tables()
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
         self.mcache = self._boot_scheduler()     # p0's mcache
+        self.stacks = Stacks(self)               # stack.go: stackpool, stackLarge, maxstacksize; allgs
 
     def next_sample(self, rate):
         return next_sample(self._rng, rate)
@@ -72,6 +112,78 @@ class Runtime:
         mem.w64(wb + L.WBBuf.next, wb + L.WBBuf.buf)
         mem.w64(wb + L.WBBuf.end, wb + L.WBBuf.buf + 8 * L.WBBuf.ENTRIES)
         return c
+
+    def new_type(self, size, pointer_words=(), name=None):
+        """A type descriptor (internal/abi.Type) in emulated memory, as the linker
+        would put one in rodata: `size` bytes, pointers at the given word indexes."""
+        words = -(-size // 8)
+        if any(not 0 <= w < words for w in pointer_words):
+            raise BadInput(f"pointer word outside a {size}-byte type: {sorted(pointer_words)}")
+        mask = bytearray(max(8, -(-words // 64) * 8))    # read as whole uintptrs
+        for w in pointer_words:
+            mask[w // 8] |= 1 << (w % 8)
+        t = self.machine.persistentalloc(L.Type.SIZE + len(mask), 8)
+        self.mem.w64(t + L.Type.Size_, size)
+        self.mem.w64(t + L.Type.PtrBytes, (max(pointer_words) + 1) * 8 if pointer_words else 0)
+        self.mem.w8(t + L.Type.Align_, 8)
+        self.mem.w8(t + L.Type.FieldAlign_, 8)
+        self.mem.w64(t + L.Type.GCData, t + L.Type.SIZE)
+        self.mem.write(t + L.Type.SIZE, bytes(mask))
+        self.type_names[t] = name or f"[{size}]byte" + (f"+ptrs{sorted(pointer_words)}" if pointer_words else "")
+        return t
+
+    def gc_assist_alloc(self, gp):
+        """mgcmark.go: gcAssistAlloc: pay an allocation debt with scan work.
+
+        Simplified: there is no heap graph to scan yet, so the scan work the
+        pacer's assist ratio asks for counts as done at once (after stealing
+        background credit, as Go does), and the g's balance is credited.
+        """
+        c = self.gc_controller
+        debt = -_i64(self.mem.u64(gp + L.G.gcAssistBytes))
+        scan_work = int(c.assist_work_per_byte * float(debt))
+        if scan_work < GC_OVER_ASSIST_WORK:
+            scan_work = GC_OVER_ASSIST_WORK
+            debt = int(c.assist_bytes_per_work * float(scan_work))
+        balance = _i64(self.mem.u64(gp + L.G.gcAssistBytes))
+        if c.bg_scan_credit > 0:
+            stolen = min(c.bg_scan_credit, scan_work)
+            balance += (1 + int(c.assist_bytes_per_work * float(stolen))) if stolen < scan_work else debt
+            c.bg_scan_credit -= stolen
+            scan_work -= stolen
+        if scan_work:
+            balance += 1 + int(c.assist_bytes_per_work * float(scan_work))
+        self.mem.w64(gp + L.G.gcAssistBytes, balance)
+        self.assists.append((gp, scan_work))
+
+    def trace_alloc(self, x, elemsize, typ, size):
+        """malloc.go: postMallocgcDebug -> tracealloc (GODEBUG=allocfreetrace=1)."""
+        s = self.mheap.span_of(x)
+        self.alloc_trace.append(AllocRecord("alloc", x, size, elemsize, s.spanclass if s else -1,
+                                            malloc_path(size, typ and self.mem.u64(typ + L.Type.PtrBytes)),
+                                            self.type_names.get(typ, "")))
+
+    def read_mem_stats(self):
+        """mstats.go: ReadMemStats (the allocation counters): like Go, it first
+        flushes the mcache so its spans' counts reach the central stats."""
+        from runtime_model.mgcsweep import release_all
+        release_all(self, self.mcache)
+        st, c, h = self.stats, self.gc_controller, self.mheap
+        # Tiny allocations count as a malloc and a free each: they share their block's slot.
+        mallocs = sum(st.small_alloc_count) + st.large_alloc_count + st.tiny_alloc_count
+        frees = sum(st.small_free_count) + st.large_free_count + st.tiny_alloc_count
+        return {"Mallocs": mallocs, "Frees": frees, "TotalAlloc": c.total_alloc,
+                "HeapAlloc": c.total_alloc - c.total_free, "HeapSys": h.heap_sys, "HeapInuse": h.heap_in_use,
+                "HeapIdle": h.heap_idle, "HeapReleased": h.heap_released,
+                "StackInuse": h.stacks_in_use, "HeapObjects": mallocs - frees}
+
+    def tracing_allocs(self):
+        return bool(self.mem.u8(self.symbol("runtime.debug.malloc")))
+
+    def trace_free(self, x, elemsize, spanclass):
+        """mgcsweep.go: tracefree, for each object a sweep frees."""
+        self.alloc_trace.append(AllocRecord("free", x, 0, elemsize, spanclass,
+                                            "large" if spanclass >> 1 == 0 else "small", ""))
 
     def mcache_of(self, mp):
         """mcache.go: getMCache(mp)."""

@@ -13,7 +13,10 @@ each named routine, with its real SYSCALL, and resumes the handler.
 | runtime.throw               | panic.go: throw (argument: an index into THROWS)   |
 | runtime.profilealloc        | malloc.go: profilealloc                            |
 | runtime.gcmarknewobject     | mgcmark.go: gcmarknewobject (allocate black)       |
-| runtime.morestack_noctxt    | asm_amd64.s: morestack_noctxt -> stack.go: newstack |
+| runtime.newstack            | stack.go: newstack -> copystack (called by asm/morestack.s; returns &gp.sched for gogo) |
+| runtime.wbBufFlush          | mwbbuf.go: wbBufFlush -> wbBufFlush1 (shade the buffered pointers, reset p.wbBuf) |
+| runtime.wbMove              | mbarrier.go: wbMove -> bulkBarrierPreWrite (the compiler copies after it) |
+| runtime.typedmemmove        | mbarrier.go: typedmemmove (bulkBarrierPreWrite, then memmove)              |
 """
 
 import math
@@ -24,7 +27,7 @@ from emu.errors import EmulationFault
 from emu.layout import MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import MSpan
+from runtime_model.mspan import MSpan, uses_span_inline_mark_bits
 
 # Messages of the throws in our routines. Go passes the string; the routines
 # pass its index here (`$const_throw_<name>`).
@@ -33,6 +36,8 @@ THROWS = {
     "freeIndexInvalid": "freeIndex is not valid",
     "allocCountOverNelems": "s.allocCount > s.nelems",
     "freeindexPastNelems": "s.freeindex > s.nelems",
+    "morestackOnG0": "morestack on g0",                 # proc.go: badmorestackg0
+    "morestackOnGsignal": "morestack on gsignal",       # proc.go: badmorestackgsignal
 }
 THROW_INDEX = {name: i for i, name in enumerate(THROWS)}
 THROW_CONSTANTS = {f"const_throw_{name}": i for name, i in THROW_INDEX.items()}
@@ -65,15 +70,30 @@ def _profilealloc(m, mp, x, size):
 
 def _gcmarknewobject(m, span_addr, obj):
     s = MSpan(m.mem, span_addr)
-    idx = ((obj - s.base()) * s.divMul) >> 32 if s.divMul else 0
-    a = s.gcmarkBits + idx // 8
-    m.mem.w8(a, m.mem.u8(a) | 1 << (idx % 8))
+    idx = s.obj_index(obj)
+    s.set_bit(s.mark_bit(idx))
+    if uses_span_inline_mark_bits(s.elemsize):
+        s.set_bit(s.scanned_bit(idx))
+    m.runtime.mheap.set_page_marked(s.base())
     m.runtime.bytes_marked += s.elemsize
 
 
-def _morestack(m):
-    raise EmulationFault("goroutine stack exhausted at the prologue check: stack growth "
-                         "(morestack/newstack) is not modelled yet", pc=m.return_address())
+def _alloc_large(m, c, size, noscan):
+    s = yield from mcache.alloc_large(m.runtime, size, noscan)
+    return s.addr
+
+
+def _gc_assist_alloc(m, gp):
+    m.runtime.gc_assist_alloc(gp)
+
+
+def _post_mallocgc_debug(m, x, elemsize, typ, size):
+    m.runtime.trace_alloc(x, elemsize, typ, size)
+
+
+def _newstack(m):
+    from runtime_model import stack
+    return (yield from stack.newstack(m.runtime.stacks))
 
 
 CALLOUTS = [
@@ -81,7 +101,34 @@ CALLOUTS = [
     Callout("runtime.throw", "panic.go: throw", _throw, 1),
     Callout("runtime.profilealloc", "malloc.go: profilealloc", _profilealloc, 3),
     Callout("runtime.gcmarknewobject", "mgcmark.go: gcmarknewobject", _gcmarknewobject, 2),
-    Callout("runtime.morestack_noctxt", "asm_amd64.s: morestack_noctxt", _morestack, 0),
+    Callout("runtime.newstack", "stack.go: newstack", _newstack, 0),
+    Callout("runtime.(*mcache).allocLarge", "mcache.go: (*mcache).allocLarge", _alloc_large, 3),
+    Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
+    Callout("runtime.postMallocgcDebug", "malloc.go: postMallocgcDebug (allocfreetrace)",
+            _post_mallocgc_debug, 4),
+]
+
+
+def _wb_buf_flush(m):
+    from runtime_model import mwbbuf
+    mwbbuf.wb_buf_flush(m)
+
+
+def _wb_move(m, typ, dst, src):
+    from runtime_model import mwbbuf
+    mwbbuf.wb_move(m, typ, dst, src)
+
+
+def _typedmemmove(m, typ, dst, src):
+    from runtime_model import mwbbuf
+    mwbbuf.typedmemmove(m, typ, dst, src)
+
+
+# The write barrier's slow paths (runtime_model/mwbbuf.py).
+CALLOUTS += [
+    Callout("runtime.wbBufFlush", "mwbbuf.go: wbBufFlush", _wb_buf_flush, 0),
+    Callout("runtime.wbMove", "mbarrier.go: wbMove", _wb_move, 3),
+    Callout("runtime.typedmemmove", "mbarrier.go: typedmemmove", _typedmemmove, 3),
 ]
 
 

@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "emu.cmd_step",
     "emu.cmd_pagealloc",
     "emu.cmd_pacer",
+    "emu.cmd_barrier",
+    "emu.cmd_stack",
 ]
 
 

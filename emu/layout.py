@@ -61,6 +61,17 @@ class Stack:
     hi = 8
 
 
+class Gobuf:
+    """runtime2.go: type gobuf struct: a saved context (g.sched, m.morebuf) that gogo resumes."""
+    SIZE = 48
+    sp = 0
+    pc = 8
+    g = 16                # guintptr
+    ctxt = 24             # the closure context (DX), kept for morestack (not morestack_noctxt)
+    lr = 32               # unused on amd64 (link-register architectures only)
+    bp = 40               # the frame pointer
+
+
 class G:
     """runtime2.go: type g struct."""
     SIZE = 456
@@ -69,9 +80,12 @@ class G:
     stackguard1 = 24
     m = 48                # g.m
     sched = 56            # g.sched (gobuf)
+    syscallsp = 104       # g.syscallsp: SP while in a system call; stack growth is not allowed then
+    stktopsp = 128        # g.stktopsp: the SP at the top of the stack (newproc1), moved by copystack
     atomicstatus = 144
     goid = 152
     preempt = 177
+    secret = 228          # int32: nesting of runtime/secret.Do (no tiny allocator while > 0)
     gcAssistBytes = 440
 
 
@@ -79,6 +93,7 @@ class M:
     """runtime2.go: type m struct."""
     SIZE = 1832
     g0 = 0
+    morebuf = 8           # m.morebuf (gobuf): f's caller, saved by morestack for newstack
     gsignal = 72
     tls = 128             # m.tls: FS points 8 bytes past tls[0], so -8(FS) is tls[0] = g
     curg = 184
@@ -163,6 +178,22 @@ class HeapArena:
     zeroedBase = 69640
 
 
+class Type:
+    """internal/abi/type.go: type Type (the runtime's _type): a type descriptor."""
+    SIZE = 48
+    Size_ = 0
+    PtrBytes = 8          # bytes of the prefix that can hold pointers; 0 means noscan
+    Hash = 16
+    TFlag = 20
+    Align_ = 21
+    FieldAlign_ = 22
+    Kind_ = 23
+    Equal = 24
+    GCData = 32           # *byte: the pointer bitmap, one bit per word
+    Str = 40
+    PtrToThis = 44
+
+
 class MHeap:
     """mheap.go: type mheap; only the fields kept in emulated memory (runtime.mheap_)."""
     SIZE = 93464
@@ -171,7 +202,8 @@ class MHeap:
     arenas = 66008        # [1 << arenaL1Bits]*[1 << arenaL2Bits]*heapArena
 
 
-STRUCTS = {"stack": Stack, "g": G, "m": M, "p": P, "mcache": MCache, "mspan": MSpan, "wbBuf": WBBuf, "heapArena": HeapArena, "mheap": MHeap}
+STRUCTS = {"_type": Type, "stack": Stack, "g": G, "m": M, "p": P, "mcache": MCache, "mspan": MSpan, "wbBuf": WBBuf, "heapArena": HeapArena, "mheap": MHeap}
+STRUCTS["gobuf"] = Gobuf
 
 # mheap.go / malloc.go constants used on both sides.
 NUM_SPAN_CLASSES = sc.NUM_SIZE_CLASSES << 1      # numSpanClasses
@@ -196,6 +228,8 @@ DATA_SYMBOLS = [
     DataSymbol("runtime.writeBarrier", 16),                 # mgc.go: {enabled bool; pad [3]byte; alignme uint64}
     DataSymbol("runtime.zerobase", 8),                      # malloc.go: base of every 0-byte allocation
     DataSymbol("runtime.MemProfileRate", 8),                # mprof.go: int
+    DataSymbol("runtime.gcBlackenEnabled", 4),              # mgc.go: uint32, 1 while mutators assist
+    DataSymbol("runtime.debug.malloc", 1),                  # runtime1.go: debug.malloc (a field of runtime.debug)
     DataSymbol("internal/runtime/gc.SizeClassToSize", 2 * sc.NUM_SIZE_CLASSES, 2),   # [68]uint16
     DataSymbol("internal/runtime/gc.SizeClassToNPages", sc.NUM_SIZE_CLASSES, 1),     # [68]uint8
     DataSymbol("internal/runtime/gc.SizeClassToDivMagic", 4 * sc.NUM_SIZE_CLASSES, 4),  # [68]uint32
@@ -250,6 +284,37 @@ def asm_constants(extra=None):
         "const_mallocHeaderSize": sc.MALLOC_HEADER_SIZE,
         "const_stackPreempt": STACK_PREEMPT - (1 << 64),   # as a sign-extended immediate
         "const_wbBufEntries": WBBuf.ENTRIES,
+        "const_maxTinySize": sc.TINY_SIZE,                 # malloc.go: maxTinySize
+        "const_tinySpanClass": sc.make_span_class(sc.TINY_SIZE_CLASS, True),
+        "const_minSizeForMallocHeader": sc.MIN_SIZE_FOR_MALLOC_HEADER,
+        "const_pageSize": PAGE_SIZE,
+        "const_pageShift": PAGE_SHIFT,
+        "const_spanInlineMarkBitsSize": 128,    # mgcmark_greenteagc.go: sizeof(spanInlineMarkBits)
     })
+    out.update(STACK_ASM_CONSTANTS)
     out.update(extra or {})
     return out
+
+
+# ---- goroutine stacks (stack.go, internal/abi/stack.go; linux/amd64, stackSystem = 0) ----
+
+STACK_MIN = 2048                 # stack.go: stackMin, the minimum stack size of Go code
+FIXED_STACK = 2048               # stack.go: fixedStack, stackMin + stackSystem rounded up to a power of 2
+STACK_SMALL = 128                # internal/abi/stack.go: StackSmall, bytes a frame may go below the guard
+STACK_BIG = 4096                 # internal/abi/stack.go: StackBig, the largest frame without the wrap guard
+STACK_NOSPLIT = 800              # stack.go: stackNosplit = abi.StackNosplitBase(800) * StackGuardMultiplier(1)
+STACK_GUARD = 928                # stack.go: stackGuard = stackNosplit + stackSystem + abi.StackSmall
+NUM_STACK_ORDERS = 4             # malloc.go: _NumStackOrders on linux (2, 4, 8, 16 KiB)
+STACK_CACHE_SIZE = 32768         # malloc.go: _StackCacheSize, the per-P stack cache per order
+STACK_FORCE_MOVE = 0xFFFFFFFFFFFFFEED   # stack.go: stackForceMove (uintptrMask & -275)
+STACK_FORK = 0xFFFFFFFFFFFFFB2E  # stack.go: stackFork (uintptrMask & -1234)
+MAX_STACK_SIZE = 1000000000      # proc.go: main sets maxstacksize to 1 GB (decimal) on 64-bit
+MAX_STACK_CEILING = 2 * MAX_STACK_SIZE   # proc.go: maxstackceiling = 2 * maxstacksize
+NEWPROC_TOP = 32                 # proc.go: newproc1's totalSize (4*PtrSize + MinFrameSize) above the first frame
+G_RUNNABLE, G_RUNNING, G_WAITING, G_DEAD, G_COPYSTACK = 1, 2, 4, 6, 8   # runtime2.go: _Grunnable ...
+
+STACK_ASM_CONSTANTS = {
+    "const_stackGuard": STACK_GUARD,
+    "const_stackSmall": STACK_SMALL,
+    "const_stackBig": STACK_BIG,
+}

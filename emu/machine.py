@@ -15,6 +15,7 @@ Instruction counting is a block hook whose callback is native code
 """
 
 import ctypes
+import re
 from dataclasses import dataclass, field
 
 import capstone
@@ -51,6 +52,12 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
 STACK_TOP = L.STACK.end - 0x100
 RESUME_SLOT = len(CALLOUTS)          # the stub OS calls return to
 DEFAULT_BLOCK_BUDGET = 50_000_000    # blocks per emu_start before a run counts as runaway
+# Write-barrier dialects: the call site Machine.store_pointer runs for `*slot = ptr`.
+# Both barriers are always in the text segment and share p.wbBuf and wbBufFlush.
+WB_DIALECTS = {
+    "go1.21": "gomemu.storePointer",        # CMPL writeBarrier; CALL gcWriteBarrier2; fill R11 slots (Go 1.21+)
+    "go1.20": "gomemu.storePointerGo120",   # MOVL writeBarrier; TESTL; CALL gcWriteBarrier (DI, AX) (Go <= 1.20)
+}
 
 _cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 _uc_emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
@@ -99,7 +106,11 @@ class Machine:
     """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
 
     def __init__(self, *, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
-                 block_budget=DEFAULT_BLOCK_BUDGET):
+                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21"):
+        if wb_dialect not in WB_DIALECTS:
+            raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
+        self.wb_dialect = wb_dialect       # which compiled form store_pointer runs (WB_DIALECTS)
+        self.wb_flushes = []               # pointers shaded by each wbBufFlush, in order
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
         self.regs = Regs(self.uc)
         self.mem = Memory(self.uc)
@@ -363,23 +374,31 @@ class Machine:
 
     # ---- counting -------------------------------------------------------------------------
     def snapshot(self):
-        return (self.counter.snapshot(), dict(self.callout_counts))
+        """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
+        return (self.counter.snapshot(self.text.end - L.TEXT.base), dict(self.callout_counts))
 
     def counts_since(self, snap):
         before, callouts_before = snap
-        now = self.counter.snapshot()
-        blocks = {}
-        for off, n in now.items():
-            d = n - before.get(off, 0)
-            if d:
-                addr = L.TEXT.base + off
-                if not L.CALLOUT_PAGE <= addr < L.EXIT_ADDR + L.PAGE:
-                    blocks[addr] = (d, int(self.counter.sizes[off]))
+        blocks = {L.TEXT.base + off: (d, int(self.counter.sizes[off]))
+                  for off, d in self.counter.since(before).items()}
         callouts = {k: v - callouts_before.get(k, 0) for k, v in self.callout_counts.items()
                     if v - callouts_before.get(k, 0)}
         return Counts(self.text, blocks, callouts)
 
     # ---- the allocator --------------------------------------------------------------------
+    def mallocgc(self, size, typ=0, needzero=True):
+        """mallocgc(size, typ, needzero): the address of a new object (typ 0: no pointers).
+        Make types with `self.runtime.new_type`."""
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 40:
+            raise BadInput(f"size must be an integer in 0..2^40, not {size!r}")
+        if typ and typ not in self.runtime.type_names:
+            raise BadInput(f"{typ:#x} is not a type descriptor made by runtime.new_type")
+        return self.call("runtime.mallocgc", size, typ, int(needzero))
+
+    def set_alloc_trace(self, on):
+        """GODEBUG=allocfreetrace=1: log every allocation (runtime.alloc_trace)."""
+        self.mem.w8(self.symbol("runtime.debug.malloc"), int(bool(on)))
+
     def malloc_small_noscan(self, size, needzero=True):
         """mallocgcSmallNoscan(size, nil, needzero): returns (address, slot size)."""
         check_small_noscan_size(size)
@@ -416,6 +435,181 @@ class Machine:
             addr = self.persistentalloc(size, 64)
             self._batch = (addr, size)
         return addr
+
+
+    # ---- goroutines and their stacks (runtime_model/stack.py, asm/morestack.s) -------------
+    def new_goroutine(self):
+        """proc.go: newproc1's g: a goroutine with a 2 KiB stack from the stack allocator,
+        waiting at the top of its stack. Returns the address of its g."""
+        from runtime_model.mem_linux import run_direct
+        return run_direct(self.runtime.stacks.newproc(), self.kernel)
+
+    def prepare_call_on(self, g, routine, args, sp=None):
+        """Registers and stack for calling `routine` on goroutine g: g becomes the current
+        g (m.curg, TLS, R14) and SP is at the top of its stack (or at `sp`), holding the
+        return address gomemu.exit, which stands for goexit. Returns the entry."""
+        entry = self.symbol(routine)
+        if len(args) > 4:
+            raise BadInput(f"{routine}: at most 4 arguments on a goroutine (newproc1 reserves "
+                           "4 words above the first frame for their spill slots)")
+        if sp is None:
+            sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8      # gostartcall: push goexit
+        self.runtime.stacks.execute(g)
+        self.mem.w64(sp, L.EXIT_ADDR)
+        self.regs.write(UC_X86_REG_RSP, sp)
+        self.regs.write(UC_X86_REG_RBP, 0)
+        for reg, v in zip(ABI_INT_REGS, args):
+            self.regs.write(reg, v)
+        self.regs.write(UC_X86_REG_R14, g)
+        self.uc.reg_write(UC_X86_REG_XMM15, 0)
+        return entry
+
+    def call_on(self, g, routine, *args, sp=None):
+        """Run `routine(args...)` on goroutine g (see prepare_call_on); returns AX. The
+        stack grows through morestack/newstack as needed. If the call fails (a fault, a
+        fatal error such as a stack overflow), g is dead and the machine stays usable."""
+        entry = self.prepare_call_on(g, routine, args, sp)
+        try:
+            self.run_from(entry)
+        except BaseException:
+            self.runtime.stacks.died(g)
+            raise
+        self.runtime.stacks.park(g)
+        return self.regs.read(UC_X86_REG_RAX)
+
+    def goexit(self, g):
+        """proc.go: goexit0: g is done; its g (and a starting-size stack) go on the free list."""
+        self.runtime.stacks.gfput(g)
+
+    def set_max_stack(self, n):
+        """runtime/debug.SetMaxStack(n): returns the previous limit."""
+        return self.runtime.stacks.set_max_stack(n)
+
+    def gc_shrink_stacks(self):
+        """The stack work of a GC cycle: shrinkstack on every waiting goroutine, then
+        freeStackSpans. Returns the copies made (runtime_model.stack.Copy)."""
+        from runtime_model.mem_linux import run_direct
+        return run_direct(self.runtime.stacks.gc_shrink_stacks(), self.kernel)
+
+    def next_text_base(self):
+        """Where the next routines loaded into the text segment start (page aligned)."""
+        return (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
+
+    def add_program(self, prog):
+        """Place a Program built elsewhere (e.g. a compiled Go function, emu/goload.py) at
+        its base, which must be next_text_base() or later."""
+        if prog.base < self.text.end or prog.end > L.CALLOUT_PAGE:
+            raise GomemuError("the code does not fit in the free text segment")
+        clash = set(prog.symbols) & set(self.symbols)
+        if clash:
+            raise BadInput(f"routine names already defined: {', '.join(sorted(clash))}")
+        self.mem.write(prog.base, prog.code)
+        self.uc.ctl_remove_cache(prog.base, prog.end)
+        self.symbols.update(prog.symbols)
+        self.text.add(prog)
+        return prog
+
+    # ---- the write barrier (asm/gc_write_barrier*.s, runtime_model/mwbbuf.py) ---------------
+    _gcwork = None
+
+    @property
+    def gcwork(self):
+        """The GC's mark state the barrier shades into (runtime_model/mgcmark.py: GcWork)."""
+        if self._gcwork is None:
+            from runtime_model.mgcmark import GcWork
+            self._gcwork = GcWork(self.runtime.mheap)
+        return self._gcwork
+
+    def set_write_barrier(self, on):
+        """mgc.go: setGCPhase: writeBarrier.enabled is set while the GC marks."""
+        self.mem.w8(self.symbol("runtime.writeBarrier"), int(bool(on)))
+
+    @property
+    def write_barrier_enabled(self):
+        return bool(self.mem.u8(self.symbol("runtime.writeBarrier")))
+
+    def wbbuf(self):
+        """The pointers in p0's wbBuf, oldest first."""
+        from runtime_model import mwbbuf
+        return mwbbuf.buffered(self.mem, self.symbol("runtime.p0"))
+
+    def wbbuf_reset(self):
+        """(*wbBuf).reset on p0: drop what is buffered (nothing is shaded)."""
+        from runtime_model import mwbbuf
+        mwbbuf.reset(self.mem, self.symbol("runtime.p0"))
+
+    def store_pointer(self, slot, ptr):
+        """`*slot = ptr` as compiled code does it, with this machine's barrier dialect."""
+        self.call(WB_DIALECTS[self.wb_dialect], slot, ptr)
+
+    def load_rodata(self, name, data):
+        """Read-only data placed in free text (as Go's linker puts rodata near text), within
+        rel32 reach of code loaded with load_code. Returns its address."""
+        from asm.assembler import Program
+        base = (self.text.end + 63) // 64 * 64
+        if base + len(data) > L.CALLOUT_PAGE:
+            raise GomemuError("the data does not fit in the text segment")
+        self.mem.write(base, bytes(data))
+        self.text.add(Program(base, bytes(data), {}, [], []))
+        self.symbols[name] = base
+        return base
+
+    def load_code(self, name, code, relocations=(), *, symbols=None, lines=None, path="<compiled>"):
+        """Place machine code taken from a compiled binary (emu/gobuild.py) in free text,
+        patch its pc-relative relocations onto this machine's symbols, and list it, so
+        that counting, stepping and where() cover it like the assembled routines.
+
+        relocations: objects with offset, size, kind ("R_PCREL", "R_CALL"), symbol, addend
+        (field = symbol + addend - (field address + 4), Go's R_PCREL/R_CALL).
+        symbols: extra {name: address} (type descriptors made for the code).
+        lines: {byte offset: (position, text)} of each instruction (from the -S listing).
+        A called symbol the machine does not have gets a UD2 stub under its own name,
+        so reaching it is a fault naming it. Returns the Program."""
+        from asm.assembler import ListingEntry, Program, memory_accesses
+        known = dict(self.symbols)
+        known.update(symbols or {})
+        missing = sorted({r.symbol for r in relocations if r.size and r.symbol not in known})
+        calls = {r.symbol for r in relocations if r.kind == "R_CALL"}
+        data = [s for s in missing if s not in calls]
+        if data:
+            raise BadInput(f"{name} refers to data the emulator does not have: {', '.join(data)}")
+        if missing:
+            stubs = self.load([("<unresolved calls>", "".join(
+                f"TEXT {s}(SB), NOSPLIT, $0\n\t// reaching this is a fault: not modelled\n\tUD2\n" for s in missing))])
+            known.update(stubs.symbols)
+        base = (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
+        if name in self.symbols:
+            raise BadInput(f"routine name already defined: {name}")
+        if base + len(code) > L.CALLOUT_PAGE:
+            raise GomemuError("the code does not fit in the text segment")
+        buf = bytearray(code)
+        for r in relocations:
+            if r.size == 0:
+                continue                    # markers (R_USETYPE, R_CALLIND): no bytes
+            if r.kind not in ("R_PCREL", "R_CALL") or r.size != 4:
+                raise BadInput(f"{name}: relocation {r.kind} of {r.size} bytes at +{r.offset:#x} is not supported")
+            v = known[r.symbol] + r.addend - (base + r.offset + 4)
+            if not -2**31 <= v < 2**31:
+                raise GomemuError(f"{name}: {r.symbol} is out of rel32 range")
+            buf[r.offset:r.offset + 4] = (v & 0xFFFFFFFF).to_bytes(4, "little")
+        code = bytes(buf)
+        listing = []
+        for a, size, mn, ops in _cs.disasm_lite(code, base):
+            off = a - base
+            pos, text = (lines or {}).get(off, ("", ""))
+            m = re.match(r"^[^:]*:(\d+)", pos)
+            lineno = int(m.group(1)) if m else 0
+            reads, writes = memory_accesses(code[off:off + size], a)
+            listing.append(ListingEntry(a, code[off:off + size], name, path, lineno, text or f"{mn} {ops}".strip(),
+                                        pos, f"{mn} {ops}".strip(), reads, writes))
+        if not listing or listing[-1].end != base + len(code):
+            raise BadInput(f"{name}: the code does not decode as whole instructions")
+        prog = Program(base, code, {name: base}, listing, [(base, base + len(code), name)])
+        self.mem.write(base, code)
+        self.uc.ctl_remove_cache(base, base + len(code))
+        self.symbols[name] = base
+        self.text.add(prog)
+        return prog
 
 
 def check_small_noscan_size(size):
