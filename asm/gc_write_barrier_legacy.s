@@ -18,6 +18,8 @@
 // purpose register preserved. Frame $112: 0..88(SP) registers saved around
 // the flush, 96(SP)/104(SP) R12/R13; prologue and epilogue written out.
 
+#include "wbbuf_amd64.h"
+
 TEXT runtime·gcWriteBarrier(SB), NOSPLIT, $112
 	// prologue the assembler inserts for the $112 frame
 	PUSHQ	BP
@@ -56,33 +58,7 @@ ret:
 flush:
 	// wbBufFlush(dst, src) is Go code: save every GPR the caller still needs
 	// (DI and AX double as its arguments; R12, R13 saved; R14 is g)
-	MOVQ	DI, 0(SP)
-	MOVQ	AX, 8(SP)
-	MOVQ	BX, 16(SP)
-	MOVQ	CX, 24(SP)
-	MOVQ	DX, 32(SP)
-	MOVQ	SI, 40(SP)
-	MOVQ	BP, 48(SP)
-	MOVQ	R8, 56(SP)
-	MOVQ	R9, 64(SP)
-	MOVQ	R10, 72(SP)
-	MOVQ	R11, 80(SP)
-	MOVQ	R15, 88(SP)
-	// wbBufFlush(slot, val): shade every buffered pointer, reset pp.wbBuf
-	CALL	runtime·wbBufFlush(SB)
-	// restore them
-	MOVQ	0(SP), DI
-	MOVQ	8(SP), AX
-	MOVQ	16(SP), BX
-	MOVQ	24(SP), CX
-	MOVQ	32(SP), DX
-	MOVQ	40(SP), SI
-	MOVQ	48(SP), BP
-	MOVQ	56(SP), R8
-	MOVQ	64(SP), R9
-	MOVQ	72(SP), R10
-	MOVQ	80(SP), R11
-	MOVQ	88(SP), R15
+	WBBUF_FLUSH_SAVING_REGS
 	// and finish: restore R12/R13, do the store
 	JMP	ret
 

@@ -4,6 +4,15 @@
 // used up.
 //
 // ABIInternal: AX = s. Returns AX = the slot index, or s.nelems when the span is full.
+// s.refillAllocCache(CX / 8): allocCache = ^(the 8 bytes of allocBits at that byte), into BX too.
+#define REFILL_ALLOC_CACHE \
+	MOVL	CX, DI \
+	SHRL	$3, DI \
+	MOVQ	mspan_allocBits(AX), R8 \
+	MOVQ	(R8)(DI*1), BX \
+	NOTQ	BX \
+	MOVQ	BX, mspan_allocCache(AX)
+
 TEXT runtime.(*mspan).nextFreeIndex(SB), NOSPLIT, $0-0
 	// sfreeindex := s.freeindex; snelems := s.nelems
 	MOVWLZX	mspan_freeindex(AX), CX
@@ -25,13 +34,8 @@ refill:
 	// if sfreeindex >= snelems { s.freeindex = snelems; return snelems }
 	CMPL	CX, DX
 	JCC	full
-	// s.refillAllocCache(sfreeindex / 8): allocCache = ^(the next 8 bytes of allocBits)
-	MOVL	CX, DI
-	SHRL	$3, DI
-	MOVQ	mspan_allocBits(AX), R8
-	MOVQ	(R8)(DI*1), BX
-	NOTQ	BX
-	MOVQ	BX, mspan_allocCache(AX)
+	// s.refillAllocCache(sfreeindex / 8): the next 64 bits
+	REFILL_ALLOC_CACHE
 	TZCNTQ	BX, SI
 	CMPQ	SI, $64
 	JEQ	refill
@@ -56,12 +60,7 @@ found:
 	JNE	store
 	CMPL	CX, DX
 	JEQ	store
-	MOVL	CX, DI
-	SHRL	$3, DI
-	MOVQ	mspan_allocBits(AX), R8
-	MOVQ	(R8)(DI*1), BX
-	NOTQ	BX
-	MOVQ	BX, mspan_allocCache(AX)
+	REFILL_ALLOC_CACHE
 store:
 	// s.freeindex = sfreeindex; return result
 	MOVW	CX, mspan_freeindex(AX)

@@ -152,18 +152,9 @@ class Machine:
     def load(self, sources):
         """Assemble more routines [(path, text), ...] into free text after what is loaded;
         they can call everything already there. Returns their Program."""
-        base = (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
-        prog = assemble(tuple(sources), base, dict(self.symbols), L.asm_constants(THROW_CONSTANTS))
-        if prog.end > L.CALLOUT_PAGE:
-            raise GomemuError("the routines do not fit in the text segment")
-        clash = set(prog.symbols) & set(self.symbols)
-        if clash:
-            raise BadInput(f"routine names already defined: {', '.join(sorted(clash))}")
-        self.mem.write(prog.base, prog.code)
-        self.uc.ctl_remove_cache(prog.base, prog.end)
-        self.symbols.update(prog.symbols)
-        self.text.add(prog)
-        return prog
+        prog = assemble(tuple(sources), self.next_text_base(), dict(self.symbols),
+                        L.asm_constants(THROW_CONSTANTS))
+        return self.add_program(prog)
 
     def symbol(self, name):
         try:
