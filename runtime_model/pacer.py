@@ -112,16 +112,7 @@ class GcControllerState:
         self.max_stack_scan = 0
         self.globals_scan = 0
         self.heap_marked = 0
-        # Scan work done this cycle (int64).
-        self.heap_scan_work = 0
-        self.stack_scan_work = 0
-        self.globals_scan_work = 0
-        self.bg_scan_credit = 0
-        self.assist_time = 0
-        self.dedicated_mark_time = 0
-        self.fractional_mark_time = 0
-        self.idle_mark_time = 0
-        self.mark_start_time = 0
+        self._reset_cycle_work(0)
         self.dedicated_mark_workers_needed = 0
         self.max_idle_mark_workers = 0  # the high half of Go's packed idleMarkWorkers
         self.assist_work_per_byte = 0.0
@@ -261,15 +252,7 @@ class GcControllerState:
         `time_trigger` is Go's `trigger.kind == gcTriggerTime` (a periodic GC).
         debug.gcstoptheworld is taken as 0 and there are no Ps to reset.
         """
-        self.heap_scan_work = 0
-        self.stack_scan_work = 0
-        self.globals_scan_work = 0
-        self.bg_scan_credit = 0
-        self.assist_time = 0
-        self.dedicated_mark_time = 0
-        self.fractional_mark_time = 0
-        self.idle_mark_time = 0
-        self.mark_start_time = mark_start_time
+        self._reset_cycle_work(mark_start_time)
         self.triggered = self.heap_live
 
         # Round the 25% CPU goal to whole dedicated workers; if that is more
@@ -289,6 +272,18 @@ class GcControllerState:
             self.max_idle_mark_workers = procs - dedicated
         self.dedicated_mark_workers_needed = dedicated
         self.revise()
+
+    def _reset_cycle_work(self, mark_start_time):
+        """The per-cycle scan work and time counters (int64), zero at a cycle's start."""
+        self.heap_scan_work = 0
+        self.stack_scan_work = 0
+        self.globals_scan_work = 0
+        self.bg_scan_credit = 0
+        self.assist_time = 0
+        self.dedicated_mark_time = 0
+        self.fractional_mark_time = 0
+        self.idle_mark_time = 0
+        self.mark_start_time = mark_start_time
 
     def update(self, d_heap_live, d_heap_scan, blacken_enabled=False):
         """gcControllerState.update: the heap grew (a span was cached) or shrank."""
