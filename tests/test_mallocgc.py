@@ -216,3 +216,46 @@ def test_each_path_costs_the_same_every_time():
 def test_bad_sizes_are_refused(bad):
     with pytest.raises(GomemuError):
         Machine().mallocgc(bad)
+
+
+def test_lazy_sweeping_in_cachespan_prefers_partial_swept_then_sweeps_unswept():
+    m = Machine()
+    per_span = (8192 - 128) // 64
+    xs = [m.mallocgc(64) for _ in range(3 * per_span)]          # three full spans of class 64
+    spans = sorted({m.runtime.mheap.span_of_heap(x).addr for x in xs})
+    live = [x for x in xs if m.runtime.mheap.span_of_heap(x).addr != spans[1]][::2] + \
+        [x for x in xs if m.runtime.mheap.span_of_heap(x).addr == spans[1]]   # span 1 stays full
+    finish_cycle(m.runtime, live, eager=False)                   # nothing swept yet, but the cached span
+    spc = sc.make_span_class(sc.size_to_class(64), True)
+    central = m.runtime.mheap.central[spc]
+    sg = m.runtime.mheap.sweepgen
+    assert len(central.full_unswept(sg)) == 2 and not central.partial_unswept(sg)
+    assert len(central.partial_swept(sg)) == 1                   # the mcache's span, swept when flushed
+    got = [m.mallocgc(64) for _ in range(per_span // 2 + per_span // 2)]
+    # First the swept partial span's dead slots, then the oldest unswept full span, swept on
+    # demand; the other one is never needed and stays unswept.
+    assert len(set(got)) == len(got) and not set(got) & set(live)
+    assert {m.runtime.mheap.span_of_heap(x).addr for x in got} == {spans[0], spans[2]}
+    assert MSpan(m.mem, spans[0]).sweepgen == sg + 3             # swept, now cached
+    assert MSpan(m.mem, spans[1]).sweepgen == sg - 2             # still waiting for a sweep
+    assert [s.addr for s in central.full_unswept(sg)] == [spans[1]]
+    assert len(m.runtime.refills) == 3 + 2                       # no new span was needed
+
+
+def test_an_unswept_span_that_stays_full_goes_to_the_full_swept_set():
+    m = Machine()
+    per_span = (8192 - 128) // 64
+    xs = [m.mallocgc(64) for _ in range(3 * per_span)]
+    spans = sorted({m.runtime.mheap.span_of_heap(x).addr for x in xs})
+    in_span = {a: [x for x in xs if m.runtime.mheap.span_of_heap(x).addr == a] for a in spans}
+    live = in_span[spans[0]] + in_span[spans[1]][::2] + in_span[spans[2]]     # span 0 stays full
+    finish_cycle(m.runtime, live, eager=False)
+    spc = sc.make_span_class(sc.size_to_class(64), True)
+    central = m.runtime.mheap.central[spc]
+    sg = m.runtime.mheap.sweepgen
+    snap = m.snapshot()
+    got = [m.mallocgc(64) for _ in range(per_span // 2)]
+    assert {m.runtime.mheap.span_of_heap(x).addr for x in got} == {spans[1]}
+    assert [s.addr for s in central.full_swept(sg)] == [spans[2], spans[0]]
+    # cacheSpan asked the machine code's nextFreeIndex about the full span
+    assert "runtime.(*mspan).nextFreeIndex" in m.counts_since(snap).by_routine()
