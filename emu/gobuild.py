@@ -21,9 +21,19 @@ binary (size, pointer bytes, GC pointer mask) so a loader can rebuild them.
 
 The source is compiled as package main; a generated file keeps every wanted
 function referenced so the linker does not drop it (and adds `func main` when
-the source has none).
+the source has none). Given a `workdir`, the linked program stays there as
+`workdir/prog` (PROGRAM) and can be run to compare with the emulator.
+
+Loading (`load`) patches every relocation onto the machine's symbols: a call to
+the runtime's `runtime.morestack_noctxt` (ABI0; `.abi0`/`<0>` suffixes are
+dropped) lands on the emulator's, a recursive call on the function's own new
+address, and a callee gomemu does not have (`runtime.panicBounds`) on a stub
+named after it whose single UD2 faults, so running into it is an
+EmulationFault naming it. The Go line of each instruction comes from the
+listing's positions (no DWARF is needed).
 """
 
+import dataclasses
 import os
 import re
 import shutil
@@ -35,6 +45,7 @@ from pathlib import Path
 from emu.errors import BadInput, GoToolchainMissing
 
 BUILD_TIMEOUT = 300
+PROGRAM = "prog"            # the linked executable's name in the work directory
 
 _REL = re.compile(r"^\trel (\d+)\+(\d+) t=(\S+) (\S+?)(?:\+(-?\d+))?$")
 _INSN = re.compile(r"^\t0x[0-9a-f]{4} (\d{5}) \(([^)]*)\)\t(.*)$")
@@ -217,7 +228,7 @@ def build_functions(src, funcs, *, symbols=(), go=None, env=None, workdir=None):
         # the user's build cache when there is one (a fresh cache rebuilds the runtime: seconds)
         env = env or go_env(None if os.environ.get("GOCACHE") or os.environ.get("HOME") else wd / "gocache")
         try:
-            out = subprocess.run([go, "build", "-gcflags=-S", "-o", str(wd / "prog"), "."], cwd=wd, env=env,
+            out = subprocess.run([go, "build", "-gcflags=-S", "-o", str(wd / PROGRAM), "."], cwd=wd, env=env,
                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT)
         except OSError as e:
             raise GoToolchainMissing(f"cannot run the Go toolchain {go}: {e}") from None
@@ -225,7 +236,7 @@ def build_functions(src, funcs, *, symbols=(), go=None, env=None, workdir=None):
             errs = [ln for ln in out.stderr.splitlines() if ln.startswith(("./", "main.go")) or ": " in ln[:60]]
             raise BadInput("go build failed: " + ("; ".join(errs[:5]) or out.stderr.strip()[-500:]))
         listings = parse_listing(out.stderr)
-        elf = _Elf(wd / "prog")
+        elf = _Elf(wd / PROGRAM)
         try:
             fns = {f: _extract(elf, listings, f) for f in funcs}
             for fn in fns.values():
@@ -282,13 +293,41 @@ def build(src, funcs, **kw):
     return {f: (fn.code, fn.relocations) for f, fn in build_functions(src, funcs, **kw).items()}
 
 
+def _machine_name(symbol):
+    """The emulator's name for a symbol the compiler names: ABI suffixes dropped."""
+    symbol = re.sub(r"<\d+>$", "", symbol)
+    for suffix in (".abi0", ".abiinternal"):
+        if symbol.endswith(suffix):
+            return symbol[: -len(suffix)]
+    return symbol
+
+
 def load(machine, fn):
     """Load a GoFunction into a Machine under its own name: rebuild its type descriptors
-    in emulated memory, patch its relocations, list it with its Go lines."""
+    in emulated memory, patch its relocations (a recursive call onto its own new address,
+    a callee the machine lacks onto a faulting UD2 stub), list it with its Go lines."""
     symbols = {}
     for sym, t in fn.types.items():
         symbols[sym] = machine.symbols.get(sym) or _load_type(machine, t)
-    return machine.load_code(fn.name, fn.code, fn.relocations, symbols=symbols, lines=fn.lines(), path="main.go")
+    relocations = [r if _machine_name(r.symbol) == r.symbol else dataclasses.replace(r, symbol=_machine_name(r.symbol))
+                   for r in fn.relocations]
+    known = set(machine.symbols) | set(symbols) | {fn.name}
+    missing = sorted({r.symbol for r in relocations if r.size and r.symbol not in known})
+    calls = {r.symbol for r in relocations if r.kind == "R_CALL"}
+    data = [s for s in missing if s not in calls]
+    if data:
+        raise BadInput(f"{fn.name} refers to data the emulator does not have: {', '.join(data)}")
+    if missing:
+        machine.load([("<unresolved calls>", "".join(
+            f"TEXT {s}(SB), NOSPLIT, $0\n\t// reaching this is a fault: not modelled\n\tUD2\n" for s in missing))])
+    if any(r.size and r.symbol == fn.name for r in relocations):
+        if fn.name in machine.symbols:
+            raise BadInput(f"routine name already defined: {fn.name}")
+        symbols[fn.name] = machine.next_text_base()     # where load_code places it (nothing loads in between)
+    prog = machine.load_code(fn.name, fn.code, relocations, symbols=symbols, lines=fn.lines(), path="main.go")
+    if fn.name in symbols and prog.base != symbols[fn.name]:
+        raise BadInput(f"{fn.name}: loaded at {prog.base:#x}, not where its recursive calls point")
+    return prog
 
 
 def _load_type(machine, t):

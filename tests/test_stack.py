@@ -7,7 +7,7 @@ import pytest
 from unicorn import UC_HOOK_CODE
 from unicorn.x86_const import UC_X86_REG_RSP
 
-from emu import goload
+from emu import gobuild
 from emu import layout as L
 from emu.errors import GomemuError
 from emu.machine import Machine
@@ -347,14 +347,13 @@ func main() {
 @pytest.fixture(scope="module")
 def recurse_binary(go, go_env, tmp_path_factory):
     d = tmp_path_factory.mktemp("recurse")
-    path = goload.build(RECURSE_GO, d, go_env)
-    real = subprocess.run([str(path)], capture_output=True, text=True, timeout=60)
-    return path, int(real.stdout)
+    fn = gobuild.build_functions(RECURSE_GO, ["recurse"], go=go, env=go_env, workdir=d)["recurse"]
+    real = subprocess.run([str(d / gobuild.PROGRAM)], capture_output=True, text=True, timeout=60)
+    return fn, int(real.stdout)
 
 
-def _compiled_recurse(m, path):
-    fn = goload.read_function(path, "main.recurse")
-    goload.load_function(m, fn)
+def _compiled_recurse(m, fn):
+    gobuild.load(m, fn)
     frame = S.frame_size_from_prologue(m, "main.recurse")
     # Its stack map, written from the signature: p (the second register argument) has
     # its spill slot at argp+8; buf holds no pointers.
@@ -363,9 +362,9 @@ def _compiled_recurse(m, path):
 
 
 def test_compiled_go_recursion_grows_its_stack_and_returns_what_the_real_binary_prints(recurse_binary):
-    path, real = recurse_binary
+    fn, real = recurse_binary
     m = Machine()
-    assert _compiled_recurse(m, path) == 512
+    assert _compiled_recurse(m, fn) == 512
     st = m.runtime.stacks
     st.poison_copy = True
     g = m.new_goroutine()
@@ -377,9 +376,9 @@ def test_compiled_go_recursion_grows_its_stack_and_returns_what_the_real_binary_
 
 
 def test_compiled_go_recursion_overflows_at_set_max_stack_64k(recurse_binary):
-    path, real = recurse_binary
+    fn, real = recurse_binary
     m = Machine()
-    _compiled_recurse(m, path)
+    _compiled_recurse(m, fn)
     m.set_max_stack(64 << 10)
     g = m.new_goroutine()
     x = m.runtime.stacks.stack(g)[1] - 8
@@ -401,11 +400,10 @@ def test_our_prologues_are_the_compilers(go, go_env, tmp_path):
         src += (f"//go:noinline\nfunc {name}(n int) int {{\n\tvar b [{words}]int\n\tfor i := range b {{ b[i] = n + i }}\n"
                 f"\tif n == 0 {{ return b[3] }}\n\treturn {name}(n-1) + b[n%{words}]\n}}\n\n")
     src += "func main() { println(small(3) + large(3) + huge(3)) }\n"
-    path = goload.build(src, tmp_path, go_env)
+    fns = gobuild.build_functions(src, ["small", "large", "huge"], go=go, env=go_env, workdir=tmp_path)
     m = Machine()
     for name in ("small", "large", "huge"):
-        fn = goload.read_function(path, f"main.{name}")
-        goload.load_function(m, fn)
+        gobuild.load(m, fns[name])
         frame = S.frame_size_from_prologue(m, f"main.{name}")
         assert S.prologue_form(frame) == name
         mine = m.load([(f"{name}.s", f"TEXT test.pro{name}(SB), 0, $0\n" + "".join(
