@@ -23,7 +23,6 @@ import math
 import random
 from dataclasses import dataclass
 
-from emu.errors import EmulationFault
 from emu.layout import MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw

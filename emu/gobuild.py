@@ -311,15 +311,8 @@ def load(machine, fn):
         symbols[sym] = machine.symbols.get(sym) or _load_type(machine, t)
     relocations = [r if _machine_name(r.symbol) == r.symbol else dataclasses.replace(r, symbol=_machine_name(r.symbol))
                    for r in fn.relocations]
-    known = set(machine.symbols) | set(symbols) | {fn.name}
-    missing = sorted({r.symbol for r in relocations if r.size and r.symbol not in known})
-    calls = {r.symbol for r in relocations if r.kind == "R_CALL"}
-    data = [s for s in missing if s not in calls]
-    if data:
-        raise BadInput(f"{fn.name} refers to data the emulator does not have: {', '.join(data)}")
-    if missing:
-        machine.load([("<unresolved calls>", "".join(
-            f"TEXT {s}(SB), NOSPLIT, $0\n\t// reaching this is a fault: not modelled\n\tUD2\n" for s in missing))])
+    # Stubs first: the function's own address (for recursive calls) is after them.
+    machine.stub_missing_calls(fn.name, relocations, {**machine.symbols, **symbols, fn.name: 0})
     if any(r.size and r.symbol == fn.name for r in relocations):
         if fn.name in machine.symbols:
             raise BadInput(f"routine name already defined: {fn.name}")

@@ -487,7 +487,7 @@ class Machine:
         return (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
 
     def add_program(self, prog):
-        """Place a Program built elsewhere (e.g. a compiled Go function, emu/goload.py) at
+        """Place a Program built elsewhere (e.g. a compiled Go function, emu/gobuild.py) at
         its base, which must be next_text_base() or later."""
         if prog.base < self.text.end or prog.end > L.CALLOUT_PAGE:
             raise GomemuError("the code does not fit in the free text segment")
@@ -545,6 +545,21 @@ class Machine:
         self.symbols[name] = base
         return base
 
+    def stub_missing_calls(self, name, relocations, known):
+        """Give every callee of `name` that is not in `known` a UD2 stub under its own name,
+        so reaching it is a fault naming it; data the machine lacks is an error. Returns
+        the stubs' {symbol: address}."""
+        missing = sorted({r.symbol for r in relocations if r.size and r.symbol not in known})
+        calls = {r.symbol for r in relocations if r.kind == "R_CALL"}
+        data = [s for s in missing if s not in calls]
+        if data:
+            raise BadInput(f"{name} refers to data the emulator does not have: {', '.join(data)}")
+        if not missing:
+            return {}
+        return self.load([("<unresolved calls>", "".join(
+            f"TEXT {s}(SB), NOSPLIT, $0\n\t// reaching this is a fault: not modelled\n\tUD2\n"
+            for s in missing))]).symbols
+
     def load_code(self, name, code, relocations=(), *, symbols=None, lines=None, path="<compiled>"):
         """Place machine code taken from a compiled binary (emu/gobuild.py) in free text,
         patch its pc-relative relocations onto this machine's symbols, and list it, so
@@ -559,15 +574,7 @@ class Machine:
         from asm.assembler import ListingEntry, Program, memory_accesses
         known = dict(self.symbols)
         known.update(symbols or {})
-        missing = sorted({r.symbol for r in relocations if r.size and r.symbol not in known})
-        calls = {r.symbol for r in relocations if r.kind == "R_CALL"}
-        data = [s for s in missing if s not in calls]
-        if data:
-            raise BadInput(f"{name} refers to data the emulator does not have: {', '.join(data)}")
-        if missing:
-            stubs = self.load([("<unresolved calls>", "".join(
-                f"TEXT {s}(SB), NOSPLIT, $0\n\t// reaching this is a fault: not modelled\n\tUD2\n" for s in missing))])
-            known.update(stubs.symbols)
+        known.update(self.stub_missing_calls(name, relocations, known))
         base = (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
         if name in self.symbols:
             raise BadInput(f"routine name already defined: {name}")

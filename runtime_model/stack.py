@@ -46,7 +46,7 @@ sudogs/defers/panics to adjust (g._defer and g._panic are adjusted if set);
 the GC phase is only what stackfree and stackpoolfree look at.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import capstone
 

