@@ -266,15 +266,19 @@ class Machine:
         entry = self.symbol(routine)
         if len(args) > len(ABI_INT_REGS):
             raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
-        sp = STACK_TOP - 8
+        self._enter(STACK_TOP - 8, self.symbol("runtime.g0"), args)
+        return entry
+
+    def _enter(self, sp, g, args):
+        """Go's ABI on entry: the exit address as return address at sp, the arguments in
+        their registers, R14 = g, X15 = 0 (ABIInternal's zero register), no frame pointer."""
         self.mem.w64(sp, L.EXIT_ADDR)
         self.regs.write(UC_X86_REG_RSP, sp)
         self.regs.write(UC_X86_REG_RBP, 0)
         for reg, v in zip(ABI_INT_REGS, args):
             self.regs.write(reg, v)
-        self.regs.write(UC_X86_REG_R14, self.symbol("runtime.g0"))
-        self.uc.reg_write(UC_X86_REG_XMM15, 0)     # ABIInternal's zero register
-        return entry
+        self.regs.write(UC_X86_REG_R14, g)
+        self.uc.reg_write(UC_X86_REG_XMM15, 0)
 
     def call(self, routine, *args):
         """Run `routine(args...)` to its return; returns AX."""
@@ -446,13 +450,7 @@ class Machine:
         if sp is None:
             sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8      # gostartcall: push goexit
         self.runtime.stacks.execute(g)
-        self.mem.w64(sp, L.EXIT_ADDR)
-        self.regs.write(UC_X86_REG_RSP, sp)
-        self.regs.write(UC_X86_REG_RBP, 0)
-        for reg, v in zip(ABI_INT_REGS, args):
-            self.regs.write(reg, v)
-        self.regs.write(UC_X86_REG_R14, g)
-        self.uc.reg_write(UC_X86_REG_XMM15, 0)
+        self._enter(sp, g, args)
         return entry
 
     def call_on(self, g, routine, *args, sp=None):
