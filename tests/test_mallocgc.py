@@ -259,3 +259,15 @@ def test_an_unswept_span_that_stays_full_goes_to_the_full_swept_set():
     assert [s.addr for s in central.full_swept(sg)] == [spans[2], spans[0]]
     # cacheSpan asked the machine code's nextFreeIndex about the full span
     assert "runtime.(*mspan).nextFreeIndex" in m.counts_since(snap).by_routine()
+
+
+def test_mallocgc_grows_a_short_goroutine_stack_and_keeps_its_arguments():
+    m = Machine()
+    g = m.new_goroutine()
+    lo = m.mem.u64(g + L.G.stack + L.Stack.lo)
+    t = m.runtime.new_type(40, (1,))
+    x = m.call_on(g, "runtime.mallocgc", 40, t, 1, sp=lo + 900)   # below stackguard0: morestack
+    new_lo, new_hi = (m.mem.u64(g + L.G.stack + f) for f in (L.Stack.lo, L.Stack.hi))
+    assert new_hi - new_lo == 4096 and new_lo != lo                # copied to a 4 KiB stack
+    s = m.runtime.mheap.span_of_heap(x)                            # size, type and needzero survived
+    assert (s.elemsize, s.noscan()) == (48, False)
