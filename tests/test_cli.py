@@ -41,7 +41,14 @@ def test_step_small_prints_each_instruction_with_its_go_source(capsys):
 def test_step_json_is_one_object_per_instruction(capsys):
     assert main(["step", "small", "--size", "32", "--json"]) == 0
     recs = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
-    assert recs[0]["where"] == "runtime.mallocgcSmallNoscan+0x0" and recs[-1]["disasm"] == "ret"
+    assert recs[0]["where"] == "runtime.mallocgc+0x0" and recs[-1]["disasm"] == "ret"
+    assert any(r["where"].startswith("runtime.mallocgcSmallNoscan+") for r in recs)
+
+
+def test_step_malloc_shows_any_path(capsys):
+    assert main(["step", "malloc", "--size", "100000", "--scan"]) == 0
+    out = capsys.readouterr().out
+    assert "runtime.mallocgcLarge+" in out and "call-out into Python: runtime.(*mcache).allocLarge" in out
 
 
 @pytest.mark.parametrize("argv, needle", [
