@@ -359,3 +359,10 @@ class Text:
     def where(self, addr):
         p = self._at(addr)
         return p.where(addr) if p else hexnum(addr)
+
+    def label(self, name):
+        """The address of `routine:label` in whichever program defines it."""
+        for p in self.programs:
+            if name in p.labels:
+                return p.labels[name]
+        raise KeyError(name)

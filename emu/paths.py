@@ -55,7 +55,7 @@ def classify(machine, counts, grew):
         return "zero-size"
     if entry == "large":
         return "large: heap growth (mmap)" if grew else "large"
-    if entry == "tiny" and machine.text.programs[0].labels["runtime.mallocgcTiny:newblock"] not in counts.blocks:
+    if entry == "tiny" and machine.text.label("runtime.mallocgcTiny:newblock") not in counts.blocks:
         return "tiny: into the current block"
     if grew:
         sub = GROW
