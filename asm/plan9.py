@@ -266,6 +266,19 @@ def _branch_target(op):
     raise ValueError(f"bad branch target {op!r}")
 
 
+def _check_imm(mn, text, width, imm64_ok):
+    """An immediate (`text`, as emitted for keystone) must fit its operand as Go's
+    assembler requires: the operand's width, and at most a sign-extended 32 bits except
+    for MOVQ $imm64, reg. keystone would silently truncate the rest."""
+    v = int(text, 16)
+    bits = width if width < 64 or imm64_ok else 32
+    lo, hi = -(1 << (bits - 1)), 1 << bits
+    if bits == 32 and width == 64:
+        hi = 1 << 31                  # sign-extended: 0x80000000 would turn negative
+    if not lo <= v < hi:
+        raise ValueError(f"immediate {v:#x} does not fit {mn}'s {bits}-bit operand")
+
+
 def _translate(mn, ops, ctx):
     """Plan 9 mnemonic + operands -> Insn."""
     def one(o, w, **kw):
@@ -317,7 +330,9 @@ def _translate(mn, ops, ctx):
         dst, _, _ = one(ops[2], width, allow_mem=False)
         return Insn(f"imul {dst}, {src}, {imm}", mn, rip_ref=ref)
     if width and base in _UNARY and len(ops) == 1:
-        text, ref, _ = one(ops[0], width)
+        text, ref, kind = one(ops[0], width)
+        if kind == "imm":
+            _check_imm(mn, text, width, False)
         return Insn(f"{_UNARY[base]} {text}", mn, rip_ref=ref)
     if width and base in _ALU and len(ops) == 2:
         intel, keep = _ALU[base]
@@ -329,7 +344,10 @@ def _translate(mn, ops, ctx):
                 if base not in ("MOV", "LEA"):
                     raise ValueError(f"{mn} cannot take a symbol address")
                 intel, src, ref1 = "lea", f"{_PTR[width]} ptr [rip + {{rip}}]", ref1
-        dst, ref2, _ = one(ops[1], width)
+        dst, ref2, dkind = one(ops[1], width)
+        for imm in (src, dst):
+            if imm.startswith(("0x", "-0x")):
+                _check_imm(mn, imm, width, base == "MOV" and dkind == "reg")
         if base == "LEA":
             src = src.split(" ptr ", 1)[-1]
         if intel == "lea" and base == "MOV":

@@ -113,21 +113,31 @@ def test_compiler_listing_assembles_to_the_compilers_instructions(go, go_env, tm
 
 
 @pytest.mark.parametrize("line, why", [
-    ("MOVQ AX", "two operands"),
+    ("MOVQ AX", "unsupported instruction"),
     ("FROBQ AX, BX", "unsupported instruction"),
     ("MOVQ 8(QQ), AX", "bad base register"),
     ("MOVQ nosuch(SB), AX", "undefined symbol"),
     ("JMP nowhere", "undefined symbol"),
-    ("MOVB AX, X3", "cannot be used"),
+    ("MOVB AX, X3", "keystone cannot assemble"),
+    ("MOVB $300, AX", "does not fit"),                  # keystone would keep 0x2c
+    ("PUSHQ $0x123456789", "does not fit"),             # keystone would push 0x6789
+    ("ADDQ $0x80000000, AX", "does not fit"),           # would sign-extend to a negative
+    ("MOVQ $0x123456789, 8(AX)", "does not fit"),
 ])
 def test_bad_assembly_is_a_clear_error_naming_file_and_line(line, why):
     with pytest.raises(AssemblyError) as e:
         asm("    " + line + "\n")
     msg = str(e.value)
-    assert "test.s:2" in msg
+    assert "test.s:2" in msg and why in msg
 
 
 def test_constants_by_name_as_in_go_asm_h():
     p = assemble((("c.s", "TEXT x(SB), 0, $0-0\n MOVQ mspan_allocCache(R8), R9\n MOVL $(const_a-8), AX\n"),),
                  BASE, {}, {"mspan_allocCache": 56, "const_a": 1024})
     assert [e.disasm for e in p.listing] == ["mov r9, qword ptr [r8 + 0x38]", "mov eax, 0x3f8"]
+
+
+def test_a_64_bit_immediate_is_allowed_only_into_a_register():
+    p = asm("MOVQ $0x123456789, AX\n MOVQ $-1, BX\n CMPQ AX, $-4095\n")
+    assert [e.disasm for e in p.listing] == ["movabs rax, 0x123456789", "mov rbx, 0xffffffffffffffff",
+                                             "cmp rax, -0xfff"]
