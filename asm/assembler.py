@@ -13,7 +13,6 @@ maps every address to its source file, line and the Go code it models.
 """
 
 import bisect
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -312,12 +311,6 @@ def routine_sources(names=None):
         files = [f for f in files if f.stem in names]
     return tuple((f"asm/{f.name}", f.read_text()) for f in files)
 
-
-_SYMBOL_RE = re.compile(r"^[\w./]+$")
-
-
-def is_symbol_name(s):
-    return bool(_SYMBOL_RE.match(s))
 
 
 class Text:

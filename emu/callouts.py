@@ -50,6 +50,10 @@ class Callout:
     nargs: int           # argument registers it reads (AX, BX, CX, ...), so only those are fetched
 
 
+def _run_pending(m):
+    return m.take_pending_slow_path()
+
+
 def _refill(m, c, spc):
     yield from mcache.refill(m.runtime, c, spc)
 
@@ -97,6 +101,7 @@ def _newstack(m):
 
 CALLOUTS = [
     Callout("runtime.(*mcache).refill", "mcache.go: (*mcache).refill", _refill, 2),
+    Callout("gomemu.slowpath", "not Go: a slow path started from Python (run_slow_path)", _run_pending, 0),
     Callout("runtime.throw", "panic.go: throw", _throw, 1),
     Callout("runtime.profilealloc", "malloc.go: profilealloc", _profilealloc, 3),
     Callout("runtime.gcmarknewobject", "mgcmark.go: gcmarknewobject", _gcmarknewobject, 2),

@@ -254,7 +254,6 @@ def _place(symbols, base):
 
 
 DATA_ADDR = _place(DATA_SYMBOLS, DATA.base)
-DATA_SIZE = {s.name: s.size for s in DATA_SYMBOLS}
 
 
 def tls_fs_base():

@@ -97,9 +97,6 @@ class Counts:
             writes += n * w
         return reads, writes
 
-    def excluding(self, *routines):
-        keep = {a: v for a, v in self.blocks.items() if self.program.routine_at(a) not in routines}
-        return Counts(self.program, keep, self.callouts)
 
 
 class Machine:
@@ -307,8 +304,6 @@ class Machine:
     def pc(self):
         return self.regs.read(UC_X86_REG_RIP)
 
-    def return_address(self):
-        return self.mem.u64(self.regs.read(UC_X86_REG_RSP))
 
     def disasm_at(self, pc):
         try:
@@ -433,11 +428,28 @@ class Machine:
 
 
     # ---- goroutines and their stacks (runtime_model/stack.py, asm/morestack.s) -------------
+    _pending = None
+
+    def run_slow_path(self, gen):
+        """Run a Python slow path (a generator, see mem_linux.OSCall) started from Python
+        rather than from machine code: through a call-out, so its system calls are real
+        SYSCALL instructions. Returns the generator's result."""
+        self._pending = gen
+        self._slow_path_result = None
+        self.call("gomemu.slowpath")
+        return self._slow_path_result
+
+    def take_pending_slow_path(self):
+        gen, self._pending = self._pending, None
+        if gen is None:
+            raise EmulationFault("gomemu.slowpath called with no slow path pending")
+        result = yield from gen
+        self._slow_path_result = result
+
     def new_goroutine(self):
         """proc.go: newproc1's g: a goroutine with a 2 KiB stack from the stack allocator,
         waiting at the top of its stack. Returns the address of its g."""
-        from runtime_model.mem_linux import run_direct
-        return run_direct(self.runtime.stacks.newproc(), self.kernel)
+        return self.run_slow_path(self.runtime.stacks.newproc())
 
     def prepare_call_on(self, g, routine, args, sp=None):
         """Registers and stack for calling `routine` on goroutine g: g becomes the current
@@ -477,8 +489,12 @@ class Machine:
     def gc_shrink_stacks(self):
         """The stack work of a GC cycle: shrinkstack on every waiting goroutine, then
         freeStackSpans. Returns the copies made (runtime_model.stack.Copy)."""
-        from runtime_model.mem_linux import run_direct
-        return run_direct(self.runtime.stacks.gc_shrink_stacks(), self.kernel)
+        return self.run_slow_path(self.runtime.stacks.gc_shrink_stacks())
+
+    def free_os_memory(self):
+        """runtime/debug.FreeOSMemory's scavenging half: every free page goes back to the
+        OS (madvise MADV_DONTNEED). Returns the bytes released."""
+        return self.run_slow_path(self.runtime.mheap.scavenge((1 << 64) - 1))
 
     def next_text_base(self):
         """Where the next routines loaded into the text segment start (page aligned)."""

@@ -77,11 +77,6 @@ class Memory:
                 return b.buf, addr - r.base
         raise EmulationFault(f"address {addr:#x} (+{n}) is outside every emulated region", pc=None)
 
-    def region_of(self, addr):
-        for b in self._backings:
-            if b.region.base <= addr < b.region.end:
-                return b.region
-        return None
 
     def read(self, addr, n):
         buf, off = self._find(addr, n)

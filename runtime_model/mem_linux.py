@@ -50,10 +50,6 @@ def sys_unused(v, n):
     yield OSCall("runtime.madvise", (v, n, MADV_DONTNEED))
 
 
-def sys_free(v, n):
-    """sysFreeOS: munmap."""
-    yield OSCall("runtime.munmap", (v, n))
-
 
 def run_direct(gen, kernel):
     """Drive a slow-path generator without a CPU, calling the kernel model directly

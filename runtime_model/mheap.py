@@ -22,7 +22,7 @@ from emu.layout import HEAP_ARENA_BYTES, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
 from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
-from runtime_model.mem_linux import sys_map, sys_reserve, throw
+from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
 from runtime_model.mspan import MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
@@ -169,6 +169,22 @@ class MHeap:
         yield from sys_map(v, nbase - v)
         self._grown(v, nbase - v)
         return total + nbase - v, True
+
+    def scavenge(self, nbytes):
+        """mgcscavenge.go: (*pageAlloc).scavenge through the heap: release up to nbytes of
+        free pages to the OS with sysUnused (MADV_DONTNEED), highest addresses first.
+        Returns the bytes released."""
+        released_ranges = []
+        self.pages.on_release = lambda addr, n: released_ranges.append((addr, n))
+        try:
+            released = self.pages.scavenge(nbytes, force=True)
+        finally:
+            self.pages.on_release = None
+        for addr, n in released_ranges:
+            yield from sys_unused(addr, n)
+        self.heap_released += released
+        self.heap_free -= released
+        return released
 
     def _grown(self, v, size):
         # Fresh mappings count as released until used (grow's stats.released).

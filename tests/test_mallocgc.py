@@ -271,3 +271,23 @@ def test_mallocgc_grows_a_short_goroutine_stack_and_keeps_its_arguments():
     assert new_hi - new_lo == 4096 and new_lo != lo                # copied to a 4 KiB stack
     s = m.runtime.mheap.span_of_heap(x)                            # size, type and needzero survived
     assert (s.elemsize, s.noscan()) == (48, False)
+
+
+def test_free_os_memory_returns_free_pages_with_madvise_and_they_come_back_zero():
+    m = Machine()
+    size = 300_000                                               # 37 pages each
+    xs = [m.mallocgc(size) for _ in range(4)]
+    for x in xs:
+        m.mem.write(x, b"\x77" * size)                           # the program touches them
+    rss = m.kernel.rss_bytes()
+    finish_cycle(m.runtime, xs[:1])                              # three large objects die
+    released = m.free_os_memory()
+    advice = [s for s in m.kernel.log if s.name == "madvise"]
+    assert released >= 3 * 37 * sc.PAGE_SIZE and advice           # through real SYSCALLs
+    assert all(str(s).startswith("madvise(") and s.args[2] == 4 for s in advice)   # MADV_DONTNEED
+    assert m.kernel.rss_bytes() <= rss - 3 * 37 * sc.PAGE_SIZE
+    assert m.runtime.read_mem_stats()["HeapReleased"] >= released
+    snap = m.snapshot()
+    y = m.mallocgc(size)                                          # scavenged pages are zero already
+    assert y in xs[1:] and m.mem.read(y, size) == bytes(size)
+    assert "runtime.memclrNoHeapPointersChunked" not in m.counts_since(snap).by_routine()
