@@ -450,18 +450,54 @@ def _includes(text, path, include, depth=0):
     return out
 
 
-def expand_macros(text, path="<text>", include=None):
+_COND = re.compile(r"^\s*#(ifdef|ifndef|else|endif)\b\s*(.*?)\s*(//.*)?$")
+
+
+def expand_macros(text, path="<text>", include=None, consts=None):
     """Go assembler's `#define NAME(a, b) body` (cpp-style), line by line.
 
     A body continues over lines ending in `\\`; each physical line of the body
     becomes one line where the macro is used, keeping its own comment. A use
     is a whole statement: `NAME(x, y)` alone on a line. Returns
     [(lineno, text)], each expanded line carrying its use's line number.
+
+    `#ifdef NAME` / `#ifndef NAME` / `#else` / `#endif` keep or drop the lines
+    between them (nesting allowed); NAME is defined if a `#define` above made
+    it or `consts` has it with a non-zero value (how a machine option reaches
+    the sources). Dropped lines and directives leave blank lines behind.
     """
     lines = [ln.split("\x00") for ln in _includes(text, path, include)]
     lines, numbers = [x for grp in lines for x in grp], [i + 1 for i, grp in enumerate(lines) for _ in grp]
+    consts = consts or {}
     macros, out, i = {}, [], 0
+    conds = []      # per open #if: [this branch taken, an #else seen, enclosing branches taken]
     while i < len(lines):
+        c = _COND.match(lines[i])
+        if c:
+            kind, name = c.group(1), c.group(2)
+            if kind in ("ifdef", "ifndef"):
+                if not re.fullmatch(r"[A-Za-z_]\w*", name):
+                    raise AssemblyError(f"{path}:{numbers[i]}: #{kind} needs one name, not {name!r}")
+                defined = name in macros or bool(consts.get(name, 0))
+                outer = all(cd[0] for cd in conds)
+                conds.append([defined == (kind == "ifdef"), False, outer])
+            elif name:
+                raise AssemblyError(f"{path}:{numbers[i]}: #{kind} takes no argument, got {name!r}")
+            elif not conds:
+                raise AssemblyError(f"{path}:{numbers[i]}: #{kind} without #ifdef or #ifndef")
+            elif kind == "else":
+                if conds[-1][1]:
+                    raise AssemblyError(f"{path}:{numbers[i]}: a second #else")
+                conds[-1][0], conds[-1][1] = not conds[-1][0], True
+            else:
+                conds.pop()
+            out.append((numbers[i], ""))
+            i += 1
+            continue
+        if conds and not (conds[-1][0] and conds[-1][2]):
+            out.append((numbers[i], ""))
+            i += 1
+            continue
         m = _DEFINE.match(lines[i])
         if not m:
             out.append((numbers[i], lines[i]))
@@ -483,6 +519,8 @@ def expand_macros(text, path="<text>", include=None):
             cur = lines[i]
         macros[name] = (params, body)
         i += 1
+    if conds:
+        raise AssemblyError(f"{path}: #ifdef or #ifndef without #endif")
     return _expand(out, macros, path, 0)
 
 
@@ -512,7 +550,7 @@ def parse_text(text, path="<text>", consts=None, include=None):
     """Parse a whole file; errors name the file, line number and text.
     `include(name)` returns the text of a `#include`d header, or None."""
     out, frame = [], 0
-    for no, raw in expand_macros(text, path, include):
+    for no, raw in expand_macros(text, path, include, consts):
         try:
             ln = parse_line(raw, frame, consts)
         except ValueError as e:

@@ -141,3 +141,58 @@ def test_a_64_bit_immediate_is_allowed_only_into_a_register():
     p = asm("MOVQ $0x123456789, AX\n MOVQ $-1, BX\n CMPQ AX, $-4095\n")
     assert [e.disasm for e in p.listing] == ["movabs rax, 0x123456789", "mov rbx, 0xffffffffffffffff",
                                              "cmp rax, -0xfff"]
+
+
+_COND_SRC = """TEXT x(SB), 0, $0-0
+#define HAVE_B
+#ifdef const_on
+ MOVL $1, AX
+#ifndef HAVE_B
+ MOVL $2, AX
+#else
+ MOVL $3, AX
+#endif
+#else
+ MOVL $4, AX
+#ifdef HAVE_B
+ MOVL $5, AX
+#endif
+#endif
+#ifndef const_on
+#define LATE() MOVL $6, AX
+#else
+#define LATE() MOVL $7, AX
+#endif
+ LATE()
+ RET
+"""
+
+
+@pytest.mark.parametrize("on, want", [
+    (1, ["mov eax, 1", "mov eax, 3", "mov eax, 7", "ret"]),
+    (0, ["mov eax, 4", "mov eax, 5", "mov eax, 6", "ret"]),     # present with value 0: not defined
+    (None, ["mov eax, 4", "mov eax, 5", "mov eax, 6", "ret"]),  # absent: not defined
+])
+def test_ifdef_ifndef_else_endif_select_lines_by_define_or_nonzero_constant(on, want):
+    consts = {} if on is None else {"const_on": on}
+    p = assemble((("c.s", _COND_SRC),), BASE, {}, consts)
+    assert [e.disasm for e in p.listing] == want
+
+
+def test_ifdef_keeps_line_numbers_of_the_lines_it_keeps():
+    src = "TEXT x(SB), 0, $0-0\n#ifdef const_off\n MOVL $1, AX\n#endif\n MOVL $300, AL\n"
+    with pytest.raises(AssemblyError, match=r"c\.s:5:"):
+        assemble((("c.s", src),), BASE, {}, {"const_off": 0})
+
+
+@pytest.mark.parametrize("src, why", [
+    ("#ifdef A\n RET\n", "without #endif"),
+    ("#endif\n", "without #ifdef"),
+    ("#else\n", "without #ifdef"),
+    ("#ifdef A\n#else\n#else\n#endif\n", "a second #else"),
+    ("#ifdef\n#endif\n", "needs one name"),
+    ("#ifdef A\n#endif B\n", "takes no argument"),
+])
+def test_unbalanced_conditionals_are_clear_errors(src, why):
+    with pytest.raises(AssemblyError, match=why):
+        assemble((("c.s", "TEXT x(SB), 0, $0-0\n" + src + " RET\n"),), BASE, {}, {})
