@@ -5,10 +5,12 @@
 // ABIInternal: AX = size, BX = typ (nil: raw memory), CX = needzero.
 // Returns AX = x.
 //
-// This is the generic dispatch, which Go 1.27 runs when GOEXPERIMENT
-// sizespecializedmalloc is off; with it on (the default) sizes below 81
-// bytes go to generated size-specialised copies of the same paths
-// (mallocgcTinySC2, mallocgcSmallNoScanSC*, mallocgcSmallScanNoHeaderSC*).
+// Without const_sizeSpecializedMalloc this is the generic dispatch, which Go
+// 1.27 runs when GOEXPERIMENT sizespecializedmalloc is off. With it
+// (Machine(size_specialized=True), Go's default) sizes below 81 bytes go
+// through mallocNoScanTable / mallocScanTable to the generated copies in
+// asm/malloc_generated.s (mallocgcTinySC2, mallocgcSmallNoScanSC*,
+// mallocgcSmallScanNoHeaderSC*), which return x themselves.
 // Frame: 0(SP)..0x17 the callees' argument spill slots, 0x18 size, 0x20 typ,
 // 0x28 needzero, 0x30 x.
 #include "malloc_amd64.h"
@@ -25,6 +27,34 @@ TEXT runtime·mallocgc(SB), 0, $0x38-0
 	LEAQ	runtime·zerobase(SB), AX
 	JMP	ret
 sized:
+#ifdef const_sizeSpecializedMalloc
+	// if sizeSpecializedMallocEnabled && size < uintptr(len(mallocNoScanTable))
+	CMPQ	AX, $const_mallocTableLen
+	JCC	generic
+	// if typ == nil || !typ.Pointers()
+	TESTQ	BX, BX
+	JEQ	specnoscan
+	CMPQ	_type_PtrBytes(BX), $0
+	JEQ	specnoscan
+	// (the !needzero throw is not modelled, as in the generic dispatch)
+	// return mallocScanTable[size](size, typ, needzero): the table holds code addresses here
+	// (Go's holds funcvals, one more load)
+	MOVQ	runtime·mallocScanTable(SB)(AX*8), DX
+	CALL	DX
+	JMP	ret
+specnoscan:
+	// if size >= maxTinySize { return mallocNoScanTable[size](size, typ, needzero) }
+	CMPQ	AX, $const_maxTinySize
+	JCS	spectiny
+	MOVQ	runtime·mallocNoScanTable(SB)(AX*8), DX
+	CALL	DX
+	JMP	ret
+spectiny:
+	// return mallocgcTinySC2(size, typ, needzero)
+	CALL	runtime·mallocgcTinySC2(SB)
+	JMP	ret
+generic:
+#endif
 	MOVQ	AX, 0x18(SP)
 	MOVQ	BX, 0x20(SP)
 	MOVB	CX, 0x28(SP)
@@ -65,6 +95,11 @@ header:
 	CALL	runtime·mallocgcSmallScanHeader(SB)
 	JMP	allocated
 noscan:
+#ifdef const_sizeSpecializedMalloc
+	// with sizeSpecializedMallocEnabled: x, elemsize = mallocgcSmallNoscan(size, typ, needzero)
+	// (sizes under maxTinySize went to mallocgcTinySC2 above)
+	JMP	small
+#endif
 	// if size < maxTinySize && gp.secret == 0
 	CMPQ	AX, $const_maxTinySize
 	JCC	small

@@ -8,7 +8,7 @@ runtime's package-level state (`Runtime`: mheap_, gcController, memstats).
 from dataclasses import dataclass
 
 from emu import layout as L
-from emu.callouts import new_sample_rng, next_sample
+from emu.callouts import THROWS, new_sample_rng, next_sample
 from emu.errors import BadInput
 from runtime_model import sizeclasses as sc
 from runtime_model.mcache import MCacheStats
@@ -18,6 +18,22 @@ from runtime_model.stack import Stacks
 
 G0_STACK_GUARD = 928       # stack.go: stackGuard on linux/amd64 (StackGuard multiplier 1)
 GC_OVER_ASSIST_WORK = 64 << 10   # mgcpacer.go: gcOverAssistWork
+
+
+# malloc_stubs.go: mallocPanic's message (Go panics; the routine throws). Appended to the
+# call-out's message table, so its index follows the routines' own throws.
+THROWS.setdefault("mallocPanic", "not defined for sizeclass")
+SC_THROW_CONSTANTS = {"const_throw_mallocPanic": list(THROWS).index("mallocPanic")}
+
+
+def size_specialized_routine(size, scan):
+    """The routine malloc_tables_generated.go puts at mallocScanTable[size] (scan) or
+    mallocNoScanTable[size]: the copy for size's class, mallocPanic where none serves
+    (mkmalloc.go: noscan from maxTinySize, scan from 1 byte)."""
+    if size == 0 or (not scan and size < sc.TINY_SIZE):
+        return "runtime.mallocPanic"
+    cls = sc.SIZE_TO_CLASS8[-(-size // sc.SMALL_SIZE_DIV)]
+    return f"runtime.mallocgc{'SmallScanNoHeader' if scan else 'SmallNoScan'}SC{cls}"
 
 
 def _i64(v):
@@ -71,6 +87,8 @@ class Runtime:
         self.type_names = {}       # type descriptor address -> name
         self._rng = new_sample_rng()
         self._write_tables()
+        if machine.size_specialized:
+            self._write_malloc_tables()
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
         self.mcache = self._boot_scheduler()     # p0's mcache
         self.stacks = Stacks(self)               # stack.go: stackpool, stackLarge, maxstacksize; allgs
@@ -87,6 +105,14 @@ class Runtime:
             mem.w32(sym("internal/runtime/gc.SizeClassToDivMagic") + 4 * i, v)
         mem.write(sym("internal/runtime/gc.SizeToSizeClass8"), bytes(sc.SIZE_TO_CLASS8))
         mem.write(sym("internal/runtime/gc.SizeToSizeClass128"), bytes(sc.SIZE_TO_CLASS128))
+
+    def _write_malloc_tables(self):
+        """malloc_tables_generated.go: mallocScanTable and mallocNoScanTable, filled in
+        with the assembled routines' addresses (the linker's job in Go)."""
+        for name, scan in (("runtime.mallocScanTable", True), ("runtime.mallocNoScanTable", False)):
+            base = self.symbol(name)
+            for size in range(L.SIZE_SPECIALIZED_LIMIT):
+                self.mem.w64(base + 8 * size, self.symbol(size_specialized_routine(size, scan)))
 
     def _boot_scheduler(self):
         """g0 on the system stack, m0 with its TLS, p0 with a fresh mcache (allocmcache)."""

@@ -6,6 +6,7 @@ what the heap, the memory statistics and the emulated kernel saw.
 Deterministic: no timings.
 """
 
+from emu import layout as L
 from emu.errors import BadInput
 from emu.machine import Machine
 from emu.paths import path_sort_key, survey
@@ -34,13 +35,12 @@ def _fmt_range(values):
     return f"{lo}" if lo == hi else f"{lo}..{hi}"
 
 
-def report_lines(workload):
-    m = Machine()
-    out = ["gomemu report: mallocgc on an emulated go1.27.3 linux/amd64 heap (counts are exact; "
-           "call-outs run in Python and are not counted)", ""]
+def _path_table(m, workload):
+    """Per size and path: count, instructions, reads, writes, call-outs; then the hit
+    paths by routine."""
     header = (f"{'size':>6} {'type':<8} {'path':<60} {'count':>6} {'instructions':>12} {'reads':>6} "
               f"{'writes':>6}  call-outs")
-    out += [header, "-" * len(header)]
+    out = [header, "-" * len(header)]
     breakdown = {}
     for size, ptrs, n in workload:
         typ = m.runtime.new_type(size, ptrs) if ptrs else 0
@@ -62,6 +62,19 @@ def report_lines(workload):
     for entry, (size, sample) in breakdown.items():
         parts = ", ".join(f"{name.removeprefix('runtime.')} {k}" for name, k in sample.by_routine.items())
         out.append(f"  {entry} ({size} B): {sample.instructions} = {parts}")
+    return out
+
+
+def report_lines(workload):
+    m = Machine()
+    out = ["gomemu report: mallocgc on an emulated go1.27.3 linux/amd64 heap (counts are exact; "
+           "call-outs run in Python and are not counted)", ""]
+    out += _path_table(m, workload)
+    small = [w for w in workload if w[0] < L.SIZE_SPECIALIZED_LIMIT]
+    if small:
+        out += ["", f"size-specialised (GOEXPERIMENT sizespecializedmalloc, Go 1.27's default; sizes under "
+                    f"{L.SIZE_SPECIALIZED_LIMIT} B, a second machine: Machine(size_specialized=True)):"]
+        out += _path_table(Machine(size_specialized=True), small)
     h = m.runtime.mheap
     ms = m.runtime.read_mem_stats()
     out += ["", "heap and runtime.MemStats (after the mcache is flushed, as ReadMemStats does):"]

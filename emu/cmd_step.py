@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--warm", type=int, default=1,
                    help="allocations of the same kind made first, unrecorded (default 1; 0 shows "
                         "the first allocation: refill and heap growth)")
+    p.add_argument("--size-specialized", action="store_true",
+                   help="malloc: Go 1.27's default GOEXPERIMENT sizespecializedmalloc (sizes under 81 B "
+                        "run mallocgcTinySC2, mallocgcSmallNoScanSC*, mallocgcSmallScanNoHeaderSC*)")
     p.add_argument("--json", action="store_true", help="one JSON object per instruction")
     p.add_argument("--depth", type=int, default=20,
                    help="stack: recursion depth of gomemu.rec (default 20: the 2 KiB stack grows once)")
@@ -34,7 +37,7 @@ def run(args):
         raise BadInput(f"--warm must be >= 0, not {args.warm}")
     if not 0 <= args.size < 1 << 32 or (args.scan and args.size < 8):
         raise BadInput(f"size {args.size} is outside 0..4 GiB (8 or more with --scan)")
-    m = Machine()
+    m = Machine(size_specialized=args.size_specialized)
     typ = m.runtime.new_type(args.size, (0,)) if args.scan and args.path == "malloc" else 0
     for _ in range(args.warm):
         m.mallocgc(args.size, typ)

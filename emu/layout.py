@@ -214,6 +214,9 @@ MSPAN_IN_USE = 1                                 # mheap.go: mSpanInUse
 MEM_PROFILE_RATE = 512 * 1024                    # mprof.go: MemProfileRate default
 
 
+SIZE_SPECIALIZED_LIMIT = 81      # malloc.go: len(mallocNoScanTable); sizes below it take the specialised copies
+
+
 # ---- data and bss symbols ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -241,6 +244,10 @@ DATA_SYMBOLS = [
     DataSymbol("runtime.m0", M.SIZE, 64),                   # proc.go
     DataSymbol("runtime.p0", P.SIZE, 64),                   # stands for allp[0] (heap-allocated in Go)
     DataSymbol("runtime.mheap_", MHeap.SIZE, 64),           # mheap.go
+    # malloc_tables_generated.go: [81]func(...) each, indexed by size; the machine fills in
+    # the size-specialised routines' addresses (Machine(size_specialized=True)).
+    DataSymbol("runtime.mallocScanTable", 8 * SIZE_SPECIALIZED_LIMIT),
+    DataSymbol("runtime.mallocNoScanTable", 8 * SIZE_SPECIALIZED_LIMIT),
 ]
 
 
@@ -289,6 +296,8 @@ def asm_constants(extra=None):
         "const_pageSize": PAGE_SIZE,
         "const_pageShift": PAGE_SHIFT,
         "const_spanInlineMarkBitsSize": 128,    # mgcmark_greenteagc.go: sizeof(spanInlineMarkBits)
+        "const_mallocTableLen": SIZE_SPECIALIZED_LIMIT,   # len(mallocNoScanTable) == len(mallocScanTable)
+        "const_sizeSpecializedMalloc": 0,       # malloc.go: sizeSpecializedMallocEnabled (a Machine option)
     })
     out.update(STACK_ASM_CONSTANTS)
     out.update(extra or {})

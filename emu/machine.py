@@ -33,7 +33,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from asm.assembler import Text, assemble, routine_sources
 from emu import layout as L
-from emu.boot import Runtime
+from emu.boot import SC_THROW_CONSTANTS, Runtime
 from emu.callouts import CALLOUTS, THROW_CONSTANTS
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
@@ -103,11 +103,16 @@ class Machine:
     """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
 
     def __init__(self, *, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
-                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21"):
+                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False):
         if wb_dialect not in WB_DIALECTS:
             raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
         self.wb_dialect = wb_dialect       # which compiled form store_pointer runs (WB_DIALECTS)
         self.wb_flushes = []               # pointers shaded by each wbBufFlush, in order
+        # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
+        # generated size-specialised copies (asm/malloc_generated.s). Off: the generic paths only.
+        self.size_specialized = bool(size_specialized)
+        self._asm_consts = L.asm_constants({**THROW_CONSTANTS, **SC_THROW_CONSTANTS,
+                                            "const_sizeSpecializedMalloc": int(self.size_specialized)})
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
         self.regs = Regs(self.uc)
         self.mem = Memory(self.uc)
@@ -133,7 +138,7 @@ class Machine:
         self._resume_addr = L.CALLOUT_PAGE + RESUME_SLOT * L.CALLOUT_STRIDE
         symbols = dict(L.DATA_ADDR)
         symbols.update(self._callout_addr)
-        self.program = assemble(routine_sources(), L.TEXT_START, symbols, L.asm_constants(THROW_CONSTANTS))
+        self.program = assemble(routine_sources(), L.TEXT_START, symbols, self._asm_consts)
         if self.program.end > L.CALLOUT_PAGE:
             raise GomemuError("the routines do not fit in the text segment")
         self.mem.fill(L.TEXT.base, L.TEXT.size, 0xCC)
@@ -149,8 +154,7 @@ class Machine:
     def load(self, sources):
         """Assemble more routines [(path, text), ...] into free text after what is loaded;
         they can call everything already there. Returns their Program."""
-        prog = assemble(tuple(sources), self.next_text_base(), dict(self.symbols),
-                        L.asm_constants(THROW_CONSTANTS))
+        prog = assemble(tuple(sources), self.next_text_base(), dict(self.symbols), self._asm_consts)
         return self.add_program(prog)
 
     def symbol(self, name):

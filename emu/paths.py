@@ -14,6 +14,7 @@ Counts come from the block counter, one allocation per emu_start: exact, and
 only the allocator's own routines (no driver loop).
 """
 
+import re
 from dataclasses import dataclass
 
 from emu.syscalls import SYS_MMAP
@@ -24,6 +25,13 @@ ENTRY_PATHS = [
     ("runtime.mallocgcSmallScanNoHeader", "small scan, heap bits"),
     ("runtime.mallocgcSmallScanHeader", "small scan, malloc header"),
     ("runtime.mallocgcLarge", "large"),
+]
+# Go 1.27's size-specialised copies (Machine(size_specialized=True)): routine pattern -> path.
+# A copy that took forceSlowPath runs its slow path, which runs a generic routine.
+SC_PATHS = [
+    (re.compile(r"runtime\.mallocgcTiny(SC\d+)$"), "tiny"),
+    (re.compile(r"runtime\.mallocgcSmallNoScan(SC\d+)$"), "small noscan"),
+    (re.compile(r"runtime\.mallocgcSmallScanNoHeader(SC\d+)$"), "small scan, heap bits"),
 ]
 HIT, RELOAD, REFILL, GROW = "hit (nextFreeFast)", "allocCache reload (nextFree)", "refill (mcache.refill)", \
     "refill + heap growth (mmap)"
@@ -51,12 +59,22 @@ def classify(machine, counts, grew):
     """The path of one mallocgc call, from the routines and blocks it ran."""
     routines = counts.by_routine()
     entry = next((name for sym, name in ENTRY_PATHS if sym in routines), None)
+    tiny_routine = "runtime.mallocgcTiny"
+    for pattern, name in SC_PATHS:
+        sc = next((m for m in map(pattern.match, routines) if m), None)
+        if sc is None:
+            continue
+        if entry is None:          # the copy's own fast body
+            entry, tiny_routine = f"{name} ({sc.group(1)})", sc.group(0)
+        else:                      # forceSlowPath: the slow path ran the generic routine
+            entry = f"{entry} ({sc.group(1)} slow path)"
+        break
     if entry is None:
         return "zero-size"
     if entry == "large":
         return "large: heap growth (mmap)" if grew else "large"
-    if entry == "tiny" and machine.text.label("runtime.mallocgcTiny:newblock") not in counts.blocks:
-        return "tiny: into the current block"
+    if entry.startswith("tiny") and machine.text.label(f"{tiny_routine}:newblock") not in counts.blocks:
+        return f"{entry}: into the current block"
     if grew:
         sub = GROW
     elif counts.callouts.get("runtime.(*mcache).refill"):
@@ -65,7 +83,7 @@ def classify(machine, counts, grew):
         sub = RELOAD
     else:
         sub = HIT
-    return f"{entry}{': new block' if entry == 'tiny' else ''}: {sub}"
+    return f"{entry}{': new block' if entry.startswith('tiny') else ''}: {sub}"
 
 
 def allocate_classified(machine, size, typ=0, needzero=True):
