@@ -8,7 +8,7 @@ runtime's package-level state (`Runtime`: mheap_, gcController, memstats).
 from dataclasses import dataclass
 
 from emu import layout as L
-from emu.callouts import THROWS, new_sample_rng, next_sample
+from emu.callouts import new_sample_rng, next_sample
 from emu.errors import BadInput
 from runtime_model import sizeclasses as sc
 from runtime_model.mcache import MCacheStats
@@ -22,8 +22,6 @@ GC_OVER_ASSIST_WORK = 64 << 10   # mgcpacer.go: gcOverAssistWork
 
 # malloc_stubs.go: mallocPanic's message (Go panics; the routine throws). Appended to the
 # call-out's message table, so its index follows the routines' own throws.
-THROWS.setdefault("mallocPanic", "not defined for sizeclass")
-SC_THROW_CONSTANTS = {"const_throw_mallocPanic": list(THROWS).index("mallocPanic")}
 
 
 def size_specialized_routine(size, scan):

@@ -37,6 +37,7 @@ THROWS = {
     "freeindexPastNelems": "s.freeindex > s.nelems",
     "morestackOnG0": "morestack on g0",                 # proc.go: badmorestackg0
     "morestackOnGsignal": "morestack on gsignal",       # proc.go: badmorestackgsignal
+    "mallocPanic": "not defined for sizeclass",         # malloc_stubs.go: mallocPanic
 }
 THROW_INDEX = {name: i for i, name in enumerate(THROWS)}
 THROW_CONSTANTS = {f"const_throw_{name}": i for name, i in THROW_INDEX.items()}

@@ -33,7 +33,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from asm.assembler import Text, assemble, routine_sources
 from emu import layout as L
-from emu.boot import SC_THROW_CONSTANTS, Runtime
+from emu.boot import Runtime
 from emu.callouts import CALLOUTS, THROW_CONSTANTS
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
@@ -111,7 +111,7 @@ class Machine:
         # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
         # generated size-specialised copies (asm/malloc_generated.s). Off: the generic paths only.
         self.size_specialized = bool(size_specialized)
-        self._asm_consts = L.asm_constants({**THROW_CONSTANTS, **SC_THROW_CONSTANTS,
+        self._asm_consts = L.asm_constants({**THROW_CONSTANTS,
                                             "const_sizeSpecializedMalloc": int(self.size_specialized)})
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
         self.regs = Regs(self.uc)
