@@ -211,3 +211,60 @@ morestack: \
 	MOVQ	16(SP), BX \
 	MOVQ	24(SP), CX \
 	JMP	fn
+
+// mallocgcTiny's first try: the object into the current 16-byte block at the
+// offset aligned for its size; on success x is in the frame and the path falls
+// through, else it jumps to newblock. c in SI, size at 0x10(SP).
+#define TINY_INTO_CURRENT_BLOCK(newblock) \
+	// off := c.tinyoffset \
+	MOVQ	mcache_tinyoffset(SI), DX \
+	MOVQ	0x10(SP), AX \
+	// if size&7 == 0 { off = alignUp(off, 8) } \
+	TESTQ	$7, AX \
+	JNE	not8 \
+	ADDQ	$7, DX \
+	ANDQ	$~7, DX \
+	JMP	aligned \
+not8: \
+	// else if size&3 == 0 { off = alignUp(off, 4) } \
+	TESTQ	$3, AX \
+	JNE	not4 \
+	ADDQ	$3, DX \
+	ANDQ	$~3, DX \
+	JMP	aligned \
+not4: \
+	// else if size&1 == 0 { off = alignUp(off, 2) } \
+	TESTQ	$1, AX \
+	JNE	aligned \
+	INCQ	DX \
+	ANDQ	$~1, DX \
+aligned: \
+	// if off+size <= maxTinySize && c.tiny != 0: it fits in the current block \
+	LEAQ	(DX)(AX*1), R8 \
+	CMPQ	R8, $const_maxTinySize \
+	JHI	newblock \
+	MOVQ	mcache_tiny(SI), R9 \
+	TESTQ	R9, R9 \
+	JEQ	newblock \
+	// x := unsafe.Pointer(c.tiny + off) \
+	ADDQ	DX, R9 \
+	MOVQ	R9, 0x40(SP) \
+	// c.tinyoffset = off + size \
+	MOVQ	R8, mcache_tinyoffset(SI) \
+	// c.tinyAllocs++ \
+	INCQ	mcache_tinyAllocs(SI)
+
+// A new tiny block (x in R12) becomes the current one only if the object
+// leaves it more room than the current block has.
+#define TINY_KEEP_ROOMIER_BLOCK() \
+	// if size < c.tinyoffset || c.tiny == 0 { c.tiny = uintptr(x); c.tinyoffset = size } \
+	MOVQ	0x28(SP), SI \
+	MOVQ	0x10(SP), AX \
+	CMPQ	AX, mcache_tinyoffset(SI) \
+	JCS	replace \
+	CMPQ	mcache_tiny(SI), $0 \
+	JNE	kept \
+replace: \
+	MOVQ	R12, mcache_tiny(SI) \
+	MOVQ	AX, mcache_tinyoffset(SI) \
+kept:

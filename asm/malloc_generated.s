@@ -371,43 +371,7 @@ TEXT runtime·mallocgcTinySC2(SB), 0, $0x48-0
 	SC_ACQUIREM()
 	SC_FORCE_SLOW_PATH(slowpath)
 	SC_GET_MCACHE(nop, havec)
-	// off := c.tinyoffset
-	MOVQ	mcache_tinyoffset(SI), DX
-	MOVQ	0x10(SP), AX
-	// if size&7 == 0 { off = alignUp(off, 8) }
-	TESTQ	$7, AX
-	JNE	not8
-	ADDQ	$7, DX
-	ANDQ	$~7, DX
-	JMP	aligned
-not8:
-	// else if size&3 == 0 { off = alignUp(off, 4) }
-	TESTQ	$3, AX
-	JNE	not4
-	ADDQ	$3, DX
-	ANDQ	$~3, DX
-	JMP	aligned
-not4:
-	// else if size&1 == 0 { off = alignUp(off, 2) }
-	TESTQ	$1, AX
-	JNE	aligned
-	INCQ	DX
-	ANDQ	$~1, DX
-aligned:
-	// if off+size <= maxTinySize && c.tiny != 0: it fits in the current block
-	LEAQ	(DX)(AX*1), R8
-	CMPQ	R8, $const_maxTinySize
-	JHI	newblock
-	MOVQ	mcache_tiny(SI), R9
-	TESTQ	R9, R9
-	JEQ	newblock
-	// x := unsafe.Pointer(c.tiny + off)
-	ADDQ	DX, R9
-	MOVQ	R9, 0x40(SP)
-	// c.tinyoffset = off + size
-	MOVQ	R8, mcache_tinyoffset(SI)
-	// c.tinyAllocs++
-	INCQ	mcache_tinyAllocs(SI)
+	TINY_INTO_CURRENT_BLOCK(newblock)
 	MALLOC_RELEASE(combined)
 	SC_RETURN()
 newblock:
@@ -418,17 +382,7 @@ newblock:
 	SC_NEXT_FREE(slow, gotblock)
 	// (*[2]uint64)(x)[0] = 0; (*[2]uint64)(x)[1] = 0: both words in one 16-byte store
 	MOVOU	X15, (R12)
-	// if size < c.tinyoffset || c.tiny == 0 { c.tiny = uintptr(x); c.tinyoffset = size }
-	MOVQ	0x28(SP), SI
-	MOVQ	0x10(SP), AX
-	CMPQ	AX, mcache_tinyoffset(SI)
-	JCS	replace
-	CMPQ	mcache_tiny(SI), $0
-	JNE	kept
-replace:
-	MOVQ	R12, mcache_tiny(SI)
-	MOVQ	AX, mcache_tinyoffset(SI)
-kept:
+	TINY_KEEP_ROOMIER_BLOCK()
 	SC_PUBLISH(16)
 	MALLOC_RELEASE(done)
 	SC_RETURN()
