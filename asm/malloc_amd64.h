@@ -18,12 +18,15 @@
 	MOVQ	SP, BP \
 	SUBQ	$0x48, SP
 
-// mp := acquirem(); mp.mallocing = 1; c := getMCache(mp). Leaves c in SI.
-#define MALLOC_ENTER(nop, havec) \
+// mp := acquirem(), leaving mp in DX and the frame.
+#define ACQUIREM() \
 	// mp := acquirem(): getg().m.locks++ \
 	MOVQ	g_m(R14), DX \
 	INCL	m_locks(DX) \
-	MOVQ	DX, 0x38(SP) \
+	MOVQ	DX, 0x38(SP)
+
+// mp.mallocing = 1; c := getMCache(mp), with mp in DX. Leaves c in SI and the frame.
+#define GET_MCACHE(nop, havec) \
 	// mp.mallocing = 1 \
 	MOVL	$1, m_mallocing(DX) \
 	// c := getMCache(mp): mp.p.ptr().mcache, or mcache0 while there is no P \
@@ -36,6 +39,11 @@ nop: \
 	MOVQ	runtime·mcache0(SB), SI \
 havec: \
 	MOVQ	SI, 0x28(SP)
+
+// mp := acquirem(); mp.mallocing = 1; c := getMCache(mp). Leaves c in SI.
+#define MALLOC_ENTER(nop, havec) \
+	ACQUIREM() \
+	GET_MCACHE(nop, havec)
 
 // sizeclass for `size` (in AX, clobbered) into DI: gc.SizeToSizeClass8 up to
 // SmallSizeMax-8 bytes, gc.SizeToSizeClass128 above.

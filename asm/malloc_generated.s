@@ -18,34 +18,12 @@
 
 #ifdef const_sizeSpecializedMalloc
 
-// mp = acquirem(), leaving mp in DX and the frame.
-#define SC_ACQUIREM() \
-	// mp = acquirem(): getg().m.locks++ \
-	MOVQ	g_m(R14), DX \
-	INCL	m_locks(DX) \
-	MOVQ	DX, 0x38(SP)
-
 #define SC_FORCE_SLOW_PATH(slowpath) \
 	// forceSlowPath := debug.malloc || gcBlackenEnabled != 0 \
 	CMPB	runtime·debug.malloc(SB), $0 \
 	JNE	slowpath \
 	CMPL	runtime·gcBlackenEnabled(SB), $0 \
 	JNE	slowpath
-
-// mp.mallocing = 1; c := getMCache(mp), with mp in DX. Leaves c in SI.
-#define SC_GET_MCACHE(nop, havec) \
-	// mp.mallocing = 1 \
-	MOVL	$1, m_mallocing(DX) \
-	// c := getMCache(mp): mp.p.ptr().mcache, or mcache0 while there is no P \
-	MOVQ	m_p(DX), SI \
-	TESTQ	SI, SI \
-	JEQ	nop \
-	MOVQ	p_mcache(SI), SI \
-	JMP	havec \
-nop: \
-	MOVQ	runtime·mcache0(SB), SI \
-havec: \
-	MOVQ	SI, 0x28(SP)
 
 // The generated nextFreeFast, span in R8: the test is allocCache != 0 rather
 // than theBit < 64, and the element size is a constant. Object in R12, or a
@@ -177,9 +155,9 @@ sampled:
 TEXT routine(SB), 0, $0x48-0 \
 	MALLOC_PROLOGUE(morestack) \
 	MOVB	CX, 0x1f(SP) \
-	SC_ACQUIREM() \
+	ACQUIREM() \
 	SC_FORCE_SLOW_PATH(slowpath) \
-	SC_GET_MCACHE(nop, havec) \
+	GET_MCACHE(nop, havec) \
 	// span := c.alloc[spc]: spc = makeSpanClass(cls, true) \
 	MOVQ	(mcache_alloc+spc*8)(SI), R8 \
 	MOVL	$spc, BX \
@@ -315,9 +293,9 @@ TEXT routine(SB), 0, $0x48-0 \
 	MALLOC_PROLOGUE(morestack) \
 	MOVQ	AX, 0x10(SP) \
 	MOVQ	BX, 0x18(SP) \
-	SC_ACQUIREM() \
+	ACQUIREM() \
 	SC_FORCE_SLOW_PATH(slowpath) \
-	SC_GET_MCACHE(nop, havec) \
+	GET_MCACHE(nop, havec) \
 	// span := c.alloc[spc]: spc = makeSpanClass(sizeclass, false) \
 	MOVQ	(mcache_alloc+spc*8)(SI), R8 \
 	MOVL	$spc, BX \
@@ -368,9 +346,9 @@ SMALL_NOSCAN_SC(runtime·mallocgcSmallNoScanSC7, 7, 15, 80)
 TEXT runtime·mallocgcTinySC2(SB), 0, $0x48-0
 	MALLOC_PROLOGUE(morestack)
 	MOVQ	AX, 0x10(SP)
-	SC_ACQUIREM()
+	ACQUIREM()
 	SC_FORCE_SLOW_PATH(slowpath)
-	SC_GET_MCACHE(nop, havec)
+	GET_MCACHE(nop, havec)
 	TINY_INTO_CURRENT_BLOCK(newblock)
 	MALLOC_RELEASE(combined)
 	SC_RETURN()
