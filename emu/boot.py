@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from emu import layout as L
 from emu.callouts import new_sample_rng, next_sample
 from emu.errors import BadInput
+from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mcache import MCacheStats
 from runtime_model.mheap import MHeap
@@ -132,9 +133,7 @@ class Runtime:
             mem.w64(c + L.MCache.alloc + 8 * spc, self.emptymspan)
         mem.w64(c + L.MCache.nextSample, self.next_sample(mem.u64(sym("runtime.MemProfileRate"))))
         mem.w64(p0 + L.P.mcache, c)
-        wb = p0 + L.P.wbBuf
-        mem.w64(wb + L.WBBuf.next, wb + L.WBBuf.buf)
-        mem.w64(wb + L.WBBuf.end, wb + L.WBBuf.buf + 8 * L.WBBuf.ENTRIES)
+        mwbbuf.reset(mem, p0)                 # procresize's wbBuf.reset for the new P
         return c
 
     def new_type(self, size, pointer_words=(), name=None):
