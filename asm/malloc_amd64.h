@@ -87,6 +87,15 @@ haveclass:
 	CMPW	R13, R11 \
 	JNE	slow \
 fast: \
+	TAKE_SLOT() \
+	// return gclinkptr(uintptr(result)*s.elemsize + s.base()) \
+	IMULQ	mspan_elemsize(R8), R12 \
+	ADDQ	mspan_startAddr(R8), R12
+
+// nextFreeFast's bookkeeping once slot `result` (R12, bit theBit in R10) is
+// free: allocCache (R9) shifted past it, freeindex = freeidx (R11),
+// allocCount++. Leaves result zero-extended in R12.
+#define TAKE_SLOT() \
 	// s.allocCache >>= uint(theBit + 1), which is 0 when theBit+1 == 64 \
 	INCQ	R10 \
 	MOVQ	R10, CX \
@@ -99,16 +108,19 @@ fast: \
 	MOVW	R11, mspan_freeindex(R8) \
 	// s.allocCount++ \
 	INCW	mspan_allocCount(R8) \
-	// return gclinkptr(uintptr(result)*s.elemsize + s.base()) \
-	MOVWLZX	R12, R12 \
-	IMULQ	mspan_elemsize(R8), R12 \
-	ADDQ	mspan_startAddr(R8), R12
+	MOVWLZX	R12, R12
 
 // A slot from span (R8) of class spc (BX) of mcache c (SI): nextFreeFast, else
 // v, span, checkGCTrigger = c.nextFree(spc). Leaves the span and the object
 // in R8 and R12 and in the frame.
 #define ALLOC_SLOT(slow, fast, gotobj) \
 	NEXT_FREE_FAST(slow, fast) \
+	NEXT_FREE_IF_SLOW(slow, gotobj)
+
+// After a nextFreeFast that left the object in R12 (or jumped to `slow`):
+// v, span, checkGCTrigger = c.nextFree(spc) with c in SI and spc in BX; the
+// span and the object then in R8, R12 and the frame.
+#define NEXT_FREE_IF_SLOW(slow, gotobj) \
 	JMP	gotobj \
 slow: \
 	// v, span, checkGCTrigger = c.nextFree(spc) \

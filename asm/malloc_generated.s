@@ -26,9 +26,10 @@
 	JNE	slowpath
 
 // The generated nextFreeFast, span in R8: the test is allocCache != 0 rather
-// than theBit < 64, and the element size is a constant. Object in R12, or a
-// jump to `slow`. Clobbers CX, R9-R11, R13.
-#define SC_NEXT_FREE_FAST(slow, fast, elemsize) \
+// than theBit < 64, and the element size is a constant (for the tiny class,
+// nelems too: NELEMS_LOAD loads it, or is empty). Object in R12, or a jump to
+// `slow`. Clobbers CX, R9-R11, R13.
+#define SC_NEXT_FREE_FAST(slow, fast, ELEMSIZE, NELEMS_LOAD, NELEMS) \
 	// if span.allocCache != 0 \
 	MOVQ	mspan_allocCache(R8), R9 \
 	TESTQ	R9, R9 \
@@ -39,74 +40,26 @@
 	MOVWLZX	mspan_freeindex(R8), R11 \
 	LEAL	(R10)(R11*1), R12 \
 	// if result < span.nelems \
-	MOVWLZX	mspan_nelems(R8), R13 \
-	CMPW	R13, R12 \
-	JLS	slow \
+	NELEMS_LOAD \
+	CMPW	R12, NELEMS \
+	JCC	slow \
 	// freeidx := result + 1 \
 	LEAL	1(R12), R11 \
 	// if !(freeidx%64 == 0 && freeidx != span.nelems) \
 	TESTW	$63, R11 \
 	JNE	fast \
-	CMPW	R13, R11 \
+	CMPW	R11, NELEMS \
 	JNE	slow \
 fast: \
-	SC_TAKE_SLOT(elemsize)
-
-// mallocgcTinySC2's nextFreeFast: nelems is a constant too, (8192 - 128) / 16.
-#define SC_NEXT_FREE_FAST_TINY(slow, fast) \
-	// if span.allocCache != 0 \
-	MOVQ	mspan_allocCache(R8), R9 \
-	TESTQ	R9, R9 \
-	JEQ	slow \
-	// theBit := sys.TrailingZeros64(span.allocCache) \
-	TZCNTQ	R9, R10 \
-	// result := span.freeindex + uint16(theBit) \
-	MOVWLZX	mspan_freeindex(R8), R11 \
-	LEAL	(R10)(R11*1), R12 \
-	// if result < nelems \
-	CMPW	R12, $((const_pageSize-const_spanInlineMarkBitsSize)/16) \
-	JCC	slow \
-	// freeidx := result + 1 \
-	LEAL	1(R12), R11 \
-	// if !(freeidx%64 == 0 && freeidx != nelems) \
-	TESTW	$63, R11 \
-	JNE	fast \
-	CMPW	R11, $((const_pageSize-const_spanInlineMarkBitsSize)/16) \
-	JNE	slow \
-fast: \
-	SC_TAKE_SLOT(16)
-
-#define SC_TAKE_SLOT(elemsize) \
-	// span.allocCache >>= uint(theBit + 1), which is 0 when theBit+1 == 64 \
-	INCQ	R10 \
-	MOVQ	R10, CX \
-	SHRQ	CX, R9 \
-	CMPQ	CX, $64 \
-	SBBQ	R10, R10 \
-	ANDQ	R10, R9 \
-	MOVQ	R9, mspan_allocCache(R8) \
-	// span.freeindex = freeidx \
-	MOVW	R11, mspan_freeindex(R8) \
-	// span.allocCount++ \
-	INCW	mspan_allocCount(R8) \
+	TAKE_SLOT() \
 	// nextFreeFastResult = gclinkptr(uintptr(result)*elemsize + span.base()) \
-	MOVWLZX	R12, R12 \
-	IMUL3Q	$elemsize, R12, R12 \
+	IMUL3Q	$ELEMSIZE, R12, R12 \
 	ADDQ	mspan_startAddr(R8), R12
 
-// if v == 0 { v, span, checkGCTrigger = c.nextFree(spc) } with c in SI and
-// spc in BX; the span and x into the frame.
-#define SC_NEXT_FREE(slow, gotobj) \
-	JMP	gotobj \
-slow: \
-	// v, span, checkGCTrigger = c.nextFree(spc) \
-	MOVQ	SI, AX \
-	CALL	runtime.(*mcache).nextFree(SB) \
-	MOVQ	AX, R12 \
-	MOVQ	BX, R8 \
-gotobj: \
-	MOVQ	R8, 0x20(SP) \
-	MOVQ	R12, 0x40(SP)
+#define SC_LOAD_NELEMS \
+	MOVWLZX	mspan_nelems(R8), R13
+
+#define SC_NO_LOAD
 
 // publicationBarrier; freeIndexForScan (no writeBarrier test, see the top);
 // the profiling sample, charged the constant element size.
@@ -161,8 +114,8 @@ TEXT routine(SB), 0, $0x48-0 \
 	// span := c.alloc[spc]: spc = makeSpanClass(cls, true) \
 	MOVQ	(mcache_alloc+spc*8)(SI), R8 \
 	MOVL	$spc, BX \
-	SC_NEXT_FREE_FAST(slow, fast, elemsize) \
-	SC_NEXT_FREE(slow, gotobj) \
+	SC_NEXT_FREE_FAST(slow, fast, elemsize, SC_LOAD_NELEMS, R13) \
+	NEXT_FREE_IF_SLOW(slow, gotobj) \
 	// if needzero && span.needzero != 0 { memclrNoHeapPointers(x, elemsize) } \
 	CMPB	0x1f(SP), $0 \
 	JEQ	zeroed \
@@ -299,8 +252,8 @@ TEXT routine(SB), 0, $0x48-0 \
 	// span := c.alloc[spc]: spc = makeSpanClass(sizeclass, false) \
 	MOVQ	(mcache_alloc+spc*8)(SI), R8 \
 	MOVL	$spc, BX \
-	SC_NEXT_FREE_FAST(slow, fast, elemsize) \
-	SC_NEXT_FREE(slow, gotobj) \
+	SC_NEXT_FREE_FAST(slow, fast, elemsize, SC_LOAD_NELEMS, R13) \
+	NEXT_FREE_IF_SLOW(slow, gotobj) \
 	// if span.needzero != 0 { memclrNoHeapPointers(x, elemsize) } \
 	CLEAR_IF_NEEDZERO($elemsize, zeroed)
 
@@ -356,8 +309,8 @@ newblock:
 	// span := c.alloc[tinySpanClass]
 	MOVQ	(mcache_alloc+const_tinySpanClass*8)(SI), R8
 	MOVL	$const_tinySpanClass, BX
-	SC_NEXT_FREE_FAST_TINY(slow, fast)
-	SC_NEXT_FREE(slow, gotblock)
+	SC_NEXT_FREE_FAST(slow, fast, 16, SC_NO_LOAD, $((const_pageSize-const_spanInlineMarkBitsSize)/16))
+	NEXT_FREE_IF_SLOW(slow, gotblock)
 	// (*[2]uint64)(x)[0] = 0; (*[2]uint64)(x)[1] = 0: both words in one 16-byte store
 	MOVOU	X15, (R12)
 	TINY_KEEP_ROOMIER_BLOCK()
