@@ -347,10 +347,10 @@ def run_cli(argv):
         from emu.cli import main
 
         return main(argv)
-    import emu.cmd_pacer
+    import emu.cli.pacer
 
     parser = argparse.ArgumentParser(prog="gomemu")
-    emu.cmd_pacer.register(parser.add_subparsers())
+    emu.cli.pacer.register(parser.add_subparsers())
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import emu.cmd_pagealloc
+import emu.cli.pagealloc
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import (
     BASE_CHUNK_IDX,
@@ -426,7 +426,7 @@ def test_background_scavenge_skips_dense_chunks():
 
 def _run_cli(argv):
     parser = argparse.ArgumentParser(prog="gomemu")
-    emu.cmd_pagealloc.register(parser.add_subparsers(dest="command"))
+    emu.cli.pagealloc.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.handler(args)
 

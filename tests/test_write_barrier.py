@@ -10,7 +10,7 @@ from unicorn.x86_const import (UC_X86_REG_R8, UC_X86_REG_R9, UC_X86_REG_R10, UC_
 from asm.assembler import assemble
 from emu import gobuild
 from emu import layout as L
-from emu.cmd_barrier import PATHS, barrier_paths, signature_params
+from emu.cli.barrier import PATHS, barrier_paths, signature_params
 from emu.errors import BadInput, EmulationFault, GoToolchainMissing
 from emu.machine import STACK_TOP, Machine
 from runtime_model import mwbbuf

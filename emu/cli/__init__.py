@@ -1,6 +1,6 @@
 """The `gomemu` command line.
 
-Each family of subcommands lives in its own `emu/cmd_*.py` module exposing
+Each family of subcommands lives in its own `emu/cli/*.py` module exposing
 `register(subparsers)`; every handler returns an exit code. Errors derived
 from `GomemuError` (and OSError on input files) become one readable line on
 stderr and exit 1; anything else is a gomemu bug, reported in one line with
@@ -16,12 +16,12 @@ from emu.errors import GomemuError
 
 # Subcommand modules, in the order `gomemu --help` lists them.
 COMMAND_MODULES = [
-    "emu.cmd_report",
-    "emu.cmd_step",
-    "emu.cmd_pagealloc",
-    "emu.cmd_pacer",
-    "emu.cmd_barrier",
-    "emu.cmd_stack",
+    "emu.cli.report",
+    "emu.cli.step",
+    "emu.cli.pagealloc",
+    "emu.cli.pacer",
+    "emu.cli.barrier",
+    "emu.cli.stack",
 ]
 
 

@@ -91,7 +91,7 @@ def report_lines(workload):
 
 
 def _write_barrier_lines():
-    from emu.cmd_barrier import report_lines as barrier_report_lines
+    from emu.cli.barrier import report_lines as barrier_report_lines
     return barrier_report_lines()
 
 

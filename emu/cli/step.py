@@ -29,7 +29,7 @@ def register(sub):
 
 def run(args):
     if args.path == "stack":
-        from emu.cmd_stack import step
+        from emu.cli.stack import step
         return step(args)
     if args.path == "small":
         check_small_noscan_size(args.size)

@@ -1,5 +1,5 @@
 """`gomemu stack`: what the stack check and stack growth cost; `gomemu step stack`
-(dispatched from emu/cmd_step.py): one growth, instruction by instruction.
+(dispatched from emu/cli/step.py): one growth, instruction by instruction.
 
 Counts are exact machine instructions (the block counter); newstack/copystack
 run in Python, and what they did is reported beside them: bytes copied,
