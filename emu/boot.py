@@ -65,6 +65,14 @@ class AllocRecord:
         return (f"{self.event} {self.address:#x} size={self.size} elemsize={self.elemsize} "
                 f"spanclass={self.spanclass} path={self.path}" + (f" type={self.type}" if self.type else ""))
 P_RUNNING = 1              # runtime2.go: _Prunning
+# runtime1.go: parseRuntimeDebugVars's defaults on linux (GODEBUG empty): the fields of
+# runtime.debug that are not zero.
+IMAGE_DEBUG_DEFAULTS = {
+    "cgocheck": 1, "invalidptr": 1, "adaptivestackstart": 1, "madvdontneed": 1,
+    "traceadvanceperiod": 1_000_000_000,     # trace.go: defaultTraceAdvancePeriod, 1 s in ns
+    "containermaxprocs": 1, "decoratemappings": 1, "profstackdepth": 128, "updatemaxprocs": 1,
+    "tracebacklabels": 1,
+}
 
 
 class Runtime:
@@ -85,9 +93,12 @@ class Runtime:
         self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
         self.type_names = {}       # type descriptor address -> name
         self._rng = new_sample_rng()
-        self._write_tables()
-        if machine.size_specialized:
-            self._write_malloc_tables()
+        if machine.image is None:
+            self._write_tables()
+            if machine.size_specialized:
+                self._write_malloc_tables()
+        else:
+            self._boot_image(machine.image)
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
         self.mcache = self._boot_scheduler()     # p0's mcache
         self.stacks = Stacks(self)               # stack.go: stackpool, stackLarge, maxstacksize; allgs
@@ -112,6 +123,27 @@ class Runtime:
             base = self.symbol(name)
             for size in range(L.SIZE_SPECIALIZED_LIMIT):
                 self.mem.w64(base + 8 * size, self.symbol(size_specialized_routine(size, scan)))
+
+    def _boot_image(self, image):
+        """What the program's own initialisation would have set that its runtime's
+        machine code reads (schedinit, mallocinit, parsedebugvars, osinit, procresize).
+        The program's data and bss are loaded as linked: the size-class and malloc
+        tables, MemProfileRate and firstmoduledata already hold their values.
+        Simplified: p0 comes from persistentalloc (Go: new(p) in procresize) and is
+        named runtime.p0 like the handwritten machine's; one P (GOMAXPROCS=1)."""
+        mem, sym = self.mem, self.symbol
+        p0 = self.machine.persistentalloc(L.P.SIZE, 64)
+        self.machine.symbols["runtime.p0"] = p0
+        allp = self.machine.persistentalloc(8, 8)
+        mem.w64(allp, p0)
+        for field, v in ((0, allp), (8, 1), (16, 1)):           # allp = []*p{p0}
+            mem.w64(sym("runtime.allp") + field, v)
+        mem.w32(sym("runtime.gomaxprocs"), 1)
+        mem.w64(sym("runtime.physPageSize"), L.PAGE)            # osinit: from the auxiliary vector
+        mem.w64(sym("runtime.physHugePageSize"), 2 << 20)       # /sys/kernel/mm/transparent_hugepage
+        dbg = sym("runtime.debug")
+        for field, v in IMAGE_DEBUG_DEFAULTS.items():
+            mem.w32(dbg + image.field_offset("runtime.debug", field), v)
 
     def _boot_scheduler(self):
         """g0 on the system stack, m0 with its TLS, p0 with a fresh mcache (allocmcache)."""

@@ -137,6 +137,46 @@ CALLOUTS += [
 ]
 
 
+def _throw_string(m, ptr, n):
+    """throw(s string), as the real runtime's code calls it."""
+    throw(m.mem.read(ptr, min(n, 4096)).decode("utf-8", "replace"))
+
+
+def _mprof_malloc(m, mp, x, size):
+    m.runtime.mem_profile.append((x, size))
+
+
+def _gc_trigger_test(m, kind, n):
+    """mgc.go: gcTrigger.test. Simplified until the GC runs inside the machine: never."""
+    return 0
+
+
+def _get_gc_mask_on_demand(m, typ):
+    return m.runtime.gc_mask_on_demand(typ)
+
+
+# Machine(image=...): the program's own runtime runs as machine code; these are the
+# functions where it leaves its fast paths, by their linked names. Everything else in
+# the table above that the real runtime has runs as the real code instead (gcmarknewobject,
+# profilealloc with nextSample, postMallocgcDebug, wbMove, typedmemmove).
+IMAGE_CALLOUTS = [
+    Callout("runtime.(*mcache).refill", "mcache.go: (*mcache).refill", _refill, 2),
+    Callout("gomemu.slowpath", "not Go: a slow path started from Python (run_slow_path)", _run_pending, 0),
+    Callout("runtime.throw", "panic.go: throw", _throw_string, 2),
+    Callout("runtime.mProf_Malloc", "mprof.go: mProf_Malloc (the sample's record)", _mprof_malloc, 3),
+    Callout("runtime.(*mcache).allocLarge", "mcache.go: (*mcache).allocLarge", _alloc_large, 3),
+    Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
+    Callout("runtime.wbBufFlush", "mwbbuf.go: wbBufFlush", _wb_buf_flush, 0),
+    Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 2),
+    Callout("runtime.getGCMaskOnDemand", "mbitmap.go: getGCMaskOnDemand", _get_gc_mask_on_demand, 1),
+]
+
+
+def callouts_for(image):
+    """The call-out table of a machine: the handwritten routines' or a program's."""
+    return IMAGE_CALLOUTS if image is not None else CALLOUTS
+
+
 def next_sample(rng, rate):
     """malloc.go: nextSample/fastexprand: exponentially distributed sampling distance.
 

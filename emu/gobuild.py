@@ -338,3 +338,62 @@ def _load_type(machine, t):
     machine.mem.w64(addr + Type.GCData, addr + Type.SIZE)
     machine.runtime.type_names[addr] = t.symbol.removeprefix("type:")
     return addr
+
+
+# ---- whole programs (emu/goimage.py) ----------------------------------------------------
+
+RUNTIME_IMAGE_SRC = Path(__file__).resolve().parent / "runtime_image" / "main.go"
+
+
+def go_version(go=None):
+    """`go env GOVERSION` of the toolchain gomemu uses."""
+    go = go or find_go()
+    try:
+        out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60,
+                             env=go_env(None))
+    except OSError as e:
+        raise GoToolchainMissing(f"cannot run the Go toolchain {go}: {e}") from None
+    return out.stdout.strip()
+
+
+def build_program(pkg_dir, out, *, go=None, experiment="", test=False):
+    """`go build` (or `go test -c`) of the package in pkg_dir into `out`, as gomemu runs
+    programs: GOAMD64=v1, no cgo, non-PIE, with DWARF and the symbol table."""
+    go = go or find_go()
+    env = go_env(None if os.environ.get("GOCACHE") or os.environ.get("HOME") else Path(pkg_dir) / "gocache")
+    env["GOEXPERIMENT"] = experiment
+    cmd = [go, "test", "-c"] if test else [go, "build"]
+    try:
+        res = subprocess.run(cmd + ["-o", str(out), "."], cwd=pkg_dir, env=env, capture_output=True,
+                             text=True, timeout=BUILD_TIMEOUT)
+    except OSError as e:
+        raise GoToolchainMissing(f"cannot run the Go toolchain {go}: {e}") from None
+    except subprocess.TimeoutExpired:
+        raise BadInput(f"go build of {pkg_dir} took longer than {BUILD_TIMEOUT} s") from None
+    if res.returncode != 0:
+        errs = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("#")]
+        raise BadInput("go build failed: " + ("; ".join(errs[:5]) or res.stderr.strip()[-500:]))
+    return out
+
+
+def runtime_image_path(size_specialized=True, go=None):
+    """The cached build of emu/runtime_image (the Go runtime gomemu runs by default),
+    keyed by the toolchain version, the experiment and the program's source; built
+    on first use (a second or two with a warm Go build cache)."""
+    from emu.goimage import cache_dir
+    go = go or find_go()
+    experiment = "" if size_specialized else "nosizespecializedmalloc"
+    src = RUNTIME_IMAGE_SRC.read_bytes()
+    import hashlib
+    key = hashlib.sha256(src + experiment.encode()).hexdigest()[:12]
+    d = cache_dir() / "runtime-image" / f"{go_version(go)}-{experiment or 'default'}-{key}"
+    prog = d / "prog"
+    if prog.exists():
+        return prog
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gomemu-rt-", dir=d) as tmp:
+        (Path(tmp) / "go.mod").write_text("module gomemuruntime\n\ngo 1.27\n")
+        (Path(tmp) / "main.go").write_bytes(src)
+        build_program(tmp, Path(tmp) / "prog", go=go, experiment=experiment)
+        os.replace(Path(tmp) / "prog", prog)      # atomic: a concurrent build loses nothing
+    return prog

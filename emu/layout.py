@@ -46,6 +46,10 @@ STACK = Region("stack", 0x7FFF00000000, 0x1000000, "rw")
 HEAP_BASE = 0xC000000000        # malloc.go: mallocinit's first arena hint (0x00c0 << 32)
 DEFAULT_HEAP_RESERVE = 64 << 30  # how much address space the heap may grow into
 
+# Machine(image=...): gomemu's own routines, the call-out page and the exit address live
+# below the program, which Go links from 0x400000; within rel32 reach of its code.
+GOMEMU_TEXT = Region("gomemu", 0x200000, 0x200000, "rx")
+
 TEXT_START = 0x401000           # cmd/link: the first function on linux/amd64
 CALLOUT_PAGE = TEXT.end - 2 * PAGE   # stubs that hand control to Python (one `ret` each)
 CALLOUT_STRIDE = 16

@@ -34,7 +34,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from asm.assembler import Text, assemble, routine_sources
 from emu import layout as L
 from emu.boot import Runtime
-from emu.callouts import CALLOUTS, THROW_CONSTANTS
+from emu.callouts import THROW_CONSTANTS, callouts_for
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
 from emu.syscalls import Kernel
@@ -50,7 +50,15 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_R12: "r12", UC_X86_REG_R13: "r13", UC_X86_REG_R14: "r14", UC_X86_REG_R15: "r15",
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
-RESUME_SLOT = len(CALLOUTS)          # the stub OS calls return to
+# Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
+# code), and those it loads beside the program's own runtime (not Go code, or not in Go 1.27).
+IMAGE_ONLY_SOURCES = ("os_adapters",)
+IMAGE_SOURCES = ("driver", "store_pointer", "gc_write_barrier_legacy", "os_adapters")
+# The system-call routines the Python slow paths name (mem_linux.OSCall), as the image
+# machine finds them in the program's runtime: mmap is Go code (mem_linux.go's wrapper of
+# the ABI0 sysMmap), madvise an adapter to the ABI0 assembly.
+IMAGE_OS_ROUTINES = {"runtime.sysMmap": "runtime.mmap", "runtime.madvise": "gomemu.madvise"}
+ROUTINE_NAMES = tuple(p.rsplit("/", 1)[-1][:-2] for p, _ in routine_sources())
 DEFAULT_BLOCK_BUDGET = 50_000_000    # blocks per emu_start before a run counts as runaway
 # Write-barrier dialects: the call site Machine.store_pointer runs for `*slot = ptr`.
 # Both barriers are always in the text segment and share p.wbBuf and wbBufFlush.
@@ -102,22 +110,46 @@ class Counts:
 class Machine:
     """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
 
-    def __init__(self, *, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
+    def __init__(self, *, image=None, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
                  block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False):
         if wb_dialect not in WB_DIALECTS:
             raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
         self.wb_dialect = wb_dialect       # which compiled form store_pointer runs (WB_DIALECTS)
         self.wb_flushes = []               # pointers shaded by each wbBufFlush, in order
         # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
-        # generated size-specialised copies (asm/malloc_generated.s). Off: the generic paths only.
+        # generated size-specialised copies. Off: the generic paths only.
         self.size_specialized = bool(size_specialized)
+        # image: a linked Go program (emu/goimage.py) whose own runtime runs; None: the
+        # handwritten routines of asm/ on gomemu's own memory map.
+        self.image = self._image(image)
         self._asm_consts = L.asm_constants({**THROW_CONSTANTS,
                                             "const_sizeSpecializedMalloc": int(self.size_specialized)})
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
         self.regs = Regs(self.uc)
         self.mem = Memory(self.uc)
-        for region in (L.TEXT, L.DATA, L.OFFHEAP, L.STACK):
+        # gomemu's own text: its routines, the call-out page (stubs that hand control to
+        # Python) and the exit page (the return address of top-level calls). Only code
+        # outside the two pages is counted.
+        self.gomemu_text = L.GOMEMU_TEXT if self.image else L.TEXT
+        if self.image:
+            self.callout_page, self.exit_addr = self.gomemu_text.base, self.gomemu_text.base + L.PAGE
+            self._routines_at = self.gomemu_text.base + 2 * L.PAGE
+            self._text_limit = self.gomemu_text.end
+        else:
+            self.callout_page, self.exit_addr = L.CALLOUT_PAGE, L.EXIT_ADDR
+            self._routines_at = L.TEXT_START
+            self._text_limit = self.callout_page
+        regions = [self.gomemu_text, L.OFFHEAP, L.STACK]
+        if self.image:
+            regions += [L.Region(f"image:{s.prot}@{s.vaddr:#x}", s.vaddr // L.PAGE * L.PAGE,
+                                 -(-(s.end - s.vaddr // L.PAGE * L.PAGE) // L.PAGE) * L.PAGE, s.prot)
+                        for s in self.image.segments]
+        else:
+            regions.append(L.DATA)
+        for region in regions:
             self.mem.add_region(region)
+        for seg in self.image.segments if self.image else ():
+            self.mem.write(seg.vaddr, seg.data)         # bss stays zero
         self.heap_region = L.Region("heap", L.HEAP_BASE, heap_reserve, "")
         self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
         self.kernel = Kernel(self.mem, self.heap_region.base, heap_reserve)
@@ -125,31 +157,71 @@ class Machine:
         self.block_budget = block_budget
         self._load_program()
         self._install_hooks()
-        self.callout_counts = {c.symbol: 0 for c in CALLOUTS}
+        self.callout_counts = {c.symbol: 0 for c in self.callouts}
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
         # Once: writing a segment base flushes unicorn's TLB.
-        self.regs.write(UC_X86_REG_FS_BASE, L.tls_fs_base())
+        self.regs.write(UC_X86_REG_FS_BASE, self.symbol("runtime.m0") + L.M.tls + 8)
+
+    def _image(self, image):
+        from emu.goimage import GoImage, load_image
+        if image is None or isinstance(image, GoImage):
+            return image
+        return load_image(image)
 
     # ---- program --------------------------------------------------------------------------
     def _load_program(self):
-        self._callout_addr = {c.symbol: L.CALLOUT_PAGE + i * L.CALLOUT_STRIDE for i, c in enumerate(CALLOUTS)}
-        self._resume_addr = L.CALLOUT_PAGE + RESUME_SLOT * L.CALLOUT_STRIDE
-        symbols = dict(L.DATA_ADDR)
+        self.callouts = callouts_for(self.image)
+        self._os_routines = IMAGE_OS_ROUTINES if self.image else {}
+        self._callout_addr = {c.symbol: self.callout_page + i * L.CALLOUT_STRIDE
+                              for i, c in enumerate(self.callouts)}
+        self._resume_addr = self.callout_page + len(self.callouts) * L.CALLOUT_STRIDE
+        if self.image:
+            symbols = self._image_symbols()
+            sources = routine_sources(IMAGE_SOURCES)
+        else:
+            symbols = dict(L.DATA_ADDR)
+            sources = routine_sources([s for s in ROUTINE_NAMES if s not in IMAGE_ONLY_SOURCES])
         symbols.update(self._callout_addr)
-        self.program = assemble(routine_sources(), L.TEXT_START, symbols, self._asm_consts)
-        if self.program.end > L.CALLOUT_PAGE:
+        self.program = assemble(sources, self._routines_at, symbols, self._asm_consts)
+        if self.program.end > self._text_limit:
             raise GomemuError("the routines do not fit in the text segment")
-        self.mem.fill(L.TEXT.base, L.TEXT.size, 0xCC)
+        self.mem.fill(self.gomemu_text.base, self.gomemu_text.size, 0xCC)
         self.mem.write(self.program.base, self.program.code)
         for a in list(self._callout_addr.values()) + [self._resume_addr]:
             self.mem.w8(a, 0xC3)                       # ret
         self.symbols = dict(symbols)
         self.symbols.update(self.program.symbols)
-        self.symbols["gomemu.exit"] = L.EXIT_ADDR
-        self.text = Text([self.program])
-        self._callout_by_addr = {a: c for c, a in zip(CALLOUTS, self._callout_addr.values())}
+        self.symbols["gomemu.exit"] = self.exit_addr
+        programs = [self.program]
+        if self.image:
+            from emu.goimage import ImageText
+            self._patch_image()
+            programs.append(ImageText(self.image, self.mem.read))
+        self.text = Text(programs)
+        self._callout_by_addr = {a: c for c, a in zip(self.callouts, self._callout_addr.values())}
+
+    def _image_symbols(self):
+        """The program's symbols by the names the routines use: ABI0 functions under their
+        plain name too (`runtime.madvise` for `runtime.madvise.abi0`)."""
+        out = {}
+        for s in self.image.symbols.values():
+            out[s.name] = s.addr
+            if s.name.endswith(".abi0"):
+                out.setdefault(s.name[:-5], s.addr)
+        return out
+
+    def _patch_image(self):
+        """Send the program's calls into the runtime's slow paths to the call-outs: each
+        function gomemu runs in Python starts with a JMP to its stub on the call-out page
+        (the JMP is counted under the function's name)."""
+        for c in self.callouts:
+            if not self.image.has(c.symbol):
+                continue
+            entry = self.image.address(c.symbol)
+            rel = self._callout_addr[c.symbol] - (entry + 5)
+            self.mem.write(entry, b"\xe9" + (rel & 0xFFFFFFFF).to_bytes(4, "little"))
 
     def load(self, sources):
         """Assemble more routines [(path, text), ...] into free text after what is loaded;
@@ -165,10 +237,10 @@ class Machine:
 
     def where(self, addr):
         """symbol+offset for any address the machine knows."""
-        if L.CALLOUT_PAGE <= addr < L.CALLOUT_PAGE + L.PAGE:
+        if self.callout_page <= addr < self.callout_page + L.PAGE:
             c = self._callout_by_addr.get(addr)
             return f"callout:{c.symbol}" if c else "callout:resume"
-        if addr == L.EXIT_ADDR:
+        if addr == self.exit_addr:
             return "gomemu.exit"
         return self.text.where(addr)
 
@@ -182,9 +254,11 @@ class Machine:
 
     # ---- hooks ----------------------------------------------------------------------------
     def _install_hooks(self):
-        self.counter = BlockCounter(self.uc, L.TEXT.base, L.TEXT.size, budget_stop=_uc_emu_stop)
+        lo = self._routines_at
+        hi = self.image.text[1] if self.image else self._text_limit
+        self.counter = BlockCounter(self.uc, lo, hi - lo, budget_stop=_uc_emu_stop)
         self._code_cb = CODE_CB(self._on_callout_page)
-        hook_add(self.uc, UC_HOOK_CODE, self._code_cb, L.CALLOUT_PAGE, L.CALLOUT_PAGE + L.PAGE - 1)
+        hook_add(self.uc, UC_HOOK_CODE, self._code_cb, self.callout_page, self.callout_page + L.PAGE - 1)
         self._sys_cb = INSN_CB(self._on_syscall)
         hook_add(self.uc, UC_HOOK_INSN, self._sys_cb, 1, 0, UC_X86_INS_SYSCALL)
         self._bad_access = None
@@ -235,7 +309,7 @@ class Machine:
             self._gen = None
             self._set_results(stop.value)
             return                          # the stub's `ret` returns to the caller
-        entry = self.symbol(req.routine)
+        entry = self.symbol(self._os_routines.get(req.routine, req.routine))
         sp = self.regs.read(UC_X86_REG_RSP) - 8
         self.mem.w64(sp, self._resume_addr)
         self.regs.write(UC_X86_REG_RSP, sp)
@@ -273,7 +347,7 @@ class Machine:
     def _enter(self, sp, g, args):
         """Go's ABI on entry: the exit address as return address at sp, the arguments in
         their registers, R14 = g, X15 = 0 (ABIInternal's zero register), no frame pointer."""
-        self.mem.w64(sp, L.EXIT_ADDR)
+        self.mem.w64(sp, self.exit_addr)
         self.regs.write(UC_X86_REG_RSP, sp)
         self.regs.write(UC_X86_REG_RBP, 0)
         for reg, v in zip(ABI_INT_REGS, args):
@@ -292,7 +366,7 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
-        err = uclib.uc_emu_start(self.uc._uch, pc, L.EXIT_ADDR, 0, count)
+        err = uclib.uc_emu_start(self.uc._uch, pc, self.exit_addr, 0, count)
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
@@ -369,11 +443,11 @@ class Machine:
     # ---- counting -------------------------------------------------------------------------
     def snapshot(self):
         """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
-        return (self.counter.snapshot(self.text.end - L.TEXT.base), dict(self.callout_counts))
+        return (self.counter.snapshot(), dict(self.callout_counts))
 
     def counts_since(self, snap):
         before, callouts_before = snap
-        blocks = {L.TEXT.base + off: (d, int(self.counter.sizes[off]))
+        blocks = {self.counter.base + off: (d, int(self.counter.sizes[off]))
                   for off, d in self.counter.since(before).items()}
         callouts = {k: v - callouts_before.get(k, 0) for k, v in self.callout_counts.items()
                     if v - callouts_before.get(k, 0)}
@@ -500,14 +574,18 @@ class Machine:
         OS (madvise MADV_DONTNEED). Returns the bytes released."""
         return self.run_slow_path(self.runtime.mheap.scavenge((1 << 64) - 1))
 
+    def _free_text(self):
+        """The first byte of gomemu's text region after everything loaded into it."""
+        return max(p.end for p in self.text.programs if self.gomemu_text.base <= p.base < self.gomemu_text.end)
+
     def next_text_base(self):
         """Where the next routines loaded into the text segment start (page aligned)."""
-        return (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
+        return (self._free_text() + L.PAGE - 1) // L.PAGE * L.PAGE
 
     def add_program(self, prog):
         """Place a Program built elsewhere (e.g. a compiled Go function, emu/gobuild.py) at
         its base, which must be next_text_base() or later."""
-        if prog.base < self.text.end or prog.end > L.CALLOUT_PAGE:
+        if prog.base < self._free_text() or prog.end > self._text_limit:
             raise GomemuError("the code does not fit in the free text segment")
         clash = set(prog.symbols) & set(self.symbols)
         if clash:
@@ -555,8 +633,8 @@ class Machine:
         """Read-only data placed in free text (as Go's linker puts rodata near text), within
         rel32 reach of code loaded with load_code. Returns its address."""
         from asm.assembler import Program
-        base = (self.text.end + 63) // 64 * 64
-        if base + len(data) > L.CALLOUT_PAGE:
+        base = (self._free_text() + 63) // 64 * 64
+        if base + len(data) > self._text_limit:
             raise GomemuError("the data does not fit in the text segment")
         self.mem.write(base, bytes(data))
         self.text.add(Program(base, bytes(data), {}, [], []))
@@ -593,10 +671,10 @@ class Machine:
         known = dict(self.symbols)
         known.update(symbols or {})
         known.update(self.stub_missing_calls(name, relocations, known))
-        base = (self.text.end + L.PAGE - 1) // L.PAGE * L.PAGE
+        base = self.next_text_base()
         if name in self.symbols:
             raise BadInput(f"routine name already defined: {name}")
-        if base + len(code) > L.CALLOUT_PAGE:
+        if base + len(code) > self._text_limit:
             raise GomemuError("the code does not fit in the text segment")
         buf = bytearray(code)
         for r in relocations:

@@ -86,7 +86,7 @@ class Stepper:
         if self.done:
             return None
         m, pc = self.m, self.pc
-        if pc == L.EXIT_ADDR:
+        if pc == m.exit_addr:
             self.close()
             return None
         entry = m.text.entry_at(pc)

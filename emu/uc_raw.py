@@ -85,8 +85,10 @@ def hook_del(uc, handle):
 
 
 # Host callback: (uc, address, size, user_data), System V ABI.
-# user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop}. When the
-# block budget runs out it tail-calls uc_emu_stop(uc) (uc is already in rdi).
+# user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop, touched*, ntouched}.
+# A block that runs for the first time appends its offset to `touched`, so
+# snapshots cost the number of distinct blocks, not the size of the text.
+# When the block budget runs out it tail-calls uc_emu_stop(uc) (uc is in rdi).
 _COUNTER_SRC = """
     mov rax, rsi
     sub rax, qword ptr [rcx]
@@ -94,6 +96,13 @@ _COUNTER_SRC = """
     jae done
     mov r8, qword ptr [rcx + 0x10]
     inc qword ptr [r8 + rax*0x8]
+    cmp qword ptr [r8 + rax*0x8], 0x1
+    jne sized
+    mov r8, qword ptr [rcx + 0x30]
+    mov r9, qword ptr [rcx + 0x38]
+    mov qword ptr [r8 + r9*0x8], rax
+    inc qword ptr [rcx + 0x38]
+sized:
     mov r8, qword ptr [rcx + 0x18]
     mov dword ptr [r8 + rax*0x4], edx
     dec qword ptr [rcx + 0x20]
@@ -110,28 +119,33 @@ class BlockCounter:
     """Counts block executions in [base, base+span) with a native callback.
 
     counts[off] is how many times a block starting at base+off ran, sizes[off]
-    its byte length. On hosts that are not x86-64 a raw ctypes callback does
-    the same work, slower.
+    its byte length; touched[:ntouched] lists the offsets of every block that
+    ever ran, in first-run order. On hosts that are not x86-64 a raw ctypes
+    callback does the same work, slower.
     """
 
     def __init__(self, uc, base, span, budget_stop):
         self.base, self.span = base, span
         self.counts = np.zeros(span, dtype=np.uint64)
         self.sizes = np.zeros(span, dtype=np.uint32)
-        self._ud = (ctypes.c_uint64 * 6)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
-                                         0, budget_stop)
+        self.touched = np.zeros(span, dtype=np.int64)      # calloc'd: pages appear as blocks run
+        self._ud = (ctypes.c_uint64 * 8)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
+                                         0, budget_stop, self.touched.ctypes.data, 0)
         if platform.machine() in ("x86_64", "AMD64"):
             code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_COUNTER_SRC, 0)[0])
             self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
             self._page.write(code)
             fn = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(self._page)))
         else:
-            counts, sizes, ud = self.counts, self.sizes, self._ud
+            counts, sizes, touched, ud = self.counts, self.sizes, self.touched, self._ud
 
             def py_cb(uc_h, addr, size, _ud):
                 off = addr - base
                 if 0 <= off < span:
                     counts[off] += 1
+                    if counts[off] == 1:
+                        touched[ud[7]] = off
+                        ud[7] += 1
                     sizes[off] = size
                     ud[4] -= 1
                     if ud[4] == 0:
@@ -151,12 +165,14 @@ class BlockCounter:
     def budget_exhausted(self):
         return self._ud[4] == 0
 
-    def snapshot(self, limit):
-        """A copy of the counts of blocks starting below base+limit."""
-        return self.counts[:limit].copy()
+    def snapshot(self):
+        """The counts of every block that has run so far (cheap: distinct blocks only)."""
+        return self.counts[self.touched[:self._ud[7]]]
 
     def since(self, snap):
         """{offset: executions} of the blocks that ran since `snap`."""
-        d = self.counts[:len(snap)] - snap
+        offs = self.touched[:self._ud[7]]
+        d = self.counts[offs].copy()
+        d[:len(snap)] -= snap
         nz = np.flatnonzero(d)
-        return dict(zip(nz.tolist(), d[nz].tolist()))
+        return dict(zip(offs[nz].tolist(), d[nz].tolist()))

@@ -400,7 +400,7 @@ class Stacks:
         mem.fill(gp + G.sched, GOBUF.SIZE)
         mem.w64(gp + G.sched + GOBUF.sp, sp)
         mem.w64(gp + G.stktopsp, sp)
-        mem.w64(gp + G.sched + GOBUF.pc, L.EXIT_ADDR)    # goexit
+        mem.w64(gp + G.sched + GOBUF.pc, self.machine.exit_addr)    # goexit
         mem.w64(gp + G.sched + GOBUF.g, gp)
         mem.w32(gp + G.atomicstatus, L.G_WAITING)
 
@@ -468,7 +468,7 @@ class Stacks:
         otherwise it is stopped in its body (sp is its SP there)."""
         mem, text = self.mem, self.machine.text
         out = []
-        while pc != L.EXIT_ADDR:
+        while pc != self.machine.exit_addr:
             fn = text.routine_at(pc)
             if fn is None:
                 throw(f"unknown pc {pc:#x}")

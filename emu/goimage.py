@@ -1,0 +1,311 @@
+"""A linked Go program as gomemu loads it: the image of a linux/amd64 process.
+
+Go links linux/amd64 programs statically and, by default, not position
+independent: text from 0x401000, then rodata (with the pclntab and the type
+descriptors), then data and bss. So the program needs no relocation at all:
+gomemu maps each PT_LOAD segment at its own address, copies its bytes in and
+zeroes the rest (bss), and the program's machine code, globals with their
+initial values, strings, type descriptors, itabs and pclntab are where the
+code expects them. The runtime linked into the program is the runtime gomemu
+runs: its mallocgc, write barriers and morestack are the real compiler's code.
+
+`GoImage` reads an ELF once: segments, the symbol table (functions and data
+objects), and, on demand, struct layouts from the DWARF the linker wrote
+(`field_offset("runtime.debug", "malloc")`), so that fields of the runtime's
+globals that `go_asm.h` does not list are found the way a debugger finds them.
+"""
+
+import bisect
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from emu.errors import BadInput
+
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One PT_LOAD: [vaddr, vaddr + memsz), the first len(data) bytes from the file."""
+    vaddr: int
+    memsz: int
+    data: bytes
+    prot: str          # "rx", "r" or "rw"
+
+    @property
+    def end(self):
+        return self.vaddr + self.memsz
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    addr: int
+    size: int
+    kind: str          # "func" or "object"
+
+
+class GoImage:
+    """The ELF of a Go program (see the module docstring). Read-only; shared by machines."""
+
+    def __init__(self, path):
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+        self.path = Path(path)
+        try:
+            self._raw = self.path.read_bytes()
+        except OSError as e:
+            raise BadInput(f"{path}: cannot read the program: {e.strerror or e}") from None
+        import io
+        try:
+            self._elf = ELFFile(io.BytesIO(self._raw))
+            self._read(self._elf)
+        except ELFError as e:
+            raise BadInput(f"{path}: not a readable ELF file: {e}") from None
+        self.digest = hashlib.sha256(self._raw).hexdigest()[:16]
+
+    def _read(self, elf):
+        if elf["e_machine"] != "EM_X86_64" or elf["e_type"] != "ET_EXEC":
+            raise BadInput(f"{self.path}: not a linux/amd64 executable linked at fixed addresses "
+                           f"({elf['e_machine']}, {elf['e_type']}); build without -buildmode=pie")
+        segs = []
+        for seg in elf.iter_segments():
+            if seg["p_type"] != "PT_LOAD":
+                continue
+            flags = seg["p_flags"]
+            prot = "rx" if flags & PF_X else ("rw" if flags & PF_W else "r")
+            segs.append(Segment(seg["p_vaddr"], seg["p_memsz"], seg.data(), prot))
+        if not segs:
+            raise BadInput(f"{self.path}: no loadable segments")
+        self.segments = sorted(segs, key=lambda s: s.vaddr)
+        symtab = elf.get_section_by_name(".symtab")
+        if symtab is None:
+            raise BadInput(f"{self.path}: no symbol table (built with -ldflags=-s?)")
+        self.symbols = {}
+        funcs = []
+        for s in symtab.iter_symbols():
+            kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(s["st_info"]["type"])
+            if not s.name or kind is None or s.name in self.symbols:
+                continue
+            sym = Symbol(s.name, s["st_value"], s["st_size"], kind)
+            self.symbols[s.name] = sym
+            if kind == "func":
+                funcs.append(sym)
+        funcs.sort(key=lambda f: f.addr)
+        self.funcs = funcs
+        self._func_starts = [f.addr for f in funcs]
+        text = elf.get_section_by_name(".text")
+        self.text = (text["sh_addr"], text["sh_addr"] + text["sh_size"])
+        self.sections = {s.name: (s["sh_addr"], s["sh_size"]) for s in elf.iter_sections() if s["sh_addr"]}
+
+    # ---- symbols ----------------------------------------------------------------------
+    def address(self, name):
+        """The address of a function or data symbol; ABI0-only assembly functions are
+        found under their plain name too (`runtime.madvise` -> `runtime.madvise.abi0`)."""
+        sym = self.symbols.get(name) or self.symbols.get(name + ".abi0")
+        if sym is None:
+            raise BadInput(f"{self.path.name}: no symbol {name}")
+        return sym.addr
+
+    def has(self, name):
+        return name in self.symbols or name + ".abi0" in self.symbols
+
+    def func_at(self, pc):
+        """The function symbol whose code contains pc, or None."""
+        i = bisect.bisect_right(self._func_starts, pc) - 1
+        if i >= 0:
+            f = self.funcs[i]
+            if pc < f.addr + max(f.size, 1):
+                return f
+        return None
+
+    def read(self, addr, n):
+        """Bytes of the image as linked (bss reads as zero)."""
+        for s in self.segments:
+            if s.vaddr <= addr and addr + n <= s.end:
+                off = addr - s.vaddr
+                chunk = s.data[off:off + n]
+                return chunk + bytes(n - len(chunk))
+        raise BadInput(f"{self.path.name}: {addr:#x}+{n} is outside the program's segments")
+
+    @property
+    def end(self):
+        return max(s.end for s in self.segments)
+
+    # ---- DWARF --------------------------------------------------------------------------
+    def field_offset(self, var, field):
+        """Byte offset of `field` in the type of global `var` (from DWARF)."""
+        fields = self._var_fields(var)
+        if field not in fields:
+            raise BadInput(f"{self.path.name}: {var} has no field {field}")
+        return fields[field]
+
+    def struct_fields(self, type_name):
+        """{field: offset} of a named struct type (e.g. `runtime.mspan`), from DWARF."""
+        return dict(self._dwarf_types().get(type_name) or self._missing(type_name))
+
+    def _missing(self, what):
+        raise BadInput(f"{self.path.name}: no DWARF description of {what} (built with -ldflags=-w?)")
+
+    @lru_cache(maxsize=None)
+    def _var_fields(self, var):
+        types, variables = self._dwarf_index()
+        if var not in variables:
+            self._missing(var)
+        return variables[var]
+
+    def _dwarf_types(self):
+        return self._dwarf_index()[0]
+
+    @lru_cache(maxsize=None)
+    def _dwarf_index(self):
+        """Named struct types and global variables of the runtime's compile units; read
+        once per program (reading DWARF takes a second or two) and kept in the cache."""
+        import json
+        cached = cache_dir() / "dwarf" / f"{self.digest}.json"
+        try:
+            data = json.loads(cached.read_text())
+            return data["types"], data["variables"]
+        except (OSError, ValueError, KeyError):
+            pass
+        types, variables = self._read_dwarf()
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"types": types, "variables": variables}))
+            os.replace(tmp, cached)
+        except OSError:
+            pass                      # an unwritable cache only costs time
+        return types, variables
+
+    def _read_dwarf(self):
+        if not self._elf.has_dwarf_info():
+            self._missing("any type")
+        dwarf = self._elf.get_dwarf_info()
+        types, variables = {}, {}
+
+        def members(die):
+            out = {}
+            for m in die.iter_children():
+                if m.tag == "DW_TAG_member" and "DW_AT_data_member_location" in m.attributes:
+                    name = m.attributes["DW_AT_name"].value.decode()
+                    out[name.rsplit(".", 1)[-1]] = m.attributes["DW_AT_data_member_location"].value
+            return out
+
+        for cu in dwarf.iter_CUs():
+            top = cu.get_top_DIE()
+            name = top.attributes.get("DW_AT_name")
+            if name is None or name.value.decode() not in ("runtime", "internal/abi"):
+                continue
+            for die in top.iter_children():
+                nm = die.attributes.get("DW_AT_name")
+                if nm is None:
+                    continue
+                if die.tag == "DW_TAG_structure_type":
+                    types[nm.value.decode()] = members(die)
+                elif die.tag == "DW_TAG_variable" and "DW_AT_type" in die.attributes:
+                    t = die.get_DIE_from_attribute("DW_AT_type")
+                    while t.tag == "DW_TAG_typedef" and "DW_AT_type" in t.attributes:
+                        t = t.get_DIE_from_attribute("DW_AT_type")
+                    if t.tag == "DW_TAG_structure_type":
+                        variables[nm.value.decode()] = members(t)
+        return types, variables
+
+
+_IMAGES = {}
+
+
+def load_image(path):
+    """A GoImage, read once per file content for the whole process."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read the program: {e.strerror or e}") from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    img = _IMAGES.get(key)
+    if img is None:
+        img = _IMAGES[key] = GoImage(path)
+    return img
+
+
+def cache_dir():
+    """gomemu's directory in the user's cache (XDG_CACHE_HOME or ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gomemu"
+
+
+class ImageText:
+    """The text of a loaded program as counting, stepping and where() see it: the same
+    interface as asm.assembler.Program, computed lazily from the bytes in memory (which
+    may be patched: call-out jumps) and the image's symbols. Instructions are decoded
+    per function on first use and cached."""
+
+    def __init__(self, image, read, source=None):
+        self.image = image
+        self.base, self.end = image.text
+        self._read = read                # read(addr, n) -> the bytes the machine runs
+        self._source = source            # source(pc) -> (path, line, text) of the Go line, or None
+        self._funcs = {}                 # entry -> (starts, accesses prefix, sizes)
+        self.labels = {}
+        self.symbols = {f.name: f.addr for f in image.funcs}
+
+    def _decoded(self, f):
+        d = self._funcs.get(f.addr)
+        if d is None:
+            import capstone
+            from asm.assembler import memory_accesses
+            code = self._read(f.addr, f.size)
+            cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+            starts, acc, ins = [], [(0, 0)], []
+            for a, size, mn, ops in cs.disasm_lite(code, f.addr):
+                starts.append(a)
+                r, w = memory_accesses(code[a - f.addr:a - f.addr + size], a)
+                acc.append((acc[-1][0] + r, acc[-1][1] + w))
+                ins.append((size, f"{mn} {ops}".strip()))
+            d = self._funcs[f.addr] = (starts, acc, ins)
+        return d
+
+    def _span(self, start, end):
+        f = self.image.func_at(start)
+        if f is None:
+            return None, 0, 0
+        starts, _, _ = d = self._decoded(f)
+        return d, bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+
+    def instructions_in(self, start, end):
+        d, i, j = self._span(start, end)
+        return j - i
+
+    def block_accesses(self, start, end):
+        d, i, j = self._span(start, end)
+        if d is None:
+            return 0, 0
+        acc = d[1]
+        return acc[j][0] - acc[i][0], acc[j][1] - acc[i][1]
+
+    def routine_at(self, addr):
+        f = self.image.func_at(addr)
+        return f.name if f else None
+
+    def where(self, addr):
+        f = self.image.func_at(addr)
+        return f"{f.name}+{addr - f.addr:#x}" if f else f"{addr:#x}"
+
+    def entry_at(self, addr):
+        from asm.assembler import ListingEntry
+        f = self.image.func_at(addr)
+        if f is None:
+            return None
+        starts, acc, ins = self._decoded(f)
+        i = bisect.bisect_left(starts, addr)
+        if i == len(starts) or starts[i] != addr:
+            return None
+        size, dis = ins[i]
+        path, line, text = (self._source(addr) if self._source else None) or ("", 0, "")
+        r, w = acc[i + 1][0] - acc[i][0], acc[i + 1][1] - acc[i][1]
+        return ListingEntry(addr, self._read(addr, size), f.name, path, line, text, text, dis, r, w)
+
