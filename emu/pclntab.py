@@ -8,6 +8,7 @@
     tab.callers_frames(pcs)                     # runtime.CallersFrames over runtime.Callers' PCs
     fr = tab.frame(pc, sp)                      # traceback.go + stkframe.go: fp, varp, argp and
     fr.locals, fr.args, fr.objects              #   getStackMap's bitmaps and stack objects
+    tab.unwind(pc, sp, read_word)               # traceback.go: unwinder, every physical frame
     tab.gcdata_mask(), tab.gcbss_mask()         # symtab.go: modulesinit's progToPointerMask
     tab.itabs()                                 # iface.go: addModuleItabs
 
@@ -49,8 +50,9 @@ at a pc with stack pointer sp,
 
 Simplified or left out: one module (no plugins or -linkshared); reflect's
 makeFuncStub/methodValueCall frames, whose argument maps live in memory, are
-refused; GC masks of types marked TFlagGCMaskOnDemand (built at run time) are
-not resolved. Everything read is bounds-checked; bad or foreign files raise
+refused; FUNCDATA_OpenCodedDeferInfo is only located, not decoded; type
+descriptors (typelinks) are not walked; unwinding does not jump between g0 and
+goroutine stacks. Everything read is bounds-checked; bad or foreign files raise
 BadInput naming the file and the field.
 """
 
@@ -62,7 +64,7 @@ from dataclasses import dataclass
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from emu.errors import BadInput
+from emu.errors import BadInput, InvariantError
 
 PTR_SIZE = 8                    # goarch.PtrSize
 PC_QUANTUM = 1                  # sys.PCQuantum on amd64
@@ -104,6 +106,7 @@ FUNC_IDS = ("normal", "abort", "asmcgocall", "asyncPreempt", "cgocallback", "cor
             "runFinalizers", "runCleanups", "sigpanic", "systemstack", "systemstack_switch",
             "wrapper")
 FuncIDNormal = 0
+FuncID_cgocallback = FUNC_IDS.index("cgocallback")
 FuncID_gopanic = FUNC_IDS.index("gopanic")
 FuncID_panicwrap = FUNC_IDS.index("panicwrap")
 FuncID_sigpanic = FUNC_IDS.index("sigpanic")
@@ -117,6 +120,7 @@ TraceArgsStartAgg = 0xFE
 TraceArgsEndAgg = 0xFD
 TraceArgsDotdotdot = 0xFC
 TraceArgsOffsetTooLarge = 0xFB
+TRACE_ARGS_MAX_LEN = (5 * 3 + 2) * 10 + 1   # TraceArgsMaxLen: (TraceArgsMaxDepth*3+2)*TraceArgsLimit+1
 
 REFLECT_STUBS = ("reflect.makeFuncStub", "reflect.methodValueCall")   # stkframe.go: argMapInternal
 
@@ -496,17 +500,17 @@ class _Image:
                 if sec["sh_flags"] & 2:      # SHF_ALLOC
                     self.sections[sec.name] = (sec["sh_addr"], sec["sh_size"])
             self._elf = elf
+        except BadInput:
+            raise
         except (ELFError, struct.error, ValueError, IndexError) as e:
-            if isinstance(e, BadInput):
-                raise
             raise BadInput(f"{path}: not a readable ELF file: {e}") from None
 
     def symbol(self, name):
         """The address of a .symtab symbol, or None (parsing .symtab is slow: look-ups only)."""
         try:
             symtab = self._elf.get_section_by_name(".symtab")
-            found = symtab.get_symbol_by_name(name) if hasattr(symtab, "get_symbol_by_name") else None
-        except (ELFError, struct.error, ValueError) as e:
+            found = symtab.get_symbol_by_name(name) if symtab is not None else None
+        except (ELFError, struct.error, ValueError, IndexError) as e:
             raise BadInput(f"{self.path}: unreadable .symtab: {e}") from None
         return found[0]["st_value"] if found else None
 
@@ -737,9 +741,10 @@ class Func:
             return bool(img.view(live_addr + live_idx + slot // 8, 1, what)[0] >> (slot % 8) & 1)
 
         out, p, slot = [], addr, 0
+        limit = addr + TRACE_ARGS_MAX_LEN
         markers = {TraceArgsStartAgg: "{", TraceArgsEndAgg: "}", TraceArgsDotdotdot: "...",
                    TraceArgsOffsetTooLarge: "_"}
-        while True:
+        while p < limit:
             o = img.view(p, 1, what)[0]
             p += 1
             if o == TraceArgsEndSeq:
@@ -752,6 +757,7 @@ class Func:
             out.append(ArgSlot(o, sz, is_live(o, slot)))
             if o >= start:
                 slot += 1
+        raise BadInput(f"{self.tab.path}: {what} at {addr:#x} has no end within {TRACE_ARGS_MAX_LEN} bytes")
 
     def _memo(self, key, make):
         if key not in self._cache:
@@ -1060,7 +1066,9 @@ class Pclntab:
         pc is frame.pc: for a frame that made a call, its return address. continpc (where
         execution resumes, whose liveness counts) defaults to pc; 0 means a dead frame
         (no maps)."""
-        f = self.findfunc(pc)
+        return self._frame(self.findfunc(pc), pc, sp, pc if continpc is None else continpc)
+
+    def _frame(self, f, pc, sp, continpc):
         if f.pcsp == 0:
             raise BadInput(f"{self.path}: {f.name} has no pcsp table: no frame information")
         fp = sp + f.sp_delta(pc) + PTR_SIZE          # the CALL pushed the return PC
@@ -1068,11 +1076,47 @@ class Pclntab:
         if varp > sp:                                # a frame saves BP at its top
             varp -= PTR_SIZE
         argp = fp + MIN_FRAME_SIZE
-        continpc = pc if continpc is None else continpc
         if continpc == 0:
             return FrameLayout(f, pc, 0, sp, fp, varp, argp, -1, EMPTY, EMPTY, ())
         idx, locals_, args, objs = self._stack_maps(f, continpc, varp - sp)
         return FrameLayout(f, pc, continpc, sp, fp, varp, argp, idx, locals_, args, objs)
+
+    def unwind(self, pc, sp, read_word):
+        """The physical frames of a goroutine stack, innermost first, as a precise unwind for
+        a GC scan or copystack walks them (traceback.go: unwinder with no flags): from pc/sp
+        (gp.sched.pc/sp), each caller's pc is the word at fp-8 (read_word(addr) reads stack
+        memory) and its sp is fp. It stops after a FuncFlagTopFrame function (goexit), at a
+        zero return PC, at a function without frame information, or after an innermost
+        SPWRITE function. A frame that called sigpanic continues at its deferreturn (or is
+        dead). Not modelled: jumps between g0 and the goroutine stack (morestack,
+        systemstack) and the cgo cases; an unwind that meets them raises InvariantError."""
+        frames, callee_id, innermost = [], FuncIDNormal, True
+        f = self._findfunc(pc)
+        if f is None:
+            raise InvariantError(f"{self.path}: unwind: pc {pc:#x} is in no Go function")
+        while True:
+            continpc = pc
+            if callee_id == FuncID_sigpanic:
+                continpc = f.entry + f.deferreturn + 1 if f.deferreturn else 0
+            if f.pcsp == 0:
+                return frames
+            fr = self._frame(f, pc, sp, continpc)
+            frames.append(fr)
+            if f.flag & FuncFlagTopFrame:
+                return frames
+            if f.flag & FuncFlagSPWrite and f.func_id != FuncID_cgocallback:
+                if not innermost:
+                    raise InvariantError(f"{self.path}: traceback: unexpected SPWRITE function {f.name}")
+                return frames
+            lr = read_word(fr.return_pc_slot)
+            if lr == 0:
+                return frames
+            caller = self._findfunc(lr)
+            if caller is None:
+                raise InvariantError(f"{self.path}: unexpected return pc for {f.name} called from {lr:#x}")
+            if pc == lr and sp == fr.fp:
+                raise InvariantError(f"{self.path}: traceback stuck. pc={pc:#x} sp={sp:#x}")
+            callee_id, f, pc, sp, innermost = f.func_id, caller, lr, fr.fp, False
 
     def _stack_maps(self, f, targetpc, locals_size):
         where = f"{self.path}: {f.name} at pc {targetpc:#x}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.errors import BadInput
+from emu.errors import BadInput, InvariantError
 from emu.pclntab import LAYOUTS, ArgSlot, Pclntab, StackMap, func_name_for_print, run_gc_prog
 
 SRC = """package main
@@ -273,6 +273,30 @@ def test_frame_pointers_follow_the_amd64_frame_layout(built, tab):
     assert (leaf.fp, leaf.varp, leaf.saved_bp_slot, leaf.locals.n) == (0x7008, 0x7000, None, 0)
     dead = tab.frame(f.entry + call + 5, sp=0x7000, continpc=0)
     assert dead.pointer_slots() == [] and dead.objects == ()
+
+
+def test_unwind_climbs_from_work_to_goexit_by_the_listings_frame_sizes(built, tab):
+    """A stack laid out as Go lays it: each return PC at the callee's fp-8, each caller's SP
+    at the callee's fp. The return PCs into runtime.main and goexit come from a real run."""
+    frame = {fn: int(re.search(rf"TEXT\t{fn}\(SB\), \S+, \$(\d+)", built.stderr).group(1))
+             for fn in ("main.work", "main.main")}
+    in_work = next(pc for pc, _, t in built.listing("main.work") if t.startswith("CALL"))
+    in_main = next(pc for pc, _, t in built.listing("main.main") if t == "CALL\tmain.work(SB)")
+    pcs = [int(x, 16) for x in re.findall(r"^pc (0x[0-9a-f]+)$", built.run().stdout, re.M)]
+    into_runtime_main, into_goexit = pcs[-2:]
+    sp0 = 0xC000100000
+    work_fp = sp0 + frame["main.work"] + 8
+    main_fp = work_fp + frame["main.main"] + 8
+    rm = tab.func_named("runtime.main")
+    rm_fp = main_fp + rm.sp_delta(into_runtime_main) + 8
+    stack = {work_fp - 8: tab.func_named("main.main").entry + in_main + 5,
+             main_fp - 8: into_runtime_main, rm_fp - 8: into_goexit}
+    frames = tab.unwind(tab.func_named("main.work").entry + in_work + 5, sp0, stack.__getitem__)
+    assert [(fr.func.name, fr.sp) for fr in frames] == [
+        ("main.work", sp0), ("main.main", work_fp), ("runtime.main", main_fp), ("runtime.goexit", rm_fp)]
+    assert "live at call to work:" not in built.stderr and frames[1].pointer_slots() == []
+    with pytest.raises(InvariantError, match="unexpected return pc for main.work called from 0x10"):
+        tab.unwind(frames[0].pc, sp0, lambda addr: 0x10)
 
 
 def test_stack_objects_are_the_address_taken_locals_the_compiler_reports(built, tab):
