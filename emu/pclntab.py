@@ -10,7 +10,7 @@
     fr.locals, fr.args, fr.objects              #   getStackMap's bitmaps and stack objects
     tab.unwind(pc, sp, read_word)               # traceback.go: unwinder, every physical frame
     tab.gcdata_mask(), tab.gcbss_mask()         # symtab.go: modulesinit's progToPointerMask
-    tab.itabs()                                 # iface.go: addModuleItabs
+    tab.itabs(), tab.typelinks()                # iface.go: addModuleItabs; type.go: moduleTypelinks
 
 Where it starts. The linker writes one `runtime.moduledata` (symbol
 runtime.firstmoduledata, section .go.module) whose fields point at everything
@@ -51,8 +51,8 @@ at a pc with stack pointer sp,
 Simplified or left out: one module (no plugins or -linkshared); reflect's
 makeFuncStub/methodValueCall frames, whose argument maps live in memory, are
 refused; FUNCDATA_OpenCodedDeferInfo is only located, not decoded; type
-descriptors (typelinks) are not walked; unwinding does not jump between g0 and
-goroutine stacks. Everything read is bounds-checked; bad or foreign files raise
+descriptors are sized (typelinks) but not decoded further; unwinding does not jump
+between g0 and goroutine stacks. Everything read is bounds-checked; bad or foreign files raise
 BadInput naming the file and the field.
 """
 
@@ -219,6 +219,22 @@ class StackObjectRecordLayout:
 
 LAYOUTS = (PcHeaderLayout, ModuledataLayout, FuncLayout, StackObjectRecordLayout)
 
+# internal/abi/type.go: unsafe.Sizeof of each kind's descriptor, for Type.DescriptorSize
+TYPE_SIZE = 48              # Type {Size_, PtrBytes uintptr; Hash u32; TFlag, Align_, FieldAlign_, Kind_ u8; Equal, GCData *; Str, PtrToThis int32}
+TYPE_KIND = 23              # Type.Kind_
+TYPE_TFLAG = 20             # Type.TFlag
+TFLAG_UNCOMMON = 1 << 0
+KINDS = ("invalid", "bool", "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16",
+         "uint32", "uint64", "uintptr", "float32", "float64", "complex64", "complex128", "array",
+         "chan", "func", "interface", "map", "ptr", "slice", "string", "struct", "unsafe.Pointer")
+KIND_BASE_SIZE = {"array": 72, "chan": 64, "func": 56, "interface": 80, "map": 136, "ptr": 56,
+                  "slice": 56, "struct": 80}     # other kinds: TYPE_SIZE
+UNCOMMON_TYPE_SIZE = 16     # UncommonType {PkgPath int32; Mcount, Xcount u16; Moff u32; _ u32}
+METHOD_SIZE = 16            # Method {Name, Mtyp, Ifn, Tfn int32}
+IMETHOD_SIZE = 8            # Imethod {Name, Typ int32}
+STRUCT_FIELD_SIZE = 24      # StructField {Name; Typ *Type; Offset uintptr}
+SLICE_LEN_AFTER_NAME = 64   # InterfaceType.Methods / StructType.Fields: the len after Type and a Name
+
 INLINED_CALL_SIZE = 16      # runtime/symtabinl.go: inlinedCall {funcID u8; _ [3]; nameOff, parentPc, startLine int32}
 TEXTSECT_SIZE = 24          # runtime/symtab.go: textsect {vaddr, end, baseaddr uintptr}
 ITAB_SIZE = 32              # internal/abi/iface.go: ITab {Inter, Type *; Hash uint32; Fun [1]uintptr}
@@ -333,6 +349,16 @@ class Itab:
     hash: int
     fun: tuple          # method addresses; (0,) when Type does not implement Inter
     size: int
+
+
+@dataclass(frozen=True)
+class TypeDesc:
+    """An internal/abi.Type the linker laid out among the typelinks (type.go: moduleTypelinks)."""
+    addr: int
+    kind: str
+    size: int
+    ptr_bytes: int
+    descriptor_size: int    # abi.Type.DescriptorSize
 
 
 @dataclass(frozen=True)
@@ -1175,6 +1201,40 @@ class Pclntab:
         if "gcbss" not in self._gcmasks:
             self._gcmasks["gcbss"] = self._gc_mask(md.gcbss, md.bss, md.ebss, "runtime.gcbss")
         return self._gcmasks["gcbss"]
+
+    def typelinks(self):
+        """runtime/type.go: moduleTypelinks: the type descriptors from types+8 to
+        types+typedesclen, each at a pointer-aligned address after the previous one's
+        DescriptorSize."""
+        md, img = self.module, self.image
+        td, end, out = md.types + PTR_SIZE, md.types + md.typedesclen, []
+        while td < end:
+            td = (td + PTR_SIZE - 1) & -PTR_SIZE
+            raw = img.view(td, TYPE_SIZE, "type descriptor")
+            size, ptr_bytes = struct.unpack_from("<QQ", raw)
+            kind_no = raw[TYPE_KIND]
+            if not 0 < kind_no < len(KINDS):
+                raise BadInput(f"{self.path}: type descriptor at {td:#x} has kind {kind_no}")
+            kind = KINDS[kind_no]
+            n = KIND_BASE_SIZE.get(kind, TYPE_SIZE)
+            base = n
+            if kind == "func":
+                incount, outcount = struct.unpack("<HH", img.view(td + TYPE_SIZE, 4, "FuncType"))
+                extra = (incount + (outcount & 0x7FFF)) * PTR_SIZE
+            elif kind in ("interface", "struct"):
+                count = img.u64(td + SLICE_LEN_AFTER_NAME, f"{kind} type descriptor")
+                extra = count * (IMETHOD_SIZE if kind == "interface" else STRUCT_FIELD_SIZE)
+            else:
+                extra = 0
+            if raw[TYPE_TFLAG] & TFLAG_UNCOMMON:
+                mcount = struct.unpack("<H", img.view(td + base + 4, 2, "UncommonType"))[0]
+                n += UNCOMMON_TYPE_SIZE + mcount * METHOD_SIZE
+            n += extra
+            out.append(TypeDesc(td, kind, size, ptr_bytes, n))
+            td += n
+        if td != end:
+            raise BadInput(f"{self.path}: typelinks end at {td:#x}, moduledata says {end:#x}")
+        return out
 
     def itabs(self):
         """iface.go: addModuleItabs: the itabs the linker laid out at types+itaboffset."""

@@ -393,6 +393,26 @@ def test_itabs_are_the_linkers_itabs_with_their_methods(built, tab):
     assert any(i.fun == (write,) for i in itabs)
 
 
+def test_typelinks_walk_the_linkers_descriptors_up_to_typedesclen(built, tab):
+    """The walk ends exactly at types+typedesclen (Pclntab.typelinks checks it); the pointer
+    and slice types `work` loads (LEAQ type:*main.T(SB) in the listing, the address in
+    objdump) are among them with Go's sizes."""
+    types = {t.addr: t for t in tab.typelinks()}
+    assert len(types) > 100
+    f = tab.func_named("main.work")
+    code = {pc - f.entry: (pc + len(b) // 2, text) for pc, _, _, b, text in built.objdump("^main.work$")}
+    checked = 0
+    for pc, _, text in built.listing("main.work"):
+        m = re.fullmatch(r"LEAQ\ttype:(\*|\[\])\S+\(SB\), AX", text)
+        if m:
+            nxt, disasm = code[pc]
+            t = types[nxt + int(re.search(r"LEAQ (0x[0-9a-f]+)\(IP\)", disasm).group(1), 16)]
+            assert (t.kind, t.size, t.ptr_bytes) == (("ptr", 8, 8) if m.group(1) == "*" else ("slice", 24, 8))
+            checked += 1
+    assert checked >= 4
+    assert all(t.size == 8 for t in types.values() if t.kind in ("ptr", "map", "chan", "func"))
+
+
 def test_findfunc_covers_the_padding_after_a_function_as_the_runtime_does(tab):
     f = next(f for f in tab.funcs() if f.pcsp and f.end < tab.func(f.index + 1).entry)
     assert tab.findfunc(f.end) is f
