@@ -817,6 +817,8 @@ class Pclntab:
         self._pclntable = md.pclntable
         self._views = {}
         self._strings = {}
+        self._cutab_words = None
+        self._maps = {}
         nfunc = md.ftab[1] - 1
         if nfunc < 1:
             raise BadInput(f"{self.path}: moduledata.ftab has {md.ftab[1]} entries")
@@ -949,11 +951,13 @@ class Pclntab:
 
     def func_file(self, cu_offset, fileno):
         """runtime/symtab.go: funcfile ("?" where the file was dropped)."""
-        n = self._cutab[1] // 4
+        if self._cutab_words is None:
+            raw = self._slice(self._cutab, 0, self._cutab[1], "cutab")
+            self._cutab_words = struct.unpack(f"<{len(raw) // 4}I", raw)
         idx = cu_offset + fileno
-        if not 0 <= idx < n:
-            raise BadInput(f"{self.path}: cutab index {idx} past its {n} entries")
-        fileoff = int.from_bytes(self._slice(self._cutab, 4 * idx, 4, "cutab"), "little")
+        if not 0 <= idx < len(self._cutab_words):
+            raise BadInput(f"{self.path}: cutab index {idx} past its {len(self._cutab_words)} entries")
+        fileoff = self._cutab_words[idx]
         if fileoff == 0xFFFFFFFF:
             return "?"
         return self._cstring(self._filetab, fileoff, "filetab")
@@ -1145,6 +1149,14 @@ class Pclntab:
             callee_id, f, pc, sp, innermost = f.func_id, caller, lr, fr.fp, False
 
     def _stack_maps(self, f, targetpc, locals_size):
+        key = (f.index, targetpc, locals_size > MIN_FRAME_SIZE)
+        maps = self._maps.get(key)
+        if maps is None:
+            maps = self._maps[key] = self._get_stack_map(f, targetpc, locals_size)
+        return maps
+
+    def _get_stack_map(self, f, targetpc, locals_size):
+        """stkframe.go: getStackMap -> (stack-map index, locals, args, stack objects)."""
         where = f"{self.path}: {f.name} at pc {targetpc:#x}"
         pcdata = -1
         if targetpc != f.entry:
