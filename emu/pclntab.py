@@ -220,7 +220,8 @@ class StackObjectRecordLayout:
 LAYOUTS = (PcHeaderLayout, ModuledataLayout, FuncLayout, StackObjectRecordLayout)
 
 # internal/abi/type.go: unsafe.Sizeof of each kind's descriptor, for Type.DescriptorSize
-TYPE_SIZE = 48              # Type {Size_, PtrBytes uintptr; Hash u32; TFlag, Align_, FieldAlign_, Kind_ u8; Equal, GCData *; Str, PtrToThis int32}
+TYPE_SIZE = 48              # Type {Size_, PtrBytes uintptr; Hash u32; TFlag, Align_, FieldAlign_,
+                            #       Kind_ u8; Equal, GCData *; Str, PtrToThis int32}
 TYPE_KIND = 23              # Type.Kind_
 TYPE_TFLAG = 20             # Type.TFlag
 TFLAG_UNCOMMON = 1 << 0
@@ -233,12 +234,12 @@ UNCOMMON_TYPE_SIZE = 16     # UncommonType {PkgPath int32; Mcount, Xcount u16; M
 METHOD_SIZE = 16            # Method {Name, Mtyp, Ifn, Tfn int32}
 IMETHOD_SIZE = 8            # Imethod {Name, Typ int32}
 STRUCT_FIELD_SIZE = 24      # StructField {Name; Typ *Type; Offset uintptr}
-SLICE_LEN_AFTER_NAME = 64   # InterfaceType.Methods / StructType.Fields: the len after Type and a Name
+SLICE_LEN_AFTER_NAME = 64   # len of InterfaceType.Methods / StructType.Fields (after Type, a Name, a ptr)
 
-INLINED_CALL_SIZE = 16      # runtime/symtabinl.go: inlinedCall {funcID u8; _ [3]; nameOff, parentPc, startLine int32}
+INLINED_CALL_SIZE = 16      # runtime/symtabinl.go: inlinedCall {funcID u8; _ [3];
+                            #   nameOff, parentPc, startLine int32}
 TEXTSECT_SIZE = 24          # runtime/symtab.go: textsect {vaddr, end, baseaddr uintptr}
 ITAB_SIZE = 32              # internal/abi/iface.go: ITab {Inter, Type *; Hash uint32; Fun [1]uintptr}
-INTERFACE_METHODS_LEN = 64  # internal/abi/type.go: InterfaceType {Type (48); PkgPath Name; Methods []Imethod}.len
 
 _FUNC = struct.Struct("<IiiIIIIIIiBBxB")
 assert _FUNC.size == FuncLayout.SIZE
@@ -1258,7 +1259,7 @@ class Pclntab:
             inter, typ = img.u64(p, "itab"), img.u64(p + 8, "itab")
             h = img.u32(p + 16, "itab")
             fun0 = img.u64(p + 24, "itab")
-            nmeth = img.u64(inter + INTERFACE_METHODS_LEN, "itab's interface type") if fun0 else 1
+            nmeth = img.u64(inter + SLICE_LEN_AFTER_NAME, "itab's interface type") if fun0 else 1
             if nmeth == 0:
                 raise BadInput(f"{self.path}: itab at {p:#x}: interface with no methods")
             size = ITAB_SIZE + (nmeth - 1) * PTR_SIZE if fun0 else ITAB_SIZE

@@ -9,7 +9,6 @@ program itself prints runtime.Callers/CallersFrames and, asked to, panics with a
 
 import os
 import re
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -303,9 +302,9 @@ def test_stack_objects_are_the_address_taken_locals_the_compiler_reports(built, 
     f = tab.func_named("main.work")
     offs = _sp_offsets(built, "main.work")
     lines = {line for _, line, _ in built.listing("main.work")}
+    reported = re.finditer(r"^\./main\.go:(\d+):\d+: stack object (\S+) (.*)$", built.stderr, re.M)
     want = sorted((offs[m.group(2)], *GO_TYPES[m.group(3)])
-                  for m in re.finditer(r"^\./main\.go:(\d+):\d+: stack object (\S+) (.*)$", built.stderr, re.M)
-                  if int(m.group(1)) in lines and m.group(2) in offs)
+                  for m in reported if int(m.group(1)) in lines and m.group(2) in offs)
     assert len(want) == 3
     call = next(pc for pc, _, text in built.listing("main.work") if text.startswith("CALL"))
     fr = tab.frame(f.entry + call + 5, sp=0)
