@@ -144,6 +144,9 @@ class Runtime:
         dbg = sym("runtime.debug")
         for field, v in IMAGE_DEBUG_DEFAULTS.items():
             mem.w32(dbg + image.field_offset("runtime.debug", field), v)
+        # debug.malloc (bool): mallocgc's pre/post debug hooks, by the name the handwritten
+        # machine gives it
+        self.machine.symbols["runtime.debug.malloc"] = dbg + image.field_offset("runtime.debug", "malloc")
 
     def _boot_scheduler(self):
         """g0 on the system stack, m0 with its TLS, p0 with a fresh mcache (allocmcache)."""

@@ -100,6 +100,22 @@ def _newstack(m):
     return (yield from stack.newstack(m.runtime.stacks))
 
 
+@dataclass(frozen=True)
+class GoTo:
+    """A call-out's way of not returning: the machine continues at `routine` with
+    `stack_args` as its ABI0 arguments (the words above the return address)."""
+    routine: str
+    stack_args: tuple = ()
+
+
+def _newstack_then_gogo(m):
+    """The real morestack calls newstack, which never returns: it ends in gogo(&gp.sched)
+    (asm_amd64.s: gogo, ABI0, its argument on the stack)."""
+    from runtime_model import stack
+    sched = yield from stack.newstack(m.runtime.stacks)
+    return GoTo("runtime.gogo", (sched,))
+
+
 CALLOUTS = [
     Callout("runtime.(*mcache).refill", "mcache.go: (*mcache).refill", _refill, 2),
     Callout("gomemu.slowpath", "not Go: a slow path started from Python (run_slow_path)", _run_pending, 0),
@@ -146,6 +162,11 @@ def _mprof_malloc(m, mp, x, size):
     m.runtime.mem_profile.append((x, size))
 
 
+def _post_mallocgc_debug_image(m, x, elemsize, typ):
+    """Go 1.27's postMallocgcDebug has no size argument: the record gets the slot size."""
+    m.runtime.trace_alloc(x, elemsize, typ, elemsize)
+
+
 def _gc_trigger_test(m, kind, n):
     """mgc.go: gcTrigger.test. Simplified until the GC runs inside the machine: never."""
     return 0
@@ -166,9 +187,12 @@ IMAGE_CALLOUTS = [
     Callout("runtime.mProf_Malloc", "mprof.go: mProf_Malloc (the sample's record)", _mprof_malloc, 3),
     Callout("runtime.(*mcache).allocLarge", "mcache.go: (*mcache).allocLarge", _alloc_large, 3),
     Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
+    Callout("runtime.newstack", "stack.go: newstack (then gogo)", _newstack_then_gogo, 0),
     Callout("runtime.wbBufFlush", "mwbbuf.go: wbBufFlush", _wb_buf_flush, 0),
     Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 2),
     Callout("runtime.getGCMaskOnDemand", "mbitmap.go: getGCMaskOnDemand", _get_gc_mask_on_demand, 1),
+    Callout("runtime.postMallocgcDebug", "malloc.go: postMallocgcDebug (gomemu's allocation log while "
+            "debug.malloc is set)", _post_mallocgc_debug_image, 3),
 ]
 
 

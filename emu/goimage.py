@@ -66,6 +66,7 @@ class GoImage:
         except ELFError as e:
             raise BadInput(f"{path}: not a readable ELF file: {e}") from None
         self.digest = hashlib.sha256(self._raw).hexdigest()[:16]
+        self._pclntab = None
 
     def _read(self, elf):
         if elf["e_machine"] != "EM_X86_64" or elf["e_type"] != "ET_EXEC":
@@ -134,6 +135,29 @@ class GoImage:
     @property
     def end(self):
         return max(s.end for s in self.segments)
+
+    @property
+    def pclntab(self):
+        """The program's runtime symbol table (emu/pclntab.py), read on first use."""
+        if self._pclntab is None:
+            from emu.pclntab import Pclntab
+            self._pclntab = Pclntab(self.path, self._raw)
+        return self._pclntab
+
+    def source(self, pc):
+        """(file name, line, the line's text, inlined-into chain) of the Go code at pc,
+        from the pclntab and the source files the program was built from; None outside Go."""
+        try:
+            frames = self.pclntab.inline_frames(pc)
+        except BadInput:
+            return None
+        if not frames:
+            return None
+        inner = frames[0]
+        text = source_line(inner.file, inner.line)
+        chain = " <- ".join(f"{f.function.rsplit('.', 1)[-1]} ({os.path.basename(f.file)}:{f.line})"
+                            for f in frames[1:])
+        return os.path.basename(inner.file), inner.line, text, chain
 
     # ---- DWARF --------------------------------------------------------------------------
     def field_offset(self, var, field):
@@ -215,6 +239,20 @@ class GoImage:
         return types, variables
 
 
+@lru_cache(maxsize=64)
+def _source_file(path):
+    try:
+        return Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+
+
+def source_line(path, line):
+    """The text of line `line` of a Go source file (stripped), or "" when unreadable."""
+    lines = _source_file(path)
+    return lines[line - 1].strip() if lines and 0 < line <= len(lines) else ""
+
+
 _IMAGES = {}
 
 
@@ -244,11 +282,10 @@ class ImageText:
     may be patched: call-out jumps) and the image's symbols. Instructions are decoded
     per function on first use and cached."""
 
-    def __init__(self, image, read, source=None):
+    def __init__(self, image, read):
         self.image = image
         self.base, self.end = image.text
         self._read = read                # read(addr, n) -> the bytes the machine runs
-        self._source = source            # source(pc) -> (path, line, text) of the Go line, or None
         self._funcs = {}                 # entry -> (starts, accesses prefix, sizes)
         self.labels = {}
         self.symbols = {f.name: f.addr for f in image.funcs}
@@ -305,7 +342,8 @@ class ImageText:
         if i == len(starts) or starts[i] != addr:
             return None
         size, dis = ins[i]
-        path, line, text = (self._source(addr) if self._source else None) or ("", 0, "")
+        path, line, text, chain = self.image.source(addr) or ("", 0, "", "")
         r, w = acc[i + 1][0] - acc[i][0], acc[i + 1][1] - acc[i][1]
-        return ListingEntry(addr, self._read(addr, size), f.name, path, line, text, text, dis, r, w)
+        models = f"{path}:{line}  {text}" + (f"   (inlined into {chain})" if chain else "") if path else ""
+        return ListingEntry(addr, self._read(addr, size), f.name, path, line, text, models, dis, r, w)
 

@@ -34,7 +34,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from asm.assembler import Text, assemble, routine_sources
 from emu import layout as L
 from emu.boot import Runtime
-from emu.callouts import THROW_CONSTANTS, callouts_for
+from emu.callouts import THROW_CONSTANTS, GoTo, callouts_for
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
 from emu.syscalls import Kernel
@@ -194,6 +194,9 @@ class Machine:
         self.symbols = dict(symbols)
         self.symbols.update(self.program.symbols)
         self.symbols["gomemu.exit"] = self.exit_addr
+        # Where a goroutine's first function returns to: proc.go's newproc1 sets
+        # abi.FuncPCABI0(goexit) + sys.PCQuantum, so tracebacks end at goexit.
+        self.goexit_pc = self.symbol("runtime.goexit") + 1 if self.image else self.exit_addr
         programs = [self.program]
         if self.image:
             from emu.goimage import ImageText
@@ -320,6 +323,11 @@ class Machine:
     def _set_results(self, result):
         if result is None:
             return
+        if isinstance(result, GoTo):        # continue elsewhere instead of returning
+            for i, v in enumerate(result.stack_args):
+                self.mem.w64(self.regs.read(UC_X86_REG_RSP) + 8 * (i + 1), v)
+            self.regs.write(UC_X86_REG_RIP, self.symbol(result.routine))
+            return
         if isinstance(result, int):
             result = (result,)
         for reg, v in zip(ABI_INT_REGS, result):
@@ -344,10 +352,11 @@ class Machine:
         self._enter(STACK_TOP - 8, self.symbol("runtime.g0"), args)
         return entry
 
-    def _enter(self, sp, g, args):
-        """Go's ABI on entry: the exit address as return address at sp, the arguments in
-        their registers, R14 = g, X15 = 0 (ABIInternal's zero register), no frame pointer."""
-        self.mem.w64(sp, self.exit_addr)
+    def _enter(self, sp, g, args, ret=None):
+        """Go's ABI on entry: the exit address (or `ret`) as return address at sp, the
+        arguments in their registers, R14 = g, X15 = 0 (ABIInternal's zero register), no
+        frame pointer."""
+        self.mem.w64(sp, self.exit_addr if ret is None else ret)
         self.regs.write(UC_X86_REG_RSP, sp)
         self.regs.write(UC_X86_REG_RBP, 0)
         for reg, v in zip(ABI_INT_REGS, args):
@@ -361,12 +370,13 @@ class Machine:
         self.run_from(entry)
         return self.regs.read(UC_X86_REG_RAX)
 
-    def run_from(self, pc, count=0):
-        """emu_start from pc until the exit address, turning every failure into a GomemuError."""
+    def run_from(self, pc, count=0, until=None):
+        """emu_start from pc until the exit address (or `until`), turning every failure
+        into a GomemuError."""
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
-        err = uclib.uc_emu_start(self.uc._uch, pc, self.exit_addr, 0, count)
+        err = uclib.uc_emu_start(self.uc._uch, pc, self.exit_addr if until is None else until, 0, count)
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
@@ -532,7 +542,8 @@ class Machine:
     def prepare_call_on(self, g, routine, args, sp=None):
         """Registers and stack for calling `routine` on goroutine g: g becomes the current
         g (m.curg, TLS, R14) and SP is at the top of its stack (or at `sp`), holding the
-        return address gomemu.exit, which stands for goexit. Returns the entry."""
+        return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
+        gomemu.exit standing for it in the handwritten machine). Returns the entry."""
         entry = self.symbol(routine)
         if len(args) > 4:
             raise BadInput(f"{routine}: at most 4 arguments on a goroutine (newproc1 reserves "
@@ -540,7 +551,7 @@ class Machine:
         if sp is None:
             sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8      # gostartcall: push goexit
         self.runtime.stacks.execute(g)
-        self._enter(sp, g, args)
+        self._enter(sp, g, args, self.goexit_pc)
         return entry
 
     def call_on(self, g, routine, *args, sp=None):
@@ -549,7 +560,7 @@ class Machine:
         fatal error such as a stack overflow), g is dead and the machine stays usable."""
         entry = self.prepare_call_on(g, routine, args, sp)
         try:
-            self.run_from(entry)
+            self.run_from(entry, until=self.goexit_pc)
         except BaseException:
             self.runtime.stacks.died(g)
             raise

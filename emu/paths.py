@@ -17,7 +17,10 @@ only the allocator's own routines (no driver loop).
 import re
 from dataclasses import dataclass
 
+from emu.layout import MCache
 from emu.syscalls import SYS_MMAP
+
+MAX_TINY_SIZE = 16        # malloc.go: maxTinySize, the tiny block
 
 ENTRY_PATHS = [
     ("runtime.mallocgcTiny", "tiny"),
@@ -26,13 +29,16 @@ ENTRY_PATHS = [
     ("runtime.mallocgcSmallScanHeader", "small scan, malloc header"),
     ("runtime.mallocgcLarge", "large"),
 ]
-# Go 1.27's size-specialised copies (Machine(size_specialized=True)): routine pattern -> path.
-# A copy that took forceSlowPath runs its slow path, which runs a generic routine.
+# Go 1.27's size-specialised copies: routine pattern -> path. A copy that took
+# forceSlowPath runs its slow path (the real runtime's mallocgc*SlowPath, or a generic
+# routine in the handwritten machine).
 SC_PATHS = [
     (re.compile(r"runtime\.mallocgcTiny(SC\d+)$"), "tiny"),
     (re.compile(r"runtime\.mallocgcSmallNoScan(SC\d+)$"), "small noscan"),
     (re.compile(r"runtime\.mallocgcSmallScanNoHeader(SC\d+)$"), "small scan, heap bits"),
 ]
+SLOW_PATHS = {"runtime.mallocgcTinySlowPath", "runtime.mallocgcSmallNoScanSlowPath",
+              "runtime.mallocgcSmallScanSlowPath"}
 HIT, RELOAD, REFILL, GROW = "hit (nextFreeFast)", "allocCache reload (nextFree)", "refill (mcache.refill)", \
     "refill + heap growth (mmap)"
 SUBPATH_ORDER = ["", "zero-size", "into the current block", HIT, RELOAD, REFILL, GROW, "heap growth (mmap)"]
@@ -55,25 +61,25 @@ class PathSample:
         return self.path + (" + profilealloc" if self.profiled else "")
 
 
-def classify(machine, counts, grew):
-    """The path of one mallocgc call, from the routines and blocks it ran."""
+def classify(machine, counts, grew, tiny_block=0, x=0):
+    """The path of one mallocgc call, from the routines it ran and what it returned.
+    tiny_block: mcache.tiny before the call (an object inside it came from the block)."""
     routines = counts.by_routine()
     entry = next((name for sym, name in ENTRY_PATHS if sym in routines), None)
-    tiny_routine = "runtime.mallocgcTiny"
     for pattern, name in SC_PATHS:
         sc = next((m for m in map(pattern.match, routines) if m), None)
         if sc is None:
             continue
-        if entry is None:          # the copy's own fast body
-            entry, tiny_routine = f"{name} ({sc.group(1)})", sc.group(0)
-        else:                      # forceSlowPath: the slow path ran the generic routine
-            entry = f"{entry} ({sc.group(1)} slow path)"
+        if entry is None and not SLOW_PATHS & set(routines):    # the copy's own fast body
+            entry = f"{name} ({sc.group(1)})"
+        else:
+            entry = f"{entry or name} ({sc.group(1)} slow path)"
         break
     if entry is None:
         return "zero-size"
     if entry == "large":
         return "large: heap growth (mmap)" if grew else "large"
-    if entry.startswith("tiny") and machine.text.label(f"{tiny_routine}:newblock") not in counts.blocks:
+    if entry.startswith("tiny") and tiny_block and tiny_block <= x < tiny_block + MAX_TINY_SIZE:
         return f"{entry}: into the current block"
     if grew:
         sub = GROW
@@ -90,13 +96,15 @@ def allocate_classified(machine, size, typ=0, needzero=True):
     """One mallocgc call, with its path and exact counts."""
     snap = machine.snapshot()
     nsys = len(machine.kernel.log)
+    tiny = machine.mem.u64(machine.runtime.mcache + MCache.tiny)
     x = machine.mallocgc(size, typ, needzero)
     c = machine.counts_since(snap)
     syscalls = machine.kernel.log[nsys:]
-    path = classify(machine, c, any(s.nr == SYS_MMAP for s in syscalls))
+    path = classify(machine, c, any(s.nr == SYS_MMAP for s in syscalls), tiny, x)
     reads, writes = c.memory_accesses()
-    return PathSample(path, bool(c.callouts.get("runtime.profilealloc")), x, c.instructions, reads, writes,
-                      c.callouts, len(syscalls), c.by_routine())
+    profiled = bool(c.callouts.get("runtime.profilealloc") or c.callouts.get("runtime.mProf_Malloc"))
+    return PathSample(path, profiled, x, c.instructions, reads, writes, c.callouts, len(syscalls),
+                      c.by_routine())
 
 
 def survey(machine, size, n, typ=0):

@@ -52,6 +52,7 @@ import capstone
 
 from emu import layout as L
 from emu.errors import BadInput
+from emu.pclntab import FuncFlagTopFrame
 from runtime_model.mem_linux import RuntimeThrow, throw
 from runtime_model.mspan import MSPAN_MANUAL
 from runtime_model.sizeclasses import PAGE_SHIFT
@@ -84,8 +85,13 @@ class Frame:
     varp: int          # the saved BP slot when argp - varp == 16
     argp: int
     lr: int            # return address
-    map: FrameMap
     top: bool          # the frame that called morestack (in its prologue)
+    slots: tuple = ()  # addresses of the words its stack maps say may hold pointers
+
+    @property
+    def saved_bp(self):
+        """Where the frame saved its caller's BP, or None (adjustframe adjusts it)."""
+        return self.varp if self.argp - self.varp == 16 else None
 
 
 @dataclass
@@ -400,7 +406,7 @@ class Stacks:
         mem.fill(gp + G.sched, GOBUF.SIZE)
         mem.w64(gp + G.sched + GOBUF.sp, sp)
         mem.w64(gp + G.stktopsp, sp)
-        mem.w64(gp + G.sched + GOBUF.pc, self.machine.exit_addr)    # goexit
+        mem.w64(gp + G.sched + GOBUF.pc, self.machine.goexit_pc)
         mem.w64(gp + G.sched + GOBUF.g, gp)
         mem.w32(gp + G.atomicstatus, L.G_WAITING)
 
@@ -465,24 +471,49 @@ class Stacks:
     def frames(self, pc, sp, top=True):
         """The frames from (pc, sp) up to goexit. With top=True the first frame is
         stopped in its prologue (sp points at its return address), as at morestack;
-        otherwise it is stopped in its body (sp is its SP there)."""
+        otherwise it is stopped in its body (sp is its SP there). A frame of the
+        program's compiled code is described by its pclntab (frame size at the pc,
+        the stack maps at the call site, stack objects: emu/pclntab.py), a frame of
+        gomemu's own routines by its FrameMap."""
         mem, text = self.mem, self.machine.text
+        image = self.machine.image
         out = []
         while pc != self.machine.exit_addr:
-            fn = text.routine_at(pc)
-            if fn is None:
-                throw(f"unknown pc {pc:#x}")
-            fm = self.frame_map(fn)
-            fp = sp + (0 if top else fm.frame) + 8
-            varp = fp - 8
-            if varp > sp:
-                varp -= 8          # the saved frame pointer
-            lr = mem.u64(fp - 8)
-            out.append(Frame(fn, pc, sp, fp, varp, fp, lr, fm, top))
+            if image is not None and image.text[0] <= pc < image.text[1]:
+                fr = image.pclntab.frame(pc, sp)
+                lr = mem.u64(fr.return_pc_slot)
+                slots = list(fr.pointer_slots())
+                for obj in fr.objects:
+                    base = fr.object_addr(obj)
+                    if base >= fr.sp:             # allocated in the frame already
+                        slots += [base + 8 * i for i in obj.mask.bits()]
+                out.append(Frame(fr.func.name, pc, sp, fr.fp, fr.varp, fr.argp, lr, top, tuple(slots)))
+                if fr.func.flag & FuncFlagTopFrame:          # goexit
+                    break
+            else:
+                fn = text.routine_at(pc)
+                if fn is None:
+                    throw(f"unknown pc {pc:#x}")
+                fm = self.frame_map(fn)
+                fp = sp + (0 if top else fm.frame) + 8
+                varp = fp - 8
+                if varp > sp:
+                    varp -= 8          # the saved frame pointer
+                lr = mem.u64(fp - 8)
+                slots = tuple([] if top else [sp + off for off in fm.locals]) + tuple(fp + off for off in fm.args)
+                out.append(Frame(fn, pc, sp, fp, varp, fp, lr, top, slots))
             if len(out) > 1 << 20:
                 throw("traceback did not unwind completely")
-            pc, sp, top = lr, fp, False
+            pc, sp, top = lr, out[-1].fp, False
         return out
+
+    def frame_size(self, pc):
+        """funcMaxSPDelta of the function at pc: the frame newstack must make room for."""
+        image = self.machine.image
+        if image is not None and image.text[0] <= pc < image.text[1]:
+            return image.pclntab.findfunc(pc).max_sp_delta()
+        fn = self.machine.text.routine_at(pc)
+        return self.frame_map(fn).frame if fn is not None else 0
 
     # ---- newstack / copystack ------------------------------------------------------------------
     def copystack(self, gp, newsize, reason="grow"):
@@ -522,13 +553,10 @@ class Stacks:
         # adjustframe for every frame, unwinding the new stack
         frames = self.frames(mem.u64(gp + G.sched + GOBUF.pc), new_hi - used)
         for f in frames:
-            if f.argp - f.varp == 16:
-                adjustpointer(f.varp)                 # saved bp
-            if not f.top:
-                for off in f.map.locals:
-                    adjustpointer(f.sp + off)
-            for off in f.map.args:
-                adjustpointer(f.argp + off)
+            if f.saved_bp is not None:
+                adjustpointer(f.saved_bp)
+            for a in f.slots:
+                adjustpointer(a)
         if self.poison_copy:
             mem.fill(old_lo, old_hi - old_lo, 0xFC)
         self.stackfree(old_lo, old_hi)
@@ -564,13 +592,11 @@ class Stacks:
             throw(f"runtime: split stack overflow: {sp:#x} < {lo:#x}")
         oldsize = hi - lo
         newsize = oldsize * 2
-        fn = self.machine.text.routine_at(mem.u64(gp + G.sched + GOBUF.pc))
-        if fn is not None:
-            # Make sure we grow at least as much as needed to fit the new frame.
-            needed = self.frame_map(fn).frame + L.STACK_GUARD
-            used = hi - sched_sp
-            while newsize - used < needed:
-                newsize *= 2
+        # Make sure we grow at least as much as needed to fit the new frame.
+        needed = self.frame_size(mem.u64(gp + G.sched + GOBUF.pc)) + L.STACK_GUARD
+        used = hi - sched_sp
+        while newsize - used < needed:
+            newsize *= 2
         if stackguard0 == L.STACK_FORCE_MOVE:
             newsize = oldsize
         if newsize > self.maxstacksize or newsize > self.maxstackceiling:
