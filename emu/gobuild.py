@@ -34,6 +34,7 @@ listing's positions (no DWARF is needed).
 """
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -397,3 +398,104 @@ def runtime_image_path(size_specialized=True, go=None):
         build_program(tmp, Path(tmp) / "prog", go=go, experiment=experiment)
         os.replace(Path(tmp) / "prog", prog)      # atomic: a concurrent build loses nothing
     return prog
+
+
+@dataclass(frozen=True)
+class BuiltPackage:
+    """A user's package linked into a test binary (`go test -c`), with what finds it there."""
+    binary: Path
+    package: str          # the package clause: main, foo
+    import_path: str      # the prefix of its symbols in the binary (main, example.com/foo)
+    source_dir: Path
+
+    def symbol(self, func):
+        """The name of a function of the package as the machine knows it (`F`, `T.M`, `(*T).M`,
+        or already qualified): `main.F` for a main package (see `image`)."""
+        if func.startswith(self.package + "."):
+            return func
+        return f"{self.package}.{func}"
+
+    def image(self):
+        """The binary as a GoImage; a main package's symbols read `main.F` as in `go build`."""
+        from emu.goimage import load_image
+        return load_image(self.binary, {self.import_path: self.package} if self.import_path != self.package else None)
+
+
+_PKG_CLAUSE = re.compile(r"^package\s+(\w+)", re.M)
+BUILD_LAYOUT = 1                   # bump when what build_package writes changes
+MAIN_UNDER_TEST = "gomemuuser"     # a main package's import path in its test binary ("main" cannot be imported)
+
+
+def _module_path(pkg):
+    return MAIN_UNDER_TEST if pkg == "main" else pkg
+
+
+def _package_sources(path):
+    """(directory, [.go files]) of a package given as a .go file or a directory."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.glob("*.go"))
+        if not files:
+            raise BadInput(f"{path}: no .go files in the directory")
+        return p, files
+    if p.suffix != ".go" or not p.is_file():
+        raise BadInput(f"{path}: not a .go file or a package directory")
+    return p.parent, [p]
+
+
+def _read_source(f):
+    try:
+        return f.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise BadInput(f"{f}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{f}: not UTF-8 text (byte {e.start}): Go source must be UTF-8") from None
+
+
+def build_package(path, keep=(), *, go=None, experiment=""):
+    """Link the package at `path` (a .go file, or a directory of one package) into a test
+    binary with the real toolchain, so gomemu can load it whole (emu/goimage.py): its
+    functions, benchmarks, globals, types and the runtime it was built with. Functions in
+    `keep` are referenced from a generated test file so the linker keeps them. The binary
+    is cached in gomemu's cache directory by the sources, the toolchain and the options;
+    Go's own build cache makes a rebuild after an edit quick."""
+    from emu.goimage import cache_dir
+    import hashlib
+    go = go or find_go()
+    src_dir, files = _package_sources(path)
+    texts = {f.name: _read_source(f) for f in files}
+    if Path(path).is_file():
+        texts = {f.name: t for f, t in zip(files, texts.values()) if f == Path(path)}
+    names = {m.group(1) for t in texts.values() for m in [_PKG_CLAUSE.search(t)] if m}
+    names.discard("documentation")
+    plain = {n.removesuffix("_test") for n in names}
+    if len(plain) != 1:
+        raise BadInput(f"{path}: expected one Go package, found " + (", ".join(sorted(names)) or "no package clause"))
+    pkg = plain.pop()
+    for f in keep:
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)?|\(\*[A-Za-z_]\w*\)\.[A-Za-z_]\w*", f):
+            raise BadInput(f"{f!r} is not a function name of the package (F, T.M or (*T).M)")
+    # Referenced from an init so the linker keeps them (nothing runs inits in gomemu).
+    keep_src = (f"package {pkg}\n\nvar gomemuKeep = []any{{{', '.join(keep)}}}\n\n"
+                "//go:noinline\nfunc gomemuUse(v []any) {}\n\nfunc init() { gomemuUse(gomemuKeep) }\n") if keep else ""
+    key = hashlib.sha256(repr((BUILD_LAYOUT, sorted(texts.items()), keep_src, experiment,
+                               go_version(go))).encode()).hexdigest()[:16]
+    d = cache_dir() / "build" / key
+    meta = d / "package.json"
+    if meta.exists():
+        info = json.loads(meta.read_text())
+        return BuiltPackage(d / "prog", info["package"], info["import_path"], d / "src")
+    # Built where it stays: the binary's pclntab names these source files for stepping.
+    work = d / "src"
+    work.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (work / name).write_text(text)
+    (work / "go.mod").write_text(f"module {_module_path(pkg)}\n\ngo 1.27\n")
+    if keep_src:
+        (work / "zz_gomemu_keep_test.go").write_text(keep_src)
+    tmp = d / f"prog.{os.getpid()}.tmp"
+    build_program(work, tmp, go=go, experiment=experiment, test=True)
+    os.replace(tmp, d / "prog")
+    import_path = _module_path(pkg)
+    meta.write_text(json.dumps({"package": pkg, "import_path": import_path}))      # last: the build is whole
+    return BuiltPackage(d / "prog", pkg, import_path, work)

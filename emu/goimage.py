@@ -51,8 +51,11 @@ class Symbol:
 class GoImage:
     """The ELF of a Go program (see the module docstring). Read-only; shared by machines."""
 
-    def __init__(self, path):
+    def __init__(self, path, aliases=None):
         from elftools.common.exceptions import ELFError
+        # {import path: name to show}: a main package linked into a test binary is named by
+        # its import path there; its functions are shown (and found) as main.F.
+        self.aliases = dict(aliases or {})
         from elftools.elf.elffile import ELFFile
         self.path = Path(path)
         try:
@@ -91,8 +94,8 @@ class GoImage:
             kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(s["st_info"]["type"])
             if not s.name or kind is None or s.name in self.symbols:
                 continue
-            sym = Symbol(s.name, s["st_value"], s["st_size"], kind)
-            self.symbols[s.name] = sym
+            sym = Symbol(self.display(s.name), s["st_value"], s["st_size"], kind)
+            self.symbols[s.name] = self.symbols[sym.name] = sym
             if kind == "func":
                 funcs.append(sym)
         funcs.sort(key=lambda f: f.addr)
@@ -103,6 +106,13 @@ class GoImage:
         self.sections = {s.name: (s["sh_addr"], s["sh_size"]) for s in elf.iter_sections() if s["sh_addr"]}
 
     # ---- symbols ----------------------------------------------------------------------
+    def display(self, name):
+        """A linker name as gomemu shows it (see aliases)."""
+        for path, shown in self.aliases.items():
+            if name.startswith(path + "."):
+                return shown + name[len(path):]
+        return name
+
     def address(self, name):
         """The address of a function or data symbol; ABI0-only assembly functions are
         found under their plain name too (`runtime.madvise` -> `runtime.madvise.abi0`)."""
@@ -143,6 +153,25 @@ class GoImage:
             from emu.pclntab import Pclntab
             self._pclntab = Pclntab(self.path, self._raw)
         return self._pclntab
+
+    def type_name(self, typ):
+        """The name of the type descriptor at typ (internal/abi: Type.Str, a nameOff into the
+        module's types; TFlagExtraStar drops its leading '*'), as %T prints it."""
+        raw = self.read(typ, 48)
+        tflag, off = raw[20], int.from_bytes(raw[40:44], "little", signed=True)
+        at = self.pclntab.module.types + off
+        head = self.read(at, 11)
+        n, shift, i = 0, 0, 1
+        while True:                               # the name's length: a uvarint after the flags byte
+            b = head[i]
+            n |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                break
+            shift += 7
+        name = self.read(at + i, n).decode("utf-8", "replace")
+        name = name[1:] if tflag & 2 and name.startswith("*") else name
+        return self.display(name)
 
     def source(self, pc):
         """(file name, line, the line's text, inlined-into chain) of the Go code at pc,
@@ -256,17 +285,17 @@ def source_line(path, line):
 _IMAGES = {}
 
 
-def load_image(path):
+def load_image(path, aliases=None):
     """A GoImage, read once per file content for the whole process."""
     path = Path(path)
     try:
         st = path.stat()
     except OSError as e:
         raise BadInput(f"{path}: cannot read the program: {e.strerror or e}") from None
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, tuple(sorted((aliases or {}).items())))
     img = _IMAGES.get(key)
     if img is None:
-        img = _IMAGES[key] = GoImage(path)
+        img = _IMAGES[key] = GoImage(path, aliases)
     return img
 
 

@@ -34,7 +34,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from asm.assembler import Text, assemble, routine_sources
 from emu import layout as L
 from emu.boot import Runtime
-from emu.callouts import THROW_CONSTANTS, GoTo, callouts_for
+from emu.callouts import THROW_CONSTANTS, GoTo, StackResults, callouts_for
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
 from emu.syscalls import Kernel
@@ -50,6 +50,7 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_R12: "r12", UC_X86_REG_R13: "r13", UC_X86_REG_R14: "r14", UC_X86_REG_R15: "r15",
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
+MIN_LEGAL_POINTER = 4096             # malloc.go: minLegalPointer
 # Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
 # code), and those it loads beside the program's own runtime (not Go code, or not in Go 1.27).
 IMAGE_ONLY_SOURCES = ("os_adapters",)
@@ -158,6 +159,9 @@ class Machine:
         self._load_program()
         self._install_hooks()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
+        self._block_insns = []             # instructions of each touched block, in touched order
+        from emu.clock import Clock
+        self.clock = Clock(self)
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
@@ -209,10 +213,10 @@ class Machine:
         """The program's symbols by the names the routines use: ABI0 functions under their
         plain name too (`runtime.madvise` for `runtime.madvise.abi0`)."""
         out = {}
-        for s in self.image.symbols.values():
-            out[s.name] = s.addr
-            if s.name.endswith(".abi0"):
-                out.setdefault(s.name[:-5], s.addr)
+        for name, s in self.image.symbols.items():
+            out[name] = s.addr
+            if name.endswith(".abi0"):
+                out.setdefault(name[:-5], s.addr)
         return out
 
     def _patch_image(self):
@@ -323,6 +327,11 @@ class Machine:
     def _set_results(self, result):
         if result is None:
             return
+        if isinstance(result, StackResults):
+            sp = self.regs.read(UC_X86_REG_RSP)
+            for i, v in enumerate(result.words):
+                self.mem.w64(sp + 8 * (i + 1), v)
+            return
         if isinstance(result, GoTo):        # continue elsewhere instead of returning
             for i, v in enumerate(result.stack_args):
                 self.mem.w64(self.regs.read(UC_X86_REG_RSP) + 8 * (i + 1), v)
@@ -339,6 +348,10 @@ class Machine:
             nr = r(UC_X86_REG_RAX)
             args = [r(UC_X86_REG_RDI), r(UC_X86_REG_RSI), r(UC_X86_REG_RDX), r(UC_X86_REG_R10),
                     r(UC_X86_REG_R8), r(UC_X86_REG_R9)]
+            if self.image and not self.kernel.handles(nr):
+                from emu.callouts import unsupported_error
+                # the program's code asked the OS for something gomemu's kernel does not do
+                raise unsupported_error(self, f"makes system call {nr}", r(UC_X86_REG_RSP) - 8)
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
         except BaseException as e:
             self._stop_with(e)
@@ -407,6 +420,15 @@ class Machine:
 
     def fault(self, uc_error, message=None):
         pc = self.pc
+        if (self.image and self._bad_access and message is None and self._bad_access[1] < MIN_LEGAL_POINTER
+                and self.image.text[0] <= pc < self.image.text[1]):
+            # Go's sigpanic: a fault below minLegalPointer in Go code is a nil dereference panic.
+            from emu.errors import GoPanic
+            from runtime_model.traceback import NIL_DEREFERENCE, goroutine_frames
+            addr = self._bad_access[1]
+            frames = goroutine_frames(self, pc, self.regs.read(UC_X86_REG_RSP))
+            return GoPanic(f"{NIL_DEREFERENCE}\n[signal SIGSEGV: segmentation violation code=0x1 "
+                           f"addr={addr:#x} pc={pc:#x}]", frames)
         insn = self.disasm_at(pc)
         kind = message or _FAULT_KIND.get(getattr(uc_error, "errno", None), str(uc_error))
         if self._bad_access and message is None:
@@ -454,6 +476,15 @@ class Machine:
     def snapshot(self):
         """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
         return (self.counter.snapshot(), dict(self.callout_counts))
+
+    def total_instructions(self):
+        """Every instruction counted since the machine started (a Counts over all blocks)."""
+        offs = self.counter.touched[:self.counter._ud[7]]
+        cache = self._block_insns
+        for off in offs[len(cache):].tolist() if len(offs) > len(cache) else ():
+            a = self.counter.base + off
+            cache.append(self.text.instructions_in(a, a + int(self.counter.sizes[off])))
+        return int(np.dot(self.counter.counts[offs].astype(np.float64), np.asarray(cache, dtype=np.float64)))
 
     def counts_since(self, snap):
         before, callouts_before = snap
@@ -539,12 +570,12 @@ class Machine:
         waiting at the top of its stack. Returns the address of its g."""
         return self.run_slow_path(self.runtime.stacks.newproc())
 
-    def prepare_call_on(self, g, routine, args, sp=None):
+    def prepare_call_on(self, g, routine, args, sp=None, entry=None):
         """Registers and stack for calling `routine` on goroutine g: g becomes the current
         g (m.curg, TLS, R14) and SP is at the top of its stack (or at `sp`), holding the
         return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
         gomemu.exit standing for it in the handwritten machine). Returns the entry."""
-        entry = self.symbol(routine)
+        entry = self.symbol(routine) if entry is None else entry
         if len(args) > 4:
             raise BadInput(f"{routine}: at most 4 arguments on a goroutine (newproc1 reserves "
                            "4 words above the first frame for their spill slots)")
@@ -554,11 +585,11 @@ class Machine:
         self._enter(sp, g, args, self.goexit_pc)
         return entry
 
-    def call_on(self, g, routine, *args, sp=None):
+    def call_on(self, g, routine, *args, sp=None, entry=None):
         """Run `routine(args...)` on goroutine g (see prepare_call_on); returns AX. The
         stack grows through morestack/newstack as needed. If the call fails (a fault, a
         fatal error such as a stack overflow), g is dead and the machine stays usable."""
-        entry = self.prepare_call_on(g, routine, args, sp)
+        entry = self.prepare_call_on(g, routine, args, sp, entry)
         try:
             self.run_from(entry, until=self.goexit_pc)
         except BaseException:

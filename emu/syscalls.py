@@ -18,8 +18,12 @@ with -ENOMEM instead of moving elsewhere (Go then tries its next hint).
 from dataclasses import dataclass
 
 # asm/unistd_64.h
-SYS_MMAP, SYS_MUNMAP, SYS_MADVISE = 9, 11, 28
-SYSCALL_NAMES = {SYS_MMAP: "mmap", SYS_MUNMAP: "munmap", SYS_MADVISE: "madvise"}
+SYS_MMAP, SYS_MUNMAP, SYS_MADVISE, SYS_FCNTL, SYS_PRLIMIT64 = 9, 11, 28, 72, 302
+SYSCALL_NAMES = {SYS_MMAP: "mmap", SYS_MUNMAP: "munmap", SYS_MADVISE: "madvise", SYS_FCNTL: "fcntl",
+                 SYS_PRLIMIT64: "prlimit64"}
+F_GETFL, O_RDWR = 3, 2             # fcntl.h
+RLIMIT_NOFILE = 7
+NOFILE_LIMITS = (1024, 524288)     # the soft and hard RLIMIT_NOFILE a process typically starts with
 # asm-generic/mman*.h
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
@@ -104,13 +108,19 @@ class Kernel:
         self.maps = _Mappings()
         self.log = []
         self.advice = []          # (addr, length, advice name) of every madvise
+        self.nofile = NOFILE_LIMITS
 
     def _in_range(self, addr, length):
         return self.base <= addr and addr + length <= self.base + self.size and addr % PAGE == 0
 
+    def handles(self, nr):
+        """Whether this kernel emulates system call nr (others fail with ENOSYS)."""
+        return nr in SYSCALL_NAMES
+
     def syscall(self, nr, args):
         """Run one system call; returns what the kernel puts in RAX."""
-        handler = {SYS_MMAP: self._mmap, SYS_MUNMAP: self._munmap, SYS_MADVISE: self._madvise}.get(nr)
+        handler = {SYS_MMAP: self._mmap, SYS_MUNMAP: self._munmap, SYS_MADVISE: self._madvise,
+                   SYS_FCNTL: self._fcntl, SYS_PRLIMIT64: self._prlimit64}.get(nr)
         if handler is None:
             rec = SyscallRecord(nr, f"syscall_{nr}", tuple(args[:6]), -ENOSYS, "not emulated")
         else:
@@ -118,6 +128,25 @@ class Kernel:
             rec = SyscallRecord(nr, SYSCALL_NAMES[nr], tuple(args[:nargs]), result, note)
         self.log.append(rec)
         return rec.result & 0xFFFFFFFFFFFFFFFF
+
+    def _fcntl(self, fd, cmd, arg, *_):
+        """Only what os.NewFile asks of the standard descriptors (F_GETFL: blocking, read-write)."""
+        if fd > 2:
+            return -EBADF, "only descriptors 0-2 exist", 3
+        if cmd != F_GETFL:
+            return -EINVAL, "only F_GETFL is emulated", 3
+        return O_RDWR, "", 3
+
+    def _prlimit64(self, pid, resource, new, old, *_):
+        """getrlimit/setrlimit of this process's RLIMIT_NOFILE (syscall's init raises the soft limit)."""
+        if pid != 0 or resource != RLIMIT_NOFILE:
+            return -EINVAL, "only RLIMIT_NOFILE of this process is emulated", 4
+        if old:
+            self.mem.w64(old, self.nofile[0])
+            self.mem.w64(old + 8, self.nofile[1])
+        if new:
+            self.nofile = (self.mem.u64(new), self.mem.u64(new + 8))
+        return 0, "", 4
 
     def _mmap(self, addr, length, prot, flags, fd, off):
         fd = fd - (1 << 32) if fd >= 1 << 31 else fd     # int32 in the kernel ABI

@@ -1,0 +1,34 @@
+"""The machine's modeled clock: deterministic time for nanotime, walltime and reports.
+
+Go code that reads the clock (time.Now, runtime.nanotime, a benchmark's timer)
+sees modeled time, never the host's, so runs are reproducible. Time advances with
+the machine code that ran: instructions at a stated rate (one per cycle at
+CLOCK_GHZ) until the cycle model gives cycles; Python slow paths add the costs
+they state (`advance`).
+"""
+
+CLOCK_GHZ = 3.6           # this VM's core clock (emulator-facts.md 11: a dependent ADD chain, 3.6-3.7 GHz)
+INSTRUCTIONS_PER_CYCLE = 1.0   # stated, not modeled: the cycle model replaces it
+WALL_EPOCH_NS = 1_767_225_600 * 10**9   # the wall clock starts at 2026-01-01T00:00:00Z
+
+
+class Clock:
+    def __init__(self, machine):
+        self.m = machine
+        self.extra_ns = 0          # time of work done in Python (slow paths, GC), as stated by it
+
+    def instructions(self):
+        """Machine instructions executed since the machine started (the block counter)."""
+        return self.m.total_instructions()
+
+    def ns(self):
+        """Nanoseconds since the machine started."""
+        return int(self.instructions() / (CLOCK_GHZ * INSTRUCTIONS_PER_CYCLE)) + self.extra_ns
+
+    def advance(self, ns):
+        self.extra_ns += int(ns)
+
+    def wall(self):
+        """(seconds, nanoseconds) of the wall clock."""
+        t = WALL_EPOCH_NS + self.ns()
+        return t // 10**9, t % 10**9
