@@ -107,10 +107,9 @@ class GoImage:
 
     # ---- symbols ----------------------------------------------------------------------
     def display(self, name):
-        """A linker name as gomemu shows it (see aliases)."""
+        """A linker (or type) name as gomemu shows it (see aliases)."""
         for path, shown in self.aliases.items():
-            if name.startswith(path + "."):
-                return shown + name[len(path):]
+            name = name.replace(path + ".", shown + ".")
         return name
 
     def address(self, name):
@@ -189,6 +188,37 @@ class GoImage:
         return os.path.basename(inner.file), inner.line, text, chain
 
     # ---- DWARF --------------------------------------------------------------------------
+    def signature(self, func):
+        """The parameters and results of a function of the program (a non-runtime package),
+        from its DWARF subprogram entry."""
+        want = {func} | {path + func[len(shown):] for path, shown in self.aliases.items()
+                         if func.startswith(shown + ".")}
+        pkg = func.rsplit(".", 1)[0] if "/" not in func else func[:func.index(".", func.rfind("/"))]
+        cus = {pkg} | {path for path, shown in self.aliases.items() if shown == pkg}
+        if not self._elf.has_dwarf_info():
+            self._missing(func)
+        for cu in self._elf.get_dwarf_info().iter_CUs():
+            top = cu.get_top_DIE()
+            if "DW_AT_name" not in top.attributes or top.attributes["DW_AT_name"].value.decode() not in cus:
+                continue
+            for die in top.iter_children():
+                if die.tag != "DW_TAG_subprogram" or "DW_AT_name" not in die.attributes:
+                    continue
+                if die.attributes["DW_AT_name"].value.decode() not in want:
+                    continue
+                params, results = [], []
+                for c in die.iter_children():
+                    if c.tag != "DW_TAG_formal_parameter" or "DW_AT_type" not in c.attributes:
+                        continue
+                    t = c.get_DIE_from_attribute("DW_AT_type")
+                    tname, kind = _param_kind(t)
+                    size = t.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in t.attributes else 8
+                    p = Param(c.attributes["DW_AT_name"].value.decode(), self.display(tname), kind, size)
+                    is_result = "DW_AT_variable_parameter" in c.attributes and c.attributes["DW_AT_variable_parameter"].value
+                    (results if is_result else params).append(p)
+                return Signature(tuple(params), tuple(results))
+        raise BadInput(f"{self.path.name}: no function {func} with debug information in the program")
+
     def field_offset(self, var, field):
         """Byte offset of `field` in the type of global `var` (from DWARF)."""
         fields = self._var_fields(var)
@@ -280,6 +310,56 @@ def source_line(path, line):
     """The text of line `line` of a Go source file (stripped), or "" when unreadable."""
     lines = _source_file(path)
     return lines[line - 1].strip() if lines and 0 < line <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter or result of a Go function, from DWARF."""
+    name: str
+    type: str          # as Go spells it: int, *main.T, []int, string
+    kind: str          # int, uint, bool, float, pointer, string, slice, interface, struct, other
+    size: int
+
+    @property
+    def words(self):
+        """Integer registers the value takes under ABIInternal (0: not passed in integer registers)."""
+        return {"int": 1, "uint": 1, "bool": 1, "pointer": 1, "string": 2, "slice": 3, "interface": 2}.get(self.kind, 0)
+
+
+@dataclass(frozen=True)
+class Signature:
+    params: tuple
+    results: tuple
+
+
+_DW_ATE = {2: "bool", 4: "float", 5: "int", 7: "uint", 8: "uint"}     # DW_ATE_boolean, float, signed, unsigned, unsigned_char
+
+
+def _param_kind(t):
+    tag = t.tag
+    name = t.attributes["DW_AT_name"].value.decode() if "DW_AT_name" in t.attributes else ""
+    if tag == "DW_TAG_base_type":
+        kind = _DW_ATE.get(t.attributes["DW_AT_encoding"].value, "other") if "DW_AT_encoding" in t.attributes else "other"
+        if name in ("uintptr", "unsafe.Pointer"):
+            kind = "uint" if name == "uintptr" else "pointer"
+        return name, kind
+    if tag in ("DW_TAG_pointer_type", "DW_TAG_subroutine_type"):
+        return name, "pointer"
+    if tag == "DW_TAG_typedef":
+        under = t.get_DIE_from_attribute("DW_AT_type")
+        inner_name, kind = _param_kind(under)
+        if kind == "struct" and (name.startswith("map[") or name.startswith("chan ")):
+            kind = "pointer"
+        return name or inner_name, kind
+    if tag == "DW_TAG_structure_type":
+        if name == "string":
+            return name, "string"
+        if name.startswith("[]"):
+            return name, "slice"
+        return name, "struct"
+    if tag == "DW_TAG_interface_type" or name.startswith("interface {") or name == "error":
+        return name, "interface"
+    return name, "other"
 
 
 _IMAGES = {}

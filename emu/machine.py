@@ -385,11 +385,21 @@ class Machine:
 
     def run_from(self, pc, count=0, until=None):
         """emu_start from pc until the exit address (or `until`), turning every failure
-        into a GomemuError."""
+        into a GomemuError. While allocations are tracked (track_allocations), each
+        outermost allocation runs on its own, measured, and the run goes on after it."""
+        until = self.exit_addr if until is None else until
+        while True:
+            self._run_once(pc, count, until)
+            entry, self._alloc_stop = self._alloc_stop, None
+            if entry is None:
+                return
+            pc = self._measure_allocation(entry)
+
+    def _run_once(self, pc, count, until):
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
-        err = uclib.uc_emu_start(self.uc._uch, pc, self.exit_addr if until is None else until, 0, count)
+        err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
@@ -404,6 +414,52 @@ class Machine:
     @property
     def pc(self):
         return self.regs.read(UC_X86_REG_RIP)
+
+    # ---- allocations, one by one (emu/paths.py) ----------------------------------------------
+    _alloc_stop = None          # the allocation routine whose entry stopped the run
+    _alloc_tracker = None       # callback(PathSample) while tracking
+    _alloc_hooks = ()
+
+    def track_allocations(self, callback):
+        """From now on (until stop_tracking_allocations), every outermost call of an
+        allocation routine (mallocgc and the size-specialised copies the compiler calls
+        directly) is run on its own and measured: callback(emu.paths.PathSample)."""
+        from emu.paths import allocation_entries
+        if not self._alloc_hooks:
+            self._alloc_cb = CODE_CB(self._on_alloc_entry)
+            entries = [self.symbol(s) for s in allocation_entries(self)]
+            self._alloc_hooks = [hook_add(self.uc, UC_HOOK_CODE, self._alloc_cb, a, a) for a in entries]
+            for a in entries:
+                self.uc.ctl_remove_cache(a, a + 1)      # hooks fire only in code translated after them
+        self._alloc_tracker = callback
+        self._alloc_depth = 0
+
+    def stop_tracking_allocations(self):
+        self._alloc_tracker = None
+
+    def _on_alloc_entry(self, _uc, addr, _size, _ud):
+        if self._alloc_tracker is None or self._alloc_depth:
+            return
+        self._alloc_stop = addr
+        self.counter.uncount(addr)         # the block stops before its first instruction: it reruns
+        uclib.uc_emu_stop(self.uc._uch)
+
+    def _measure_allocation(self, entry):
+        """Run the allocation call stopped at `entry` to its return, measured; returns the
+        pc to go on from (its return address)."""
+        from emu.paths import measure_call
+        ret = self.mem.u64(self.regs.read(UC_X86_REG_RSP))
+        # unicorn checks `until` only where it translates a block: a block at ret cached from
+        # an earlier run would run through it
+        self.uc.ctl_remove_cache(ret, ret + 1)
+        self._alloc_depth += 1                 # nested entries run through
+        try:
+            sample = measure_call(self, lambda: self.run_from(entry, until=ret))
+        finally:
+            self._alloc_depth -= 1
+        if self._alloc_tracker is not None:
+            self._alloc_tracker(sample)
+        return ret
 
 
     def disasm_at(self, pc):
@@ -576,11 +632,12 @@ class Machine:
         return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
         gomemu.exit standing for it in the handwritten machine). Returns the entry."""
         entry = self.symbol(routine) if entry is None else entry
-        if len(args) > 4:
-            raise BadInput(f"{routine}: at most 4 arguments on a goroutine (newproc1 reserves "
-                           "4 words above the first frame for their spill slots)")
+        if len(args) > len(ABI_INT_REGS):
+            raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
         if sp is None:
-            sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8      # gostartcall: push goexit
+            # gostartcall: push goexit; newproc1 leaves 4 words above it, the spill slots of
+            # up to 4 register arguments: more arguments get more room
+            sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8 - 8 * max(0, len(args) - 4)
         self.runtime.stacks.execute(g)
         self._enter(sp, g, args, self.goexit_pc)
         return entry

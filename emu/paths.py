@@ -17,6 +17,8 @@ only the allocator's own routines (no driver loop).
 import re
 from dataclasses import dataclass
 
+from unicorn.x86_const import UC_X86_REG_RAX
+
 from emu.layout import MCache
 from emu.syscalls import SYS_MMAP
 
@@ -92,12 +94,13 @@ def classify(machine, counts, grew, tiny_block=0, x=0):
     return f"{entry}{': new block' if entry.startswith('tiny') else ''}: {sub}"
 
 
-def allocate_classified(machine, size, typ=0, needzero=True):
-    """One mallocgc call, with its path and exact counts."""
+def measure_call(machine, run):
+    """Run one allocation call (`run()` runs it to its return) and classify it."""
     snap = machine.snapshot()
     nsys = len(machine.kernel.log)
     tiny = machine.mem.u64(machine.runtime.mcache + MCache.tiny)
-    x = machine.mallocgc(size, typ, needzero)
+    run()
+    x = machine.regs.read(UC_X86_REG_RAX)
     c = machine.counts_since(snap)
     syscalls = machine.kernel.log[nsys:]
     path = classify(machine, c, any(s.nr == SYS_MMAP for s in syscalls), tiny, x)
@@ -105,6 +108,18 @@ def allocate_classified(machine, size, typ=0, needzero=True):
     profiled = bool(c.callouts.get("runtime.profilealloc") or c.callouts.get("runtime.mProf_Malloc"))
     return PathSample(path, profiled, x, c.instructions, reads, writes, c.callouts, len(syscalls),
                       c.by_routine())
+
+
+def allocate_classified(machine, size, typ=0, needzero=True):
+    """One mallocgc call, with its path and exact counts."""
+    return measure_call(machine, lambda: machine.mallocgc(size, typ, needzero))
+
+
+def allocation_entries(machine):
+    """The routines an allocation enters the allocator through: mallocgc, and the
+    size-specialised copies the compiler calls directly for small fixed sizes."""
+    return sorted(name for name in machine.symbols
+                  if name == "runtime.mallocgc" or any(p.match(name) for p, _ in SC_PATHS))
 
 
 def survey(machine, size, n, typ=0):

@@ -165,6 +165,15 @@ class BlockCounter:
     def budget_exhausted(self):
         return self._ud[4] == 0
 
+    def uncount(self, addr):
+        """Take back the execution of the block at addr that was just counted (it stopped
+        before its first instruction ran, and will run again)."""
+        off = addr - self.base
+        if self.counts[off] == 1:          # its first run: it is the last block touched
+            self._ud[7] -= 1
+        self.counts[off] -= 1
+        self._ud[4] += 1
+
     def snapshot(self):
         """The counts of every block that has run so far (cheap: distinct blocks only)."""
         return self.counts[self.touched[:self._ud[7]]]

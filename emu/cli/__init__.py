@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "emu.cli.pacer",
     "emu.cli.barrier",
     "emu.cli.stack",
+    "emu.cli.call",
 ]
 
 
