@@ -35,7 +35,7 @@ FIND_CANDIDATE_TEST = "TestPallocDataFindScavengeCandidate"
 OP_TESTS = ("TestPageAllocGrow", "TestPageAllocAlloc", "TestPageAllocExhaust", "TestPageAllocFree",
             "TestPageAllocAllocAndFree", "TestPageAllocScavenge")
 TESTS = (PACER_TEST, FIND_CANDIDATE_TEST) + OP_TESTS
-GO_TEST_TIMEOUT = 1200  # seconds; a cold build of the runtime's test binary takes about a minute
+GO_TEST_TIMEOUT = 1200  # seconds; a cold build of the runtime's test binary takes 1-4 minutes
 
 # Which op results each upstream test asserts against its table (tests/data/README.md).
 CHECKED = {
