@@ -500,8 +500,14 @@ def test_progress_appears_on_a_terminal_after_a_second():
     now[0] = 101.0
     p(2, 500)
     assert term.getvalue() == "\rpacer replay x.json: cycle 3/500"
+    now[0] = 101.05  # then at most ten updates a second
+    p(3, 500)
+    assert term.getvalue() == "\rpacer replay x.json: cycle 3/500"
+    now[0] = 101.1
+    p(4, 500)
+    assert term.getvalue() == "\rpacer replay x.json: cycle 3/500\rpacer replay x.json: cycle 5/500"
     p.done()
-    assert term.getvalue().endswith("\r" + " " * len("\rpacer replay x.json: cycle 3/500") + "\r")
+    assert term.getvalue().endswith("\r" + " " * len("\rpacer replay x.json: cycle 5/500") + "\r")
 
 
 def test_progress_stays_off_when_stderr_is_not_a_terminal():

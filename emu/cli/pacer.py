@@ -125,17 +125,19 @@ def _plot(name, results, out):
 
 
 class Progress:
-    """`cycle i/n` on a terminal's stderr once a replay has run for `delay` seconds."""
+    """`cycle i/n` on a terminal's stderr once a replay has run for `delay` seconds,
+    then at most every `interval` seconds."""
 
-    def __init__(self, label, stream=None, clock=time.monotonic, delay=1.0):
+    def __init__(self, label, stream=None, clock=time.monotonic, delay=1.0, interval=0.1):
         self.stream = sys.stderr if stream is None else stream
         self.enabled = self.stream.isatty()
-        self.label, self.clock, self.delay = label, clock, delay
-        self.start = clock()
+        self.label, self.clock, self.interval = label, clock, interval
+        self.next_at = clock() + delay
         self.shown = ""
 
     def __call__(self, i, n):
-        if self.enabled and self.clock() - self.start >= self.delay:
+        if self.enabled and self.clock() >= self.next_at:
+            self.next_at = self.clock() + self.interval
             self.shown = f"\r{self.label}: cycle {i + 1}/{n}"
             self.stream.write(self.shown)
             self.stream.flush()
