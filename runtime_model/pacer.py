@@ -423,6 +423,19 @@ RESULT_FIELDS = (
     "cycle", "heap_live", "heap_scannable", "heap_trigger", "heap_peak", "heap_goal", "gc_utilization",
 )
 _CYCLE_FLOATS = ("alloc_rate", "scan_rate", "growth_rate", "scannable_frac")
+# Revise periods (500 µs steps of the work loop) one cycle may take: 20 times the most any of
+# Go's 19 scenarios needs (454), 10 GiB of scan work at 1024 KiB/cpu-ms on 8 cores. Beyond it
+# lie scenarios the harness would run for hours or forever; such a cycle is refused up front.
+MAX_REVISE_STEPS = 10_000
+# The constants a scenario's "constants" may name, as this model has them (GOEXPERIMENT empty).
+SCENARIO_CONSTANTS = {
+    "GCBackgroundUtilization": GC_BACKGROUND_UTILIZATION,
+    "GCGoalUtilization": GC_GOAL_UTILIZATION,
+    "DefaultHeapMinimum": DEFAULT_HEAP_MINIMUM,
+    "MemoryLimitHeapGoalHeadroomPercent": MEMORY_LIMIT_HEAP_GOAL_HEADROOM_PERCENT,
+    "MemoryLimitMinHeapGoalHeadroom": MEMORY_LIMIT_MIN_HEAP_GOAL_HEADROOM,
+    "SweepMinHeapDistance": SWEEP_MIN_HEAP_DISTANCE,
+}
 
 
 def _field(obj, key, kinds, where, check=None, need=""):
@@ -448,9 +461,20 @@ def _validate(scenario):
         ),
         "length": _field(scenario, "length", int, "", lambda v: v >= 0, "a cycle count >= 0"),
     }
+    constants = scenario.get("constants", {})
+    if not isinstance(constants, dict):
+        raise BadInput(f"pacer scenario: field 'constants' must be an object, got {constants!r}")
+    for key, want in SCENARIO_CONSTANTS.items():
+        if key in constants and constants[key] != want:
+            raise BadInput(f"pacer scenario: field 'constants.{key}' is {constants[key]!r}, but the model follows"
+                           f" Go 1.27 with GOEXPERIMENT empty, where it is {want!r}")
     cycles = _field(scenario, "cycles", list, "", None, "a list")
     if len(cycles) != top["length"]:
         raise BadInput(f"pacer scenario: field 'length' is {top['length']} but 'cycles' has {len(cycles)} entries")
+    # A revise period moves at most rate * RATE_CONV * n_cores bytes (in the harness's order of
+    # operations); past 2^63 its int64 conversions overflow, and a negative scan count would
+    # make its work loop run backwards.
+    procs = float(top["n_cores"])
     for i, cy in enumerate(cycles):
         where = f" in cycles[{i}]"
         if not isinstance(cy, dict):
@@ -458,15 +482,49 @@ def _validate(scenario):
         for key in _CYCLE_FLOATS:
             if key == "scannable_frac":
                 _field(cy, key, (int, float), where, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
-            else:
-                # TestGcPacer clamps rates to >= 0.0001; zero would never finish a cycle.
+            elif key == "growth_rate":
                 _field(cy, key, (int, float), where, lambda v: 0.0 < v < math.inf, "a finite number > 0")
+            else:
+                _field(cy, key, (int, float), where, lambda v: 0.0 < v and float(v) * RATE_CONV * procs < 2.0**63,
+                       f"a number > 0 that keeps a revise period's bytes within int64 at {top['n_cores']} cores")
         _field(cy, "stack_bytes", int, where, lambda v: 0 <= v <= MAX_INT64, "a byte count >= 0")
     return top, cycles
 
 
-def replay(scenario):
-    """Run a TestGcPacer scenario (see ../shared/README.md section A); returns {"name", "results"}."""
+def _check_cycle_work(i, top, cy, next_heap_marked, left, procs):
+    """Refuse a cycle whose scan work overflows the harness's int64 or needs over MAX_REVISE_STEPS periods.
+
+    Every period scans at least trunc(scan_rate * RATE_CONV * procs * 0.25) bytes
+    (utilisation never drops below the background 25%), which bounds the work loop.
+    """
+    heap_field = "'initial_heap_bytes'" if i == 0 else f"'growth_rate' in cycles[{i}]"
+    sources = ((left[0], "'globals_bytes'"), (left[1], f"'stack_bytes' in cycles[{i}]"), (left[2], heap_field))
+    total = left[0] + left[1] + left[2]
+    if next_heap_marked < 0:
+        raise BadInput(f"pacer scenario: field {heap_field}: the marked heap of cycle {i + 1} passes 2^63 bytes"
+                       f" (the harness's int64 overflows)")
+    mostly = max(sources)[1]
+    if total > MAX_INT64:
+        raise BadInput(f"pacer scenario: cycle {i + 1} has {total} bytes of scan work (mostly field {mostly}),"
+                       f" past int64 (the harness's work counters overflow)")
+    min_scanned = _f2i64(float(cy["scan_rate"]) * RATE_CONV * procs * GC_BACKGROUND_UTILIZATION)
+    scan = f"field 'scan_rate' in cycles[{i}] ({cy['scan_rate']!r})"
+    if total > 0 and min_scanned <= 0:
+        raise BadInput(f"pacer scenario: {scan} scans less than 1 byte per revise period at {top['n_cores']} cores:"
+                       f" the harness would never finish cycle {i + 1}")
+    steps = -(-total // min_scanned) if total > 0 else 0
+    if steps > MAX_REVISE_STEPS:
+        raise BadInput(f"pacer scenario: cycle {i + 1} needs up to {steps} revise periods, more than"
+                       f" {MAX_REVISE_STEPS}: {total} bytes of scan work (mostly field {mostly}) at {scan},"
+                       f" at least {min_scanned} bytes a period")
+
+
+def replay(scenario, on_cycle=None):
+    """Run a TestGcPacer scenario (tests/data/README.md, section A); returns {"name", "results"}.
+
+    `on_cycle(i, length)` is called before each cycle (for progress reports). Inputs the
+    real harness could not run (int64 overflows, a cycle that cannot end) are BadInput.
+    """
     top, cycles = _validate(scenario)
     n_cores = top["n_cores"]
     globals_bytes = top["globals_bytes"]
@@ -477,6 +535,8 @@ def replay(scenario):
     results = []
     black_last = 0
     for i, cy in enumerate(cycles):
+        if on_cycle is not None:
+            on_cycle(i, len(cycles))
         alloc_rate = float(cy["alloc_rate"])
         scan_rate = float(cy["scan_rate"])
         frac = float(cy["scannable_frac"])
@@ -488,6 +548,7 @@ def replay(scenario):
             next_heap_marked = _f2i64(float(_i64(_i64(c.heap_marked) - black_last)) * float(cy["growth_rate"]))
         # Work left, consumed globals first, then stacks, then heap.
         left = [globals_bytes, stack_bytes, _f2i64(float(next_heap_marked) * frac)]
+        _check_cycle_work(i, top, cy, next_heap_marked, left, procs)
         gc_duration = assist_time = black = 0
         while left[0] + left[1] + left[2] > 0:
             # Idealised assists: the ratio fixes scanned/allocated, hence the utilisation.
@@ -497,9 +558,6 @@ def replay(scenario):
                 u = bg
             bytes_scanned = _f2i64(scan_rate * RATE_CONV * procs * u)
             bytes_allocated = _f2i64(alloc_rate * RATE_CONV * procs * (1 - u))
-            if bytes_scanned <= 0:
-                # Go's loop would spin forever here.
-                raise BadInput(f"pacer scenario: field 'scan_rate' in cycles[{i}] too small to make progress")
             work = bytes_scanned
             done = [0, 0, 0]
             for k in range(3):

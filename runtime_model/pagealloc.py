@@ -19,7 +19,7 @@ Design, as in Go:
   since all others are zero, which is exactly what Go's scan skips).
 * scavenge follows pageAlloc.scavenge/scavengeOne and models the scavenge index
   (scavengeIndex: per-chunk occupancy, generation and "has free" flag, the
-  force and background search addresses) rather than the README's "highest
+  force and background search addresses) rather than tests/data/README.md's "highest
   chunk with a candidate" rule: it is Go's own code path, so it also yields
   Go's searchIdx and background-scavenger behaviour. For forced scavenging the
   two agree (checked by tests/test_pagealloc.py against the simple rule).
@@ -46,10 +46,12 @@ from runtime_model.pallocbits import (
     LOG_MAX_PACKED_VALUE,
     LOG_PALLOC_CHUNK_PAGES,
     MAX_PACKED_VALUE,
+    MAX_PAGES_PER_PHYS_PAGE,
     PAGE_SHIFT,
     PAGE_SIZE,
     PALLOC_CHUNK_BYTES,
     PALLOC_CHUNK_PAGES,
+    PHYS_HUGE_PAGE_SIZE,
     PHYS_PAGE_SIZE,
     SUMMARY_LEVEL_BITS,
     SUMMARY_LEVELS,
@@ -757,16 +759,238 @@ def check_page_alloc(p):
         raise InvariantError(f"bounds: expected {(p._grown[0], p._grown[-1] + 1)}, found {(p.start, p.end)}")
 
 
-# ---- reference vectors (shared/README.md section B) ------------------------
+# ---- reference vectors (tests/data/README.md, section B) --------------------
 
 FIND_SCAVENGE_CANDIDATE_TEST = "TestPallocDataFindScavengeCandidate"
 _GROW_TEST = "TestPageAllocGrow"
+_MAX_UINTPTR = _MASK64
+# Chunks relative to BaseChunkIdx that lie in the 48-bit offset address space.
+_MIN_REL_CHUNK = -BASE_CHUNK_IDX
+_MAX_REL_CHUNK = (1 << (HEAP_ADDR_BITS - LOG_PALLOC_CHUNK_BYTES)) - 1 - BASE_CHUNK_IDX
+# The environment the model follows (what each vector's "constants" must say).
+VECTOR_CONSTANTS = {
+    "PallocChunkPages": PALLOC_CHUNK_PAGES,
+    "PageSize": PAGE_SIZE,
+    "PallocChunkBytes": PALLOC_CHUNK_BYTES,
+    "PhysPageSize": PHYS_PAGE_SIZE,
+    "PhysHugePageSize": PHYS_HUGE_PAGE_SIZE,
+    "PallocSumBytes": 8,
+    "PageAlloc64Bit": 1,
+    "BaseChunkIdx": BASE_CHUNK_IDX,
+    "BaseChunkAddr": BASE_CHUNK_ADDR,
+}
 
 
-def _req(d, key, where):
-    if not isinstance(d, dict) or key not in d:
-        raise BadInput(f"pagealloc vector: missing key {key!r} in {where}")
-    return d[key]
+def _show(v, limit=60):
+    s = json.dumps(v, separators=(",", ":"))
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _bad(path, need, v):
+    return BadInput(f"pagealloc vector: field {path!r} must be {need}, got {_show(v)}")
+
+
+def _get(obj, key, path="", optional=False):
+    """obj[key] and its path ('ops[3].npages'); BadInput if obj is no object or key is missing."""
+    p = f"{path}.{key}" if path else key
+    if not isinstance(obj, dict):
+        raise _bad(path or "(top level)", "an object", obj)
+    if key not in obj:
+        if optional:
+            return None, p
+        raise BadInput(f"pagealloc vector: missing field {p!r}")
+    return obj[key], p
+
+
+def _int(v, path, lo, hi, need):
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise _bad(path, need, v)
+    return v
+
+
+def _list(v, path, need):
+    if not isinstance(v, list):
+        raise _bad(path, need, v)
+    return v
+
+
+def _check_ranges(v, path, disjoint):
+    """[[start, npages], ...] inside one chunk; ascending and disjoint where the format says so."""
+    need = f"a [start, npages] pair of integers with start + npages <= {PALLOC_CHUNK_PAGES}"
+    prev_end = 0
+    for k, r in enumerate(_list(v, path, "a list of [start, npages] pairs")):
+        q = f"{path}[{k}]"
+        if not (isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in r)
+                and 0 <= r[0] and 0 <= r[1] and r[0] + r[1] <= PALLOC_CHUNK_PAGES):
+            raise _bad(q, need, r)
+        if disjoint and r[1]:
+            if r[0] < prev_end:
+                raise _bad(q, "a range above the one before it (ranges ascend and do not overlap)", r)
+            prev_end = r[0] + r[1]
+    return v
+
+
+def _check_chunk(v, path):
+    return _int(v, path, _MIN_REL_CHUNK, _MAX_REL_CHUNK, "a chunk index (relative to BaseChunkIdx) in the 48-bit heap")
+
+
+def _check_addr(v, path):
+    """{"chunk", "page", "offset"} (offset alone suffices) -> the byte offset from BaseChunkAddr."""
+    if not isinstance(v, dict):
+        raise _bad(path, "an address object {chunk, page, offset}", v)
+    offset, _ = _get(v, "offset", path, optional=True)
+    if offset is None:
+        chunk, p = _get(v, "chunk", path)
+        _check_chunk(chunk, p)
+        page, p = _get(v, "page", path)
+        _int(page, p, 0, PALLOC_CHUNK_PAGES - 1, f"a page index in 0..{PALLOC_CHUNK_PAGES - 1}")
+        return chunk * PALLOC_CHUNK_BYTES + page * PAGE_SIZE
+    lo = _MIN_REL_CHUNK * PALLOC_CHUNK_BYTES
+    _int(offset, path + ".offset", lo, (_MAX_REL_CHUNK + 1) * PALLOC_CHUNK_BYTES - PAGE_SIZE,
+         "a byte offset from BaseChunkAddr inside the 48-bit heap")
+    if offset % PAGE_SIZE:
+        raise _bad(path + ".offset", f"a multiple of the page size {PAGE_SIZE}", offset)
+    for key, want in (("chunk", offset // PALLOC_CHUNK_BYTES), ("page", offset % PALLOC_CHUNK_BYTES // PAGE_SIZE)):
+        if key in v and v[key] != want:
+            raise _bad(f"{path}.{key}", f"{want} (as its offset {offset} says)", v[key])
+    return offset
+
+
+def _check_state(v, path, grown=None):
+    """A list of {"chunk", "alloc", "scavenged"}, one entry per chunk (and only grown ones)."""
+    seen = set()
+    for k, st in enumerate(_list(v, path, "a list of chunk states")):
+        q = f"{path}[{k}]"
+        c, p = _get(st, "chunk", q)
+        _check_chunk(c, p)
+        if c in seen:
+            raise _bad(p, "a chunk listed once", c)
+        if grown is not None and c not in grown:
+            raise _bad(p, "one of the vector's 'chunks'", c)
+        seen.add(c)
+        for key in ("alloc", "scavenged"):
+            r, p = _get(st, key, q)
+            _check_ranges(r, p, disjoint=True)
+
+
+def _check_table(v, path):
+    """A declared test table: null, or a list of {"chunk", "ranges"}."""
+    if v is None:
+        return
+    for k, d in enumerate(_list(v, path, "null or a list of {chunk, ranges}")):
+        c, p = _get(d, "chunk", f"{path}[{k}]")
+        _check_chunk(c, p)
+        r, p = _get(d, "ranges", f"{path}[{k}]")
+        _check_ranges(r, p, disjoint=False)
+
+
+def _check_bool(vector, key):
+    v, p = _get(vector, key, optional=True)
+    if v is not None and not isinstance(v, bool):
+        raise _bad(p, "true or false", v)
+
+
+def validate_vector(vector):
+    """Check every field of a vector (tests/data/README.md, section B); BadInput names the first bad one.
+
+    Inputs must be replayable: ranges inside their chunk and disjoint, ops on grown
+    chunks, Go's value ranges (uintptr counts, findScavengeCandidate's min). Recorded
+    results, when present, must have the shape `compare` reads.
+    """
+    if not isinstance(vector, dict):
+        raise BadInput("pagealloc vector: the top level must be an object")
+    test, p = _get(vector, "test")
+    if not isinstance(test, str):
+        raise _bad(p, "a test name", test)
+    case, p = _get(vector, "case", optional=True)
+    if case is not None and not isinstance(case, str):
+        raise _bad(p, "a case name", case)
+    consts, p = _get(vector, "constants", optional=True)
+    if consts is not None:
+        if not isinstance(consts, dict):
+            raise _bad(p, "an object", consts)
+        for key, want in VECTOR_CONSTANTS.items():
+            if key in consts and consts[key] != want:
+                raise BadInput(f"pagealloc vector: field 'constants.{key}' is {_show(consts[key])}, but the model "
+                               f"follows Go 1.27 on linux/amd64, where it is {want}")
+    if test == FIND_SCAVENGE_CANDIDATE_TEST:
+        state, p = _get(vector, "state")
+        for key in ("alloc", "scavenged"):
+            r, q = _get(state, key, p)
+            _check_ranges(r, q, disjoint=True)
+        for key in ("declared_alloc", "declared_scavenged"):
+            r, q = _get(vector, key, optional=True)
+            if r is not None:
+                _check_ranges(r, q, disjoint=False)
+        v, q = _get(vector, "search_idx")
+        _int(v, q, 0, PALLOC_CHUNK_PAGES - 1, f"a page index in 0..{PALLOC_CHUNK_PAGES - 1}")
+        v, q = _get(vector, "min")
+        if _int(v, q, 1, MAX_PAGES_PER_PHYS_PAGE, f"a power of two in 1..{MAX_PAGES_PER_PHYS_PAGE}") & (v - 1):
+            raise _bad(q, f"a power of two in 1..{MAX_PAGES_PER_PHYS_PAGE}", v)
+        v, q = _get(vector, "max")
+        _int(v, q, 0, _MAX_UINTPTR, "a page count (uintptr)")
+        for key in ("got", "want"):
+            r, q = _get(vector, key, optional=True)
+            if r is not None:
+                s, q2 = _get(r, "start", q)
+                _int(s, q2, 0, PALLOC_CHUNK_PAGES - 1, f"a page index in 0..{PALLOC_CHUNK_PAGES - 1}")
+                n, q2 = _get(r, "npages", q)
+                _int(n, q2, 0, PALLOC_CHUNK_PAGES, f"a page count in 0..{PALLOC_CHUNK_PAGES}")
+        return
+
+    chunks, p = _get(vector, "chunks")
+    _list(chunks, p, "a list of chunk indices")
+    for k, c in enumerate(chunks):
+        _check_chunk(c, f"chunks[{k}]")
+    grown = sorted(set(chunks))
+    if len(grown) != len(chunks):
+        raise _bad("chunks", "a list of distinct chunks", chunks)
+    initial, p = _get(vector, "initial_state")
+    _check_state(initial, p, set(grown))
+    for key in ("declared_initial_alloc", "declared_initial_scav", "declared_final_alloc", "declared_final_scav"):
+        v, q = _get(vector, key, optional=True)
+        _check_table(v, q)
+    final, p = _get(vector, "final_state", optional=True)
+    if final is not None:
+        _check_state(final, p)
+    in_use, p = _get(vector, "in_use", optional=True)
+    if in_use is not None:
+        for k, r in enumerate(_list(in_use, p, "a list of {base, limit}")):
+            for key in ("base", "limit"):
+                _check_addr(*_get(r, key, f"{p}[{k}]"))
+    _check_bool(vector, "final_state_checked_by_test")
+    _check_bool(vector, "in_use_checked_by_test")
+    ops, p = _get(vector, "ops")
+    for k, op in enumerate(_list(ops, p, "a list of ops")):
+        where = f"ops[{k}]"
+        kind, q = _get(op, "op", where)
+        if kind == "alloc":
+            _int(*_get(op, "npages", where), 1, _MAX_UINTPTR, "a positive page count (uintptr)")
+            r, q = _get(op, "result", where, optional=True)
+            if r is not None:
+                _check_addr(r, q)
+            v, q = _get(op, "scav_bytes", where, optional=True)
+            if v is not None:
+                _int(v, q, 0, _MAX_UINTPTR, "a byte count (uintptr)")
+        elif kind == "free":
+            a, q = _get(op, "addr", where)
+            offset = _check_addr(a, q)
+            n, q = _get(op, "npages", where)
+            _int(n, q, 1, _MAX_UINTPTR, "a positive page count (uintptr)")
+            first, last = offset // PALLOC_CHUNK_BYTES, (offset + n * PAGE_SIZE - 1) // PALLOC_CHUNK_BYTES
+            if bisect_right(grown, last) - bisect_left(grown, first) != last - first + 1:
+                raise BadInput(f"pagealloc vector: {where} frees {n} pages at offset {offset}, "
+                               f"which reach beyond the grown chunks {_show(grown)}")
+        elif kind == "scavenge":
+            _int(*_get(op, "nbytes", where), 0, _MAX_UINTPTR, "a byte count (uintptr)")
+            v, q = _get(op, "released", where, optional=True)
+            if v is not None:
+                _int(v, q, 0, _MAX_UINTPTR, "a byte count (uintptr)")
+        else:
+            raise _bad(q, '"alloc", "free" or "scavenge"', kind)
+        checked, q = _get(op, "checked", where, optional=True)
+        if checked is not None and not (isinstance(checked, list) and all(isinstance(c, str) for c in checked)):
+            raise _bad(q, "a list of field names", checked)
 
 
 def encode_addr(addr):
@@ -775,16 +999,6 @@ def encode_addr(addr):
         return None
     o = to_off(addr) - to_off(BASE_CHUNK_ADDR)
     return {"chunk": o // PALLOC_CHUNK_BYTES, "page": o % PALLOC_CHUNK_BYTES // PAGE_SIZE, "offset": o}
-
-
-def decode_addr(a, where):
-    if not isinstance(a, dict):
-        raise BadInput(f"pagealloc vector: {where} is not an address object")
-    if "offset" in a:
-        o = a["offset"]
-    else:
-        o = _req(a, "chunk", where) * PALLOC_CHUNK_BYTES + _req(a, "page", where) * PAGE_SIZE
-    return from_off(to_off(BASE_CHUNK_ADDR) + o)
 
 
 def _state(p):
@@ -798,58 +1012,51 @@ def _state(p):
 
 
 def replay(vector):
-    """Run one reference vector from its inputs only; return the values it records."""
-    test = _req(vector, "test", "vector")
-    if test == FIND_SCAVENGE_CANDIDATE_TEST:
-        state = _req(vector, "state", "vector")
+    """Run one reference vector from its inputs only; return the values it records.
+
+    The vector is validated first (BadInput names the field). A model invariant an op
+    breaks (freeing free pages, say) is an InvariantError naming the op.
+    """
+    validate_vector(vector)
+    if vector["test"] == FIND_SCAVENGE_CANDIDATE_TEST:
+        state = vector["state"]
         d = PallocData()
-        for s, n in _req(state, "alloc", "state"):
+        for s, n in state["alloc"]:
             if n:
                 d.alloc_range(s, n)
-        for s, n in _req(state, "scavenged", "state"):
+        for s, n in state["scavenged"]:
             if n:
                 d.scavenged_set_range(s, n)
-        start, npages = d.find_scavenge_candidate(
-            _req(vector, "search_idx", "vector"), _req(vector, "min", "vector"), _req(vector, "max", "vector")
-        )
+        start, npages = d.find_scavenge_candidate(vector["search_idx"], vector["min"], vector["max"])
         return {"got": {"start": start, "npages": npages}}
 
-    grown = _req(vector, "chunks", "vector")
-    initial = _req(vector, "initial_state", "vector")
-    ops = _req(vector, "ops", "vector")
-    alloc_map = {BASE_CHUNK_IDX + c: [] for c in grown}
+    alloc_map = {BASE_CHUNK_IDX + c: [] for c in vector["chunks"]}
     scav_map = {}
-    for k, st in enumerate(initial):
-        ci = BASE_CHUNK_IDX + _req(st, "chunk", f"initial_state[{k}]")
-        alloc_map[ci] = _req(st, "alloc", f"initial_state[{k}]")
-        scav_map[ci] = _req(st, "scavenged", f"initial_state[{k}]")
+    for st in vector["initial_state"]:
+        ci = BASE_CHUNK_IDX + st["chunk"]
+        alloc_map[ci] = st["alloc"]
+        scav_map[ci] = st["scavenged"]
     p = new_page_alloc(alloc_map, scav_map)
+    base = to_off(BASE_CHUNK_ADDR)
     out_ops = []
-    for k, op in enumerate(ops):
-        where = f"ops[{k}]"
-        kind = _req(op, "op", where)
-        if kind == "alloc":
-            n = _req(op, "npages", where)
-            addr, scav = p.alloc(n)
-            out_ops.append({"op": "alloc", "npages": n, "result": encode_addr(addr), "scav_bytes": scav})
-        elif kind == "free":
-            a = _req(op, "addr", where)
-            n = _req(op, "npages", where)
-            p.free(decode_addr(a, where + ".addr"), n)
-            out_ops.append({"op": "free", "addr": a, "npages": n})
-        elif kind == "scavenge":
-            nb = _req(op, "nbytes", where)
-            out_ops.append({"op": "scavenge", "nbytes": nb, "released": p.scavenge(nb, force=True)})
-        else:
-            raise BadInput(f"pagealloc vector: {where}: unknown op {kind!r}")
+    for k, op in enumerate(vector["ops"]):
+        kind = op["op"]
+        try:
+            if kind == "alloc":
+                addr, scav = p.alloc(op["npages"])
+                out_ops.append({"op": "alloc", "npages": op["npages"], "result": encode_addr(addr), "scav_bytes": scav})
+            elif kind == "free":
+                p.free(from_off(base + _check_addr(op["addr"], "addr")), op["npages"])
+                out_ops.append({"op": "free", "addr": op["addr"], "npages": op["npages"]})
+            else:
+                released = p.scavenge(op["nbytes"], force=True)
+                out_ops.append({"op": "scavenge", "nbytes": op["nbytes"], "released": released})
+        except InvariantError as e:
+            raise InvariantError(f"pagealloc vector: ops[{k}] ({kind}): {e}") from e
     result = {"ops": out_ops, "final_state": _state(p)}
-    if test == _GROW_TEST:
+    if vector["test"] == _GROW_TEST:
         result["in_use"] = [{"base": encode_addr(b), "limit": encode_addr(l)} for b, l in p.in_use_ranges()]
     return result
-
-
-def _show(v):
-    return json.dumps(v, separators=(",", ":"))
 
 
 def compare(vector, result):
@@ -874,5 +1081,5 @@ def compare(vector, result):
                     bad.append(f"ops[{k}] {vop.get('op')}({args}) {key}: {_show(rop.get(key))}, recorded {_show(vop[key])}")
     for key in ("final_state", "in_use"):
         if key in vector and result.get(key) != vector[key]:
-            bad.append(f"{key}: {_show(result.get(key))}, recorded {_show(vector[key])}")
+            bad.append(f"{key}: {_show(result.get(key), 200)}, recorded {_show(vector[key], 200)}")
     return bad

@@ -1,14 +1,19 @@
-"""Tests of runtime_model.pagealloc against Go's vectors, a flat reference model and Go's tables."""
+"""Tests of runtime_model.pagealloc against Go's vectors, a flat reference model and Go's tables.
 
-import argparse
+The vectors (tests/data/pagealloc/) were dumped by the real runtime while its
+own page-allocator tests ran: every sub-test of TestPageAllocGrow, Alloc,
+Exhaust, Free, AllocAndFree, Scavenge and TestPallocDataFindScavengeCandidate.
+"""
+
+import collections
 import json
-from pathlib import Path
+import shlex
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import emu.cli.pagealloc
+from emu.cli import main
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import (
     BASE_CHUNK_IDX,
@@ -22,6 +27,7 @@ from runtime_model.pagealloc import (
     new_page_alloc,
     page_base,
     replay,
+    validate_vector,
 )
 from runtime_model.pallocbits import (
     FREE_CHUNK_SUM,
@@ -38,16 +44,26 @@ from runtime_model.pallocbits import (
     unpack_palloc_sum,
 )
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "pagealloc"
+from tests.conftest import DATA, ROOT
+
+VECTORS = DATA / "pagealloc"
 VECTOR_FILES = sorted(VECTORS.glob("*.json"))
 PAGES = 512
+
+
+def load(name):
+    return json.loads((VECTORS / f"{name}.json").read_text())
 
 
 # ---- (a) Go's reference vectors ---------------------------------------------
 
 
-def test_all_vectors_present():
-    assert len(VECTOR_FILES) == 28
+def test_every_sub_test_of_go_page_allocator_tests_has_a_vector():
+    # The sub-tests of the Go 1.27.3 run on linux/amd64 (tests/data/README.md).
+    per_test = collections.Counter(p.name.split("__")[0] for p in VECTOR_FILES)
+    assert per_test == {"TestPageAllocGrow": 8, "TestPageAllocAlloc": 19, "TestPageAllocExhaust": 12,
+                        "TestPageAllocFree": 13, "TestPageAllocAllocAndFree": 1, "TestPageAllocScavenge": 7,
+                        "TestPallocDataFindScavengeCandidate": 93}
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
@@ -63,25 +79,25 @@ def test_vector_replays_exactly(path):
 
 
 def test_replay_reads_no_recorded_results():
-    vector = json.loads((VECTORS / "TestPageAllocAlloc__Straddle2.json").read_text())
+    vector = load("TestPageAllocAlloc__Straddle2")
     inputs = {k: vector[k] for k in ("test", "case", "chunks", "initial_state")}
     inputs["ops"] = [{k: op[k] for k in ("op", "npages")} for op in vector["ops"]]
     assert compare(vector, replay(inputs)) == []
 
 
 def test_missing_key_is_bad_input():
-    vector = json.loads((VECTORS / "TestPageAllocFree__Free1.json").read_text())
+    vector = load("TestPageAllocFree__Free1")
     del vector["initial_state"]
-    with pytest.raises(BadInput, match="initial_state"):
+    with pytest.raises(BadInput, match="missing field 'initial_state'"):
         replay(vector)
-    vector = json.loads((VECTORS / "TestPallocDataFindScavengeCandidate__MixedMin1.json").read_text())
+    vector = load("TestPallocDataFindScavengeCandidate__MixedMin1")
     del vector["search_idx"]
-    with pytest.raises(BadInput, match="search_idx"):
+    with pytest.raises(BadInput, match="missing field 'search_idx'"):
         replay(vector)
 
 
 def test_compare_reports_mismatch():
-    vector = json.loads((VECTORS / "TestPageAllocAlloc__AllFree5.json").read_text())
+    vector = load("TestPageAllocAlloc__AllFree5")
     result = replay(vector)
     result["ops"][1]["result"] = None
     bad = compare(vector, result)
@@ -317,46 +333,6 @@ def _pd(alloc=(), scav=()):
     return d
 
 
-def _go_candidate_table():
-    """TestPallocDataFindScavengeCandidate's table (PhysHugePageSize = 2 MiB)."""
-    P = PAGES
-    t = {
-        "MixedMin1": ([(0, 40), (42, P - 42)], [(0, 41), (42, P - 42)], 1, P, (41, 1)),
-        "MultiMin1": ([(0, 63), (65, 20), (87, P - 87)], [(86, 1)], 1, P, (85, 1)),
-    }
-    m = 1
-    while m <= 64:
-        t[f"AllFreeMin{m}"] = ([], [], m, P, (0, P))
-        t[f"AllScavengedMin{m}"] = ([], [(0, P)], m, P, (0, 0))
-        t[f"NoneFreeMin{m}"] = ([(0, P)], [(P // 2, P // 2)], m, P, (0, 0))
-        t[f"StartFreeMin{m}"] = ([(m, P - m)], [], m, P, (0, m))
-        t[f"EndFreeMin{m}"] = ([(0, P - m)], [], m, P, (P - m, m))
-        t[f"Straddle64Min{m}"] = ([(0, 64 - m), (64 + m, P - (64 + m))], [], m, 2 * m, (64 - m, 2 * m))
-        t[f"BottomEdge64WithFullMin{m}"] = ([(64, 64), (128 + 3 * m, P - (128 + 3 * m))], [(1, 10)], m, 3 * m, (128, 3 * m))
-        t[f"BottomEdge64WithPocketMin{m}"] = (
-            [(64, 62), (127, 1), (128 + 3 * m, P - (128 + 3 * m))], [(1, 10)], m, 3 * m, (128, 3 * m))
-        t[f"Max0Min{m}"] = ([], [(0, P - m)], m, 0, (P - m, m))
-        if m <= 8:
-            t["OneFree"] = ([(0, 40), (40 + m, P - (40 + m))], [], m, P, (40, m))
-            t["OneScavenged"] = ([(0, 40), (40 + m, P - (40 + m))], [(40, 1)], m, P, (0, 0))
-        if m > 1:
-            t[f"MaxUnalignedMin{m}"] = ([], [(0, P - (m * 2 - 1))], m, m - 2, (P - m, m))
-            t[f"SkipSmallMin{m}"] = ([(0, 64 - m), (64, 5), (70, 11), (82, P - 82)], [], m, m, (64 - m, m))
-            t[f"SkipMisalignedMin{m}"] = ([(0, 64 - m), (64, 63), (127 + m, P - (127 + m))], [], m, m, (64 - m, m))
-            t[f"MaxLessThanMin{m}"] = ([], [(0, P - m)], m, 1, (P - m, m))
-        m *= 2
-    t["PreserveHugePageBottom"] = ([(258, P - 258)], [], 1, 3, (0, 258))
-    t["PreserveHugePageTop"] = ([(0, P - 256)], [], 1, 1, (P - 256, 256))
-    return t
-
-
-@pytest.mark.parametrize("name,case", sorted(_go_candidate_table().items()))
-def test_find_scavenge_candidate_go_table(name, case):
-    alloc, scav, mn, mx, want = case
-    got = _pd(alloc, scav).find_scavenge_candidate(PAGES - 1, mn, mx)
-    assert got == want or (got[1] == 0 and want[1] == 0)
-
-
 def test_find_scavenge_candidate_edges():
     # search_idx limits the scan to its 64-page word and below.
     d = _pd(alloc=[(0, 10)], scav=[(10, 54)])
@@ -421,41 +397,149 @@ def test_background_scavenge_skips_dense_chunks():
     assert pa.scavenge(2**64 - 1, force=True) == 12 * PAGE_SIZE
 
 
-# ---- (d) the CLI ---------------------------------------------------------------
+# ---- (d) bad vectors ------------------------------------------------------------
 
 
-def _run_cli(argv):
-    parser = argparse.ArgumentParser(prog="gomemu")
-    emu.cli.pagealloc.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+def _edit(name, change):
+    vector = load(name)
+    change(vector)
+    return vector
+
+
+def _set(path, value):
+    """A change that sets vector[path[0]][path[1]]... = value."""
+    def change(v):
+        for key in path[:-1]:
+            v = v[key]
+        v[path[-1]] = value
+    return change
+
+
+FREE1, ALLOC1, MIXED = "TestPageAllocFree__Free1", "TestPageAllocAlloc__AllFree1", \
+    "TestPallocDataFindScavengeCandidate__MixedMin1"
+# (vector, change, message): each reached the CLI's catch-all as a TypeError or ValueError before.
+BAD_VECTORS = {
+    "npages a word": (ALLOC1, _set(["ops", 0, "npages"], "one"), "field 'ops[0].npages' must be a positive page count"),
+    "npages a fraction": (ALLOC1, _set(["ops", 0, "npages"], 1.5), "field 'ops[0].npages' must be a positive page count"),
+    "npages zero": (ALLOC1, _set(["ops", 0, "npages"], 0), "field 'ops[0].npages' must be a positive page count"),
+    "negative range": (FREE1, _set(["initial_state", 0, "alloc"], [[0, -10]]),
+                       "field 'initial_state[0].alloc[0]' must be a [start, npages] pair"),
+    "range past the chunk": (FREE1, _set(["initial_state", 0, "alloc"], [[500, 13]]),
+                             "field 'initial_state[0].alloc[0]' must be a [start, npages] pair"),
+    "overlapping ranges": (FREE1, _set(["initial_state", 0, "alloc"], [[0, 300], [100, 300]]),
+                           "field 'initial_state[0].alloc[1]' must be a range above the one before it"),
+    "chunks a word": (FREE1, _set(["chunks"], "zero"), "field 'chunks' must be a list of chunk indices"),
+    "chunk twice": (FREE1, _set(["chunks"], [0, 0]), "field 'chunks' must be a list of distinct chunks"),
+    "chunk outside the heap": (FREE1, _set(["chunks"], [1 << 30]), "field 'chunks[0]' must be a chunk index"),
+    "state of an ungrown chunk": (FREE1, _set(["initial_state", 0, "chunk"], 5),
+                                  "field 'initial_state[0].chunk' must be one of the vector's 'chunks'"),
+    "candidate ranges of words": (MIXED, _set(["state", "alloc"], [["a", "b"]]),
+                                  "field 'state.alloc[0]' must be a [start, npages] pair"),
+    "candidate min not a power of two": (MIXED, _set(["min"], 3), "field 'min' must be a power of two"),
+    "candidate search index past the chunk": (MIXED, _set(["search_idx"], 512), "field 'search_idx' must be a page index"),
+    "unknown op": (ALLOC1, _set(["ops", 0, "op"], "grow"), "field 'ops[0].op' must be \"alloc\", \"free\" or \"scavenge\""),
+    "op not an object": (ALLOC1, _set(["ops", 0], 7), "field 'ops[0]' must be an object"),
+    "unaligned address": (FREE1, _set(["ops", 0, "addr"], {"offset": 100}), "field 'ops[0].addr.offset' must be a multiple"),
+    "address disagreeing with its offset": (FREE1, _set(["ops", 1, "addr", "page"], 9),
+                                            "field 'ops[1].addr.page' must be 1 (as its offset 8192 says)"),
+    "free beyond the grown chunks": (FREE1, _set(["ops", 0, "npages"], 600),
+                                     "ops[0] frees 600 pages at offset 0, which reach beyond the grown chunks [0]"),
+    "recorded result not an address": (ALLOC1, _set(["ops", 0, "result"], 5), "field 'ops[0].result' must be an address"),
+    "nbytes negative": ("TestPageAllocScavenge__ScavMultiple", _set(["ops", 0, "nbytes"], -1),
+                        "field 'ops[0].nbytes' must be a byte count"),
+    "another physical page size": (FREE1, _set(["constants", "PhysPageSize"], 16384),
+                                   "field 'constants.PhysPageSize' is 16384, but the model follows"),
+    "an empty object": (FREE1, lambda v: v.clear(), "missing field 'test'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VECTORS))
+def test_bad_vector_is_one_line_naming_file_and_field(case, tmp_path, capsys):
+    name, change, message = BAD_VECTORS[case]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(_edit(name, change)))
+    assert main(["pagealloc", "replay", str(VECTOR_FILES[0]), str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing is printed before every file has been read and replayed
+    assert err.startswith(f"gomemu: error: {path}: pagealloc vector: ") and err.count("\n") == 1, err
+    assert message in err, err
+
+
+def test_every_go_vector_is_valid():
+    for path in VECTOR_FILES:
+        validate_vector(json.loads(path.read_text()))
+
+
+def test_invariant_error_during_replay_names_file_and_op(tmp_path, capsys):
+    # Freeing a page of a chunk with nothing in use: Go's scavenge index throws "allocated pages below zero?".
+    def change(v):
+        v["initial_state"][0]["alloc"] = []
+        v["ops"] = v["ops"][:1]
+    path = tmp_path / "free-of-free.json"
+    path.write_text(json.dumps(_edit(FREE1, change)))
+    with pytest.raises(InvariantError, match=r"ops\[0\] \(free\): allocated pages below zero"):
+        replay(json.loads(path.read_text()))
+    assert main(["pagealloc", "replay", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"gomemu: error: {path}: pagealloc vector: ops[0] (free): allocated pages below zero?")
+    assert err.count("\n") == 1
+
+
+# ---- (e) the CLI ---------------------------------------------------------------
 
 
 def test_cli_all_pass(capsys):
-    assert _run_cli(["pagealloc", "replay", *map(str, VECTOR_FILES)]) == 0
+    assert main(["pagealloc", "replay", *map(str, VECTOR_FILES)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 29
+    assert len(lines) == len(VECTOR_FILES) + 1
     assert "PASS TestPageAllocAlloc/Straddle2" in lines
-    assert lines[-1] == "28 passed, 0 failed, 28 vectors"
+    assert lines[-1] == f"{len(VECTOR_FILES)} passed, 0 failed, {len(VECTOR_FILES)} vectors"
 
 
 def test_cli_failure_and_bad_files(tmp_path, capsys):
-    vector = json.loads((VECTORS / "TestPageAllocScavenge__ScavMultiple.json").read_text())
+    vector = load("TestPageAllocScavenge__ScavMultiple")
     vector["ops"][0]["released"] = 12345
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(vector))
-    assert _run_cli(["pagealloc", "replay", str(VECTOR_FILES[0]), str(bad)]) == 1
+    assert main(["pagealloc", "replay", str(VECTOR_FILES[0]), str(bad)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("FAIL TestPageAllocScavenge/ScavMultiple: ops[0] scavenge(8192) released: 8192, recorded 12345")
     assert out[-1] == "1 passed, 1 failed, 2 vectors"
 
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(BadInput, match="broken.json"):
-        _run_cli(["pagealloc", "replay", str(broken)])
-    with pytest.raises(BadInput, match="missing.json"):
-        _run_cli(["pagealloc", "replay", str(tmp_path / "missing.json")])
-    del vector["chunks"]
+    assert main(["pagealloc", "replay", str(broken)]) == 1
+    assert "broken.json: invalid JSON" in capsys.readouterr().err
+    assert main(["pagealloc", "replay", str(tmp_path / "missing.json")]) == 1
+    assert "missing.json: cannot read" in capsys.readouterr().err
+
+
+def test_cli_json_is_one_document_for_all_files(tmp_path, capsys):
+    vector = load("TestPageAllocAlloc__AllFree5")
+    vector["ops"][1]["scav_bytes"] += 8192
+    bad = tmp_path / "AllFree5.json"
     bad.write_text(json.dumps(vector))
-    with pytest.raises(BadInput, match="bad.json.*'chunks'"):
-        _run_cli(["pagealloc", "replay", str(bad)])
+    good = VECTORS / "TestPageAllocGrow__One.json"
+    assert main(["pagealloc", "replay", "--json", str(good), str(bad)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "gomemu.pagealloc-replay/v1" and doc["go"] == "go1.27.3" and doc["gomemu"]
+    assert doc["vectors"] == [
+        {"file": str(good), "name": "TestPageAllocGrow/One", "test": "TestPageAllocGrow", "case": "One",
+         "pass": True, "mismatches": []},
+        {"file": str(bad), "name": "TestPageAllocAlloc/AllFree5", "test": "TestPageAllocAlloc", "case": "AllFree5",
+         "pass": False, "mismatches": ["ops[1] alloc(5) scav_bytes: 32768, recorded 40960"]},
+    ]
+    assert (doc["passed"], doc["failed"]) == (1, 1)
+    assert main(["pagealloc", "replay", "--json", *map(str, VECTOR_FILES)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] == len(VECTOR_FILES) and all(v["pass"] for v in doc["vectors"])
+
+
+def test_readme_pagealloc_example_runs(capsys):
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith("gomemu pagealloc replay"))
+    argv = []
+    for a in shlex.split(line.split("#")[0])[1:]:
+        assert not a.startswith(".."), "a plain clone has nothing beside it"
+        argv += sorted(map(str, ROOT.glob(a))) if "*" in a else [a]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{len(VECTOR_FILES)} passed, 0 failed, {len(VECTOR_FILES)} vectors"

@@ -1,13 +1,16 @@
 """`gomemu pacer replay FILE.json`: replay a TestGcPacer scenario through the pacer model.
 
 Prints a per-cycle table (or JSON with --json), optionally plots it, and when
-a sibling `<Name>.expected.json` exists compares every value with it.
+a sibling `<Name>.expected.json` exists compares every value with it. A replay
+that runs for over a second shows its progress on stderr when that is a terminal.
 """
 
-import json
 import math
+import sys
+import time
 from pathlib import Path
 
+from emu.cli.jsonout import document, dumps
 from emu.errors import BadInput
 from runtime_model.pacer import GC_GOAL_UTILIZATION, RESULT_FIELDS, load_scenario, replay
 
@@ -26,7 +29,8 @@ def register(subparsers):
         "when any differs.",
     )
     r.add_argument("file", metavar="FILE.json", help="scenario input file")
-    r.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    r.add_argument("--json", action="store_true",
+                   help="print the results as JSON instead of a table (schema gomemu.pacer-replay/v1, docs/json.md)")
     r.add_argument("--plot", metavar="FILE.png", help="also draw heap sizes and GC CPU utilisation per cycle")
     r.set_defaults(handler=replay_command)
 
@@ -120,19 +124,57 @@ def _plot(name, results, out):
     fig.savefig(out, format="png")
 
 
+class Progress:
+    """`cycle i/n` on a terminal's stderr once a replay has run for `delay` seconds,
+    then at most every `interval` seconds."""
+
+    def __init__(self, label, stream=None, clock=time.monotonic, delay=1.0, interval=0.1):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty()
+        self.label, self.clock, self.interval = label, clock, interval
+        self.next_at = clock() + delay
+        self.shown = ""
+
+    def __call__(self, i, n):
+        if self.enabled and self.clock() >= self.next_at:
+            self.next_at = self.clock() + self.interval
+            self.shown = f"\r{self.label}: cycle {i + 1}/{n}"
+            self.stream.write(self.shown)
+            self.stream.flush()
+
+    def done(self):
+        if self.shown:
+            self.stream.write("\r" + " " * len(self.shown) + "\r")
+            self.stream.flush()
+
+
+def _json_number(v):
+    # Go's 0/0 utilisation of a cycle that took no time is NaN, which JSON cannot hold.
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def replay_command(args):
     path = Path(args.file)
     scenario = load_scenario(path)
+    progress = Progress(f"pacer replay {path.name}")
     try:
-        out = replay(scenario)
+        out = replay(scenario, on_cycle=progress)
     except BadInput as e:
         raise BadInput(f"{path}: {e}") from e
+    finally:
+        progress.done()
     results = out["results"]
     ref_path = _reference_path(path)
     n_diff, bad_rows = _compare(results, ref_path) if ref_path.is_file() else (None, set())
     if args.json:
-        body = ",\n".join(json.dumps({k: r[k] for k in RESULT_FIELDS}) for r in results)
-        print(f'{{"name": {json.dumps(out["name"])}, "results": [\n{body}\n]}}')
+        print(dumps(document(
+            "pacer-replay",
+            name=out["name"],
+            results=[{k: _json_number(r[k]) for k in RESULT_FIELDS} for r in results],
+            reference=str(ref_path) if n_diff is not None else None,
+            differing_values=n_diff,
+            differing_cycles=sorted(i + 1 for i in bad_rows),
+        )))
     else:
         print(_table(out["name"], results, ref_path, n_diff, bad_rows))
     if args.plot:

@@ -2,7 +2,8 @@
 
 import json
 
-from emu.errors import BadInput
+from emu.cli.jsonout import document, dumps
+from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import compare, replay
 
 # Mismatches shown on a FAIL line; the rest are counted.
@@ -22,24 +23,38 @@ def _load(path):
     return vector
 
 
+def _run(path, vector):
+    """(name, mismatches) of one vector; any error names the file."""
+    try:
+        mismatches = compare(vector, replay(vector))
+    except (BadInput, InvariantError) as e:
+        raise type(e)(f"{path}: {e}") from e
+    return f"{vector['test']}/{vector.get('case', '?')}", mismatches
+
+
 def _replay_handler(args):
-    # Load everything first so a bad file is reported before any results.
+    # Load and replay everything first so a bad file is reported before any results.
     vectors = [(path, _load(path)) for path in args.files]
-    failed = 0
-    for path, vector in vectors:
-        try:
-            name = f"{vector.get('test', '?')}/{vector.get('case', '?')}"
-            mismatches = compare(vector, replay(vector))
-        except BadInput as e:
-            raise BadInput(f"{path}: {e}") from e
+    runs = [(path, vector, *_run(path, vector)) for path, vector in vectors]
+    failed = sum(1 for *_, mismatches in runs if mismatches)
+    if args.json:
+        print(dumps(document(
+            "pagealloc-replay",
+            vectors=[{"file": str(path), "name": name, "test": vector["test"], "case": vector.get("case"),
+                      "pass": not mismatches, "mismatches": mismatches}
+                     for path, vector, name, mismatches in runs],
+            passed=len(runs) - failed,
+            failed=failed,
+        )))
+        return 1 if failed else 0
+    for _path, _vector, name, mismatches in runs:
         if mismatches:
-            failed += 1
             more = len(mismatches) - _SHOWN
             shown = "; ".join(mismatches[:_SHOWN]) + (f"; (+{more} more)" if more > 0 else "")
             print(f"FAIL {name}: {shown}")
         else:
             print(f"PASS {name}")
-    print(f"{len(vectors) - failed} passed, {failed} failed, {len(vectors)} vectors")
+    print(f"{len(runs) - failed} passed, {failed} failed, {len(runs)} vectors")
     return 1 if failed else 0
 
 
@@ -47,6 +62,13 @@ def register(subparsers):
     parser = subparsers.add_parser("pagealloc", help="Go page allocator model (mpagealloc.go)")
     sub = parser.add_subparsers(dest="pagealloc_command", metavar="SUBCOMMAND")
     sub.required = True
-    rp = sub.add_parser("replay", help="replay reference vectors (shared/reference/pagealloc/*.json)")
+    rp = sub.add_parser(
+        "replay",
+        help="replay reference vectors (tests/data/pagealloc/*.json)",
+        description="Replay page-allocator vectors dumped from Go's own tests (tests/data/README.md) through "
+        "the model and compare every recorded value. The exit code is 1 when any vector differs.",
+    )
     rp.add_argument("files", nargs="+", metavar="FILE", help="vector JSON file")
+    rp.add_argument("--json", action="store_true",
+                    help="one JSON document for all files (schema gomemu.pagealloc-replay/v1, docs/json.md)")
     rp.set_defaults(handler=_replay_handler)
