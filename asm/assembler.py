@@ -318,10 +318,21 @@ class Text:
 
     def __init__(self, programs=()):
         self.programs = sorted(programs, key=lambda p: p.base)
+        self._blocks = {}
+
+    def block_info(self, start, size):
+        """(instructions, routine) of the block [start, start+size), cached: counting asks
+        for the same blocks over and over."""
+        key = (start, size)
+        info = self._blocks.get(key)
+        if info is None:
+            info = self._blocks[key] = (self.instructions_in(start, start + size), self.routine_at(start))
+        return info
 
     def add(self, program):
         self.programs.append(program)
         self.programs.sort(key=lambda p: p.base)
+        self._blocks.clear()
 
     @property
     def end(self):
@@ -342,8 +353,12 @@ class Text:
         return p.instructions_in(start, end) if p else 0
 
     def block_accesses(self, start, end):
-        p = self._at(start)
-        return p.block_accesses(start, end) if p else (0, 0)
+        key = (start, end, "rw")
+        rw = self._blocks.get(key)
+        if rw is None:
+            p = self._at(start)
+            rw = self._blocks[key] = p.block_accesses(start, end) if p else (0, 0)
+        return rw
 
     def routine_at(self, addr):
         p = self._at(addr)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from unicorn.x86_const import UC_X86_REG_RSP
 
+from emu.errors import BadInput
 from emu.layout import MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
@@ -178,7 +179,12 @@ def _throw_string(m, ptr, n):
 
 
 def _mprof_malloc(m, mp, x, size):
+    """mprof.go: mProf_Malloc: the sampled allocation, with its stack when asked for
+    (runtime.profile_stacks: gomemu bench -memprofile)."""
     m.runtime.mem_profile.append((x, size))
+    if m.runtime.profile_stacks is not None:
+        from runtime_model.traceback import profile_stack
+        m.runtime.profile_stacks.append((profile_stack(m, m.regs.read(UC_X86_REG_RSP)), size))
 
 
 def _post_mallocgc_debug_image(m, x, elemsize, typ):
@@ -277,6 +283,43 @@ IMAGE_CALLOUTS += [
 ]
 
 
+def _bench(m, what):
+    if getattr(m, "bench", None) is None:
+        raise BadInput(f"testing.(*B).{what} called outside a benchmark run by gomemu bench")
+    return m.bench
+
+
+def _start_timer(m, b):
+    _bench(m, "StartTimer").start_timer()
+
+
+def _stop_timer(m, b):
+    _bench(m, "StopTimer").stop_timer()
+
+
+def _reset_timer(m, b):
+    _bench(m, "ResetTimer").reset_timer()
+
+
+def _loop_slow_path(m, b):
+    return _bench(m, "Loop").loop_slow_path()
+
+
+def _report_metric(m, b, unit_ptr, unit_len):
+    from emu.benchmark import report_metric
+    report_metric(_bench(m, "ReportMetric"), unit_ptr, unit_len)
+
+
+# emu/benchmark.py: a *testing.B's timer and loop, for programs that link testing.
+BENCH_CALLOUTS = [
+    Callout("testing.(*B).StartTimer", "benchmark.go: (*B).StartTimer", _start_timer, 1),
+    Callout("testing.(*B).StopTimer", "benchmark.go: (*B).StopTimer", _stop_timer, 1),
+    Callout("testing.(*B).ResetTimer", "benchmark.go: (*B).ResetTimer", _reset_timer, 1),
+    Callout("testing.(*B).loopSlowPath", "benchmark.go: (*B).loopSlowPath", _loop_slow_path, 1),
+    Callout("testing.(*B).ReportMetric", "benchmark.go: (*B).ReportMetric", _report_metric, 3),
+]
+
+
 def callouts_for(image):
     """The call-out table of a machine: the handwritten routines', or a program's with a
     trap for each unsupported function it links."""
@@ -284,7 +327,8 @@ def callouts_for(image):
         return CALLOUTS
     traps = [Callout(sym, f"not run by gomemu: {why}", _unsupported(sym, why), 0)
              for sym, why in UNSUPPORTED.items() if image.has(sym)]
-    return IMAGE_CALLOUTS + traps
+    bench = [c for c in BENCH_CALLOUTS if image.has(c.symbol)]
+    return IMAGE_CALLOUTS + bench + traps
 
 
 def next_sample(rng, rate):

@@ -25,6 +25,10 @@ from pathlib import Path
 from emu.errors import BadInput
 
 PF_X, PF_W, PF_R = 1, 2, 4
+DWARF_LAYOUT = 3            # bump when what _read_dwarf keeps changes (cache key)
+# Compile units whose struct layouts and globals _dwarf_index keeps (the runtime's, and
+# testing's for gomemu bench's *testing.B).
+DWARF_PACKAGES = ("runtime", "internal/abi", "testing")
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ class GoImage:
         """Named struct types and global variables of the runtime's compile units; read
         once per program (reading DWARF takes a second or two) and kept in the cache."""
         import json
-        cached = cache_dir() / "dwarf" / f"{self.digest}.json"
+        cached = cache_dir() / "dwarf" / f"{self.digest}-{DWARF_LAYOUT}.json"
         try:
             data = json.loads(cached.read_text())
             return data["types"], data["variables"]
@@ -270,18 +274,30 @@ class GoImage:
         dwarf = self._elf.get_dwarf_info()
         types, variables = {}, {}
 
-        def members(die):
+        def members(die, prefix="", base=0, depth=0):
+            """{field: offset}, with the fields of struct-typed fields as `outer.inner`."""
             out = {}
             for m in die.iter_children():
-                if m.tag == "DW_TAG_member" and "DW_AT_data_member_location" in m.attributes:
-                    name = m.attributes["DW_AT_name"].value.decode()
-                    out[name.rsplit(".", 1)[-1]] = m.attributes["DW_AT_data_member_location"].value
+                if m.tag != "DW_TAG_member" or "DW_AT_data_member_location" not in m.attributes:
+                    continue
+                name = prefix + m.attributes["DW_AT_name"].value.decode().rsplit(".", 1)[-1]
+                off = base + m.attributes["DW_AT_data_member_location"].value
+                out[name] = off
+                t = m.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in m.attributes else None
+                while t is not None and t.tag == "DW_TAG_typedef" and "DW_AT_type" in t.attributes:
+                    t = t.get_DIE_from_attribute("DW_AT_type")
+                if t is not None and t.tag == "DW_TAG_structure_type" and depth < 3:
+                    inner = members(t, name + ".", off, depth + 1)
+                    inner.pop("__size__", None)
+                    out.update(inner)
+            if "DW_AT_byte_size" in die.attributes and not prefix:
+                out["__size__"] = die.attributes["DW_AT_byte_size"].value
             return out
 
         for cu in dwarf.iter_CUs():
             top = cu.get_top_DIE()
             name = top.attributes.get("DW_AT_name")
-            if name is None or name.value.decode() not in ("runtime", "internal/abi"):
+            if name is None or name.value.decode() not in DWARF_PACKAGES:
                 continue
             for die in top.iter_children():
                 nm = die.attributes.get("DW_AT_name")
@@ -395,42 +411,55 @@ class ImageText:
         self.image = image
         self.base, self.end = image.text
         self._read = read                # read(addr, n) -> the bytes the machine runs
-        self._funcs = {}                 # entry -> (starts, accesses prefix, sizes)
+        self._funcs = {}                 # entry -> (starts, [(size, disassembly)])
+        self._acc = {}                   # entry -> prefix sums of (reads, writes)
         self.labels = {}
         self.symbols = {f.name: f.addr for f in image.funcs}
 
     def _decoded(self, f):
+        """(instruction starts, [(size, disassembly)]) of a function, decoded once."""
         d = self._funcs.get(f.addr)
         if d is None:
             import capstone
-            from asm.assembler import memory_accesses
             code = self._read(f.addr, f.size)
             cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-            starts, acc, ins = [], [(0, 0)], []
+            starts, ins = [], []
             for a, size, mn, ops in cs.disasm_lite(code, f.addr):
                 starts.append(a)
-                r, w = memory_accesses(code[a - f.addr:a - f.addr + size], a)
-                acc.append((acc[-1][0] + r, acc[-1][1] + w))
                 ins.append((size, f"{mn} {ops}".strip()))
-            d = self._funcs[f.addr] = (starts, acc, ins)
+            d = self._funcs[f.addr] = (starts, ins)
         return d
+
+    def _accesses(self, f):
+        """Prefix sums of (reads, writes) over a function's instructions (capstone detail:
+        slower, so only for what reports ask)."""
+        acc = self._acc.get(f.addr)
+        if acc is None:
+            from asm.assembler import memory_accesses
+            starts, ins = self._decoded(f)
+            acc = [(0, 0)]
+            for a, (size, _) in zip(starts, ins):
+                r, w = memory_accesses(self._read(a, size), a)
+                acc.append((acc[-1][0] + r, acc[-1][1] + w))
+            self._acc[f.addr] = acc
+        return acc
 
     def _span(self, start, end):
         f = self.image.func_at(start)
         if f is None:
             return None, 0, 0
-        starts, _, _ = d = self._decoded(f)
-        return d, bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
+        starts = self._decoded(f)[0]
+        return f, bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
 
     def instructions_in(self, start, end):
-        d, i, j = self._span(start, end)
+        f, i, j = self._span(start, end)
         return j - i
 
     def block_accesses(self, start, end):
-        d, i, j = self._span(start, end)
-        if d is None:
+        f, i, j = self._span(start, end)
+        if f is None:
             return 0, 0
-        acc = d[1]
+        acc = self._accesses(f)
         return acc[j][0] - acc[i][0], acc[j][1] - acc[i][1]
 
     def routine_at(self, addr):
@@ -446,10 +475,11 @@ class ImageText:
         f = self.image.func_at(addr)
         if f is None:
             return None
-        starts, acc, ins = self._decoded(f)
+        starts, ins = self._decoded(f)
         i = bisect.bisect_left(starts, addr)
         if i == len(starts) or starts[i] != addr:
             return None
+        acc = self._accesses(f)
         size, dis = ins[i]
         path, line, text, chain = self.image.source(addr) or ("", 0, "", "")
         r, w = acc[i + 1][0] - acc[i][0], acc[i + 1][1] - acc[i][1]

@@ -85,7 +85,8 @@ class Counts:
 
     def _iter(self):
         for addr, (n, size) in self.blocks.items():
-            yield addr, n, self.program.instructions_in(addr, addr + size), self.program.routine_at(addr)
+            k, r = self.program.block_info(addr, size)
+            yield addr, n, k, r
 
     @property
     def instructions(self):
@@ -159,7 +160,6 @@ class Machine:
         self._load_program()
         self._install_hooks()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
-        self._block_insns = []             # instructions of each touched block, in touched order
         from emu.clock import Clock
         self.clock = Clock(self)
         self._gen = None
@@ -534,13 +534,13 @@ class Machine:
         return (self.counter.snapshot(), dict(self.callout_counts))
 
     def total_instructions(self):
-        """Every instruction counted since the machine started (a Counts over all blocks)."""
-        offs = self.counter.touched[:self.counter._ud[7]]
-        cache = self._block_insns
-        for off in offs[len(cache):].tolist() if len(offs) > len(cache) else ():
-            a = self.counter.base + off
-            cache.append(self.text.instructions_in(a, a + int(self.counter.sizes[off])))
-        return int(np.dot(self.counter.counts[offs].astype(np.float64), np.asarray(cache, dtype=np.float64)))
+        """Every instruction counted since the machine started."""
+        c = self.counter
+        offs = c.touched[:c._ud[7]]
+        info = self.text.block_info
+        insns = np.fromiter((info(c.base + o, int(c.sizes[o]))[0] for o in offs.tolist()), dtype=np.float64,
+                            count=len(offs))
+        return int(np.dot(c.counts[offs].astype(np.float64), insns))
 
     def counts_since(self, snap):
         before, callouts_before = snap

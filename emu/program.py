@@ -147,3 +147,24 @@ class GoProgram:
                           after["TotalAlloc"] - before["TotalAlloc"], after["Mallocs"] - before["Mallocs"],
                           m.runtime.stacks.copies[copies:], barriers, len(m.wb_flushes) - flushes,
                           counts.callouts)
+
+    # ---- benchmarks (emu/benchmark.py) -----------------------------------------------------
+    def benchmarks(self, pattern="."):
+        """The Benchmark* functions of the package whose names match the regular expression
+        (go test -bench), in source order."""
+        import re
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise BadInput(f"-bench {pattern!r}: not a regular expression: {e}") from None
+        prefix = self.built.package + ".Benchmark"
+        names = [f.name for f in sorted(self.image.funcs, key=lambda f: f.addr)
+                 if f.name.startswith(prefix) and "." not in f.name[len(prefix):]]
+        return [n for n in names if rx.search(n.rsplit(".", 1)[1])]
+
+    def bench(self, name, benchtime="1000x", machine=None):
+        """Run one benchmark (its linker name) as go test does; returns a BenchResult."""
+        from emu.benchmark import parse_benchtime, run_benchmark
+        n, ns = parse_benchtime(benchtime)
+        m = machine or self.machine()
+        return run_benchmark(m, name, name.rsplit(".", 1)[1], n, ns)

@@ -114,6 +114,19 @@ def goroutine_frames(machine, pc, sp, limit=100):
     return out
 
 
+def profile_stack(machine, sp, limit=64):
+    """The Go call stack above a call-out entered from the runtime (sp points at the return
+    address), as pprof frames, innermost first (emu/pprof.py)."""
+    from emu.pprof import Frame
+    image = machine.image
+    try:
+        phys = image.pclntab.unwind(machine.mem.u64(sp), sp + 8, machine.mem.u64)
+    except (BadInput, InvariantError):
+        return []
+    return [Frame(image.display(f.function), f.file, f.line, f.pc, f.start_line)
+            for f in image.pclntab.callers_frames([fr.pc for fr in phys][:limit])]
+
+
 def import_path(name):
     """The package path of a function's linker name: `a/b.T.M` -> `a/b`."""
     slash = name.rfind("/")

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "emu.cli.barrier",
     "emu.cli.stack",
     "emu.cli.call",
+    "emu.cli.bench",
 ]
 
 
