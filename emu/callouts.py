@@ -58,8 +58,11 @@ def _run_pending(m):
     return m.take_pending_slow_path()
 
 
+# Go's ABIInternal passes a uint8 or bool in a register's low byte; the rest is not
+# defined (compiled code leaves other values there), so narrow arguments are masked.
+
 def _refill(m, c, spc):
-    yield from mcache.refill(m.runtime, c, spc)
+    yield from mcache.refill(m.runtime, c, spc & 0xFF)
 
 
 def _throw(m, idx):
@@ -86,7 +89,7 @@ def _gcmarknewobject(m, span_addr, obj):
 
 
 def _alloc_large(m, c, size, noscan):
-    s = yield from mcache.alloc_large(m.runtime, size, noscan)
+    s = yield from mcache.alloc_large(m.runtime, size, bool(noscan & 0xFF))
     return s.addr
 
 
@@ -198,7 +201,8 @@ def _gc_trigger_test(m, kind, n):
 
 
 def _get_gc_mask_on_demand(m, typ):
-    return m.runtime.gc_mask_on_demand(typ)
+    from runtime_model.gcmask import mask_on_demand
+    return mask_on_demand(m, typ)
 
 
 # Machine(image=...): the program's own runtime runs as machine code; these are the

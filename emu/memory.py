@@ -38,6 +38,7 @@ class Memory:
         self.uc = uc
         self._backings = []
         self._last = None      # the backing of the previous access: most accesses repeat it
+        self._views = {}       # (region base, dtype) -> numpy view of its backing (array())
 
     def add_region(self, region):
         b = _Backing(region)
@@ -142,3 +143,18 @@ class Memory:
         if _libc.mincore(ctypes.c_void_p(b.host + lo), n * HOST_PAGE, vec) != 0:
             raise OSError(ctypes.get_errno(), "mincore failed")
         return sum(v & 1 for v in vec) * HOST_PAGE
+
+    def array(self, addr, dtype="u1"):
+        """(base, view): a numpy array over the whole host backing that holds addr, without a
+        copy, and the guest address of its first element. Python's bulk work on guest memory
+        (marking, sweeping) reads and writes through it; element i is at base + i * itemsize."""
+        import numpy as np
+        for b in self._backings:
+            r = b.region
+            if r.base <= addr < r.end:
+                key = (r.base, np.dtype(dtype).str)
+                view = self._views.get(key)
+                if view is None:
+                    view = self._views[key] = np.frombuffer(b.buf, dtype=dtype)
+                return r.base, view
+        raise EmulationFault(f"address {addr:#x} is outside every emulated region", pc=None)

@@ -20,7 +20,14 @@ Simplified, compared with Go's gcDrain:
     caller interleaves mutator steps and scan steps explicitly.
 """
 
+import numpy as np
+
+from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
+from emu.layout import MSpan as _S
+from runtime_model import sizeclasses as sc
 from runtime_model.mspan import MSPAN_IN_USE
+
+S_FREEINDEX, S_ALLOCBITS = _S.freeindex, _S.allocBits
 
 MIN_LEGAL_POINTER = 4096        # malloc.go: minLegalPointer, below it nothing is a heap pointer
 
@@ -99,3 +106,190 @@ class Marker:
         """gcDrain: scan until no grey object is left."""
         while self.gcw.grey:
             self.scan(self.gcw.grey[0])
+
+
+# ---- the mark phase over the whole heap (vectorised) ----------------------------------------
+
+class HeapMarker:
+    """mgcmark.go's greyobject/scanobject and gcDrain over the emulated heap, on whole
+    arrays of pointers at a time (runtime_model/heapview.py): `shade` resolves pointers to
+    objects (spanOf, objIndex), sets their mark bits where Go 1.27 keeps them (a small
+    span's inline mark bits, gcmarkBits otherwise) and queues the ones with pointers;
+    `drain` scans queued objects through the heap bits in their span, their malloc header's
+    type, or the large span's type, and shades what they point to.
+
+    Simplified against Go 1.27: objects are scanned one by one in arrival order, not
+    Green Tea's span-at-a-time scans (the mark bits, scanned bits and totals are the
+    same); large objects are scanned whole, not in 128 KiB oblets; a pointer into a free
+    slot is not an object (Go's findObject does not ask; a correct program has none)."""
+
+    def __init__(self, runtime):
+        from runtime_model.heapview import HeapView
+        self.rt = runtime
+        self.mem = runtime.mem
+        self.view = HeapView(runtime.mheap)
+        self.grey = np.zeros(0, dtype=np.uint64)
+        self.bytes_marked = 0        # gcw.bytesMarked: every object marked by the collector
+        self.scan_work = 0           # gcw.heapScanWork: bytes of heap objects scanned
+        self.objects_marked = 0
+        self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
+
+    # ---- greyobject --------------------------------------------------------------------
+    def shade(self, ptrs):
+        """Mark the objects these values point into; returns how many were newly marked."""
+        from runtime_model.heapview import INLINE_BITS, mark_byte_addr
+        v = self.view
+        p = np.asarray(ptrs, dtype=np.uint64)
+        p = p[p >= np.uint64(MIN_LEGAL_POINTER)]
+        if not len(p):
+            return 0
+        spans = v.span_of(p)
+        keep = spans != 0
+        p, spans = p[keep], spans[keep]
+        if not len(p):
+            return 0
+        us, inv = np.unique(spans, return_inverse=True)
+        f = v.spans_fields(us)
+        base, limit, elemsize = f["base"][inv], f["limit"][inv], f["elemsize"][inv]
+        ok = (f["state"][inv] == MSPAN_IN_USE) & (p >= base) & (p < limit)
+        if not ok.all():
+            p, spans, inv, base, elemsize = p[ok], spans[ok], inv[ok], base[ok], elemsize[ok]
+        divmul = f["divMul"][inv].astype(np.uint64)
+        idx = ((p - base) * divmul) >> np.uint64(32)
+        obj = base + idx * elemsize
+        obj, first = np.unique(obj, return_index=True)
+        idx, inv, base, elemsize = idx[first], inv[first], base[first], elemsize[first]
+        # a free slot is not an object: at or past freeindex, its alloc bit is clear
+        sp = us[inv]
+        freeindex = v.field(sp, S_FREEINDEX, 2).astype(np.uint64)
+        late = idx >= freeindex
+        if late.any():
+            ab = v.field(sp[late], S_ALLOCBITS, 8) + idx[late] // np.uint64(8)
+            allocated = (v.off8[(ab - np.uint64(v.off_base)).astype(np.int64)] >> (idx[late] % np.uint64(8)).astype(np.uint8)) & 1
+            good = np.ones(len(obj), dtype=bool)
+            good[np.flatnonzero(late)[allocated == 0]] = False
+            obj, idx, inv, base, elemsize = obj[good], idx[good], inv[good], base[good], elemsize[good]
+        if not len(obj):
+            return 0
+        addr, mask, inline = mark_byte_addr(base, f["gcmarkBits"][inv], elemsize, idx)
+        new = np.zeros(len(obj), dtype=bool)
+        for region_inline, arr, rbase in ((True, v.heap8, v.heap_base), (False, v.off8, v.off_base)):
+            sel = np.flatnonzero(inline == region_inline)
+            if not len(sel):
+                continue
+            off = (addr[sel] - np.uint64(rbase)).astype(np.int64)
+            new[sel] = (arr[off] & mask[sel]) == 0
+            ns = sel[new[sel]]
+            np.bitwise_or.at(arr, (addr[ns] - np.uint64(rbase)).astype(np.int64), mask[ns])
+        if not new.any():
+            return 0
+        obj, inv, elemsize, base = obj[new], inv[new], elemsize[new], base[new]
+        self._mark_pages(np.unique(base))
+        self.bytes_marked += int(elemsize.sum())
+        self.objects_marked += len(obj)
+        scan = (f["spanclass"][inv] & 1) == 0
+        if scan.any():
+            self.grey = np.concatenate([self.grey, obj[scan]])
+        return len(obj)
+
+    def _mark_pages(self, span_bases):
+        """heapArena.pageMarks: the first page of every span with a marked object."""
+        v = self.view
+        from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
+        ai = (span_bases + np.uint64(ARENA_INDEX_BIAS)) // np.uint64(HEAP_ARENA_BYTES)
+        ha = v.o64(np.uint64(self.rt.mheap.arenas_l2) + ai * np.uint64(8))
+        page = (span_bases // np.uint64(PAGE_SIZE)) % np.uint64(PAGES_PER_ARENA)
+        a = (ha + np.uint64(HeapArena.pageMarks) + page // np.uint64(8) - np.uint64(v.off_base)).astype(np.int64)
+        np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page % np.uint64(8)).astype(np.uint8)))
+
+    # ---- scanobject ---------------------------------------------------------------------
+    def drain(self, budget=None):
+        """gcDrain: scan grey objects (all, or about `budget` bytes of scan work) and shade
+        what they hold. Returns the bytes of scan work done."""
+        done = 0
+        while len(self.grey) and (budget is None or done < budget):
+            take = len(self.grey) if budget is None else max(1, min(len(self.grey), (budget - done) // 64 + 1))
+            batch, self.grey = self.grey[:take], self.grey[take:]
+            work, values = self._scan(batch)
+            done += work
+            self.scan_work += work
+            self.shade(values)
+        return done
+
+    def _scan(self, objs):
+        """(scan work, pointer values) of a batch of grey objects."""
+        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
+        v = self.view
+        spans = v.span_of(objs)
+        us, inv = np.unique(spans, return_inverse=True)
+        f = v.spans_fields(us)
+        base, elemsize, spc = f["base"][inv], f["elemsize"][inv], f["spanclass"][inv]
+        self._set_scanned(objs, base, elemsize, f["divMul"][inv])
+        values, work = [], 0
+        small = (spc >> 1) != 0
+        hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
+        if hb.any():
+            o, b, es = objs[hb], base[hb], elemsize[hb]
+            nw = (es // np.uint64(8)).astype(np.int64)
+            w0 = ((o - b) // np.uint64(8)).astype(np.int64)
+            bm = b + np.uint64(PAGE_SIZE - HEAP_BITS_BYTES) - np.where(inline_mark_bits(es), np.uint64(INLINE_BITS), np.uint64(0))
+            starts = np.repeat(np.cumsum(nw) - nw, nw)
+            k = np.arange(int(nw.sum()), dtype=np.int64) - starts
+            word = np.repeat(w0, nw) + k
+            byte = v.heap8[(np.repeat(bm, nw) - np.uint64(v.heap_base)).astype(np.int64) + word // 8]
+            isptr = ((byte >> (word % 8).astype(np.uint8)) & 1).astype(bool)
+            addrs = np.repeat(b, nw)[isptr] + word[isptr].astype(np.uint64) * np.uint64(8)
+            values.append(v.h64(addrs))
+            # scan work: up to the last pointer word of each object (scanobject's scanSize)
+            last = np.zeros(len(o), dtype=np.int64)
+            owner = np.repeat(np.arange(len(o)), nw)[isptr]
+            np.maximum.at(last, owner, k[isptr] + 1)
+            work += int(last.sum()) * 8
+        typed = np.flatnonzero(~hb)
+        if len(typed):
+            o, es = objs[typed], elemsize[typed]
+            hdr = small[typed]
+            # a malloc header: the type, then the data; a large object: the span keeps the type
+            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f["largeType"][inv[typed]])
+            data = np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o)
+            size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
+            keys = np.stack([typ, size], axis=1)
+            groups, ginv = np.unique(keys, axis=0, return_inverse=True)
+            for gi, (t, sz) in enumerate(groups.tolist()):
+                if t == 0:
+                    continue
+                w = self._words_of(t, sz)
+                if not len(w):
+                    continue
+                d = data[ginv.ravel() == gi]
+                values.append(v.h64((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel()))
+                work += int(w[-1] + 1) * 8 * len(d)
+        return work, (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64))
+
+    def _words_of(self, typ, size):
+        """Pointer word indexes of `size` bytes holding values of typ back to back."""
+        from runtime_model.gcmask import pointer_words
+        key = (typ, size)
+        out = self._type_words.get(key)
+        if out is None:
+            words, tsize = pointer_words(self.mem, typ), self.mem.u64(typ + Type.Size_)
+            if len(words) and tsize:
+                reps = max(1, size // tsize)
+                out = (np.arange(reps, dtype=np.int64)[:, None] * (tsize // 8) + words[None, :]).ravel()
+                out = out[out < size // 8]
+            else:
+                out = words
+            self._type_words[key] = out
+        return out
+
+    def _set_scanned(self, objs, base, elemsize, divmul):
+        """Green Tea's scanned bits (spanInlineMarkBits.scans) of the objects scanned."""
+        from runtime_model.heapview import INLINE_BITS, INLINE_SCANS, inline_mark_bits
+        inl = inline_mark_bits(elemsize)
+        if not inl.any():
+            return
+        o, b = objs[inl], base[inl]
+        idx = ((o - b) * divmul[inl].astype(np.uint64)) >> np.uint64(32)
+        a = (b + np.uint64(PAGE_SIZE - INLINE_BITS + INLINE_SCANS) + idx // np.uint64(8)
+             - np.uint64(self.view.heap_base)).astype(np.int64)
+        np.bitwise_or.at(self.view.heap8, a, (np.uint8(1) << (idx % np.uint64(8)).astype(np.uint8)))
