@@ -107,6 +107,9 @@ class Runtime:
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
         self.mcache = self._boot_scheduler()     # p0's mcache
         self.stacks = Stacks(self)               # stack.go: stackpool, stackLarge, maxstacksize; allgs
+        from runtime_model.mgc import Collector
+        self.gc = Collector(self)                # mgc.go: the collector's cycle
+        self.gctrace_out = None                  # GODEBUG=gctrace=1: callback(line) per cycle
 
     def next_sample(self, rate):
         return next_sample(self._rng, rate)

@@ -94,7 +94,10 @@ def _alloc_large(m, c, size, noscan):
 
 
 def _gc_assist_alloc(m, gp):
-    m.runtime.gc_assist_alloc(gp)
+    if m.runtime.gc.phase:
+        m.runtime.gc.assist(gp)
+    else:                               # black allocation set up by hand, outside a cycle
+        m.runtime.gc_assist_alloc(gp)
 
 
 def _post_mallocgc_debug(m, x, elemsize, typ, size):
@@ -195,9 +198,23 @@ def _post_mallocgc_debug_image(m, x, elemsize, typ):
     m.runtime.trace_alloc(x, elemsize, typ, elemsize)
 
 
-def _gc_trigger_test(m, kind, n):
-    """mgc.go: gcTrigger.test. Simplified until the GC runs inside the machine: never."""
-    return 0
+def _gc_trigger_test(m, kind, now, n):
+    """mgc.go: gcTrigger.test(t gcTrigger{kind, now, n}): the collector decides. mallocgc
+    tests the trigger after a refill or a large allocation, once the allocation is done:
+    there, the background mark workers also get the time that passed (and may finish the
+    cycle) before the test."""
+    m.runtime.gc.background()
+    return int(m.runtime.gc.trigger_test(kind))
+
+
+def _gc_start(m, kind, now, n):
+    """mgc.go: gcStart(trigger): the mark phase begins (runtime_model/mgc.py)."""
+    m.runtime.gc.start(kind)
+
+
+def _gc(m):
+    """mgc.go: GC (runtime.GC from the program): a whole forced cycle."""
+    m.runtime.gc.collect()
 
 
 def _get_gc_mask_on_demand(m, typ):
@@ -218,7 +235,9 @@ IMAGE_CALLOUTS = [
     Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
     Callout("runtime.newstack", "stack.go: newstack (then gogo)", _newstack_then_gogo, 0),
     Callout("runtime.wbBufFlush", "mwbbuf.go: wbBufFlush", _wb_buf_flush, 0),
-    Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 2),
+    Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 3),
+    Callout("runtime.gcStart", "mgc.go: gcStart", _gc_start, 3),
+    Callout("runtime.GC", "mgc.go: GC", _gc, 0),
     Callout("runtime.getGCMaskOnDemand", "mbitmap.go: getGCMaskOnDemand", _get_gc_mask_on_demand, 1),
     Callout("runtime.postMallocgcDebug", "malloc.go: postMallocgcDebug (gomemu's allocation log while "
             "debug.malloc is set)", _post_mallocgc_debug_image, 3),

@@ -251,6 +251,10 @@ class Machine:
             return "gomemu.exit"
         return self.text.where(addr)
 
+    def persistent_bytes(self):
+        """Off-heap bytes persistentalloc has handed out (memstats' metadata *_sys)."""
+        return self._offheap_next - L.OFFHEAP.base
+
     def persistentalloc(self, size, align=8):
         """malloc.go: persistentalloc: off-heap memory that is never freed (zeroed)."""
         a = (self._offheap_next + align - 1) // align * align
@@ -704,6 +708,7 @@ class Machine:
         if self._gcwork is None:
             from runtime_model.mgcmark import GcWork
             self._gcwork = GcWork(self.runtime.mheap)
+            self._gcwork.collector = self.runtime.gc
         return self._gcwork
 
     def set_write_barrier(self, on):

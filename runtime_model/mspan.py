@@ -108,10 +108,11 @@ class MSpan:
 
 
 def _field(off, width):
-    get = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[width]
-    put = {1: "w8", 2: "w16", 4: "w32", 8: "w64"}[width]
-    return property(lambda s: getattr(s.mem, get)(s.addr + off),
-                    lambda s, v: getattr(s.mem, put)(s.addr + off, v))
+    # one closure per width: the accessor is looked up on the Memory class once, here
+    from emu.memory import Memory
+    get = {1: Memory.u8, 2: Memory.u16, 4: Memory.u32, 8: Memory.u64}[width]
+    put = {1: Memory.w8, 2: Memory.w16, 4: Memory.w32, 8: Memory.w64}[width]
+    return property(lambda s: get(s.mem, s.addr + off), lambda s, v: put(s.mem, s.addr + off, v))
 
 
 for _name, _w in _FIELDS.items():

@@ -73,8 +73,12 @@ def wb_buf_flush1(mem, gcw, pp):
     Returns the pointers flushed."""
     ptrs = buffered(mem, pp)
     mem.w64(wbbuf_addr(pp) + WBBuf.next, 0)     # Go zeroes next while it works
-    for ptr in ptrs:
-        gcw.shade(ptr)
+    collector = getattr(gcw, "collector", None)
+    if collector is not None and collector.marker is not None:
+        collector.shade(ptrs)                   # a cycle is marking: its marker shades them
+    else:
+        for ptr in ptrs:
+            gcw.shade(ptr)
     reset(mem, pp)
     return ptrs
 
