@@ -1,0 +1,35 @@
+"""Cycles per path: a timing model of the instruction stream gomemu executed.
+
+  recorder.py   Recorder: the executed blocks and data accesses of a run, recorded by
+                native unicorn callbacks (cheap); Stream: what the model reads
+  decode.py     capstone -> instruction forms, registers, memory records, branches
+  uarch.py      what a CPU description holds; zen4.py, sunny_cove.py: the descriptions,
+                every number with its source (as uiCA's microArchConfigs.py)
+  model.py      Model: the stream scheduled on one µarch (front end, renamer, pipes,
+                caches and TLBs from cache.py, store forwarding, branch prediction)
+  tsc.py        RDTSC/RDTSCP inside the emulator return a value from Python (the modelled cycles)
+  native.py     runs the same bytes on the host in a child process and times them
+  mca.py        llvm-mca's estimate for the executed blocks, where llvm-mca is installed
+
+Typical use:
+    with Recorder(uc) as rec:
+        ...run the code...
+    model = Model(uarch("zen4"), read_code)
+    t = model.run(rec.stream())          # t.cycles, t.l1d_misses, t.mispredicts, ...
+"""
+
+from emu.errors import BadInput
+from emu.timing.sunny_cove import SUNNY_COVE
+from emu.timing.zen4 import ZEN4
+
+UARCHS = {u.name: u for u in (ZEN4, SUNNY_COVE)}
+ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": "sunny_cove", "znver4": "zen4"}
+DEFAULT = "zen4"
+
+
+def uarch(name=DEFAULT):
+    """The description named `name` (--uarch)."""
+    key = ALIASES.get(name, name)
+    if key not in UARCHS:
+        raise BadInput(f"unknown µarch {name!r}: known are {', '.join(sorted(UARCHS))}")
+    return UARCHS[key]
