@@ -33,3 +33,30 @@ def uarch(name=DEFAULT):
     if key not in UARCHS:
         raise BadInput(f"unknown µarch {name!r}: known are {', '.join(sorted(UARCHS))}")
     return UARCHS[key]
+
+
+def host_uarch():
+    """The description of this host's core, from /proc/cpuinfo, or None when there is none."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                k = k.strip()
+                if k in ("vendor_id", "cpu family", "model") and k not in info:
+                    info[k] = v.strip()
+                if len(info) == 3:
+                    break
+    except OSError:
+        return None
+    try:
+        family, model = int(info.get("cpu family", "")), int(info.get("model", ""))
+    except ValueError:
+        return None
+    vendor = info.get("vendor_id")
+    if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
+                                                        or 0xA0 <= model <= 0xAF):
+        return ZEN4
+    if vendor == "GenuineIntel" and family == 6 and model in (0x6A, 0x6C, 0x7D, 0x7E):
+        return SUNNY_COVE
+    return None

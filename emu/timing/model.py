@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from emu.timing import decode as D
 from emu.timing.cache import Hierarchy
 
+_FENCES = {"lfence", "mfence", "rdtsc"}       # rdtsc: RDTSCP waits like LFENCE (RDTSC too, in the model)
 RING = 1 << 13             # pipe reservations are kept for this many cycles
 RMASK = RING - 1
 
@@ -115,6 +116,7 @@ class Model:
         self._ras = []
         self._itarget = {}
         self.retired = 0                          # last retire cycle so far
+        self._max_done = 0                        # latest completion so far (for fences)
 
     # ---- static information, per block ----------------------------------------------------
     def _block(self, addr, size):
@@ -192,9 +194,12 @@ class Model:
         hist_mask = (1 << u.ghist_bits) - 1
         ras_max = u.ras
         line_level, tlb = mem.line_level, mem.tlb
+        l1sets, l1mask = mem.levels[0].sets, mem.levels[0].mask
+        last_line = last_page = -1        # the most recent line and page: already most recently used
         cyc, slots, rcyc, rslots = self._cyc, self._slots, self._rcyc, self._rslots
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
+        max_done = self._max_done
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = 0
         unmodelled = t.unmodelled
 
@@ -229,6 +234,10 @@ class Model:
                     old = rob[ri]
                     if old > cyc:
                         cyc, slots = old, 0
+                    if key in _FENCES:           # waits for every older instruction to complete
+                        f = max_done if key != "mfence" or max_done > last_commit else last_commit
+                        if f > cyc:
+                            cyc, slots = f, 0
                     if nrec and shape != D.LOAD:
                         old = sbq[si]
                         if old > cyc:
@@ -289,8 +298,21 @@ class Model:
                                     x = e[3] + l1lat + stlf_fail
                             else:
                                 line = a >> line_shift
-                                lvl = line_level(line)
-                                x = tp + lat_of[lvl] + load_extra + tlb(a >> 12)
+                                st = l1sets[line & l1mask]
+                                if line in st:
+                                    lvl = 0
+                                    if line != last_line:
+                                        del st[line]
+                                        st[line] = None
+                                else:
+                                    lvl = line_level(line)
+                                last_line = line
+                                page = a >> 12
+                                if page == last_page:
+                                    x = tp + lat_of[lvl] + load_extra
+                                else:
+                                    x = tp + lat_of[lvl] + load_extra + tlb(page)
+                                    last_page = page
                                 if lvl:
                                     fills[line] = x
                                 else:
@@ -342,7 +364,22 @@ class Model:
                             if pipes and key in ("call", "call_ind"):
                                 _take(busy, pipes, ready, 1)
                         else:
-                            issued = _take(busy, pipes, t0, occ) if pipes else t0
+                            if not pipes:
+                                issued = t0
+                            elif occ == 1:
+                                issued = t0
+                                while True:
+                                    for p in pipes:
+                                        row = busy[p]
+                                        if row[issued & RMASK] != issued:
+                                            row[issued & RMASK] = issued
+                                            break
+                                    else:
+                                        issued += 1
+                                        continue
+                                    break
+                            else:
+                                issued = _take(busy, pipes, t0, occ)
                             done = issued + lat
                             data_ready = done
                             if shape == D.RMW:
@@ -354,6 +391,10 @@ class Model:
                     for s in dsts:
                         rr[s] = done
                 prev_done = done
+                if done > max_done:
+                    max_done = done
+                if key in _FENCES and not fused:
+                    cyc, slots = (done, 0) if done > cyc else (cyc, slots)   # and younger ones wait for it
 
                 # ---- branches
                 if br:
@@ -414,8 +455,15 @@ class Model:
                             nst += 1
                             a = raddr[r]
                             line = a >> line_shift
-                            lvl = line_level(line)
-                            tlb(a >> 12)
+                            if line == last_line:
+                                lvl = 0
+                            else:
+                                lvl = line_level(line)
+                                last_line = line
+                            page = a >> 12
+                            if page != last_page:
+                                tlb(page)
+                                last_page = page
                             if lvl:
                                 x = issued + lat_of[lvl]
                                 if x > commit:
@@ -437,6 +485,7 @@ class Model:
         self._cyc, self._slots, self._rcyc, self._rslots = cyc, slots, rcyc, rslots
         self._ri, self._si, self._ghist, self._last_commit = ri, si, ghist, last_commit
         self.retired = last_retire
+        self._max_done = max_done
         t.cycles = last_retire - start
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
         t.forwarded, t.forward_failed, t.loads, t.stores = nfwd, nfail, nld, nst

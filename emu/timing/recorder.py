@@ -123,10 +123,14 @@ class Stream:
         self.rec_addr, self.rec_meta = rec_addr, rec_meta
 
     @classmethod
-    def from_words(cls, words, keep=None):
+    def from_words(cls, words, keep=None, lead_block=None):
         """From the recorder's word pairs; keep(address) -> bool drops the other blocks and
-        their records."""
+        their records. lead_block (address, size): a block that was running when the words
+        began; the records before the first block event are its."""
         w = np.asarray(words, dtype=np.uint64).reshape(-1, 2)
+        if lead_block is not None:
+            head = np.array([[lead_block[0], lead_block[1] | BLOCK_TAG]], dtype=np.uint64)
+            w = np.concatenate([head, w])
         isb = (w[:, 1] >> np.uint64(63)).astype(bool)
         pos = np.flatnonzero(isb)
         nrec_before = pos - np.arange(len(pos))
