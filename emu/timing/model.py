@@ -20,7 +20,8 @@ Each instruction goes, in program order, through:
              store buffer; two loads of a line being filled share the fill;
   retire     in order, `retire_width` a cycle; stores commit after retiring,
              one a cycle, an RFO miss delaying the commit.
-Branch direction comes from a gshare table, returns from a return stack,
+Branch direction comes from a gshare table (a per-branch counter where gshare
+has not seen the history yet), returns from a return stack,
 indirect targets from the last target seen. All state is plain integers:
 the same stream on the same µarch gives the same cycles, always.
 
@@ -111,7 +112,8 @@ class Model:
         self._last_commit = 0
         self._opcache = set()
         self._btb = set()
-        self._pht = bytearray([1]) * (1 << uarch.pht_bits)   # 2-bit counters, weakly not taken
+        self._pht = bytearray(1 << uarch.pht_bits)    # gshare: 0 unused, 1..4 a 2-bit counter (3, 4: taken)
+        self._bim = bytearray([1]) * (1 << uarch.pht_bits)   # per-branch 2-bit counters, weakly not taken
         self._ghist = 0
         self._ras = []
         self._itarget = {}
@@ -181,6 +183,7 @@ class Model:
         tlb0 = list(mem.tlb_misses)
         rr, busy, rob, sbq, sb, fills = self._rr, self._busy, self._rob, self._sbq, self._sb, self._fills
         opcache, btb, pht, ras, itarget = self._opcache, self._btb, self._pht, self._ras, self._itarget
+        bim = self._bim
         width, dwidth, rwidth = u.dispatch_width, u.decode_width, u.retire_width
         nrob, nsb = len(rob), len(sbq)
         l1lat = mem.latency[0]
@@ -405,10 +408,17 @@ class Model:
                     if target is not None:
                         taken = target != fall
                         if br == D.COND:
+                            # gshare where it has seen this history, else the per-branch counter
                             i = (pc ^ (ghist << 2)) & pht_mask
-                            c = pht[i]
-                            mis = (c >= 2) != taken
-                            pht[i] = (c + 1 if c < 3 else 3) if taken else (c - 1 if c else 0)
+                            j = pc & pht_mask
+                            c, cb = pht[i], bim[j]
+                            mis = ((c >= 3) if c else (cb >= 2)) != taken
+                            if taken:
+                                pht[i] = c + 1 if c and c < 4 else (c or 3)
+                                bim[j] = cb + 1 if cb < 3 else 3
+                            else:
+                                pht[i] = c - 1 if c > 1 else (c or 2)
+                                bim[j] = cb - 1 if cb else 0
                             ghist = ((ghist << 1) | taken) & hist_mask
                         elif br == D.RET:
                             if ras:

@@ -25,6 +25,7 @@ range already taken in the host process, an instruction the host CPU lacks
 
 import ctypes
 import errno
+import faulthandler
 import mmap
 import os
 import pickle
@@ -166,6 +167,9 @@ def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_e
     pid = os.fork()
     if pid == 0:                                  # the child: never returns
         os.close(rfd)
+        faulthandler.disable()                    # a crash is the parent's to report, in one line
+        for sig in (signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGFPE):
+            signal.signal(sig, signal.SIG_DFL)
         try:
             out = ("ok", _child(regions, entry, regs, reps, inner, restore, restore_each, serialize,
                                 read_back, fs_base, chain_iterations))
@@ -426,10 +430,6 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     slot[scratch].value = entry
     tramp_fn()
     ticks = list(results)
-    chain_ticks += [per_add(), per_add()]
-    slot[scratch].value = tramp + 0x5F8               # the empty routine
-    tramp_fn()
-    empty = list(results)
     memory = {}
     if ret_orig is not None:
         for r in regions:
@@ -437,4 +437,8 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
                 ctypes.memmove(ret_slot, ret_orig, 8)
     for a, n in read_back:
         memory[a] = ctypes.string_at(a, n)
+    chain_ticks += [per_add(), per_add()]
+    slot[scratch].value = tramp + 0x5F8               # the empty routine
+    tramp_fn()
+    empty = list(results)
     return NativeResult(reps, inner, ticks, empty, chain_ticks, memory)
