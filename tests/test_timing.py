@@ -350,4 +350,4 @@ def test_llvm_mca_estimates_a_dependent_chain_when_installed():
         pytest.skip("no llvm-mca with znver4 installed")
     r = Run("imul rax, rax\n" * 50 + "nop")
     est = mca.estimate(r.stream, r.read, ZEN4)
-    assert 100 <= est <= 250                         # 50 x 3 cycles, in llvm-mca's own model
+    assert 100 <= est <= 250                         # 50 x 3 cycles a pass, in llvm-mca's own model

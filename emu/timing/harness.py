@@ -23,8 +23,8 @@ EMPTY = BASE + 0x5F8
 class Harness:
     """The trampoline's inner loop as blocks the model can run."""
 
-    def __init__(self, serialize=True, scratch="r13"):
-        src, self.slots = N._tramp_src(BASE, False, scratch, False, serialize)
+    def __init__(self, serialize=True):
+        src, self.slots = N._tramp_src(BASE, False, False, serialize)
         self.code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(src, BASE)[0])
         cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         insns = list(cs.disasm_lite(self.code, BASE))
@@ -34,6 +34,7 @@ class Harness:
         self.call_end = insns[call][0] + insns[call][1]
         self.loop_end = insns[jnz][0] + insns[jnz][1]
         slot0 = self.slots["rax"]
+        self.entry_slot, self.rsp_slot = self.slots["entry"], self.slots["rsp"]
         self.pop_reads = [(slot0 + 8 * i, 8 << 1) for i in range(16)]
         self.left = self.slots["left"]
 
@@ -65,7 +66,9 @@ class Harness:
                          [list(zip(routine.rec_addr[a:b], routine.rec_meta[a:b]))
                           for a, b in zip(routine.rec_start, routine.rec_start[1:])]))
         for _ in range(calls):
-            block(self.loop, self.call_end - self.loop, self.pop_reads + [(entry_rsp, 8 << 1 | 1)])
+            block(self.loop, self.call_end - self.loop,
+                  [(self.entry_slot, 8 << 1), (self.rsp_slot, 8 << 1), (entry_rsp - 8, 8 << 1 | 1)]
+                  + self.pop_reads + [(entry_rsp - 8, 8 << 1), (entry_rsp, 8 << 1 | 1)])
             for a, s, recs in inner:
                 block(a, s, recs)
             block(self.call_end, self.loop_end - self.call_end, [(self.left, 8 << 1), (self.left, 8 << 1 | 1)])

@@ -1,8 +1,8 @@
 """llvm-mca's estimate of the executed instructions, beside the model's.
 
 llvm-mca reads assembly, not a trace: it is given every executed instruction in
-order (capstone's Intel syntax, one region, one iteration) and reports the
-cycles its scheduling model needs. It models no branch prediction and no
+order (capstone's Intel syntax, one region) and reports the cycles per pass its
+scheduling model needs in a steady state of repeated passes, as users run it. It models no branch prediction and no
 caches (every load hits L1), which is the point of showing it next to gomemu.
 Debian's llvm-19 and llvm-22 packages ship llvm-mca-19/-22, which know znver4;
 older ones stop at znver3. Nothing here runs when no llvm-mca is installed.
@@ -66,15 +66,17 @@ def _line(mn, ops):
     return f"{mn} {ops}".strip()
 
 
-def estimate(stream, read_code, uarch, timeout=120):
-    """llvm-mca's total cycles for the stream's instructions on uarch, or None if unavailable."""
+def estimate(stream, read_code, uarch, iterations=100, timeout=120):
+    """llvm-mca's cycles per pass over the stream's instructions on uarch (its steady state:
+    TotalCycles of `iterations` passes / iterations), or None if unavailable."""
     cpu = MCPU.get(uarch.name)
     path = available(cpu) if cpu else None
     if path is None:
         return None
-    r = subprocess.run([path, f"-mcpu={cpu}", "-iterations=1", "-json"], input=assembly(stream, read_code),
+    r = subprocess.run([path, f"-mcpu={cpu}", f"-iterations={iterations}", "-json"],
+                       input=assembly(stream, read_code),
                        capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         return None
     data = json.loads(r.stdout)
-    return sum(reg["SummaryView"]["TotalCycles"] for reg in data["CodeRegions"])
+    return sum(reg["SummaryView"]["TotalCycles"] for reg in data["CodeRegions"]) / iterations

@@ -61,6 +61,7 @@ class Timing:
     mispredicts: int = 0
     fused: int = 0             # macro-fused pairs
     unmodelled: dict = field(default_factory=dict)   # form "other": mnemonic -> count
+    mispredicted: dict = field(default_factory=dict)  # branch address -> mispredictions
     timeline: list = None      # TimelineEntry per instruction when asked for
 
     def as_dict(self):
@@ -113,6 +114,7 @@ class Model:
         self._opcache = set()
         self._btb = set()
         self._pht = bytearray(1 << uarch.pht_bits)    # gshare: 0 unused, 1..4 a 2-bit counter (3, 4: taken)
+        self._tags = bytearray(1 << uarch.pht_bits)   # which branch (address bits) owns each gshare entry
         self._bim = bytearray([1]) * (1 << uarch.pht_bits)   # per-branch 2-bit counters, weakly not taken
         self._ghist = 0
         self._ras = []
@@ -183,7 +185,7 @@ class Model:
         tlb0 = list(mem.tlb_misses)
         rr, busy, rob, sbq, sb, fills = self._rr, self._busy, self._rob, self._sbq, self._sb, self._fills
         opcache, btb, pht, ras, itarget = self._opcache, self._btb, self._pht, self._ras, self._itarget
-        bim = self._bim
+        bim, tags = self._bim, self._tags
         width, dwidth, rwidth = u.dispatch_width, u.decode_width, u.retire_width
         nrob, nsb = len(rob), len(sbq)
         l1lat = mem.latency[0]
@@ -205,6 +207,7 @@ class Model:
         max_done = self._max_done
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = 0
         unmodelled = t.unmodelled
+        mispredicted = t.mispredicted
 
         baddr, bsize, rstart = stream.block_addr, stream.block_size, stream.rec_start
         raddr, rmeta = stream.rec_addr, stream.rec_meta
@@ -292,7 +295,7 @@ class Model:
                             nld += 1
                             size = meta >> 1
                             e = sb.get(a >> 3)
-                            if e is not None and e[3] > tp:
+                            if e is not None and e[3] > tp and a < e[0] + e[1] and e[0] < a + size:
                                 if e[0] <= a and a + size <= e[0] + e[1]:
                                     nfwd += 1
                                     x = (e[2] if e[2] > tp else tp) + stlf
@@ -409,10 +412,15 @@ class Model:
                         taken = target != fall
                         if br == D.COND:
                             # gshare where it has seen this history, else the per-branch counter
+                            # (a tagged entry: another branch's entry at the same index is not used)
                             i = (pc ^ (ghist << 2)) & pht_mask
                             j = pc & pht_mask
+                            tg = (pc >> 3) & 0xFF
                             c, cb = pht[i], bim[j]
+                            if c and tags[i] != tg:
+                                c = 0
                             mis = ((c >= 3) if c else (cb >= 2)) != taken
+                            tags[i] = tg
                             if taken:
                                 pht[i] = c + 1 if c and c < 4 else (c or 3)
                                 bim[j] = cb + 1 if cb < 3 else 3
@@ -432,6 +440,7 @@ class Model:
                                 del ras[0]
                         if mis:
                             nmis += 1
+                            mispredicted[pc] = mispredicted.get(pc, 0) + 1
                             if done + penalty > cyc:
                                 cyc = done + penalty
                             slots = 0

@@ -76,23 +76,20 @@ class NativeResult:
     inner: int
     ticks: list                  # TSC ticks of each repetition (inner calls)
     empty_ticks: list            # the same for a bare RET
-    chain_ticks_per_cycle: list  # TSC ticks per dependent ADD, measured before and after
-    memory: dict = field(default_factory=dict)   # address -> bytes read back after the last call
+    chain_ticks_per_cycle: list  # TSC ticks per dependent ADD, before and after each round
+    rounds: list                 # cycles per call estimated in each round
+    memory: dict = field(default_factory=dict)   # address -> bytes read back after the first call
 
     # The host is shared and its core clock moves: a repetition that was preempted or ran at
-    # a lower clock only ever takes longer, so the fastest of each is the estimate.
+    # a lower clock only ever takes longer, so each round takes the fastest of each (routine,
+    # empty routine, chain), and the result is the median of the rounds.
     @property
     def ticks_per_cycle(self):
         return min(self.chain_ticks_per_cycle)
 
     @property
-    def ticks_per_call(self):
-        """Fastest repetition less the fastest empty one, per call."""
-        return (min(self.ticks) - min(self.empty_ticks)) / self.inner
-
-    @property
     def cycles_per_call(self):
-        return self.ticks_per_call / self.ticks_per_cycle
+        return statistics.median(self.rounds)
 
     @property
     def median_cycles_per_call(self):
@@ -100,9 +97,9 @@ class NativeResult:
             statistics.median(self.chain_ticks_per_cycle)
 
     def as_dict(self):
-        return {"how": "measured", "reps": self.reps, "inner": self.inner,
+        return {"how": "measured", "reps": self.reps, "inner": self.inner, "rounds": self.rounds,
                 "cycles_per_call": self.cycles_per_call, "median_cycles_per_call": self.median_cycles_per_call,
-                "ticks_per_call": self.ticks_per_call, "ticks_per_cycle": self.ticks_per_cycle}
+                "ticks_per_cycle": self.ticks_per_cycle}
 
 
 def host_flags():
@@ -146,7 +143,7 @@ def check_host(regions=(), needs=None):
 
 
 def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_each=False, serialize=True,
-               read_back=(), fs_base=0, needs=None, chain_iterations=2000, timeout=60):
+               read_back=(), fs_base=0, needs=None, chain_iterations=2000, rounds=7, timeout=60):
     """Run `entry` natively; see the module comment. regs: {name: value} (rsp: the entry
     RSP, pointing at the return address slot as the Go ABI has it). restore: [(address,
     size)] put back to the regions' data before each repetition (restore_each: before each
@@ -172,7 +169,7 @@ def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_e
             signal.signal(sig, signal.SIG_DFL)
         try:
             out = ("ok", _child(regions, entry, regs, reps, inner, restore, restore_each, serialize,
-                                read_back, fs_base, chain_iterations))
+                                read_back, fs_base, chain_iterations, rounds))
         except NativeUnavailable as e:
             out = ("unavailable", str(e))
         except BaseException as e:                # noqa: BLE001 - reported to the parent
@@ -244,13 +241,12 @@ def _mmap_fixed(addr, size, prot):
 # mis-encodes absolute memory operands). Slots: the 16 GPRs in POP order (RSP last), then the rest.
 _SLOTS = ["rax", "rcx", "rdx", "rbx", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
           "r14", "r15", "rsp", "reps", "results", "host_rsp", "inner", "restore", "nrestore",
-          "t0", "rep", "left", "fs", "host_fs"]
+          "t0", "rep", "left", "fs", "host_fs", "entry"]
 _POP_ORDER = _SLOTS[:15]
-_SCRATCH = ["r13", "r12", "r15", "rdx", "rbp", "r11", "r10"]   # not read by Go code on entry
 _TRAMP_CANDIDATES = [0x20000000, 0x30000000, 0x48000000, 0x58000000, 0x68000000]
 
 
-def _tramp_src(base, use_fs, scratch, restore_each, serialize):
+def _tramp_src(base, use_fs, restore_each, serialize):
     slot_base = base + 0x800
     o = {n: 8 * i for i, n in enumerate(_SLOTS)}
 
@@ -305,10 +301,13 @@ rep_loop:
 inner_loop:
  {restore_inner}
  {fence}
+ mov rax, qword ptr [rsp + {o['entry']:#x}]
+ mov rbx, qword ptr [rsp + {o['rsp']:#x}]
+ mov qword ptr [rbx - 0x10], rax
 {pops}
  pop rsp
  {fence}
- call {scratch}
+ call qword ptr [rsp - 0x10]
  {fence}
  mov rsp, {slot_base:#x}
  dec qword ptr [rsp + {o['left']:#x}]
@@ -362,7 +361,7 @@ chain:
 
 
 def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, read_back, fs_base,
-           chain_iterations):
+           chain_iterations, rounds):
     global _libc
     _libc = ctypes.CDLL(None, use_errno=True)
     _libc.mmap.restype = ctypes.c_void_p
@@ -381,11 +380,8 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
             continue
     if tramp is None:
         raise NativeUnavailable("no free page below 2 GiB for the trampoline")
-    scratch = next((r for r in _SCRATCH if r not in regs), None)
-    if scratch is None:
-        raise NativeUnavailable("every register is an argument: none is free to hold the entry address")
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
-    src, slots = _tramp_src(tramp, bool(fs_base), scratch, restore_each, serialize)
+    src, slots = _tramp_src(tramp, bool(fs_base), restore_each, serialize)
     code = bytes(ks.asm(src, tramp)[0])
     chain = bytes(ks.asm(_CHAIN_SRC, tramp + 0x600)[0])
     if len(code) > 0x5F0 or len(chain) > 0x200:
@@ -411,9 +407,10 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     slot["results"].value = ctypes.addressof(results)
     slot["restore"].value, slot["nrestore"].value = ctypes.addressof(rlist), len(restore)
     slot["fs"].value = fs_base
-    ret_slot = regs["rsp"]
-    ret_orig = next((bytes(r.data[ret_slot - r.address:ret_slot - r.address + 8]).ljust(8, b"\0")
-                     for r in regions if r.address <= ret_slot < r.address + r.size), None)
+    # the trampoline writes the return address at the entry RSP and the entry address below it
+    ret_slot = regs["rsp"] - 8
+    ret_orig = next((bytes(r.data[ret_slot - r.address:ret_slot - r.address + 16]).ljust(16, b"\0")
+                     for r in regions if r.address <= ret_slot and ret_slot + 16 <= r.address + r.size), None)
     for r in regions:
         prot = 0
         for ch in r.prot:
@@ -426,19 +423,27 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
         return chain_fn(chain_iterations) / (chain_iterations * CHAIN_ADDS)
 
     per_add()                                        # warm: page faults, clock ramp
-    chain_ticks = [per_add(), per_add()]
-    slot[scratch].value = entry
-    tramp_fn()
-    ticks = list(results)
+    ticks, empty, chain_ticks, estimates = [], [], [], []
     memory = {}
-    if ret_orig is not None:
-        for r in regions:
-            if r.address <= ret_slot < r.address + r.size and "w" in r.prot:
-                ctypes.memmove(ret_slot, ret_orig, 8)
-    for a, n in read_back:
-        memory[a] = ctypes.string_at(a, n)
-    chain_ticks += [per_add(), per_add()]
-    slot[scratch].value = tramp + 0x5F8               # the empty routine
-    tramp_fn()
-    empty = list(results)
-    return NativeResult(reps, inner, ticks, empty, chain_ticks, memory)
+    for rnd in range(rounds):
+        # one round: chain, routine, empty, chain, close together in time (the clock moves)
+        c0 = per_add()
+        slot["entry"].value = entry
+        tramp_fn()
+        t = list(results)
+        if rnd == 0:
+            if ret_orig is not None:
+                for r in regions:
+                    if r.address <= ret_slot < r.address + r.size and "w" in r.prot:
+                        ctypes.memmove(ret_slot, ret_orig, 16)
+            for a, n in read_back:
+                memory[a] = ctypes.string_at(a, n)
+        slot["entry"].value = tramp + 0x5F8          # the empty routine
+        tramp_fn()
+        e = list(results)
+        c1 = per_add()
+        ticks += t
+        empty += e
+        chain_ticks += [c0, c1]
+        estimates.append((min(t) - min(e)) / inner / min(c0, c1))
+    return NativeResult(reps, inner, ticks, empty, chain_ticks, estimates, memory)
