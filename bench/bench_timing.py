@@ -75,7 +75,9 @@ def loops(u, names=None, reps=100, calls=20):
             return bytes(uc.mem_read(a, n))
         model = modelled_per_call(u, read, stream, RSP, calls=calls)
         m = Model(u, read)
-        alone = m.run(stream).cycles
+        m.run(stream)
+        m.drain()
+        alone = m.run(stream).cycles          # warm, from an empty pipeline
         mca_cycles = mca.estimate(stream, read, u) if mca.available() else None
         try:
             stack = bytearray(0x10000)
@@ -177,10 +179,19 @@ def model_speed(u, allocations):
         m.malloc_batch([16, 32, 48, 64] * (allocations // 4))
     stream = rec.stream()
     model = Model(u, m.mem.read)
-    t0 = time.perf_counter()
+    t0 = time.process_time()              # CPU time: the host is shared
     t = model.run(stream)
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     return t.instructions, dt, t
+
+
+def python_speed(n=2_000_000):
+    """Iterations per second of a bare Python loop now: how loaded the host is."""
+    t0 = time.process_time()
+    x = 0
+    for i in range(n):
+        x += i & 7
+    return n / (time.process_time() - t0)
 
 
 def _fmt(x):
@@ -217,8 +228,10 @@ def main(argv=None):
             print(f"   mean absolute error: model {100 * sum(errs) / len(errs):.1f}%"
                   + (f", llvm-mca {100 * sum(mca_errs) / len(mca_errs):.1f}%" if mca_errs else ""))
     n, dt, t = model_speed(u, 200 if a.smoke else 20000)
-    print(f"   model speed: {n} instructions in {dt:.2f} s = {n / dt:,.0f} instructions/s "
-          f"({t.cycles / max(1, n):.2f} cycles per instruction modelled)")
+    ref = python_speed()
+    print(f"   model speed: {n} instructions in {dt:.2f} s of CPU = {n / dt:,.0f} instructions/s "
+          f"({t.cycles / max(1, n):.2f} cycles per instruction modelled); a bare Python `for` loop "
+          f"runs {ref / 1e6:.1f} M iterations/s now, {ref / (n / dt):.0f} per modelled instruction")
     return 0
 
 

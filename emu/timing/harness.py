@@ -34,7 +34,7 @@ class Harness:
         self.call_end = insns[call][0] + insns[call][1]
         self.loop_end = insns[jnz][0] + insns[jnz][1]
         slot0 = self.slots["rax"]
-        self.entry_slot, self.rsp_slot = self.slots["entry"], self.slots["rsp"]
+        self.entry_slot = self.slots["entry"]
         self.pop_reads = [(slot0 + 8 * i, 8 << 1) for i in range(16)]
         self.left = self.slots["left"]
 
@@ -67,8 +67,7 @@ class Harness:
                           for a, b in zip(routine.rec_start, routine.rec_start[1:])]))
         for _ in range(calls):
             block(self.loop, self.call_end - self.loop,
-                  [(self.entry_slot, 8 << 1), (self.rsp_slot, 8 << 1), (entry_rsp - 8, 8 << 1 | 1)]
-                  + self.pop_reads + [(entry_rsp - 8, 8 << 1), (entry_rsp, 8 << 1 | 1)])
+                  self.pop_reads + [(self.entry_slot, 8 << 1), (entry_rsp, 8 << 1 | 1)])
             for a, s, recs in inner:
                 block(a, s, recs)
             block(self.call_end, self.loop_end - self.call_end, [(self.left, 8 << 1), (self.left, 8 << 1 | 1)])

@@ -6,8 +6,8 @@ are the real ones; blocks are decoded once (capstone, emu/timing/decode.py)
 and cached by (address, size).
 
 Each instruction goes, in program order, through:
-  front end  up to `dispatch_width` slots a cycle (`decode_width` for code not
-             yet in the op cache); a taken branch ends the cycle's group; a
+  front end  up to `dispatch_width` slots a cycle (`decode_width` for a block not
+             yet in the op cache, which keeps every block decoded once); a taken branch ends the cycle's group; a
              mispredicted branch stops dispatch until it resolves plus the
              penalty; the ROB and the store buffer bound what is in flight;
   renamer    zero idioms and (where the µarch has it) register moves take no
@@ -37,6 +37,7 @@ from emu.timing import decode as D
 from emu.timing.cache import Hierarchy
 
 _FENCES = {"lfence", "mfence", "rdtsc"}       # rdtsc: RDTSCP waits like LFENCE (RDTSC too, in the model)
+FENCE, UNMODELLED = 1, 2                      # flags of a static instruction
 RING = 1 << 13             # pipe reservations are kept for this many cycles
 RMASK = RING - 1
 
@@ -153,8 +154,9 @@ class Model:
                 uops += u.rmw_extra_uops
             load_extra = (u.complex_addr_extra if d.mem_index else 0) + (u.vec_load_extra if d.vector_mem else 0)
             mem_pipes = tuple(pipe[p] for p in (u.sta_pipes if shape == D.STORE else u.load_pipes))
+            flags = (FENCE if d.key in _FENCES else 0) | (UNMODELLED if d.key == "other" else 0)
             out.append((shape, d.addr_srcs, d.srcs, d.dsts, lat, pipes, occ, uops, d.records, d.branch,
-                        special, fused, load_extra, d.address, d.length, d.key, mem_pipes, d))
+                        special, fused, load_extra, d.address, d.length, d.key, mem_pipes, d, flags))
         return tuple(out)
 
     def _fuses(self, first, jcc):
@@ -220,9 +222,15 @@ class Model:
             rend = rstart[b + 1]
             nxt_block = baddr[b + 1] if b + 1 < nblocks else None
             last = len(insns) - 1
+            key = (baddr[b], bsize[b])
+            if key in opcache:               # decoded before: the op cache delivers it
+                w = width
+            else:
+                w = dwidth
+                opcache.add(key)
             for k, ins in enumerate(insns):
                 (shape, asrcs, srcs, dsts, lat, pipes, occ, uops, nrec, br, special, fused, load_extra,
-                 pc, length, key, mem_pipes, dec) = ins
+                 pc, length, key, mem_pipes, dec, flags) = ins
                 ninsn += 1
                 if fused:
                     nfused += 1
@@ -231,16 +239,13 @@ class Model:
                     issued = done
                 else:
                     # ---- front end
-                    line = pc >> 6
-                    w = width if line in opcache else dwidth
-                    opcache.add(line)
                     if slots + uops > w:
                         cyc += 1
                         slots = 0
                     old = rob[ri]
                     if old > cyc:
                         cyc, slots = old, 0
-                    if key in _FENCES:           # waits for every older instruction to complete
+                    if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
                         if f > cyc:
                             cyc, slots = f, 0
@@ -252,7 +257,7 @@ class Model:
                     slots += uops
                     nuops += uops
                     ready = d + 1
-                    if key == "other":
+                    if flags & UNMODELLED:
                         unmodelled[dec.mnemonic] = unmodelled.get(dec.mnemonic, 0) + 1
 
                     # ---- records of this instruction
@@ -399,7 +404,7 @@ class Model:
                 prev_done = done
                 if done > max_done:
                     max_done = done
-                if key in _FENCES and not fused:
+                if flags & FENCE and not fused:
                     cyc, slots = (done, 0) if done > cyc else (cyc, slots)   # and younger ones wait for it
 
                 # ---- branches

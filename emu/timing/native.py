@@ -273,6 +273,9 @@ def _tramp_src(base, use_fs, restore_each, serialize):
              f" mov rax, qword ptr [r11 + {o['fs']:#x}]\n wrfsbase rax") if use_fs else ""
     fs_out = (f"mov rax, qword ptr [r11 + {o['host_fs']:#x}]\n wrfsbase rax") if use_fs else ""
     pops = "\n".join(f" pop {r}" for r in _POP_ORDER)
+    # call qword ptr [entry slot], absolute disp32 (FF /2, SIB without base or index), written as
+    # bytes: every register holds the routine's value by then, and nothing on its stack moves
+    call_entry = ".byte 0xff, 0x14, 0x25, " + ", ".join(f"{b:#x}" for b in (slot_base + o["entry"]).to_bytes(4, "little"))
     return f"""
  push rbx
  push rbp
@@ -301,13 +304,10 @@ rep_loop:
 inner_loop:
  {restore_inner}
  {fence}
- mov rax, qword ptr [rsp + {o['entry']:#x}]
- mov rbx, qword ptr [rsp + {o['rsp']:#x}]
- mov qword ptr [rbx - 0x10], rax
 {pops}
  pop rsp
  {fence}
- call qword ptr [rsp - 0x10]
+ {call_entry}
  {fence}
  mov rsp, {slot_base:#x}
  dec qword ptr [rsp + {o['left']:#x}]
@@ -407,10 +407,10 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     slot["results"].value = ctypes.addressof(results)
     slot["restore"].value, slot["nrestore"].value = ctypes.addressof(rlist), len(restore)
     slot["fs"].value = fs_base
-    # the trampoline writes the return address at the entry RSP and the entry address below it
-    ret_slot = regs["rsp"] - 8
-    ret_orig = next((bytes(r.data[ret_slot - r.address:ret_slot - r.address + 16]).ljust(16, b"\0")
-                     for r in regions if r.address <= ret_slot and ret_slot + 16 <= r.address + r.size), None)
+    # the trampoline's CALL writes its return address at the entry RSP
+    ret_slot = regs["rsp"]
+    ret_orig = next((bytes(r.data[ret_slot - r.address:ret_slot - r.address + 8]).ljust(8, b"\0")
+                     for r in regions if r.address <= ret_slot and ret_slot + 8 <= r.address + r.size), None)
     for r in regions:
         prot = 0
         for ch in r.prot:
@@ -435,7 +435,7 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
             if ret_orig is not None:
                 for r in regions:
                     if r.address <= ret_slot < r.address + r.size and "w" in r.prot:
-                        ctypes.memmove(ret_slot, ret_orig, 16)
+                        ctypes.memmove(ret_slot, ret_orig, 8)
             for a, n in read_back:
                 memory[a] = ctypes.string_at(a, n)
         slot["entry"].value = tramp + 0x5F8          # the empty routine
