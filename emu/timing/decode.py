@@ -209,6 +209,8 @@ def classify(insn):
     special = 0
     if m in _ZERO_IDIOMS and len(regops) == 2 and regops[0].reg == regops[1].reg and not mem:
         special, data = ZERO_IDIOM, []
+    elif m == "sbb" and len(regops) == 2 and regops[0].reg == regops[1].reg:
+        data = [FLAGS]                      # 0 or -1 from the carry alone (AF, SOG: no register input)
     elif m == "mov" and len(regops) == 2 and not mem and regops[0].size >= 4 and \
             regops[0].reg != regops[1].reg:
         special = MOVE

@@ -143,7 +143,7 @@ def check_host(regions=(), needs=None):
 
 
 def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_each=False, serialize=True,
-               read_back=(), fs_base=0, needs=None, chain_iterations=2000, rounds=7, timeout=60):
+               read_back=(), fs_base=0, needs=None, chain_iterations=2000, rounds=9, timeout=60):
     """Run `entry` natively; see the module comment. regs: {name: value} (rsp: the entry
     RSP, pointing at the return address slot as the Go ABI has it). restore: [(address,
     size)] put back to the regions' data before each repetition (restore_each: before each
@@ -241,7 +241,7 @@ def _mmap_fixed(addr, size, prot):
 # mis-encodes absolute memory operands). Slots: the 16 GPRs in POP order (RSP last), then the rest.
 _SLOTS = ["rax", "rcx", "rdx", "rbx", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
           "r14", "r15", "rsp", "reps", "results", "host_rsp", "inner", "restore", "nrestore",
-          "t0", "rep", "left", "fs", "host_fs", "entry"]
+          "t0", "rep", "left", "fs", "host_fs", "entry", "entries"]
 _POP_ORDER = _SLOTS[:15]
 _TRAMP_CANDIDATES = [0x20000000, 0x30000000, 0x48000000, 0x58000000, 0x68000000]
 
@@ -289,6 +289,11 @@ def _tramp_src(base, use_fs, restore_each, serialize):
  cld
 rep_loop:
  mov r11, {slot_base:#x}
+ mov rax, qword ptr [r11 + {o['rep']:#x}]
+ and eax, 0x1
+ mov rcx, qword ptr [r11 + {o['entries']:#x}]
+ mov rax, qword ptr [rcx + rax*0x8]
+ mov qword ptr [r11 + {o['entry']:#x}], rax
  {restore_outer}
  pxor xmm15, xmm15
  mov rax, qword ptr [r11 + {o['inner']:#x}]
@@ -425,12 +430,17 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     per_add()                                        # warm: page faults, clock ramp
     ticks, empty, chain_ticks, estimates = [], [], [], []
     memory = {}
+    # even repetitions: a bare RET; odd ones the routine, so the last leaves the routine's memory
+    entries = (ctypes.c_uint64 * 2)(tramp + 0x5F8, entry)
+    slot["entries"].value = ctypes.addressof(entries)
+    slot["reps"].value = 2 * reps
+    results = (ctypes.c_uint64 * (2 * reps))()
+    slot["results"].value = ctypes.addressof(results)
     for rnd in range(rounds):
-        # one round: chain, routine, empty, chain, close together in time (the clock moves)
+        # a round: the routine and the empty routine alternate, so both meet the same host
         c0 = per_add()
-        slot["entry"].value = entry
         tramp_fn()
-        t = list(results)
+        c1 = per_add()
         if rnd == 0:
             if ret_orig is not None:
                 for r in regions:
@@ -438,10 +448,7 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
                         ctypes.memmove(ret_slot, ret_orig, 8)
             for a, n in read_back:
                 memory[a] = ctypes.string_at(a, n)
-        slot["entry"].value = tramp + 0x5F8          # the empty routine
-        tramp_fn()
-        e = list(results)
-        c1 = per_add()
+        e, t = list(results)[0::2], list(results)[1::2]
         ticks += t
         empty += e
         chain_ticks += [c0, c1]

@@ -93,13 +93,14 @@ SUNNY_COVE = UArch(
     load_pipes=LOAD,
     sta_pipes=STA,
     std_pipes=STD,
-    complex_addr_extra=0,      # ORM: 5 cycles for every addressing form (the 4-cycle pointer-chase
-                               # fast path is not modelled)
+    complex_addr_extra=1,      # ORM: 4 cycles for base + displacement under 2 KiB, 5 with an index
+                               # (the ORM's fast path also wants the base from a load: not checked)
     vec_load_extra=1,          # ORM: XMM loads 6 cycles
     stlf_latency=5,            # AF: store forwarding about 5 cycles (approx.)
     stlf_fail_penalty=12,      # AF: a failed forward costs about 12 more (approx.)
     caches=(
-        CacheLevel("L1D", 48 << 10, 12, 64, 5, "SYSFS/ORM: 48 KiB, 12-way; ORM: 5-cycle load-to-use"),
+        CacheLevel("L1D", 48 << 10, 12, 64, 4, "SYSFS/ORM: 48 KiB, 12-way; ORM: 4-cycle load-to-use for "
+                                               "base + small displacement (5 otherwise: complex_addr_extra)"),
         CacheLevel("L2", 1280 << 10, 20, 64, 14, "SYSFS: 1.25 MiB, 20-way (server); ORM: 14 cycles"),
         CacheLevel("L3", 48 << 20, 12, 64, 75, "SYSFS: 48 MiB shared, 12-way; C&C: about 70-80 cycles on "
                                                "Ice Lake SP's mesh (approx.)"),
