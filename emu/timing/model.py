@@ -59,6 +59,7 @@ class Timing:
     forwarded: int = 0         # loads served by store-to-load forwarding
     forward_failed: int = 0
     branches: int = 0
+    taken: int = 0             # correctly predicted taken branches
     mispredicts: int = 0
     fused: int = 0             # macro-fused pairs
     unmodelled: dict = field(default_factory=dict)   # form "other": mnemonic -> count
@@ -194,7 +195,7 @@ class Model:
         lat_of = mem.latency
         line_shift = mem.line_shift
         stlf, stlf_fail = u.stlf_latency, u.stlf_fail_penalty
-        penalty, btb_pen = u.mispredict_penalty, u.btb_miss_penalty
+        penalty, btb_pen, bubble = u.mispredict_penalty, u.btb_miss_penalty, u.taken_bubble
         std_pipes = tuple(self._pipe[p] for p in u.std_pipes)
         sta_pipes = tuple(self._pipe[p] for p in u.sta_pipes)
         pht_mask = len(pht) - 1
@@ -207,7 +208,7 @@ class Model:
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
         max_done = self._max_done
-        ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = 0
+        ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = 0
         unmodelled = t.unmodelled
         mispredicted = t.mispredicted
 
@@ -455,6 +456,10 @@ class Model:
                                 if d + btb_pen > cyc:
                                     cyc = d + btb_pen
                             slots = 99           # a taken branch ends the dispatch group
+                            if bubble:
+                                if d + 1 + bubble > cyc:
+                                    cyc = d + bubble
+                            ntaken += 1
 
                 # ---- retire, store commit
                 if not fused:
@@ -512,6 +517,7 @@ class Model:
         self._max_done = max_done
         t.cycles = last_retire - start
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
+        t.taken = ntaken
         t.forwarded, t.forward_failed, t.loads, t.stores = nfwd, nfail, nld, nst
         miss = [a - b for a, b in zip(mem.misses, miss0)] + [0, 0, 0]
         t.l1d_misses, t.l2_misses, t.l3_misses = miss[0], miss[1], miss[2]

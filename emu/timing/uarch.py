@@ -66,6 +66,7 @@ class UArch:
     # branches
     mispredict_penalty: int  # cycles from the branch's execution to the next correct dispatch
     btb_miss_penalty: int    # a taken branch the predictor has not seen: redirect at decode
+    taken_bubble: int        # cycles the front end loses after each taken branch
     ghist_bits: int          # gshare global history length (the model's predictor, not the CPU's)
     pht_bits: int            # log2 of the pattern table size of the model's predictor
     ras: int                 # return address stack entries
