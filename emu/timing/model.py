@@ -37,7 +37,7 @@ from emu.timing import decode as D
 from emu.timing.cache import Hierarchy
 
 _FENCES = {"lfence", "mfence", "rdtsc"}       # rdtsc: RDTSCP waits like LFENCE (RDTSC too, in the model)
-FENCE, UNMODELLED = 1, 2                      # flags of a static instruction
+FENCE, UNMODELLED, HAS_LOAD = 1, 2, 4         # flags of a static instruction
 RING = 1 << 13             # pipe reservations are kept for this many cycles
 RMASK = RING - 1
 
@@ -155,7 +155,8 @@ class Model:
                 uops += u.rmw_extra_uops
             load_extra = (u.complex_addr_extra if d.mem_index else 0) + (u.vec_load_extra if d.vector_mem else 0)
             mem_pipes = tuple(pipe[p] for p in (u.sta_pipes if shape == D.STORE else u.load_pipes))
-            flags = (FENCE if d.key in _FENCES else 0) | (UNMODELLED if d.key == "other" else 0)
+            flags = (FENCE if d.key in _FENCES else 0) | (UNMODELLED if d.key == "other" else 0) | \
+                (HAS_LOAD if shape in (D.LOAD, D.LOADOP, D.RMW) else 0)
             out.append((shape, d.addr_srcs, d.srcs, d.dsts, lat, pipes, occ, uops, d.records, d.branch,
                         special, fused, load_extra, d.address, d.length, d.key, mem_pipes, d, flags))
         return tuple(out)
@@ -262,17 +263,20 @@ class Model:
                         unmodelled[dec.mnemonic] = unmodelled.get(dec.mnemonic, 0) + 1
 
                     # ---- records of this instruction
-                    if nrec < 0:                 # REP string: this block's rest and its repeats
-                        while b + 1 < nblocks and baddr[b + 1] == pc and bsize[b + 1] == length:
-                            b += 1
-                        nxt_block = baddr[b + 1] if b + 1 < nblocks else None
-                        rend = rstart[b + 1]
-                        nrec = rend - rp
-                    recs = range(rp, rp + nrec)
-                    rp += nrec
                     store_recs = None
                     ld_done = 0
-                    if shape == D.LOAD or shape == D.LOADOP or shape == D.RMW:
+                    if nrec:
+                        if nrec < 0:             # REP string: this block's rest and its repeats
+                            while b + 1 < nblocks and baddr[b + 1] == pc and bsize[b + 1] == length:
+                                b += 1
+                            nxt_block = baddr[b + 1] if b + 1 < nblocks else None
+                            rend = rstart[b + 1]
+                            nrec = rend - rp
+                        recs = range(rp, rp + nrec)
+                        rp += nrec
+                    else:
+                        recs = ()
+                    if flags & HAS_LOAD:
                         ta = ready
                         for s in asrcs:
                             if rr[s] > ta:
@@ -340,8 +344,8 @@ class Model:
                             if x > ld_done:
                                 ld_done = x
                         issued = tp
-                    else:
-                        store_recs = recs if nrec else None
+                    elif nrec:
+                        store_recs = recs
 
                     # ---- the operation
                     if shape == D.LOAD:
