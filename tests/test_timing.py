@@ -268,6 +268,14 @@ def test_the_first_allocation_into_a_fresh_span_misses_more_than_a_hit():
     assert cold.cycles > hit.cycles
 
 
+def test_lines_warmed_for_a_slow_path_hit_the_l1():
+    r = _chase(64, 64)
+    m = r.model(ZEN4)
+    m.warm(DATA, 64 * 64)
+    t = m.run(r.stream)
+    assert t.l1d_misses == 0 and t.dtlb_misses == 0
+
+
 # ---- RDTSC -----------------------------------------------------------------------------------
 def test_rdtsc_in_the_emulator_returns_the_value_from_python():
     code = asm("rdtsc\n mov rsi, rax\n rdtscp\n nop")

@@ -227,8 +227,7 @@ def classify(insn):
         records += 1
     if rep and _is_string(insn, m):
         records = -1
-    vector_mem = accesses and size >= 16 or any(
-        insn.reg_name(op.reg).startswith("xmm") for op in regops) and accesses
+    vector_mem = accesses and (size >= 16 or any(insn.reg_name(op.reg).startswith("xmm") for op in regops))
     mem_index = mem is not None and (mem.mem.index != 0 or abs(mem.mem.disp) >= 2048)
 
     key = _form_key(m, rep, locked, mem, accesses, regops, is_lea, has_imm, insn)

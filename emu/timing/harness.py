@@ -16,7 +16,7 @@ from emu.timing import native as N
 from emu.timing.model import Model
 from emu.timing.recorder import Stream
 
-BASE = N._TRAMP_CANDIDATES[0]
+BASE = N.TRAMP_CANDIDATES[0]
 EMPTY = BASE + 0x5F8
 
 
@@ -24,7 +24,7 @@ class Harness:
     """The trampoline's inner loop as blocks the model can run."""
 
     def __init__(self, serialize=True):
-        src, self.slots = N._tramp_src(BASE, False, False, serialize)
+        src, self.slots = N.tramp_source(BASE, False, False, serialize)
         self.code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(src, BASE)[0])
         cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         insns = list(cs.disasm_lite(self.code, BASE))

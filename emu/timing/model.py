@@ -172,6 +172,18 @@ class Model:
         return allowed is None or jcc.mnemonic in allowed
 
     # ---- running ----------------------------------------------------------------------------
+    def warm(self, address, size):
+        """Bring [address, address+size) into every cache level and its pages into the TLBs,
+        at no cost: for memory that code outside the stream touched (a Python slow path
+        standing for Go code that would have left those lines cached)."""
+        mem, shift = self.mem, self.mem.line_shift
+        for line in range(address >> shift, ((address + size - 1) >> shift) + 1):
+            for level in mem.levels:
+                level.touch(line)
+        for page in range(address >> 12, ((address + size - 1) >> 12) + 1):
+            for t in mem.tlbs:
+                t.touch(page)
+
     def drain(self):
         """Let everything in flight retire: the next run starts on an empty pipeline."""
         self._cyc = max(self._cyc, self.retired)

@@ -2,21 +2,24 @@
 
 `run_native` forks a child process (a crash there cannot take the caller
 down), maps each region at its own address with MAP_FIXED_NOREPLACE, and
-calls the entry through a small trampoline, `reps` times (`inner` calls per
-timed repetition):
+calls the entry through a small trampoline in a page below 2 GiB, `reps`
+times per round for the routine and as many for a bare RET, alternating:
 
-    restore the chosen ranges (not timed)
-    LFENCE; RDTSC
-    inner times: registers from the entry (POP each, POP RSP), CALL entry
+    restore the chosen ranges; MFENCE (not timed)
+    LFENCE; RDTSC; LFENCE
+    inner times: the 16 registers by POP (RSP last); LFENCE;
+                 CALL [entry slot]; LFENCE      (serialize=True, the default)
     RDTSCP; LFENCE
-    ticks of this repetition -> results
 
-The same is timed for an empty routine (a bare RET): its ticks are the
-measurement's own overhead. A chain of dependent ADDs (one cycle each on
-every x86 core) timed in the same child converts TSC ticks to core cycles,
-because the TSC runs at a constant rate and the core clock does not. The
-child also reads back chosen memory ranges after the last call, so a caller
-can compare them with the emulator's memory after the same call.
+The bare RET's ticks are the measurement's own overhead. A chain of
+dependent ADDs (one cycle each on every x86 core) timed before and after each
+round converts TSC ticks to core cycles, because the TSC runs at a constant
+rate and the core clock does not. A round's estimate is (fastest routine
+repetition - fastest empty one) / inner / fastest chain; the result is the
+median of the rounds. The child also reads back chosen memory ranges after
+the first routine call, so a caller can compare them with the emulator's
+memory after the same call (the word at the entry RSP, where the CALL put its
+return address, is put back first).
 
 Refusals are one line (NativeUnavailable): not an x86-64 Linux host, a
 range already taken in the host process, an instruction the host CPU lacks
@@ -243,10 +246,10 @@ _SLOTS = ["rax", "rcx", "rdx", "rbx", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r
           "r14", "r15", "rsp", "reps", "results", "host_rsp", "inner", "restore", "nrestore",
           "t0", "rep", "left", "fs", "host_fs", "entry", "entries"]
 _POP_ORDER = _SLOTS[:15]
-_TRAMP_CANDIDATES = [0x20000000, 0x30000000, 0x48000000, 0x58000000, 0x68000000]
+TRAMP_CANDIDATES = [0x20000000, 0x30000000, 0x48000000, 0x58000000, 0x68000000]
 
 
-def _tramp_src(base, use_fs, restore_each, serialize):
+def tramp_source(base, use_fs, restore_each, serialize):
     slot_base = base + 0x800
     o = {n: 8 * i for i, n in enumerate(_SLOTS)}
 
@@ -375,9 +378,9 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     for r in regions:
         _mmap_fixed(r.address, r.size, mmap.PROT_READ | mmap.PROT_WRITE)
         ctypes.memmove(r.address, r.data, len(r.data))
-    base = next((c for c in _TRAMP_CANDIDATES if all(c + 2 * PAGE <= a or c >= b for a, b in taken)), None)
+    base = next((c for c in TRAMP_CANDIDATES if all(c + 2 * PAGE <= a or c >= b for a, b in taken)), None)
     tramp = None
-    for cand in ([base] if base else []) + _TRAMP_CANDIDATES:
+    for cand in ([base] if base else []) + TRAMP_CANDIDATES:
         try:
             tramp = _mmap_fixed(cand, 2 * PAGE, mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
             break
@@ -386,7 +389,7 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     if tramp is None:
         raise NativeUnavailable("no free page below 2 GiB for the trampoline")
     ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
-    src, slots = _tramp_src(tramp, bool(fs_base), restore_each, serialize)
+    src, slots = tramp_source(tramp, bool(fs_base), restore_each, serialize)
     code = bytes(ks.asm(src, tramp)[0])
     chain = bytes(ks.asm(_CHAIN_SRC, tramp + 0x600)[0])
     if len(code) > 0x5F0 or len(chain) > 0x200:
@@ -394,7 +397,6 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     ctypes.memmove(tramp, code, len(code))
     ctypes.memmove(tramp + 0x5F8, b"\xc3", 1)            # the empty routine
     ctypes.memmove(tramp + 0x600, chain, len(chain))
-    results = (ctypes.c_uint64 * reps)()
     rlist = (ctypes.c_uint64 * (3 * max(1, len(restore))))()
     saved = []
     for i, (a, n) in enumerate(restore):
@@ -408,8 +410,7 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     for name in GPRS:
         slot[name].value = regs.get(name, 0) & (1 << 64) - 1
     slot["rsp"].value = regs["rsp"] + 8                     # CALL pushes the return address there
-    slot["reps"].value, slot["inner"].value = reps, inner
-    slot["results"].value = ctypes.addressof(results)
+    slot["inner"].value = inner
     slot["restore"].value, slot["nrestore"].value = ctypes.addressof(rlist), len(restore)
     slot["fs"].value = fs_base
     # the trampoline's CALL writes its return address at the entry RSP

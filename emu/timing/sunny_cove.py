@@ -87,9 +87,9 @@ SUNNY_COVE = UArch(
     store_buffer=72,           # ORM: 72-entry store buffer
     mispredict_penalty=16,     # AF: about 16-17 cycles (approx.)
     btb_miss_penalty=8,        # redirect at decode (approx.)
-    taken_bubble=0,            # measured here: 50 back-to-back taken JMPs take 1.7-2.0 cycles each, a
-                               # group of 4 ADDs and a taken JMP 2.4-2.7, which a bubble of 1 would fit;
-                               # but the allocator's paths fit better with 0 (docs/timing.md): unresolved
+    taken_bubble=0,            # the allocator's paths fit 0 and 1 about equally (docs/timing.md);
+                               # bench_timing's dense JMP loops (1.7-2.0 cycles a taken JMP, 2.4-2.7 a
+                               # group of 4 ADDs and a JMP) would want 1: not understood, see the note
     ghist_bits=12,             # the model's gshare (not Intel's TAGE-like predictor)
     pht_bits=14,
     ras=16,                    # AF: 16-entry return stack buffer (Skylake; approx.)
