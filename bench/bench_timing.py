@@ -29,7 +29,7 @@ from emu.timing import host_uarch, uarch  # noqa: E402
 from emu.timing import mca  # noqa: E402
 from emu.timing.harness import modelled_per_call  # noqa: E402
 from emu.timing.model import Model  # noqa: E402
-from emu.timing.native import NativeUnavailable, Region, run_native  # noqa: E402
+from emu.timing.native import NativeFault, NativeUnavailable, Region, run_native  # noqa: E402
 from emu.timing.recorder import Recorder  # noqa: E402
 
 CODE, STACK, RSP, RET = 0x400000, 0x7FFF0000, 0x7FFF8000, 0xDEAD000
@@ -89,7 +89,7 @@ def loops(u, names=None, reps=100, calls=20):
             native = min(run_native([Region(CODE, 0x2000, code, "rx"), Region(STACK, 0x10000, bytes(stack), "rw")],
                                     CODE, {"rsp": RSP}, reps=reps, inner=calls).cycles_per_call
                          for _ in range(1 if names else 3))       # the fastest of 3 runs
-        except NativeUnavailable as e:
+        except (NativeUnavailable, NativeFault) as e:
             native = None
             print(f"   native: {e}")
         rows.append((name, model, alone, mca_cycles, native))

@@ -230,6 +230,22 @@ def test_a_full_buffer_is_moved_aside_without_losing_records():
     assert len(s.block_addr) == 301 and len(s.rec_addr) == 300    # entry+loop, 299 loops, nop
 
 
+def test_a_recording_kept_to_address_ranges_drops_the_other_blocks_and_their_accesses():
+    src = "mov rcx, 0x3\nl: call f\n dec rcx\n jnz l\n jmp done\nf: mov qword ptr [rsp - 0x8], rcx\n ret\ndone: nop"
+    code = asm(src)
+    f = CODE + code.index(bytes.fromhex("48894c24f8"))          # mov [rsp-8], rcx
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x10000)
+    uc.mem_map(STACK, 0x10000)
+    uc.mem_write(CODE, code)
+    uc.reg_write(UC_X86_REG_RSP, STACK + 0x8000)
+    with Recorder(uc, keep=[(f, f + 6)]) as rec:                 # the store and the RET
+        uc.emu_start(CODE, CODE + len(code))
+    s = rec.stream()
+    assert s.block_addr == [f] * 3
+    assert [(n, w) for _, n, w in s.accesses()] == [(8, True), (8, False)] * 3    # the store, the RET
+
+
 # ---- against gomemu's machine ----------------------------------------------------------------
 def _warm_machine():
     from emu.machine import Machine

@@ -9,13 +9,17 @@
                 caches and TLBs from cache.py, store forwarding, branch prediction)
   tsc.py        RDTSC/RDTSCP inside the emulator return a value from Python (the modelled cycles)
   native.py     runs the same bytes on the host in a child process and times them
+  harness.py    the native measurement's own loop, modelled (so both are the same quantity)
   mca.py        llvm-mca's estimate for the executed blocks, where llvm-mca is installed
+  calibrate.py  one path modelled, measured and estimated by llvm-mca, and the native memory
+                compared with the emulator's
 
 Typical use:
     with Recorder(uc) as rec:
         ...run the code...
     model = Model(uarch("zen4"), read_code)
     t = model.run(rec.stream())          # t.cycles, t.l1d_misses, t.mispredicts, ...
+See docs/timing.md for what is modelled, the sources, and the figures measured.
 """
 
 from emu.errors import BadInput

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from emu.timing import mca
 from emu.timing.harness import modelled_per_call
 from emu.timing.model import Model
-from emu.timing.native import NativeUnavailable, run_native
+from emu.timing.native import NativeFault, NativeUnavailable, run_native
 
 
 @dataclass
@@ -28,7 +28,7 @@ class PathFigures:
     llvm_mca: float = None           # llvm-mca's estimate of the executed instructions, or None
     memory_equal: bool = None        # the native call left the emulator's memory (None: not run)
     differences: list = field(default_factory=list)   # (address, emulated, native) of 8-byte words
-    native_refused: str = ""         # why there is no measurement
+    native_refused: str = ""         # why there is no measurement (or the native fault)
 
     @property
     def error(self):
@@ -80,6 +80,10 @@ def compare_path(u, regions, entry, regs, stream, read_code, read_after, *, nati
                    for _ in range(runs)]
     except NativeUnavailable as e:
         fig.native_refused = str(e)
+        return fig
+    except NativeFault as e:                 # the native run crashed where the emulator did not
+        fig.native_refused = f"native fault: {e}"
+        fig.memory_equal = False
         return fig
     r = min(results, key=lambda x: x.cycles_per_call)
     fig.measured = r.cycles_per_call

@@ -199,13 +199,17 @@ class Recorder:
             ...run...
         stream = rec.stream()
 
-    keep(address) -> bool, if given, keeps only the blocks it accepts (with their
-    accesses), e.g. the allocator's code and not a driver loop around it.
+    keep, if given, keeps only some blocks (with their accesses), e.g. the
+    allocator's code and not a driver loop around it: a function of the block's
+    address, or a list of (start, end) address ranges.
     """
 
     def __init__(self, uc, keep=None, capacity_words=1 << 20):
         if capacity_words < 4 or capacity_words % 2:
             raise BadInput("the recording buffer needs an even number of words, at least 4")
+        if keep is not None and not callable(keep):
+            ranges = [(int(a), int(b)) for a, b in keep]
+            keep = lambda addr: any(a <= addr < b for a, b in ranges)   # noqa: E731
         self.uc = uc
         self.keep = keep
         self._buf = np.zeros(capacity_words, dtype=np.uint64)
