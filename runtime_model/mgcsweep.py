@@ -21,6 +21,7 @@ sweep lazily as Go's allocating goroutines do.
 """
 
 from emu.layout import MCache
+from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import (MSPAN_IN_USE, MSpan, gc_bits_bytes, span_inline_mark_bits_size,
                                  uses_span_inline_mark_bits, INLINE_CLASS, INLINE_MARKS)
@@ -72,9 +73,12 @@ def sweep(runtime, s, preserve=False):
     s.allocCount = nalloc
     s.freeindex = 0
     s.freeIndexForScan = 0
-    # The mark bits become the allocation bits; fresh zeroed mark bits for the next cycle.
+    # The mark bits become the allocation bits; the old allocation bits, cleared, the next
+    # mark bits (Go gets fresh ones from its gcBits arenas and frees the old two cycles on).
+    old = s.allocBits
     s.allocBits = s.gcmarkBits
-    s.gcmarkBits = runtime.machine.persistentalloc(gc_bits_bytes(s.nelems), 8)
+    mem.fill(old, gc_bits_bytes(s.nelems))
+    s.gcmarkBits = old
     s.refill_alloc_cache(0)
     s.sweepgen = sg
     central = heap.central[spc]
@@ -201,8 +205,7 @@ def sweep_spans(runtime, spans):
             v.heap8[q[:, None] + np.arange(INLINE_BITS)[None, :]] = 0
             v.heap8[q + INLINE_CLASS] = spc[gi]
         # only nelems bits count
-        valid = np.unpackbits(np.ones((len(g), nb), dtype=np.uint8), axis=1, bitorder="little")
-        valid[np.arange(valid.shape[1])[None, :] >= nelems[g][:, None]] = 0
+        valid = (np.arange(8 * nb)[None, :] < nelems[g][:, None]).astype(np.uint8)
         mbits = np.unpackbits(marks, axis=1, bitorder="little") & valid
         abits = np.unpackbits(v.off8[(alloc_bits[g] - off).astype(np.int64)[:, None] + cols[None, :]],
                               axis=1, bitorder="little")
