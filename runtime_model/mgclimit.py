@@ -32,7 +32,9 @@ GC_ASSIST_TIME_SLACK_NS = 5000      # mgcpacer.go: gcAssistTimeSlack
 class GcCPULimiter:
     """mgclimit.go: gcCPULimiterState for one machine (`runtime.limiter`)."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime=None, now=0, nprocs=None):
+        """The machine's limiter, or with runtime None the test limiter of export_test.go
+        (NewGCCPULimiter(now, nprocs): no Ps, so no idle time and no limiter events)."""
         self.rt = runtime
         self.enabled = False             # limiting()
         self.gc_enabled = False
@@ -48,7 +50,7 @@ class GcCPULimiter:
         self.nprocs = 0
         self.idle_time = 0               # sched.idleTime: P time spent idle (cpuStats.IdleTime)
         self._assist_slack = 0           # p.gcAssistTime not yet reported
-        self.reset_capacity(0, runtime.gc.procs)
+        self.reset_capacity(now, runtime.gc.procs if runtime is not None else nprocs)
 
     def limiting(self):
         return self.enabled
@@ -99,7 +101,7 @@ class GcCPULimiter:
     def update(self, now):
         if self._locked:
             return
-        if self.nprocs != self.rt.gc.procs:
+        if self.rt is not None and self.nprocs != self.rt.gc.procs:
             self.reset_capacity(now, self.rt.gc.procs)
             return
         self._locked = True
@@ -125,8 +127,13 @@ class GcCPULimiter:
     def _idle_procs(self):
         """Ps with neither the mutator nor a dedicated mark worker (idle mark workers run on
         idle Ps and count as idle, as limiterEventIdleMarkWork does)."""
+        if self.rt is None:
+            return 0
         busy = 1 + (self.rt.gc_controller.dedicated_mark_workers_needed if self.gc_enabled else 0)
         return max(0, self.nprocs - busy)
+
+    def _numgc(self):
+        return len(self.rt.gc.cycles) if self.rt is not None else 0
 
     def _accumulate(self, mutator_time, gc_time):
         """accumulate: the bucket fills by gcTime - mutatorTime, within [0, capacity]."""
@@ -138,7 +145,7 @@ class GcCPULimiter:
             self.fill = self.capacity
             if not enabled:
                 self.enabled = True
-                self.last_enabled_cycle = len(self.rt.gc.cycles) + 1
+                self.last_enabled_cycle = self._numgc() + 1
             return
         if change < 0 and self.fill <= -change:
             self.fill = 0
@@ -160,7 +167,7 @@ class GcCPULimiter:
         if self.fill > self.capacity:
             self.fill = self.capacity
             self.enabled = True
-            self.last_enabled_cycle = len(self.rt.gc.cycles) + 1
+            self.last_enabled_cycle = self._numgc() + 1
         elif self.fill < self.capacity:
             self.enabled = False
         self._locked = False

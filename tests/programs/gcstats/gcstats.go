@@ -13,6 +13,7 @@ const block = 4096
 
 var (
 	live [][]byte
+	ptrs [][]*int
 	sink []byte
 	ms   runtime.MemStats
 )
@@ -26,11 +27,21 @@ var samples = []metrics.Sample{
 	{Name: "/gc/cycles/total:gc-cycles"},
 }
 
-// Live makes n blocks live, replacing the previous live set.
+// Live makes n blocks live, replacing the previous live set. Each block is written, so
+// its page is resident (an untouched fresh page is not).
 func Live(n int) int {
 	live = make([][]byte, n)
 	for i := range live {
 		live[i] = make([]byte, block)
+		live[i][0] = 1
+	}
+	return n
+}
+
+// LivePtrs adds n blocks of 512 pointers each (4 KiB the collector must scan) to the live heap.
+func LivePtrs(n int) int {
+	for i := 0; i < n; i++ {
+		ptrs = append(ptrs, make([]*int, block/8))
 	}
 	return n
 }
@@ -47,6 +58,7 @@ func Drop(n int) int {
 func Churn(n int) int {
 	for i := 0; i < n; i++ {
 		sink = make([]byte, block)
+		sink[0] = 1
 		if i%4 == 0 && len(live) > 0 {
 			live[i%len(live)] = sink
 		}

@@ -29,3 +29,10 @@ func TestFreeOSMemory(t *testing.T) {
 	FreeOSMemory()
 	fmt.Printf("released %d idle %d\n", MemStat(4), MemStat(2))
 }
+
+// TestSettings prints the GC percent and memory limit the runtime read from GOGC and
+// GOMEMLIMIT: "gogc <n> memlimit <bytes>".
+func TestSettings(t *testing.T) {
+	p := SetGCPercent(100)
+	fmt.Printf("gogc %d memlimit %d\n", p, SetMemoryLimit(-1))
+}
