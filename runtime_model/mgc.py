@@ -280,7 +280,7 @@ class Collector:
         """Scan up to budget_ns of mark work; returns the ns it took."""
         marker = self.marker
         before_objs, before = marker.objects_marked, marker.scan_work
-        budget = max(1, int(budget_ns / MARK_NS_PER_BYTE))
+        budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
         marker.drain(budget)
         work = marker.scan_work - before
         c = self.rt.gc_controller

@@ -36,3 +36,14 @@ func TestSettings(t *testing.T) {
 	p := SetGCPercent(100)
 	fmt.Printf("gogc %d memlimit %d\n", p, SetMemoryLimit(-1))
 }
+
+// TestScavTrace builds a live heap of $LIVE blocks, drops it and lets GC cycles run (run
+// with GODEBUG=scavtrace=1), then frees the OS memory: the scavenger's lines, plain and forced.
+func TestScavTrace(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("LIVE"))
+	Live(n)
+	Churn(2 * n)
+	Drop(0)
+	Churn(2 * n)
+	FreeOSMemory()
+}
