@@ -114,6 +114,8 @@ def sweep(runtime, s, preserve=False):
 def release_all(runtime, c):
     """mcache.go: (*mcache).releaseAll: every cached span back to its mcentral."""
     mem, heap = runtime.mem, runtime.mheap
+    if runtime.machine.checked:
+        runtime.check_mcache()           # the spans come back from machine code
     for spc in range(len(heap.central)):
         slot = c + MCache.alloc + 8 * spc
         addr = mem.u64(slot)
@@ -147,6 +149,8 @@ def finish_cycle(runtime, live, eager=True):
             what = f"{p:#x}" if isinstance(p, int) and not isinstance(p, bool) else repr(p)
             raise BadInput(f"live[{i}] = {what} is not an allocated heap object")
         marks.append(found)
+    if runtime.machine.checked:
+        runtime.check_mcache()           # before the cycle changes anything
     # gcMarkDone: every P's write-barrier buffer is flushed before mark termination.
     flushed = mwbbuf.wb_buf_flush1(runtime.mem, gcw, runtime.symbol("runtime.p0"))
     if flushed:
