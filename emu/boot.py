@@ -223,10 +223,7 @@ class Runtime:
         words = -(-size // 8)
         if isinstance(pointer_words, (str, bytes)) or not hasattr(pointer_words, "__iter__"):
             raise BadInput(f"pointer_words must be a sequence of word indexes, not {pointer_words!r}")
-        pointer_words = list(pointer_words)
-        if any(not isinstance(w, int) or isinstance(w, bool) or not 0 <= w < words for w in pointer_words):
-            raise BadInput(f"pointer_words {pointer_words} are not all word indexes of a {size}-byte type "
-                           f"(0..{words - 1})")
+        pointer_words = [A.integer(f"pointer_words of a {size}-byte type", w, 0, words - 1) for w in pointer_words]
         if name is not None and not isinstance(name, str):
             raise BadInput(f"name must be a string, not {name!r}")
         ptr_words = max(pointer_words) + 1 if pointer_words else 0

@@ -24,6 +24,7 @@ under pointers (a live object may still point at one the caller let die);
 shading such a dangling pointer marks nothing (runtime_model/mgcmark.py).
 """
 
+from emu import args as A
 from emu.errors import BadInput
 from emu.layout import MCache
 from runtime_model import mwbbuf
@@ -140,14 +141,12 @@ def finish_cycle(runtime, live, eager=True):
     gcw = runtime.machine.gcwork
     if isinstance(live, (str, bytes)) or not hasattr(live, "__iter__"):
         raise BadInput(f"live must be a sequence of heap object addresses, not {live!r}")
-    if not isinstance(eager, bool):
-        raise BadInput(f"eager must be True or False, not {eager!r}")
+    A.flag("eager", eager)
     marks = []
     for i, p in enumerate(live):
-        found = gcw.find_object(p) if isinstance(p, int) and not isinstance(p, bool) and p >= 0 else None
+        found = gcw.find_object(A.integer(f"live[{i}]", p))
         if found is None:
-            what = f"{p:#x}" if isinstance(p, int) and not isinstance(p, bool) else repr(p)
-            raise BadInput(f"live[{i}] = {what} is not an allocated heap object")
+            raise BadInput(f"live[{i}] = {p:#x} is not an allocated heap object")
         marks.append(found)
     if runtime.machine.checked:
         runtime.check_mcache()           # before the cycle changes anything
