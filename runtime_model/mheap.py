@@ -412,15 +412,14 @@ class MHeap:
         if out:
             return out
         # Allocated: the slots below freeindex, and those set in allocBits (mbitmap.go).
-        bits = int.from_bytes(self.mem.read(f["allocBits"], nb), "little") & ((1 << nelems) - 1)
-        below = (1 << fi) - 1
-        allocated = (bits | below).bit_count()
+        raw = int.from_bytes(self.mem.read(f["allocBits"], nb), "little")
+        allocated = ((raw & ((1 << nelems) - 1)) | ((1 << fi) - 1)).bit_count()
         if count != allocated:
             out.append(f"allocCount = {count}, but freeindex {fi} and allocBits say {allocated} slots are allocated")
         # allocCache: the inverted allocBits from freeindex on, within freeindex's 64-slot word
         # (0 once that word is used up and before nextFreeIndex reloads it).
         if fi < nelems:
-            word = ~(bits >> (fi & ~63)) & 0xFFFFFFFFFFFFFFFF
+            word = ~(raw >> (fi & ~63)) & 0xFFFFFFFFFFFFFFFF
             cache = word >> (fi % 64)
             if f["allocCache"] != cache and not (fi % 64 == 0 and f["allocCache"] == 0):
                 out.append(f"allocCache = {f['allocCache']:#x}, but allocBits from freeindex {fi} give {cache:#x}")
