@@ -62,13 +62,13 @@ def _run_pending(m):
     return m.take_pending_slow_path()
 
 
-# Go's ABIInternal passes a uint8 or bool in a register's low byte; the rest is not
-# defined (compiled code leaves other values there), so narrow arguments are masked.
-
 def _check_mcache_arg(m, c, what):
     if c != m.runtime.mcache:
         raise InvariantError(f"{what}: c = {c:#x} is not p0's mcache ({m.runtime.mcache:#x})")
 
+
+# Go's ABIInternal passes a uint8 or bool in a register's low byte; the rest is not
+# defined (compiled code leaves other values there), so narrow arguments are masked.
 
 def _refill(m, c, spc):
     rt, spc = m.runtime, spc & 0xFF
