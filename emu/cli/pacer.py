@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from emu.cli.output import writing
 from emu.errors import BadInput
 from runtime_model.pacer import GC_GOAL_UTILIZATION, RESULT_FIELDS, load_scenario, replay
 
@@ -136,5 +137,6 @@ def replay_command(args):
     else:
         print(_table(out["name"], results, ref_path, n_diff, bad_rows))
     if args.plot:
-        _plot(out["name"], results, args.plot)
+        with writing(args.plot, "the plot"):
+            _plot(out["name"], results, args.plot)
     return 1 if n_diff else 0
