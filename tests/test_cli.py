@@ -5,10 +5,11 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from emu.cli import main
-from emu.cli.output import Progress
+from emu.cli.output import Progress, status
 from emu.machine import Machine
 from emu.version import GO_VERSION, GOMEMU_VERSION
 
@@ -219,4 +220,17 @@ def test_progress_stays_off_when_stderr_is_not_a_terminal():
     with Progress("allocations", 3, stream=log, clock=lambda: now[0]) as p:
         now[0] = 5.0
         p.advance()
+    assert log.getvalue() == ""
+
+
+def test_status_of_a_long_step_shows_after_a_second_and_is_erased(monkeypatch):
+    monkeypatch.setattr(Progress, "DELAY", 0.01)
+    term = FakeTerminal(True)
+    with status("go build of prog.go", stream=term):
+        time.sleep(0.5)
+    text = "gomemu: go build of prog.go ..."
+    assert term.getvalue() == "\r" + text + "\r" + " " * len(text) + "\r"
+    log = FakeTerminal(False)
+    with status("go build of prog.go", stream=log):
+        time.sleep(0.05)
     assert log.getvalue() == ""

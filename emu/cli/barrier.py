@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from emu.cli import inputs
 from emu.cli.inputs import UsageError
 from emu.cli.jsonout import document, dumps
+from emu.cli.output import status
 from emu.errors import BadInput
 from emu.machine import ABI_INT_REGS, REG_NAMES, WB_DIALECTS, Machine
 
@@ -229,7 +230,8 @@ def run(args):
     types = None if args.args else signature_params(src, args.func)
     if types is not None:
         check_derivable(types, args.func, int_value)                 # before a build of seconds
-    fn = gobuild.build_functions(src, [args.func], source_name=args.file)[args.func]
+    with status(f"go build of {args.file}"):
+        fn = gobuild.build_functions(src, [args.func], source_name=args.file)[args.func]
     # Built with Go 1.27's default GOEXPERIMENT sizespecializedmalloc: its allocations
     # call the size-specialised routines.
     m = Machine(size_specialized=True)

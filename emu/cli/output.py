@@ -3,6 +3,7 @@ are asked to write (a failure names the file), and progress on a terminal."""
 
 import contextlib
 import sys
+import threading
 import time
 
 from emu.errors import GomemuError
@@ -81,3 +82,29 @@ class Progress:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@contextlib.contextmanager
+def status(what, stream=None):
+    """`gomemu: <what> ...` on stderr while one long step (a go build) runs, once it has
+    taken a second, on a terminal only; erased when it ends."""
+    stream = stream or sys.stderr
+    text = f"gomemu: {what} ..."
+    shown = threading.Event()
+
+    def show():
+        stream.write("\r" + text)
+        stream.flush()
+        shown.set()
+    timer = threading.Timer(Progress.DELAY, show)
+    if stream.isatty():
+        timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if timer.is_alive():
+            timer.join()
+        if shown.is_set():
+            stream.write("\r" + " " * len(text) + "\r")
+            stream.flush()

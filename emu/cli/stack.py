@@ -12,6 +12,7 @@ from unicorn.x86_const import UC_X86_REG_RAX as _RAX
 from emu import layout as L
 from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
+from emu.cli.output import status
 from emu.machine import Machine
 from runtime_model import stack as S
 
@@ -128,7 +129,8 @@ def report_data(depth=1000):
 
 
 def run(args):
-    data = report_data(args.depth)
+    with status(f"measuring (rec({args.depth}) on a goroutine)"):
+        data = report_data(args.depth)
     print(dumps(document("stack", **data)) if args.json else "\n".join(text_lines(data)))
     return 0
 
