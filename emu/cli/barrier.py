@@ -115,10 +115,10 @@ def register(sub):
                                        "stores with the write barrier off and on")
     p.add_argument("file", help="a Go source file, UTF-8 (compiled as package main)")
     p.add_argument("func", help="the function to run: F, main.F, or a method (*T).M or T.M (methods need --args)")
-    p.add_argument("--int", type=inputs.bounded(*inputs.REGISTER_WORD), dest="int_value",
+    p.add_argument("--int", type=inputs.bounded(*inputs.REGISTER_WORD), dest="int_value", metavar="N",
                    help="value for integer parameters (default 1); it must fit each one's Go type "
                         "(int64 -2^63..2^63-1, uint64 0..2^64-1, int8 -128..127, bool 0..1, ...)")
-    p.add_argument("--args", type=register_words,
+    p.add_argument("--args", type=register_words, metavar="A,B,...",
                    help=f"comma-separated register arguments (AX, BX, ...; at most {len(ABI_INT_REGS)}) instead "
                         f"of derived ones: integers -2^63..2^64-1, or 'obj' for a fresh object")
     p.add_argument("--no-trace", action="store_true",

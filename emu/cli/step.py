@@ -26,7 +26,7 @@ def register(sub):
                    help=f"malloc, small: object size in bytes (0..{inputs.MAX_OBJECT}; default 16)")
     p.add_argument("--scan", action="store_true", help="malloc: an object whose first word is a pointer")
     p.add_argument("--warm", type=inputs.bounded(0, inputs.MAX_ALLOCATIONS),
-                   help=f"malloc, small: allocations of the same kind made first, unrecorded (0..."
+                   help=f"malloc, small: allocations of the same kind made first, unrecorded (0.."
                         f"{inputs.MAX_ALLOCATIONS}, and with --size at most {inputs.MAX_HEAP_BYTES >> 30} GiB "
                         f"in all; default 1; 0 shows the first allocation: refill and heap growth)")
     p.add_argument("--size-specialized", action="store_true",
