@@ -33,6 +33,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 
 from asm.assembler import Text, assemble, routine_sources
 from emu import args as A
+from emu import interrupts
 from emu import layout as L
 from emu.boot import Runtime
 from emu.callouts import THROW_CONSTANTS, GoTo, StackResults, callouts_for
@@ -187,6 +188,7 @@ class Machine:
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
+        interrupts.install()                   # Ctrl-C waits for a running slow path (emu/interrupts.py)
         # Once: writing a segment base flushes unicorn's TLB.
         self.regs.write(UC_X86_REG_FS_BASE, self.symbol("runtime.m0") + L.M.tls + 8)
 
@@ -322,6 +324,7 @@ class Machine:
         uclib.uc_emu_stop(self.uc._uch)
 
     def _on_callout_page(self, _uc, addr, _size, _ud):
+        interrupts.state.in_callback = True      # the Ctrl-C watcher leaves a running slow path alone
         try:
             co = self._callout_by_addr.get(addr)
             if co is None:
@@ -344,6 +347,18 @@ class Machine:
                 self._set_results(result)
         except BaseException as e:       # ctypes would swallow it: stop and re-raise outside
             self._stop_with(e)           # (run_from closes the slow path it was in)
+        finally:
+            interrupts.state.in_callback = False
+            self._stop_if_interrupted()
+
+    def _stop_if_interrupted(self):
+        """After a callback: on Ctrl-C, stop once no slow path is in flight (emu/interrupts.py)."""
+        if interrupts.state.interrupted and self._gen is None:
+            uclib.uc_emu_stop(self.uc._uch)
+
+    def slow_path_in_flight(self):
+        """A call-out's Python slow path runs, or has started and waits for an OS call."""
+        return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets this to record call-outs
 
@@ -393,6 +408,7 @@ class Machine:
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
         except BaseException as e:
             self._stop_with(e)
+        self._stop_if_interrupted()
 
     # ---- running --------------------------------------------------------------------------
     def prepare_call(self, routine, args):
@@ -487,12 +503,30 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
+        intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
+        intr.interrupted = intr.stopped = False
+        intr.run = (self, count)
         err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
+        # The watcher stopped the run (at a block start, no slow path running) for a SIGINT
+        # that already was a KeyboardInterrupt elsewhere: go on where it stopped.
+        while (intr.stopped and self.counter.budget_exhausted()
+               and not (intr.interrupted or err or self._error is not None)):
+            intr.stopped = False
+            self.counter.uncount(self.pc)
+            self.counter.set_budget(intr.budget_left)
+            if intr.interrupted:             # its handler ran only now (Python calls above)
+                break
+            err = uclib.uc_emu_start(self.uc._uch, self.pc, until, 0, 0)
+        intr.run = None
+        if intr.interrupted:
+            intr.interrupted = False
+            self._error = None
+            raise KeyboardInterrupt
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
             err, self._error = self._error, None
-            if isinstance(err, GomemuError):
+            if isinstance(err, (GomemuError, KeyboardInterrupt)):
                 raise err
             raise EmulationFault(f"internal error in a Python slow path at {self.where(self.pc)}: "
                                  f"{type(err).__name__}: {err}", pc=self.pc) from err
