@@ -17,6 +17,10 @@ each named routine, with its real SYSCALL, and resumes the handler.
 | runtime.wbBufFlush          | mwbbuf.go: wbBufFlush -> wbBufFlush1 (shade the buffered pointers, reset p.wbBuf) |
 | runtime.wbMove              | mbarrier.go: wbMove -> bulkBarrierPreWrite (the compiler copies after it) |
 | runtime.typedmemmove        | mbarrier.go: typedmemmove (bulkBarrierPreWrite, then memmove)              |
+
+In checked mode (Machine(checked=True)) each call-out first validates what it takes
+from machine code (the mcache and span class, the span and its fields, the
+size-class tables, p.wbBuf) and, for refill and allocLarge, the span it hands back.
 """
 
 import math
@@ -25,8 +29,8 @@ from dataclasses import dataclass
 
 from unicorn.x86_const import UC_X86_REG_RSP
 
-from emu.errors import BadInput
-from emu.layout import MCache
+from emu.errors import BadInput, InvariantError
+from emu.layout import NUM_SPAN_CLASSES, MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import MSpan, uses_span_inline_mark_bits
@@ -58,12 +62,30 @@ def _run_pending(m):
     return m.take_pending_slow_path()
 
 
+def _check_mcache_arg(m, c, what):
+    if c != m.runtime.mcache:
+        raise InvariantError(f"{what}: c = {c:#x} is not p0's mcache ({m.runtime.mcache:#x})")
+
+
 # Go's ABIInternal passes a uint8 or bool in a register's low byte; the rest is not
 # defined (compiled code leaves other values there), so narrow arguments are masked.
 
 def _refill(m, c, spc):
-    yield from mcache.refill(m.runtime, c, spc & 0xFF)
-    yield from m.runtime.scavenger.background()     # the background scavenger's due work
+    rt, spc = m.runtime, spc & 0xFF
+    if m.checked:
+        _check_mcache_arg(m, c, "refill")
+        rt.check_tables()               # a broken SizeToSizeClass table is why spc would be wrong
+        if not 2 <= spc < NUM_SPAN_CLASSES:
+            raise InvariantError(f"refill: spc = {spc} is not the span class of a small size class")
+        s = m.mem.u64(c + MCache.alloc + 8 * spc)
+        if s == rt.emptymspan:
+            rt.check_emptymspan()
+        else:
+            rt.mheap.check_span(s, f"mcache.alloc[{spc}]", spanclass=spc, cached=True)
+    yield from mcache.refill(rt, c, spc)
+    if m.checked:
+        rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
+    yield from rt.scavenger.background()        # the background scavenger's due work
 
 
 def _throw(m, idx):
@@ -72,6 +94,8 @@ def _throw(m, idx):
 
 
 def _profilealloc(m, mp, x, size):
+    if m.checked and mp != m.symbol("runtime.m0"):
+        raise InvariantError(f"profilealloc: mp = {mp:#x} is not m0")
     c = m.runtime.mcache_of(mp)
     rate = m.mem.u64(m.symbol("runtime.MemProfileRate"))
     m.mem.w64(c + MCache.memProfRate, rate)
@@ -80,6 +104,9 @@ def _profilealloc(m, mp, x, size):
 
 
 def _gcmarknewobject(m, span_addr, obj):
+    if m.checked:
+        m.runtime.mheap.check_span(span_addr, "gcmarknewobject")
+        m.runtime.check_object(span_addr, obj, 0, "gcmarknewobject")
     s = MSpan(m.mem, span_addr)
     idx = s.obj_index(obj)
     s.set_bit(s.mark_bit(idx))
@@ -90,7 +117,14 @@ def _gcmarknewobject(m, span_addr, obj):
 
 
 def _alloc_large(m, c, size, noscan):
-    s = yield from mcache.alloc_large(m.runtime, size, bool(noscan & 0xFF))
+    noscan = bool(noscan & 0xFF)
+    if m.checked:
+        _check_mcache_arg(m, c, "allocLarge")
+        if not 0 < size < 1 << 48:
+            raise InvariantError(f"allocLarge: size = {size}")
+    s = yield from mcache.alloc_large(m.runtime, size, noscan)
+    if m.checked:
+        m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
     yield from m.runtime.scavenger.background()
     return s.addr
 

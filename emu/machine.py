@@ -32,14 +32,18 @@ from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_REG_FS_BASE, UC_X86_RE
 from unicorn.unicorn_py3.unicorn import uclib
 
 from asm.assembler import Text, assemble, routine_sources
+from emu import args as A
+from emu import interrupts
 from emu import layout as L
 from emu.boot import Runtime
 from emu.callouts import THROW_CONSTANTS, GoTo, StackResults, callouts_for
-from emu.errors import BadInput, EmulationFault, GomemuError
+from emu.errors import BadInput, EmulationFault, GomemuError, InvariantError
 from emu.memory import Memory
 from emu.syscalls import Kernel
 from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add
+from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
+from runtime_model.mem_linux import RuntimeThrow
 
 # Go's ABIInternal integer argument and result registers, in order.
 ABI_INT_REGS = [UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDI, UC_X86_REG_RSI,
@@ -61,6 +65,9 @@ IMAGE_SOURCES = ("driver", "store_pointer", "gc_write_barrier_legacy", "os_adapt
 IMAGE_OS_ROUTINES = {"runtime.sysMmap": "runtime.mmap", "runtime.madvise": "gomemu.madvise"}
 ROUTINE_NAMES = tuple(p.rsplit("/", 1)[-1][:-2] for p, _ in routine_sources())
 DEFAULT_BLOCK_BUDGET = 50_000_000    # blocks per emu_start before a run counts as runaway
+MAX_BLOCK_BUDGET = 1 << 62           # the counter counts down in a uint64
+# The heap reservation: whole 64 MiB arenas, below the off-heap region.
+MAX_HEAP_RESERVE = (L.OFFHEAP.base - L.HEAP_BASE) // L.HEAP_ARENA_BYTES * L.HEAP_ARENA_BYTES
 # Write-barrier dialects: the call site Machine.store_pointer runs for `*slot = ptr`.
 # Both barriers are always in the text segment and share p.wbBuf and wbBufFlush.
 WB_DIALECTS = {
@@ -110,17 +117,30 @@ class Counts:
 
 
 class Machine:
-    """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
+    """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths.
+
+    checked: validate what the machine code relies on where it meets Python (the
+    call-outs, mallocgc's results, spans leaving the mcache, after a fault), as Go's
+    doubleCheckMalloc and debug.invalidptr do; see docs/machine.md. On by default;
+    the benchmarks turn it off. The fast paths run no Python either way."""
 
     def __init__(self, *, image=None, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
-                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False):
+                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False,
+                 checked=True):
         if wb_dialect not in WB_DIALECTS:
             raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
+        A.integer("heap_reserve", heap_reserve, L.HEAP_ARENA_BYTES, MAX_HEAP_RESERVE)
+        if heap_reserve % L.HEAP_ARENA_BYTES:
+            raise BadInput(f"heap_reserve = {heap_reserve} is not a whole number of "
+                           f"{L.HEAP_ARENA_BYTES >> 20} MiB heap arenas")
+        A.integer("mem_profile_rate", mem_profile_rate, 0, A.GO_INT_MAX)
+        self.block_budget = block_budget
+        self.checked = A.flag("checked", checked)
         self.wb_dialect = wb_dialect       # which compiled form store_pointer runs (WB_DIALECTS)
         self.wb_flushes = []               # pointers shaded by each wbBufFlush, in order
         # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
         # generated size-specialised copies. Off: the generic paths only.
-        self.size_specialized = bool(size_specialized)
+        self.size_specialized = A.flag("size_specialized", size_specialized)
         # image: a linked Go program (emu/goimage.py) whose own runtime runs; None: the
         # handwritten routines of asm/ on gomemu's own memory map.
         self.image = self._image(image)
@@ -153,10 +173,13 @@ class Machine:
         for seg in self.image.segments if self.image else ():
             self.mem.write(seg.vaddr, seg.data)         # bss stays zero
         self.heap_region = L.Region("heap", L.HEAP_BASE, heap_reserve, "")
-        self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
+        try:
+            self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
+        except OSError as e:
+            raise BadInput(f"heap_reserve = {heap_reserve}: the host cannot reserve that much "
+                           f"address space ({e.strerror or e})") from None
         self.kernel = Kernel(self.mem, self.heap_region.base, heap_reserve)
         self._offheap_next = L.OFFHEAP.base
-        self.block_budget = block_budget
         self._load_program()
         self._install_hooks()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
@@ -165,6 +188,7 @@ class Machine:
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
+        interrupts.install()                   # Ctrl-C waits for a running slow path (emu/interrupts.py)
         # Once: writing a segment base flushes unicorn's TLB.
         self.regs.write(UC_X86_REG_FS_BASE, self.symbol("runtime.m0") + L.M.tls + 8)
 
@@ -244,6 +268,7 @@ class Machine:
 
     def where(self, addr):
         """symbol+offset for any address the machine knows."""
+        A.integer("addr", addr)
         if self.callout_page <= addr < self.callout_page + L.PAGE:
             c = self._callout_by_addr.get(addr)
             return f"callout:{c.symbol}" if c else "callout:resume"
@@ -257,11 +282,23 @@ class Machine:
 
     def persistentalloc(self, size, align=8):
         """malloc.go: persistentalloc: off-heap memory that is never freed (zeroed)."""
+        A.integer("size", size, 0, L.OFFHEAP.size)
+        if A.integer("align", align, 1, L.PAGE) & (align - 1):
+            raise BadInput(f"align = {align} is not a power of 2")
         a = (self._offheap_next + align - 1) // align * align
         if a + size > L.OFFHEAP.end:
             raise GomemuError("off-heap (persistentalloc) region exhausted")
         self._offheap_next = a + size
         return a
+
+    @property
+    def block_budget(self):
+        """Blocks one emu_start may run before the run counts as a runaway loop."""
+        return self._block_budget
+
+    @block_budget.setter
+    def block_budget(self, n):
+        self._block_budget = A.integer("block_budget", n, 1, MAX_BLOCK_BUDGET)
 
     # ---- hooks ----------------------------------------------------------------------------
     def _install_hooks(self):
@@ -287,6 +324,7 @@ class Machine:
         uclib.uc_emu_stop(self.uc._uch)
 
     def _on_callout_page(self, _uc, addr, _size, _ud):
+        interrupts.state.in_callback = True      # the Ctrl-C watcher leaves a running slow path alone
         try:
             co = self._callout_by_addr.get(addr)
             if co is None:
@@ -308,8 +346,19 @@ class Machine:
             else:
                 self._set_results(result)
         except BaseException as e:       # ctypes would swallow it: stop and re-raise outside
-            self._gen = None
-            self._stop_with(e)
+            self._stop_with(e)           # (run_from closes the slow path it was in)
+        finally:
+            interrupts.state.in_callback = False
+            self._stop_if_interrupted()
+
+    def _stop_if_interrupted(self):
+        """After a callback: on Ctrl-C, stop once no slow path is in flight (emu/interrupts.py)."""
+        if interrupts.state.interrupted and self._gen is None:
+            uclib.uc_emu_stop(self.uc._uch)
+
+    def slow_path_in_flight(self):
+        """A call-out's Python slow path runs, or has started and waits for an OS call."""
+        return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets this to record call-outs
 
@@ -359,13 +408,15 @@ class Machine:
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
         except BaseException as e:
             self._stop_with(e)
+        self._stop_if_interrupted()
 
     # ---- running --------------------------------------------------------------------------
     def prepare_call(self, routine, args):
         """Registers and stack for calling `routine` from nothing: returns its entry."""
         entry = self.symbol(routine)
-        if len(args) > len(ABI_INT_REGS):
-            raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
+        check_call_args(routine, args, len(ABI_INT_REGS))
+        if self._stepper is not None:
+            self._finish_stepped_call()
         self._enter(STACK_TOP - 8, self.symbol("runtime.g0"), args)
         return entry
 
@@ -389,8 +440,57 @@ class Machine:
 
     def run_from(self, pc, count=0, until=None):
         """emu_start from pc until the exit address (or `until`), turning every failure
-        into a GomemuError. While allocations are tracked (track_allocations), each
-        outermost allocation runs on its own, measured, and the run goes on after it."""
+        into a GomemuError. A failed run ends its call: what the call leaves behind is
+        undone (_recover), and in checked mode a fault is first explained by the invariant
+        it breaks, if any."""
+        try:
+            self._run(pc, count, until)
+        except BaseException as e:
+            try:
+                broken = self._invariant_after(e)
+            finally:
+                self._recover()
+            if broken is not None:
+                raise broken from e
+            raise
+
+    def _invariant_after(self, err):
+        """In checked mode, after a fault or a fatal error: an InvariantError naming what
+        in the runtime's state is broken, or None."""
+        if not self.checked or not isinstance(err, (EmulationFault, RuntimeThrow)):
+            return None
+        try:
+            self.runtime.check_state()
+        except InvariantError as e:
+            return InvariantError(f"{e}; found after: {err}")
+        return None
+
+    def _recover(self):
+        """Undo what a failed call leaves behind, so the next call starts from a machine
+        between calls: the slow path it was in is closed now (its cleanup runs), no call
+        is being stepped, m0 is not mallocing and holds no locks, g0 is current (call_on
+        also buries its goroutine), and p.wbBuf's pointers are inside the buffer."""
+        gens = [g for g in (self._gen, self._pending) if g is not None]
+        self._gen = self._pending = None
+        stepper, self._stepper = self._stepper, None
+        if stepper is not None:
+            stepper.close()
+        mem, m0, g0 = self.mem, self.symbol("runtime.m0"), self.symbol("runtime.g0")
+        mem.w32(m0 + L.M.mallocing, 0)
+        mem.w32(m0 + L.M.locks, 0)
+        mem.w64(m0 + L.M.curg, g0)
+        mem.w64(m0 + L.M.tls, g0)
+        mem.fill(m0 + L.M.morebuf, L.Gobuf.SIZE)
+        self._alloc_stop = None
+        p0 = self.symbol("runtime.p0")
+        if mwbbuf.problem(mem, p0):
+            mwbbuf.reset(mem, p0)         # a flush died half-way: what it had not shaded is lost
+        for gen in gens:
+            gen.close()
+
+    def _run(self, pc, count, until):
+        """While allocations are tracked (track_allocations), each outermost allocation
+        runs on its own, measured, and the run goes on after it."""
         until = self.exit_addr if until is None else until
         while True:
             self._run_once(pc, count, until)
@@ -403,12 +503,30 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
+        intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
+        intr.interrupted = intr.stopped = False
+        intr.run = (self, count)
         err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
+        # The watcher stopped the run (at a block start, no slow path running) for a SIGINT
+        # that already was a KeyboardInterrupt elsewhere: go on where it stopped.
+        while (intr.stopped and self.counter.budget_exhausted()
+               and not (intr.interrupted or err or self._error is not None)):
+            intr.stopped = False
+            self.counter.uncount(self.pc)
+            self.counter.set_budget(intr.budget_left)
+            if intr.interrupted:             # its handler ran only now (Python calls above)
+                break
+            err = uclib.uc_emu_start(self.uc._uch, self.pc, until, 0, 0)
+        intr.run = None
+        if intr.interrupted:
+            intr.interrupted = False
+            self._error = None
+            raise KeyboardInterrupt
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
             err, self._error = self._error, None
-            if isinstance(err, GomemuError):
+            if isinstance(err, (GomemuError, KeyboardInterrupt)):
                 raise err
             raise EmulationFault(f"internal error in a Python slow path at {self.where(self.pc)}: "
                                  f"{type(err).__name__}: {err}", pc=self.pc) from err
@@ -505,10 +623,20 @@ class Machine:
     def begin(self, routine, *args):
         """Start stepping a call of `routine`; then call step() until it returns None."""
         from emu.stepping import Stepper
-        if self._stepper is not None:
-            self._stepper.close()
-        self._stepper = Stepper(self, routine, args)
+        self._stepper = Stepper(self, routine, args)     # (prepare_call finishes a stepped call)
         return self._stepper
+
+    def _finish_stepped_call(self):
+        """A call begun with begin() and not stepped to its end runs to its end, unrecorded,
+        before another call starts: stopped between two instructions it may hold a torn
+        update (a span's allocCache moved, its freeindex not yet). If it fails, that
+        failure is what the new call reports."""
+        st, self._stepper = self._stepper, None
+        if st is None or st.done:
+            return
+        st.close()
+        if st.pc != self.exit_addr:
+            self.run_from(st.pc)
 
     def step(self):
         """Run one instruction of the call begun with begin(); its StepRecord, or None when done."""
@@ -520,15 +648,20 @@ class Machine:
         return rec
 
     def trace(self, routine, *args, limit=1_000_000):
-        """Every step of one call of `routine`, as a list of StepRecords."""
+        """Every step of one call of `routine`, as a list of StepRecords. A call still
+        running after `limit` instructions is finished unrecorded, then reported."""
+        A.integer("limit", limit, 1)
         stepper = self.begin(routine, *args)
         out = []
         for rec in stepper:
             out.append(rec)
             if len(out) >= limit:
-                stepper.close()
-                self._stepper = None
-                raise EmulationFault(f"{routine} did not return within {limit} instructions", pc=rec.address)
+                err = EmulationFault(f"{routine} did not return within {limit} instructions", pc=rec.address)
+                try:
+                    self._finish_stepped_call()
+                except GomemuError as e:
+                    raise err from e
+                raise err
         self._stepper = None
         return out
 
@@ -557,6 +690,8 @@ class Machine:
         return int(np.dot(c.counts[offs].astype(np.float64), self._insns))
 
     def counts_since(self, snap):
+        if not (isinstance(snap, tuple) and len(snap) == 2 and isinstance(snap[1], dict)):
+            raise BadInput("snap must be what snapshot() returned")
         before, callouts_before = snap
         blocks = {self.counter.base + off: (d, int(self.counter.sizes[off]))
                   for off, d in self.counter.since(before).items()}
@@ -570,19 +705,25 @@ class Machine:
         Make types with `self.runtime.new_type`."""
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 40:
             raise BadInput(f"size must be an integer in 0..2^40, not {size!r}")
-        if typ and typ not in self.runtime.type_names:
-            raise BadInput(f"{typ:#x} is not a type descriptor made by runtime.new_type")
-        return self.call("runtime.mallocgc", size, typ, int(needzero))
+        if typ != 0 and typ not in self.runtime.type_names:
+            raise BadInput(f"typ {typ!r} is not a type descriptor made by runtime.new_type")
+        x = self.call("runtime.mallocgc", size, typ, int(A.flag("needzero", needzero)))
+        if self.checked:
+            self.runtime.check_allocation(x, size)
+        return x
 
     def set_alloc_trace(self, on):
         """GODEBUG=allocfreetrace=1: log every allocation (runtime.alloc_trace)."""
-        self.mem.w8(self.symbol("runtime.debug.malloc"), int(bool(on)))
+        self.mem.w8(self.symbol("runtime.debug.malloc"), int(A.flag("on", on)))
 
     def malloc_small_noscan(self, size, needzero=True):
         """mallocgcSmallNoscan(size, nil, needzero): returns (address, slot size)."""
         check_small_noscan_size(size)
-        x = self.call("runtime.mallocgcSmallNoscan", size, 0, int(needzero))
-        return x, self.regs.read(UC_X86_REG_RBX)
+        x = self.call("runtime.mallocgcSmallNoscan", size, 0, int(A.flag("needzero", needzero)))
+        elemsize = self.regs.read(UC_X86_REG_RBX)
+        if self.checked:
+            self.runtime.check_allocation(x, size)
+        return x, elemsize
 
     def malloc_batch(self, sizes):
         """Many small noscan allocations in one run of the driver loop; returns their
@@ -603,6 +744,8 @@ class Machine:
             self.call("gomemu.mallocloop", buf, n, out)
         finally:
             self.block_budget = saved
+        if self.checked:
+            self.runtime.check_state()      # the loop ran no Python but its refills
         return np.frombuffer(self.mem.read(out, 8 * n), dtype="<u8")
 
     _batch = (0, 0)      # (address, size) of the reusable request/result buffer
@@ -623,6 +766,9 @@ class Machine:
         """Run a Python slow path (a generator, see mem_linux.OSCall) started from Python
         rather than from machine code: through a call-out, so its system calls are real
         SYSCALL instructions. Returns the generator's result."""
+        if not hasattr(gen, "send") or not hasattr(gen, "close"):
+            raise BadInput(f"gen must be a generator (a slow path), not {gen!r}")
+        self._finish_stepped_call()
         self._pending = gen
         self._slow_path_result = None
         self.call("gomemu.slowpath")
@@ -646,13 +792,16 @@ class Machine:
         return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
         gomemu.exit standing for it in the handwritten machine). Returns the entry."""
         entry = self.symbol(routine) if entry is None else entry
-        if len(args) > len(ABI_INT_REGS):
-            raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
+        check_call_args(routine, args, len(ABI_INT_REGS))
+        stacks = self.runtime.stacks
+        stacks.check_runnable(g)
         if sp is None:
             # gostartcall: push goexit; newproc1 leaves 4 words above it, the spill slots of
             # up to 4 register arguments: more arguments get more room
             sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8 - 8 * max(0, len(args) - 4)
-        self.runtime.stacks.execute(g)
+        A.integer("sp", sp)                   # anywhere: tests put SP off the stack on purpose
+        self._finish_stepped_call()
+        stacks.execute(g)
         self._enter(sp, g, args, self.goexit_pc)
         return entry
 
@@ -671,6 +820,7 @@ class Machine:
 
     def goexit(self, g):
         """proc.go: goexit0: g is done; its g (and a starting-size stack) go on the free list."""
+        self.runtime.stacks.check_runnable(g)
         self.runtime.stacks.gfput(g)
 
     def set_max_stack(self, n):
@@ -723,7 +873,7 @@ class Machine:
 
     def set_write_barrier(self, on):
         """mgc.go: setGCPhase: writeBarrier.enabled is set while the GC marks."""
-        self.mem.w8(self.symbol("runtime.writeBarrier"), int(bool(on)))
+        self.mem.w8(self.symbol("runtime.writeBarrier"), int(A.flag("on", on)))
 
     @property
     def write_barrier_enabled(self):
@@ -741,12 +891,17 @@ class Machine:
 
     def store_pointer(self, slot, ptr):
         """`*slot = ptr` as compiled code does it, with this machine's barrier dialect."""
-        self.call(WB_DIALECTS[self.wb_dialect], slot, ptr)
+        if A.integer("slot", slot) % 8:
+            raise BadInput(f"slot = {slot:#x} is not 8-byte aligned (a pointer slot is)")
+        self.call(WB_DIALECTS[self.wb_dialect], slot, A.integer("ptr", ptr))
 
     def load_rodata(self, name, data):
         """Read-only data placed in free text (as Go's linker puts rodata near text), within
         rel32 reach of code loaded with load_code. Returns its address."""
         from asm.assembler import Program
+        data = A.data("data", data)
+        if not isinstance(name, str) or name in self.symbols:
+            raise BadInput(f"name must be a new symbol name, not {name!r}")
         base = (self._free_text() + 63) // 64 * 64
         if base + len(data) > self._text_limit:
             raise GomemuError("the data does not fit in the text segment")
@@ -782,12 +937,13 @@ class Machine:
         A called symbol the machine does not have gets a UD2 stub under its own name,
         so reaching it is a fault naming it. Returns the Program."""
         from asm.assembler import ListingEntry, Program, memory_accesses
+        if not isinstance(name, str) or name in self.symbols:
+            raise BadInput(f"name must be a new routine name, not {name!r}")
+        A.data("code", code)
         known = dict(self.symbols)
         known.update(symbols or {})
         known.update(self.stub_missing_calls(name, relocations, known))
         base = self.next_text_base()
-        if name in self.symbols:
-            raise BadInput(f"routine name already defined: {name}")
         if base + len(code) > self._text_limit:
             raise GomemuError("the code does not fit in the text segment")
         buf = bytearray(code)
@@ -818,6 +974,16 @@ class Machine:
         self.symbols[name] = base
         self.text.add(prog)
         return prog
+
+
+def check_call_args(routine, args, most):
+    """The register arguments of a call: at most `most`, each a 64-bit integer (negative
+    ones as two's complement)."""
+    if len(args) > most:
+        raise BadInput(f"{routine}: at most {most} register arguments")
+    for i, a in enumerate(args):
+        if type(a) is not int or not -(1 << 63) <= a <= A.U64_MAX:
+            A.integer(f"{routine}: argument {i}", a, -(1 << 63), A.U64_MAX)
 
 
 def check_small_noscan_size(size):

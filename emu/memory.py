@@ -12,6 +12,7 @@ import struct
 
 from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE
 
+from emu import args as A
 from emu.errors import EmulationFault
 
 _PROT = {"": UC_PROT_NONE, "r": UC_PROT_READ, "rw": UC_PROT_READ | UC_PROT_WRITE,
@@ -79,6 +80,7 @@ class Memory:
             if b.base <= addr and addr + n <= b.end:
                 self._last = b
                 return b
+        A.integer("addr", addr)
         raise EmulationFault(f"address {addr:#x} (+{n}) is outside every emulated region", pc=None)
 
     def _find(self, addr, n):
@@ -86,14 +88,19 @@ class Memory:
         return b.buf, addr - b.base
 
     def read(self, addr, n):
+        if type(n) is not int or n < 0:
+            n = A.integer("n", n)
         buf, off = self._find(addr, n)
         return bytes(buf[off:off + n])
 
     def write(self, addr, data):
+        data = A.data("data", data)
         buf, off = self._find(addr, len(data))
         buf[off:off + len(data)] = data
 
     def fill(self, addr, n, byte=0):
+        n = A.integer("n", n)
+        byte = A.integer("byte", byte, 0, 0xFF)
         buf, off = self._find(addr, n)
         buf[off:off + n] = bytes([byte]) * n
 

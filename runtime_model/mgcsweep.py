@@ -13,14 +13,21 @@ by an mcache are 1 behind ("stale"), and mcentral's swept and unswept halves
 swap roles without moving a span.
 
 `finish_cycle(runtime, live)` is the end of a GC cycle without its mark
-phase: the caller says which objects are reachable. Simplified: there is no
+phase: the caller says which objects are reachable. As gcMarkDone does, it
+first flushes p0's write-barrier buffer, so what the barrier buffered during
+the cycle is shaded (kept alive) in that cycle. Simplified: there is no
 marker yet (the GC-cycle work will add one), no finalizers or specials, no
 sweep credit, and sweeping runs eagerly over every span (bgsweep finishing
 at once) unless `eager=False`, which leaves spans for mcentral.cacheSpan to
-sweep lazily as Go's allocating goroutines do.
+sweep lazily as Go's allocating goroutines do. The live set need not be closed
+under pointers (a live object may still point at one the caller let die);
+shading such a dangling pointer marks nothing (runtime_model/mgcmark.py).
 """
 
+from emu import args as A
+from emu.errors import BadInput
 from emu.layout import MCache
+from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import (MSPAN_IN_USE, MSpan, gc_bits_bytes, span_inline_mark_bits_size,
@@ -62,6 +69,12 @@ def sweep(runtime, s, preserve=False):
     # allocfreetrace: an object is freed if it was allocated and is not marked.
     alloc_bits = int.from_bytes(mem.read(s.allocBits, gc_bits_bytes(s.nelems)), "little")
     mark_bits = int.from_bytes(mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems)), "little")
+    # Zombies: marked slots at or past freeindex that are not allocated (reportZombies).
+    if s.freeindex < s.nelems:
+        zombies = mark_bits & ~alloc_bits & ((1 << s.nelems) - 1) & -(1 << s.freeindex)
+        if zombies:
+            i = (zombies & -zombies).bit_length() - 1
+            throw(f"found pointer to free object (span {s.addr:#x}, slot {i} at {s.base() + i * size:#x})")
     if runtime.tracing_allocs():
         for i in range(s.nelems):
             if not mark_bits >> i & 1 and (i < s.freeindex or alloc_bits >> i & 1):
@@ -106,6 +119,8 @@ def sweep(runtime, s, preserve=False):
 def release_all(runtime, c):
     """mcache.go: (*mcache).releaseAll: every cached span back to its mcentral."""
     mem, heap = runtime.mem, runtime.mheap
+    if runtime.machine.checked:
+        runtime.check_mcache()           # the spans come back from machine code
     for spc in range(len(heap.central)):
         slot = c + MCache.alloc + 8 * spc
         addr = mem.u64(slot)
@@ -124,16 +139,30 @@ def release_all(runtime, c):
 
 
 def finish_cycle(runtime, live, eager=True):
-    """The end of a GC cycle whose mark phase found exactly the objects in `live`
-    (addresses of object starts): mark them, start a new sweep generation, flush
-    the mcache, and sweep."""
-    heap = runtime.mheap
-    for p in live:
-        s = heap.span_of_heap(p)
-        if s is None:
-            throw(f"marking {p:#x}: not a heap object")
-        s.set_bit(s.mark_bit(s.obj_index(p)))
+    """The end of a GC cycle whose mark phase found the objects in `live` (addresses
+    inside allocated heap objects): flush the write-barrier buffer, mark them, start
+    a new sweep generation, flush the mcache, and sweep."""
+    gcw = runtime.machine.gcwork
+    if isinstance(live, (str, bytes)) or not hasattr(live, "__iter__"):
+        raise BadInput(f"live must be a sequence of heap object addresses, not {live!r}")
+    A.flag("eager", eager)
+    marks = []
+    for i, p in enumerate(live):
+        found = gcw.find_object(A.integer(f"live[{i}]", p))
+        if found is None:
+            raise BadInput(f"live[{i}] = {p:#x} is not an allocated heap object")
+        marks.append(found)
+    if runtime.machine.checked:
+        runtime.check_mcache()           # before the cycle changes anything
+    # gcMarkDone: every P's write-barrier buffer is flushed before mark termination.
+    flushed = mwbbuf.wb_buf_flush1(runtime.mem, gcw, runtime.symbol("runtime.p0"))
+    if flushed:
+        runtime.machine.wb_flushes.append(flushed)
+    for _, s, idx in marks:
+        s.set_bit(s.mark_bit(idx))
+    gcw.grey.clear()       # marking is over: nothing is left to scan
     # gcMarkTermination: mheap_.sweepgen += 2, then each P's mcache is flushed.
+    heap = runtime.mheap
     heap.sweepgen = heap.sweepgen + 2
     release_all(runtime, runtime.mcache)
     if eager:

@@ -5,6 +5,8 @@ in the machine's memory, where the allocator's machine code reads and updates
 them. Python holds only the address.
 """
 
+import struct
+
 from emu.layout import MSpan as L
 from runtime_model import sizeclasses as sc
 
@@ -105,6 +107,25 @@ class MSpan:
     def is_allocated(self, index):
         """The alloc bit of slot `index` (allocBits; freeindex and allocCache are not consulted)."""
         return bool(self.mem.u8(self.allocBits + index // 8) >> (index % 8) & 1)
+
+
+def _fields_struct():
+    """One struct.Struct over the whole mspan, for reading every field at once."""
+    fmt, at, names = "<", 0, []
+    for name, width in sorted(_FIELDS.items(), key=lambda f: getattr(L, f[0])):
+        off = getattr(L, name)
+        fmt += "x" * (off - at) + {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
+        at = off + width
+        names.append(name)
+    return struct.Struct(fmt + "x" * (L.SIZE - at)), names
+
+
+_ALL, _ALL_NAMES = _fields_struct()
+
+
+def span_fields(mem, addr):
+    """Every field of the mspan at addr, as {name: value}, from one read."""
+    return dict(zip(_ALL_NAMES, _ALL.unpack(mem.read(addr, L.SIZE))))
 
 
 def _field(off, width):
