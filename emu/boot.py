@@ -125,6 +125,13 @@ class Runtime:
         from runtime_model.mgc import Collector
         self.gc = Collector(self)                # mgc.go: the collector's cycle
         self.gctrace_out = None                  # GODEBUG=gctrace=1: callback(line) per cycle
+        from runtime_model.mgclimit import GcCPULimiter
+        from runtime_model.mgcscavenge import Scavenger
+        from runtime_model.mstats import CpuStats
+        self.limiter = GcCPULimiter(self)        # mgclimit.go: gcCPULimiter
+        self.scavenger = Scavenger(self)         # mgcscavenge.go: scavenge, scavenger
+        self.mheap.scavenger = self.scavenger
+        self.cpu_stats = CpuStats()              # mstats.go: work.cpuStats
 
     def next_sample(self, rate):
         return next_sample(self._rng, rate)
@@ -277,18 +284,9 @@ class Runtime:
                                             self.type_names.get(typ, "")))
 
     def read_mem_stats(self):
-        """mstats.go: ReadMemStats (the allocation counters): like Go, it first
-        flushes the mcache so its spans' counts reach the central stats."""
-        from runtime_model.mgcsweep import release_all
-        release_all(self, self.mcache)
-        st, c, h = self.stats, self.gc_controller, self.mheap
-        # Tiny allocations count as a malloc and a free each: they share their block's slot.
-        mallocs = sum(st.small_alloc_count) + st.large_alloc_count + st.tiny_alloc_count
-        frees = sum(st.small_free_count) + st.large_free_count + st.tiny_alloc_count
-        return {"Mallocs": mallocs, "Frees": frees, "TotalAlloc": c.total_alloc,
-                "HeapAlloc": c.total_alloc - c.total_free, "HeapSys": h.heap_sys, "HeapInuse": h.heap_in_use,
-                "HeapIdle": h.heap_idle, "HeapReleased": h.heap_released,
-                "StackInuse": h.stacks_in_use, "HeapObjects": mallocs - frees}
+        """runtime.ReadMemStats: every MemStats field by its Go name (runtime_model/mstats.py)."""
+        from runtime_model.mstats import read_mem_stats
+        return read_mem_stats(self)
 
     def tracing_allocs(self):
         return bool(self.mem.u8(self.symbol("runtime.debug.malloc")))

@@ -85,6 +85,7 @@ def _refill(m, c, spc):
     yield from mcache.refill(rt, c, spc)
     if m.checked:
         rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
+    yield from rt.scavenger.background()        # the background scavenger's due work
 
 
 def _throw(m, idx):
@@ -124,6 +125,7 @@ def _alloc_large(m, c, size, noscan):
     s = yield from mcache.alloc_large(m.runtime, size, noscan)
     if m.checked:
         m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
+    yield from m.runtime.scavenger.background()
     return s.addr
 
 
@@ -251,6 +253,41 @@ def _gc(m):
     m.runtime.gc.collect()
 
 
+def _read_mem_stats(m, stats):
+    """mstats.go: ReadMemStats(m *MemStats) (without stopping a world gomemu does not have)."""
+    from runtime_model.mstats import write_mem_stats
+    write_mem_stats(m, stats)
+
+
+def _int32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _set_gc_percent(m, percent):
+    """mgcpacer.go: setGCPercent (int32 in, int32 out), runtime/debug.SetGCPercent's."""
+    from runtime_model.gcsettings import set_gc_percent
+    return set_gc_percent(m.runtime, _int32(percent)) & 0xFFFFFFFF
+
+
+def _set_memory_limit(m, limit):
+    """mgcpacer.go: setMemoryLimit, runtime/debug.SetMemoryLimit's."""
+    from runtime_model.gcsettings import set_memory_limit
+    v = limit - (1 << 64) if limit >> 63 else limit
+    return set_memory_limit(m.runtime, v) & 0xFFFFFFFFFFFFFFFF
+
+
+def _free_os_memory(m):
+    """mheap.go: runtime_debug_freeOSMemory: GC, then scavengeAll's madvise calls."""
+    yield from m.runtime.scavenger.free_os_memory()
+
+
+def _read_metrics(m, samples, n, cap):
+    """metrics.go: readMetrics, runtime/metrics.Read's."""
+    from runtime_model.metrics import read_samples
+    read_samples(m, samples, n)
+
+
 def _get_gc_mask_on_demand(m, typ):
     from runtime_model.gcmask import mask_on_demand
     return mask_on_demand(m, typ)
@@ -272,6 +309,11 @@ IMAGE_CALLOUTS = [
     Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 3),
     Callout("runtime.gcStart", "mgc.go: gcStart", _gc_start, 3),
     Callout("runtime.GC", "mgc.go: GC", _gc, 0),
+    Callout("runtime.ReadMemStats", "mstats.go: ReadMemStats", _read_mem_stats, 1),
+    Callout("runtime/debug.setGCPercent", "mgcpacer.go: setGCPercent", _set_gc_percent, 1),
+    Callout("runtime/debug.setMemoryLimit", "mgcpacer.go: setMemoryLimit", _set_memory_limit, 1),
+    Callout("runtime/debug.freeOSMemory", "mheap.go: runtime_debug_freeOSMemory", _free_os_memory, 0),
+    Callout("runtime/metrics.runtime_readMetrics", "metrics.go: readMetrics", _read_metrics, 3),
     Callout("runtime.getGCMaskOnDemand", "mbitmap.go: getGCMaskOnDemand", _get_gc_mask_on_demand, 1),
     Callout("runtime.postMallocgcDebug", "malloc.go: postMallocgcDebug (gomemu's allocation log while "
             "debug.malloc is set)", _post_mallocgc_debug_image, 3),

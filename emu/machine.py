@@ -670,14 +670,24 @@ class Machine:
         """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
         return (self.counter.snapshot(), dict(self.callout_counts))
 
+    _insns = _insn_sizes = np.zeros(0)     # per touched block: its instructions, for the size they were read at
+
     def total_instructions(self):
-        """Every instruction counted since the machine started."""
+        """Every instruction counted since the machine started. The instructions of each
+        touched block are looked up once (again only if its size changed): the clock reads
+        this at every slow path."""
         c = self.counter
         offs = c.touched[:c._ud[7]]
-        info = self.text.block_info
-        insns = np.fromiter((info(c.base + o, int(c.sizes[o]))[0] for o in offs.tolist()), dtype=np.float64,
-                            count=len(offs))
-        return int(np.dot(c.counts[offs].astype(np.float64), insns))
+        sizes = c.sizes[offs]
+        n_old = len(self._insns)
+        stale = np.flatnonzero(sizes[:n_old] != self._insn_sizes)
+        if n_old < len(offs) or len(stale):
+            info = self.text.block_info
+            redo = np.concatenate([stale, np.arange(n_old, len(offs))])
+            insns = np.resize(self._insns, len(offs))
+            insns[redo] = [info(c.base + int(offs[i]), int(sizes[i]))[0] for i in redo.tolist()]
+            self._insns, self._insn_sizes = insns, sizes.copy()
+        return int(np.dot(c.counts[offs].astype(np.float64), self._insns))
 
     def counts_since(self, snap):
         if not (isinstance(snap, tuple) and len(snap) == 2 and isinstance(snap[1], dict)):

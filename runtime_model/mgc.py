@@ -127,12 +127,12 @@ class Collector:
 
     # ---- the pacer's view of memory ----------------------------------------------------------
     def sync_stats(self):
-        """The memory statistics memoryLimitHeapGoal reads (mstats.go: heapFree, mappedReady),
-        from the heap as it is now. mappedReady: heap pages in use or free (not released),
-        stack pages, and the off-heap metadata persistentalloc has handed out."""
-        rt, c, h = self.rt, self.rt.gc_controller, self.rt.mheap
-        c.heap_free = h.heap_free
-        c.mapped_ready = h.heap_in_use + h.heap_free + h.stacks_in_use + rt.machine.persistent_bytes()
+        """The memory statistics memoryLimitHeapGoal reads (heapFree, mappedReady), from the
+        heap as it is now (runtime_model/mstats.py: mapped_ready)."""
+        from runtime_model.mstats import mapped_ready
+        c = self.rt.gc_controller
+        c.heap_free = self.rt.mheap.heap_free
+        c.mapped_ready = mapped_ready(self.rt)
 
     # ---- gcTrigger.test ------------------------------------------------------------------
     def trigger_test(self, kind=TRIGGER_HEAP):
@@ -153,12 +153,15 @@ class Collector:
             return
         rt, m, clock = self.rt, self.m, self.m.clock
         sweep_all(rt)                                # finishsweep_m
+        rt.scavenger.wake()                          # finishsweep_m: scavenger.wake()
         cyc = self.cycle = Cycle(len(self.cycles) + 1, kind == TRIGGER_CYCLE, self.procs)
         cyc.t_sweep_term = clock.ns()
         c = rt.gc_controller
         cyc.heap0 = c.heap_live
         self.sync_stats()
+        rt.limiter.start_gc_transition(True, clock.ns())     # mgclimit.py
         self._pause(STW_SWEEP_TERM_NS)
+        rt.limiter.finish_gc_transition(clock.ns())
         c.start_cycle(clock.ns(), self.procs, time_trigger=kind == TRIGGER_TIME)
         self.marker = HeapMarker(rt)
         self._reset_gcw()
@@ -250,6 +253,7 @@ class Collector:
         if self.phase != GC_MARK:
             return
         now = self.m.clock.ns()
+        self.rt.limiter.update_if_needed(now)      # findRunnableGCWorker
         dt = now - self._last_step
         if dt <= 0:
             return
@@ -276,7 +280,7 @@ class Collector:
         """Scan up to budget_ns of mark work; returns the ns it took."""
         marker = self.marker
         before_objs, before = marker.objects_marked, marker.scan_work
-        budget = max(1, int(budget_ns / MARK_NS_PER_BYTE))
+        budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
         marker.drain(budget)
         work = marker.scan_work - before
         c = self.rt.gc_controller
@@ -296,7 +300,7 @@ class Collector:
         if self.phase != GC_MARK:
             return
         debt = -_i64(mem.u64(gp + G.gcAssistBytes))
-        if debt <= 0:
+        if debt <= 0 or self.rt.limiter.limiting():    # the CPU limiter: no assist, debt kept
             return
         scan_work = max(int(c.assist_work_per_byte * debt), GC_OVER_ASSIST_WORK)
         if c.bg_scan_credit > 0:                    # steal background credit first
@@ -307,6 +311,7 @@ class Collector:
         self.m.clock.advance(ns)
         self.cycle.assist_ns += int(ns)
         c.assist_time += int(ns)
+        self.rt.limiter.assist_done(int(ns), self.m.clock.ns())
         self.gc_cpu_ns += int(ns)
         mem.w64(gp + G.gcAssistBytes, _i64(mem.u64(gp + G.gcAssistBytes)) + debt +
                 int(c.assist_bytes_per_work * GC_OVER_ASSIST_WORK))
@@ -347,6 +352,7 @@ class Collector:
             bytes_marked += m.mem.u64(self._gcw_marked)
         cyc.heap2 = bytes_marked
         cyc.objects_marked = self.marker.objects_marked
+        rt.limiter.start_gc_transition(False, clock.ns())    # gcMarkDone
         self._pause(STW_MARK_TERM_NS)
         cyc.t_end = clock.ns()
         self.sync_stats()
@@ -359,7 +365,11 @@ class Collector:
         self._set_phase(GC_OFF)
         self.marker = None
         c.commit(False)                 # gcControllerCommit: sweeping has not run yet
+        rt.scavenger.mark_termination()  # lastHeapInUse, gcPaceScavenger, index.nextGen
+        rt.cpu_stats.accumulate(rt, cyc, cyc.t_end)
+        rt.limiter.finish_gc_transition(cyc.t_end)
         sweep_all(rt)
+        rt.scavenger.sweep_done()        # the last sweeper: scavtrace, scavenger.ready()
         self.cycles.append(cyc)
         cyc.cpu_fraction = self.gc_cpu_ns / max(1, clock.ns() * self.procs)
         self.cycle = None

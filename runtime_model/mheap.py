@@ -12,9 +12,9 @@ Slow paths that may grow the heap are generators (see mem_linux.py): callers
 `yield from` them so the system calls run as real SYSCALL instructions.
 
 Simplified: one arena hint (0xc000000000 upward; Go 1.27 randomizes the base);
-no reclaim/sweep credit, no scavenging on allocation for the memory limit or
-GOGC goal, and no user arenas; gcBits come from a bump allocator and are not
-recycled per GC epoch.
+no reclaim/sweep credit and no user arenas (allocSpan's scavenging for the memory
+limit and heap growth is mgcscavenge.py's, when `scavenger` is set); gcBits come
+from a bump allocator and are not recycled per GC epoch.
 """
 
 from emu.errors import InvariantError
@@ -79,6 +79,7 @@ class MHeap:
         self.heap_free = 0        # bytes free and not released
         self.stacks_in_use = 0    # bytes in manually managed (stack) spans: memstats inStacks
         self.nspans = 0           # mspan structs handed out and not freed
+        self.scavenger = None     # mgcscavenge.Scavenger: allocSpan's scavenging, when set
         self._free_mspans = []    # fixalloc's free list of mspan structs (LIFO)
         self.live_mspans = set()  # addresses of those handed out (checked mode asks)
 
@@ -189,14 +190,15 @@ class MHeap:
         self._grown(v, nbase - v)
         return total + nbase - v, True
 
-    def scavenge(self, nbytes):
+    def scavenge(self, nbytes, force=True):
         """mgcscavenge.go: (*pageAlloc).scavenge through the heap: release up to nbytes of
-        free pages to the OS with sysUnused (MADV_DONTNEED), highest addresses first.
-        Returns the bytes released."""
+        free pages to the OS with sysUnused (MADV_DONTNEED), highest addresses first;
+        force=False skips chunks densely used this GC generation (the background
+        scavenger's and heap growth's way). Returns the bytes released."""
         released_ranges = []
         self.pages.on_release = lambda addr, n: released_ranges.append((addr, n))
         try:
-            released = self.pages.scavenge(nbytes, force=True)
+            released = self.pages.scavenge(nbytes, force=force)
         finally:
             self.pages.on_release = None
         for addr, n in released_ranges:
@@ -228,15 +230,18 @@ class MHeap:
             if self.pcache is None or self.pcache.empty():
                 self.pcache = self.pages.alloc_to_cache()
             base, scav = self.pcache.alloc(npages)
+        growth = 0
         if base == 0:
             base, scav = self.pages.alloc(npages)
             if base == 0:
-                _, ok = yield from self.grow(npages)
+                growth, ok = yield from self.grow(npages)
                 if not ok:
                     return None
                 base, scav = self.pages.alloc(npages)
                 if base == 0:
                     throw("grew heap, but no adequate free space found")
+        if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
+            yield from self.scavenger.alloc_scavenge(scav, growth)
         s = MSpan(self.mem, self._free_mspans.pop() if self._free_mspans
                   else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
