@@ -38,6 +38,7 @@ from emu.callouts import CALLOUTS, THROW_CONSTANTS
 from emu.errors import BadInput, EmulationFault, GomemuError
 from emu.memory import Memory
 from emu.syscalls import Kernel
+from emu.unicorn_core import status as unicorn_core_status
 from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add
 from runtime_model import sizeclasses as sc
 
@@ -101,6 +102,8 @@ class Counts:
 
 class Machine:
     """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
+
+    unicorn_core = unicorn_core_status()   # patched or stock libunicorn (emu/unicorn_core.py)
 
     def __init__(self, *, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
                  block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False):

@@ -12,7 +12,9 @@ import importlib
 import os
 import sys
 
+from emu import unicorn_core
 from emu.errors import GomemuError
+from emu.version import GO_PLATFORM, GO_VERSION, GOMEMU_VERSION
 
 # Subcommand modules, in the order `gomemu --help` lists them.
 COMMAND_MODULES = [
@@ -25,11 +27,20 @@ COMMAND_MODULES = [
 ]
 
 
+class _Version(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gomemu {GOMEMU_VERSION} (models {GO_VERSION} {GO_PLATFORM})")
+        print(unicorn_core.status().describe())
+        parser.exit()
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="gomemu",
         description="Go 1.27 memory management, emulated: mallocgc, write barriers and stack checks as x86-64 machine code.",
     )
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="gomemu's version, the Go it models, and the unicorn core it runs on")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
