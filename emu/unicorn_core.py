@@ -38,6 +38,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 VERSION = "2.1.4"                   # must equal the binding's version (pyproject.toml pins unicorn==2.1.4)
@@ -84,6 +85,8 @@ def select():
         _not_selected = "the patched core is built on Linux only"
     elif "LIBUNICORN_PATH" in os.environ:
         _not_selected = f"LIBUNICORN_PATH={os.environ['LIBUNICORN_PATH']} chosen outside gomemu"
+    elif _binding_version() != VERSION:
+        _not_selected = f"the installed unicorn binding is {_binding_version()}, the patched core is {VERSION}"
     else:
         d = core_dir()
         if (d / LIBRARY).is_file():
@@ -94,6 +97,13 @@ def select():
             _not_selected = f"its build failed: {note.read_text().splitlines()[0]} (see {note})"
         else:
             _not_selected = f"not built yet; `python -m pip install -e .` or `python {__file__} build` builds it"
+
+
+def _binding_version():
+    try:
+        return metadata.version("unicorn")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -163,12 +173,12 @@ class BuildFailed(Exception):
     pass
 
 
-def _run(cmd, out, **kw):
+def _run(step, cmd, out, **kw):
     out.write(f"\n$ {' '.join(map(str, cmd))}\n")
     out.flush()
     r = subprocess.run(list(map(str, cmd)), stdout=out, stderr=subprocess.STDOUT, **kw)
     if r.returncode:
-        raise BuildFailed(f"{Path(str(cmd[0])).name} {cmd[1] if len(cmd) > 1 else ''} exited {r.returncode}")
+        raise BuildFailed(f"{step} exited with status {r.returncode}")
 
 
 def _build_in(work, out, log):
@@ -180,7 +190,7 @@ def _build_in(work, out, log):
     log(f"building the patched unicorn {VERSION} core (once: one to three minutes on two cores) ...")
     # pip as the user runs it (setup.py runs us inside pip's isolated build environment)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONNOUSERSITE")}
-    _run([sys.executable, "-m", "pip", "download", f"unicorn=={VERSION}", "--no-binary", ":all:",
+    _run("pip download", [sys.executable, "-m", "pip", "download", f"unicorn=={VERSION}", "--no-binary", ":all:",
           "--no-deps", "--disable-pip-version-check", "-d", work], out, env=env)
     sdist = work / SDIST
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
@@ -191,8 +201,8 @@ def _build_in(work, out, log):
     src = work / f"unicorn-{VERSION}" / "src"
     apply_patch(PATCH.read_text(), src)
     build_dir = work / "build"
-    _run([cmake, "-S", src, "-B", build_dir, *CMAKE_OPTIONS], out)
-    _run([cmake, "--build", build_dir, "--target", "unicorn", "-j", str(os.cpu_count() or 2)], out)
+    _run("cmake (configure)", [cmake, "-S", src, "-B", build_dir, *CMAKE_OPTIONS], out)
+    _run("cmake --build", [cmake, "--build", build_dir, "--target", "unicorn", "-j", str(os.cpu_count() or 2)], out)
     lib = build_dir / LIBRARY
     if not lib.is_file():
         raise BuildFailed(f"the build made no {LIBRARY}")
@@ -204,12 +214,14 @@ _HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
 def apply_patch(text, root):
-    """Apply a unified diff (git diff format) under `root`; every hunk must match exactly."""
+    """Apply a unified diff (git diff format) under `root`. Every hunk must match
+    exactly where it says, with context lines: no fuzz, no offsets found by search."""
     for file_diff in re.split(r"^diff --git ", text, flags=re.M)[1:]:
         lines = file_diff.splitlines(keepends=True)
         target = next(ln[6:].strip() for ln in lines if ln.startswith("+++ b/"))
         path = root / target
-        body = path.read_text().splitlines(keepends=True)
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            body = f.read().splitlines(keepends=True)
         shift = 0
         i = next(k for k, ln in enumerate(lines) if ln.startswith("@@"))
         while i < len(lines):
@@ -230,7 +242,8 @@ def apply_patch(text, root):
                 raise BuildFailed(f"{PATCH.name}: a hunk does not match {target} at line {at + 1}")
             body[at:at + len(old)] = new
             shift += len(new) - len(old)
-        path.write_text("".join(body))
+        with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            f.write("".join(body))
 
 
 def main(argv=None):
