@@ -210,7 +210,9 @@ def test_GOMEMU_UNICORN_stock_selects_stock_unicorn():
 
 
 def test_a_build_that_cannot_run_leaves_a_note_the_stock_fallback_shows(tmp_path):
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PATH": os.path.dirname(sys.executable)}
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PATH": str(empty)}      # no cmake to be found
     env.pop("GOMEMU_UNICORN", None)
     r = subprocess.run([sys.executable, str(ROOT / "emu" / "unicorn_core.py"), "build"], env=env,
                        capture_output=True, text=True)
