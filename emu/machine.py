@@ -40,6 +40,7 @@ from emu.callouts import THROW_CONSTANTS, GoTo, StackResults, callouts_for
 from emu.errors import BadInput, EmulationFault, GomemuError, InvariantError
 from emu.memory import Memory
 from emu.syscalls import Kernel
+from emu.unicorn_core import status as unicorn_core_status
 from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
@@ -123,6 +124,8 @@ class Machine:
     call-outs, mallocgc's results, spans leaving the mcache, after a fault), as Go's
     doubleCheckMalloc and debug.invalidptr do; see docs/machine.md. On by default;
     the benchmarks turn it off. The fast paths run no Python either way."""
+
+    unicorn_core = unicorn_core_status()   # patched or stock libunicorn (emu/unicorn_core.py)
 
     def __init__(self, *, image=None, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
                  block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False,

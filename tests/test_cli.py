@@ -169,9 +169,11 @@ def test_barrier_json_has_arguments_counts_and_the_buffer(tmp_path, go_env, monk
     assert small["trace"] is None and small["runs"][1]["wbbuf"] == []
 
 
-def test_version_names_gomemu_and_the_go_it_models(capsys):
+def test_version_names_gomemu_the_go_it_models_and_the_unicorn_core(capsys):
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out == f"gomemu {GOMEMU_VERSION} (models {GO_VERSION} linux/amd64)\n"
+    first, core = capsys.readouterr().out.splitlines()
+    assert first == f"gomemu {GOMEMU_VERSION} (models {GO_VERSION} linux/amd64)"
+    assert core.startswith("unicorn 2.1.4, ") and ("patched core" in core or "stock core" in core)
 
 
 def test_a_reader_that_closes_the_pipe_ends_gomemu_quietly():

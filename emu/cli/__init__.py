@@ -22,6 +22,7 @@ import importlib
 import os
 import sys
 
+from emu import unicorn_core
 from emu.cli.inputs import UsageError
 from emu.cli.output import CheckedStdout
 from emu.errors import GomemuError
@@ -48,13 +49,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message, self.prog)
 
 
+class _Version(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gomemu {GOMEMU_VERSION} (models {GO_VERSION} {GO_PLATFORM})")
+        print(unicorn_core.status().describe())
+        parser.exit()
+
+
 def build_parser():
     parser = Parser(
         prog="gomemu",
         description="Go 1.27 memory management, emulated: mallocgc, write barriers and stack checks as x86-64 machine code.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"gomemu {GOMEMU_VERSION} (models {GO_VERSION} {GO_PLATFORM})")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="gomemu's version, the Go it models, and the unicorn core it runs on")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
