@@ -104,6 +104,8 @@ class Runtime:
         self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
         self.type_names = {}       # type descriptor address -> name
         self.finalizers = {}       # object -> its finalizer's funcval (runtime.SetFinalizer)
+        self.output = []           # (fd, bytes) the runtime printed (write1), in order
+        self.output_seen = 0       # of those, how many a throw's message has shown
         # (address, Go's bytes, name, format) of each size-class table, for checked mode
         self._tables = [(machine.symbols[f"internal/runtime/gc.{name}"], struct.pack(f"<{len(v)}{fmt}", *v), name, fmt)
                         for name, fmt, v in SIZE_CLASS_TABLES if f"internal/runtime/gc.{name}" in machine.symbols]

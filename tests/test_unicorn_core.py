@@ -238,7 +238,7 @@ def both_cores():
 
 
 # Allocations through the machine code's fast paths (no hooks on stores), then a digest of the
-# results and of all memory they wrote: the data segment, off-heap metadata, the first arena.
+# results and of all memory they wrote: the program's data and bss, off-heap metadata, the first arena.
 ALLOCATE_AND_DIGEST = """
 import hashlib
 from emu import layout as L
@@ -248,8 +248,8 @@ addrs = m.malloc_batch([16, 24, 48, 512, 1024, 8192, 32, 16] * 500)
 T = m.runtime.new_type(24, pointer_words=(0, 2))
 objs = [m.mallocgc(24, T) for _ in range(300)] + [m.mallocgc(40000, T)]
 h = hashlib.sha256(addrs.tobytes() + repr(objs).encode())
-for base, size in ((L.DATA.base, L.DATA.size), (L.OFFHEAP.base, m.persistentalloc(8) - L.OFFHEAP.base),
-                   (L.HEAP_BASE, L.HEAP_ARENA_BYTES)):
+data = [(seg.vaddr, seg.memsz) for seg in m.image.segments if seg.prot == "rw"]
+for base, size in data + [(L.OFFHEAP.base, m.persistentalloc(8) - L.OFFHEAP.base), (L.HEAP_BASE, L.HEAP_ARENA_BYTES)]:
     h.update(m.mem.read(base, size))
 print(m.unicorn_core.patched, h.hexdigest(), len(m.runtime.refills))
 """

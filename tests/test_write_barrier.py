@@ -295,9 +295,9 @@ def _blank_targets(insns):
 
 
 def test_gc_write_barrier_is_go1_27s_instruction_for_instruction(compiled):
-    """Our gcWriteBarrier<> and gcWriteBarrier2 decode to the same instructions as the
-    routines linked into a go1.27.3 binary (branch and call targets aside)."""
-    m = Machine()
+    """Our handwritten gcWriteBarrier<> and gcWriteBarrier2 decode to the same instructions
+    as the routines linked into a go1.27.3 binary (branch and call targets aside)."""
+    m = Machine(handwritten=True)
     for sym in ("gcWriteBarrier", "runtime.gcWriteBarrier2"):
         real = compiled[sym]
         start, end, _ = next(r for p in m.text.programs for r in p.routine_ranges if r[2] == sym)
@@ -330,7 +330,9 @@ def test_go1_21_barrier_costs_what_the_real_routine_executes(compiled):
 
 @pytest.fixture
 def gm(compiled):
-    m = Machine()
+    # functions taken out of their binary and relocated onto the handwritten machine's
+    # symbols (emu/gobuild.py: load); whole programs run on their own runtime (emu/program.py)
+    m = Machine(handwritten=True, size_specialized=False)
     for f in FUNCS:
         gobuild.load(m, compiled[f])
     return m
@@ -466,7 +468,7 @@ def test_loading_code_that_reads_data_the_emulator_lacks_is_a_clear_error(go, go
     fns = gobuild.build_functions("package main\n\nvar sink *int\n\n//go:noinline\nfunc put(p *int) { sink = p }\n",
                                   ["put"], go=go, env=go_env)
     with pytest.raises(BadInput, match="main.sink"):
-        gobuild.load(Machine(), fns["put"])
+        gobuild.load(Machine(handwritten=True), fns["put"])
 
 
 def test_missing_go_toolchain_is_a_clear_error(monkeypatch):

@@ -101,19 +101,44 @@ def _specialised(workload):
 
 
 def planned_allocations(workload):
-    return sum(n for *_, n in workload + _specialised(workload))
+    return sum(n for code, spec, _ in MACHINES for *_, n in _workload_for(code, spec, workload))
+
+
+# The machines `gomemu report` surveys, in order: Go 1.27's default runtime (the real code,
+# size-specialised), the same runtime built with GOEXPERIMENT=nosizespecializedmalloc (only
+# the sizes the specialised copies serve), and gomemu's handwritten teaching routines.
+MACHINES = (
+    ("compiled", True, "go1.27.3's own runtime, Go 1.27's default GOEXPERIMENT sizespecializedmalloc "
+                       "(Machine())"),
+    ("compiled", False, f"go1.27.3's own runtime built with GOEXPERIMENT=nosizespecializedmalloc, sizes "
+                        f"under {L.SIZE_SPECIALIZED_LIMIT} B (Machine(size_specialized=False))"),
+    ("handwritten", False, "gomemu's handwritten routines, the commented teaching version that "
+                           "`gomemu step --annotated` walks (Machine(handwritten=True))"),
+)
+
+
+def _machine(code, size_specialized):
+    return Machine(handwritten=code == "handwritten", size_specialized=size_specialized)
+
+
+def _workload_for(code, size_specialized, workload):
+    return _specialised(workload) if code == "compiled" and not size_specialized else workload
 
 
 def report_data(workload):
     """Everything `gomemu report` shows, as data."""
     progress = Progress("allocations", planned_allocations(workload))
-    m = Machine()
-    machines = [{"size_specialized": False, "rows": survey_rows(m, workload, progress)}]
-    small = _specialised(workload)
-    if small:
-        machines.append({"size_specialized": True,
-                         "rows": survey_rows(Machine(size_specialized=True), small, progress)})
+    machines, first = [], None
+    for code, spec, title in MACHINES:
+        part = _workload_for(code, spec, workload)
+        if not part:
+            continue
+        m = _machine(code, spec)
+        first = first or m
+        machines.append({"code": code, "size_specialized": spec, "title": title,
+                         "rows": survey_rows(m, part, progress)})
     progress.close()
+    m = first
     h = m.runtime.mheap
     from emu.cli.barrier import write_barrier_rows
     return {
@@ -150,14 +175,11 @@ def _path_table(rows):
 
 
 def text_lines(data):
-    generic, *specialised = data["machines"]
     out = ["gomemu report: mallocgc on an emulated go1.27.3 linux/amd64 heap (counts are exact; "
-           "call-outs run in Python and are not counted)", ""]
-    out += _path_table(generic["rows"])
-    for spec in specialised:
-        out += ["", f"size-specialised (GOEXPERIMENT sizespecializedmalloc, Go 1.27's default; sizes under "
-                    f"{L.SIZE_SPECIALIZED_LIMIT} B, a second machine: Machine(size_specialized=True)):"]
-        out += _path_table(spec["rows"])
+           "call-outs run in Python and are not counted)"]
+    for mc in data["machines"]:
+        out += ["", mc["title"] + ":"]
+        out += _path_table(mc["rows"])
     heap = data["heap"]
     out += ["", "heap and runtime.MemStats (after the mcache is flushed, as ReadMemStats does):"]
     out += [f"  {k:<16} {v}" for k, v in data["memstats"].items()]
@@ -190,9 +212,9 @@ def syscall_json(s):
 def json_document(data):
     from emu.cli.barrier import write_barrier_json
     return document(
-        "report",
+        "report", 2,
         workload=[{"size": s, "pointer_words": list(p or ()), "count": n} for s, p, n in data["workload"]],
-        machines=[{"size_specialized": mc["size_specialized"],
+        machines=[{"code": mc["code"], "size_specialized": mc["size_specialized"], "title": mc["title"],
                    "paths": [_row_json(r) for r in mc["rows"]],
                    "hit_paths": [{"entry": entry, "size": r.size, "path": r.path,
                                   "instructions": r.first.instructions, "by_routine": r.first.by_routine}

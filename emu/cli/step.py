@@ -13,7 +13,7 @@ from emu.cli.jsonout import document, dumps
 from emu.cli.output import Progress
 from emu.machine import Machine, check_small_noscan_size
 
-DEFAULTS = {"size": 16, "warm": 1, "depth": 20}
+DEFAULTS = {"size": 16, "warm": 1, "depth": 20, "no_size_specialized": False, "annotated": False}
 MAX_STEP_DEPTH = 1000       # rec(1000) is 21 k instructions, five growths
 
 
@@ -29,9 +29,12 @@ def register(sub):
                    help=f"malloc, small: allocations of the same kind made first, unrecorded (0.."
                         f"{inputs.MAX_ALLOCATIONS}, and with --size at most {inputs.MAX_HEAP_BYTES >> 30} GiB "
                         f"in all; default 1; 0 shows the first allocation: refill and heap growth)")
-    p.add_argument("--size-specialized", action="store_true",
-                   help="malloc, small: Go 1.27's default GOEXPERIMENT sizespecializedmalloc (sizes under 81 B "
-                        "run mallocgcTinySC2, mallocgcSmallNoScanSC*, mallocgcSmallScanNoHeaderSC*)")
+    p.add_argument("--no-size-specialized", action="store_true",
+                   help="malloc, small: the runtime built with GOEXPERIMENT=nosizespecializedmalloc (Go 1.27's "
+                        "default runs sizes under 81 B in mallocgcTinySC2, mallocgcSmallNoScanSC*, ...)")
+    p.add_argument("--annotated", action="store_true",
+                   help="malloc, small: gomemu's handwritten teaching routines, each instruction with the Go "
+                        "statement it stands for, instead of the runtime's compiled code")
     p.add_argument("--json", action="store_true",
                    help="JSON Lines: a header, one object per instruction, the result (docs/json.md: gomemu.step)")
     p.add_argument("--depth", type=inputs.bounded(1, MAX_STEP_DEPTH),
@@ -42,9 +45,9 @@ def register(sub):
 
 def options(args):
     """The options that apply to args.path, defaults filled in; UsageError for the others."""
-    applies = {"malloc": ("size", "scan", "warm", "size_specialized"), "small": ("size", "warm", "size_specialized"),
-               "stack": ("depth",)}[args.path]
-    given = [name for name in ("size", "scan", "warm", "size_specialized", "depth")
+    applies = {"malloc": ("size", "scan", "warm", "no_size_specialized", "annotated"),
+               "small": ("size", "warm", "no_size_specialized", "annotated"), "stack": ("depth",)}[args.path]
+    given = [name for name in ("size", "scan", "warm", "no_size_specialized", "annotated", "depth")
              if getattr(args, name) not in (None, False) and name not in applies]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -82,14 +85,16 @@ def run(args):
     if scan and size < 8:
         raise UsageError(f"--scan needs a size of 8 bytes or more (a pointer word), not {size}")
     inputs.check_total("the bytes of the --warm allocations", warm * size, inputs.MAX_HEAP_BYTES, inputs.HEAP_BOUND)
-    m = Machine(size_specialized=opts["size_specialized"])
+    spec = not opts["no_size_specialized"]
+    m = Machine(size_specialized=spec, handwritten=opts["annotated"])
     typ = m.runtime.new_type(size, (0,)) if scan else 0
     with Progress("warming up (allocations)", warm) as progress:
         for _ in range(warm):
             m.mallocgc(size, typ)
             progress.advance()
     header = document("step", path=args.path, routine="runtime.mallocgc", args=[size, typ, 1], size=size,
-                      scan=scan, warm=warm, size_specialized=opts["size_specialized"])
+                      scan=scan, warm=warm, size_specialized=spec,
+                      code="handwritten" if opts["annotated"] else "compiled")
     n = stream(m.begin("runtime.mallocgc", size, typ, 1), header, args.json)
     result = m.regs.read(UC_X86_REG_RAX)
     print(dumps({"instructions": n, "returned": result}) if args.json
