@@ -74,6 +74,7 @@ class GoImage:
             raise BadInput(f"{path}: not a readable ELF file: {e}") from None
         self.digest = hashlib.sha256(self._raw).hexdigest()[:16]
         self._pclntab = None
+        self._starts = None
 
     def _read(self, elf):
         if elf["e_machine"] != "EM_X86_64" or elf["e_type"] != "ET_EXEC":
@@ -148,6 +149,20 @@ class GoImage:
     @property
     def end(self):
         return max(s.end for s in self.segments)
+
+    def instruction_starts(self):
+        """Addresses of every instruction of every function, decoded once (capstone, from the
+        linked bytes): what the block counter's running instruction total counts."""
+        if self._starts is None:
+            import capstone
+            import numpy as np
+            cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+            out = []
+            for f in self.funcs:
+                if f.size:
+                    out.extend(a for a, _, _, _ in cs.disasm_lite(self.read(f.addr, f.size), f.addr))
+            self._starts = np.asarray(out, dtype=np.int64)
+        return self._starts
 
     @property
     def pclntab(self):

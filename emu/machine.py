@@ -196,6 +196,7 @@ class Machine:
         self._offheap_next = L.OFFHEAP.base
         self._load_program()
         self._install_hooks()
+        self._mark_instructions()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
         from emu.clock import Clock
         self.clock = Clock(self)
@@ -261,6 +262,20 @@ class Machine:
             if name.endswith(".abi0"):
                 out.setdefault(name[:-5], s.addr)
         return out
+
+    def _mark_instructions(self):
+        """Where instructions start, for the block counter's running total: the assembled
+        routines' listings, the program's functions as linked, and each call-out's patched
+        entry (one JMP where the function's first instructions were)."""
+        for prog in self.text.programs:
+            if hasattr(prog, "listing"):
+                self.counter.mark_instructions([e.address for e in prog.listing])
+        if self.image:
+            self.counter.mark_instructions(self.image.instruction_starts())
+            for c in self.callouts:
+                if self.image.has(c.symbol):
+                    entry = self.image.address(c.symbol)
+                    self.counter.mark_instructions([entry], entry, entry + 5)
 
     def _patch_image(self):
         """Send the program's calls into the runtime's slow paths to the call-outs: each
@@ -699,24 +714,11 @@ class Machine:
         """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
         return (self.counter.snapshot(), dict(self.callout_counts))
 
-    _insns = _insn_sizes = np.zeros(0)     # per touched block: its instructions, for the size they were read at
 
     def total_instructions(self):
-        """Every instruction counted since the machine started. The instructions of each
-        touched block are looked up once (again only if its size changed): the clock reads
-        this at every slow path."""
-        c = self.counter
-        offs = c.touched[:c._ud[7]]
-        sizes = c.sizes[offs]
-        n_old = len(self._insns)
-        stale = np.flatnonzero(sizes[:n_old] != self._insn_sizes)
-        if n_old < len(offs) or len(stale):
-            info = self.text.block_info
-            redo = np.concatenate([stale, np.arange(n_old, len(offs))])
-            insns = np.resize(self._insns, len(offs))
-            insns[redo] = [info(c.base + int(offs[i]), int(sizes[i]))[0] for i in redo.tolist()]
-            self._insns, self._insn_sizes = insns, sizes.copy()
-        return int(np.dot(c.counts[offs].astype(np.float64), self._insns))
+        """Every instruction counted since the machine started (the block counter's running
+        total: the clock reads it at every slow path)."""
+        return self.counter.instructions()
 
     def counts_since(self, snap):
         if not (isinstance(snap, tuple) and len(snap) == 2 and isinstance(snap[1], dict)):
@@ -886,6 +888,7 @@ class Machine:
         self.uc.ctl_remove_cache(prog.base, prog.end)
         self.symbols.update(prog.symbols)
         self.text.add(prog)
+        self.counter.mark_instructions([e.address for e in prog.listing], prog.base, prog.end)
         return prog
 
     # ---- the write barrier (asm/gc_write_barrier*.s, runtime_model/mwbbuf.py) ---------------
@@ -1002,6 +1005,7 @@ class Machine:
         self.uc.ctl_remove_cache(base, base + len(code))
         self.symbols[name] = base
         self.text.add(prog)
+        self.counter.mark_instructions([e.address for e in prog.listing], prog.base, prog.end)
         return prog
 
 

@@ -85,9 +85,11 @@ def hook_del(uc, handle):
 
 
 # Host callback: (uc, address, size, user_data), System V ABI.
-# user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop, touched*, ntouched}.
-# A block that runs for the first time appends its offset to `touched`, so
-# snapshots cost the number of distinct blocks, not the size of the text.
+# user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop, touched*, ntouched,
+# prefix*, instructions}. A block that runs for the first time appends its offset to
+# `touched`, so snapshots cost the number of distinct blocks, not the size of the text;
+# prefix[i] counts the instruction starts below base+i, so each block adds its
+# instructions to a running total (the modeled clock reads it in O(1)).
 # When the block budget runs out it tail-calls uc_emu_stop(uc) (uc is in rdi).
 _COUNTER_SRC = """
     mov rax, rsi
@@ -105,6 +107,11 @@ _COUNTER_SRC = """
 sized:
     mov r8, qword ptr [rcx + 0x18]
     mov dword ptr [r8 + rax*0x4], edx
+    mov r8, qword ptr [rcx + 0x40]
+    lea r9, [rax + rdx]
+    mov r10d, dword ptr [r8 + r9*0x4]
+    sub r10d, dword ptr [r8 + rax*0x4]
+    add qword ptr [rcx + 0x48], r10
     dec qword ptr [rcx + 0x20]
     jz stop
 done:
@@ -129,15 +136,18 @@ class BlockCounter:
         self.counts = np.zeros(span, dtype=np.uint64)
         self.sizes = np.zeros(span, dtype=np.uint32)
         self.touched = np.zeros(span, dtype=np.int64)      # calloc'd: pages appear as blocks run
-        self._ud = (ctypes.c_uint64 * 8)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
-                                         0, budget_stop, self.touched.ctypes.data, 0)
+        self.starts = np.zeros(span, dtype=np.uint8)       # 1 where an instruction starts
+        self.prefix = np.zeros(span + 1, dtype=np.uint32)  # instruction starts below each offset
+        self._ud = (ctypes.c_uint64 * 10)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
+                                          0, budget_stop, self.touched.ctypes.data, 0,
+                                          self.prefix.ctypes.data, 0)
         if platform.machine() in ("x86_64", "AMD64"):
             code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_COUNTER_SRC, 0)[0])
             self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
             self._page.write(code)
             fn = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(self._page)))
         else:
-            counts, sizes, touched, ud = self.counts, self.sizes, self.touched, self._ud
+            counts, sizes, touched, ud, prefix = self.counts, self.sizes, self.touched, self._ud, self.prefix
 
             def py_cb(uc_h, addr, size, _ud):
                 off = addr - base
@@ -147,6 +157,7 @@ class BlockCounter:
                         touched[ud[7]] = off
                         ud[7] += 1
                     sizes[off] = size
+                    ud[9] += int(prefix[off + size]) - int(prefix[off])
                     ud[4] -= 1
                     if ud[4] == 0:
                         uclib.uc_emu_stop(uc_h)
@@ -166,10 +177,6 @@ class BlockCounter:
         """Blocks left before the callback stops the CPU (1: at the next block; emu/interrupts.py)."""
         return self._ud[4]
 
-    def uncount(self, addr):
-        """The budget stopped the CPU at the block starting at addr: counted, not run."""
-        self.counts[addr - self.base] -= 1
-
     def budget_exhausted(self):
         return self._ud[4] == 0
 
@@ -181,6 +188,20 @@ class BlockCounter:
             self._ud[7] -= 1
         self.counts[off] -= 1
         self._ud[4] += 1
+        self._ud[9] -= int(self.prefix[off + int(self.sizes[off])]) - int(self.prefix[off])
+
+    def mark_instructions(self, addrs, lo=None, hi=None):
+        """Instructions start at these addresses (and nowhere else in [lo, hi), when given):
+        the running total counts them from now on."""
+        if lo is not None:
+            self.starts[lo - self.base:hi - self.base] = 0
+        offs = np.asarray(addrs, dtype=np.int64) - self.base
+        self.starts[offs[(offs >= 0) & (offs < self.span)]] = 1
+        np.cumsum(self.starts, out=self.prefix[1:], dtype=np.uint32)
+
+    def instructions(self):
+        """Instructions of every counted block run so far."""
+        return int(self._ud[9])
 
     def snapshot(self):
         """The counts of every block that has run so far (cheap: distinct blocks only)."""

@@ -24,7 +24,7 @@ from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
 from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for,
-                                 span_fields)
+                                 span_fields, write_span)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
@@ -66,6 +66,7 @@ class MHeap:
         self.arena_hints = [hint]          # grow upward from each hint
         self.cur_arena = [0, 0]            # curArena.base, curArena.end
         self.heap_arenas = []              # arena indices, in allocation order
+        self._arenas = {}                  # arena index -> its heapArena, as read from arenas[0]
         self.central = [MCentral(self, spc) for spc in range(NUM_SPAN_CLASSES)]
         self.pcache = None                 # p0's pageCache (mpagecache.go), created on first use
         # mheap_.arenas[0]: a [1<<22]*heapArena array, mapped lazily like Go's sysAllocOS.
@@ -109,9 +110,14 @@ class MHeap:
     def heap_arena(self, p):
         """h.arenas[0][arenaIndex(p)], or 0 when p is not in a heap arena."""
         ai = arena_index(p)
-        if ai >= 1 << ARENA_L2_BITS:
-            return 0
-        return self.mem.u64(self.arenas_l2 + ai * 8)
+        ha = self._arenas.get(ai)
+        if ha is None:
+            if ai >= 1 << ARENA_L2_BITS:
+                return 0
+            ha = self.mem.u64(self.arenas_l2 + ai * 8)
+            if ha:
+                self._arenas[ai] = ha           # arenas are never freed: the entry never changes
+        return ha
 
     def span_of_heap(self, p):
         """mheap.go: spanOfHeap: the in-use heap span containing p, or None."""
@@ -310,34 +316,27 @@ class MHeap:
         return need
 
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
-        """mheap.go: (*mheap).initSpan and (*mspan).init."""
-        self.mem.fill(s.addr, MSpanLayout.SIZE)
-        s.startAddr, s.npages = base, npages
-        s.limit = base + npages * PAGE_SIZE
+        """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages * PAGE_SIZE
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
-        if self.alloc_needs_zero(base, npages) and scav != nbytes:
-            s.needzero = 1
+        needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
         if manual:
-            s.state = MSPAN_MANUAL
+            write_span(self.mem, s.addr, startAddr=base, npages=npages, limit=base + nbytes,
+                       needzero=needzero, state=MSPAN_MANUAL)
             self.set_spans(base, npages, s)
             return
-        s.spanclass = spanclass
         sizeclass = spanclass >> 1
         if sizeclass == 0:
-            s.elemsize, s.nelems, s.divMul = nbytes, 1, 0
+            elemsize, nelems, divmul = nbytes, 1, 0
         else:
-            s.elemsize = sc.CLASS_TO_SIZE[sizeclass]
-            s.nelems = nelems_for(sizeclass, spanclass & 1, npages)
-            s.divMul = sc.CLASS_TO_DIVMAGIC[sizeclass]
-        s.freeindex = s.freeIndexForScan = 0
-        s.allocCache = 0xFFFFFFFFFFFFFFFF
-        nb = gc_bits_bytes(s.nelems)
-        s.gcmarkBits = self.env.persistentalloc(nb, 8)
-        s.allocBits = self.env.persistentalloc(nb, 8)
-        s.limit = base + s.elemsize * s.nelems
-        s.sweepgen = self.sweepgen
-        s.state = MSPAN_IN_USE
+            elemsize = sc.CLASS_TO_SIZE[sizeclass]
+            nelems = nelems_for(sizeclass, spanclass & 1, npages)
+            divmul = sc.CLASS_TO_DIVMAGIC[sizeclass]
+        nb = gc_bits_bytes(nelems)
+        write_span(self.mem, s.addr, startAddr=base, npages=npages, needzero=needzero, spanclass=spanclass,
+                   elemsize=elemsize, nelems=nelems, divMul=divmul, allocCache=0xFFFFFFFFFFFFFFFF,
+                   gcmarkBits=self.env.persistentalloc(nb, 8), allocBits=self.env.persistentalloc(nb, 8),
+                   limit=base + elemsize * nelems, sweepgen=self.sweepgen, state=MSPAN_IN_USE)
         self.set_spans(base, npages, s)
         ha = self.heap_arena(base)
         page = base // PAGE_SIZE % PAGES_PER_ARENA

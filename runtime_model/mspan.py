@@ -25,10 +25,14 @@ INLINE_SCANS, INLINE_OWNED, INLINE_MARKS, INLINE_CLASS = 0, 63, 64, 127
 
 
 class MSpan:
-    __slots__ = ("mem", "addr")
+    __slots__ = ("mem", "addr", "_b", "_o")
 
     def __init__(self, mem, addr):
         self.mem, self.addr = mem, addr
+        # the host backing that holds the struct, found once: each field is then one index
+        # into its typed view (emu/memory.py)
+        self._b = b = mem._backing(addr, L.SIZE)
+        self._o = addr - b.base
 
     def base(self):
         return self.startAddr
@@ -128,12 +132,27 @@ def span_fields(mem, addr):
     return dict(zip(_ALL_NAMES, _ALL.unpack(mem.read(addr, L.SIZE))))
 
 
+def write_span(mem, addr, **fields):
+    """The whole mspan at addr in one write: the fields given, every other one zero."""
+    mem.write(addr, _ALL.pack(*(fields.get(n, 0) for n in _ALL_NAMES)))
+
+
 def _field(off, width):
-    # one closure per width: the accessor is looked up on the Memory class once, here
-    from emu.memory import Memory
-    get = {1: Memory.u8, 2: Memory.u16, 4: Memory.u32, 8: Memory.u64}[width]
-    put = {1: Memory.w8, 2: Memory.w16, 4: Memory.w32, 8: Memory.w64}[width]
-    return property(lambda s: get(s.mem, s.addr + off), lambda s, v: put(s.mem, s.addr + off, v))
+    """A property over the field's aligned slot in the backing's typed view (mspan's fields
+    are naturally aligned and the struct is 8-aligned)."""
+    if width == 8:
+        i = off >> 3
+        return property(lambda s: s._b.q[(s._o >> 3) + i],
+                        lambda s, v: s._b.q.__setitem__((s._o >> 3) + i, v & 0xFFFFFFFFFFFFFFFF))
+    if width == 4:
+        i = off >> 2
+        return property(lambda s: s._b.i[(s._o >> 2) + i],
+                        lambda s, v: s._b.i.__setitem__((s._o >> 2) + i, v & 0xFFFFFFFF))
+    if width == 2:
+        i = off >> 1
+        return property(lambda s: s._b.h[(s._o >> 1) + i],
+                        lambda s, v: s._b.h.__setitem__((s._o >> 1) + i, v & 0xFFFF))
+    return property(lambda s: s._b.b[s._o + off], lambda s, v: s._b.b.__setitem__(s._o + off, v & 0xFF))
 
 
 for _name, _w in _FIELDS.items():
