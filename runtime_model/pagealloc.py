@@ -1,6 +1,6 @@
 """Go 1.27's page allocator (runtime/mpagealloc.go, mpagealloc_64bit.go) for 64-bit.
 
-Design, as in Go:
+Design (Go's, except where said):
 * The 48-bit address space is cut into 4 MiB chunks of 512 pages of 8 KiB. Each
   grown chunk has a `PallocData` (allocation bitmap + scavenged bitmap, each one
   512-bit Python int; see pallocbits.py).
@@ -9,14 +9,23 @@ Design, as in Go:
   each level as one array and maps pieces on grow; here each level is a dict
   from block number to a list of 2**levelBits[l] entries (level 0 is the single
   block 0 of 16384 entries), created by grow only where Go would map it.
+  Beside each block the model keeps its entries' max fields and the parent's
+  `cross` (the part of its max made of children's ends and starts), so an
+  update that only moves maxes (most do) reaches a parent without a merge.
 * All addresses are handled internally in Go's "offset address space"
   (offAddr: addr - arenaBaseOffset, mod 2**64), so the heap at 0xc000000000 and
   the test chunks at 0x3000000000 order linearly. The API takes and returns
   real (virtual) addresses like Go's pageAlloc.
 * alloc is Go's address-ordered first fit: a fast path in the chunk at
-  searchAddr, else `find` walking the tree from the root (O(levels) blocks of
-  8 entries; the root level is iterated only over entries that grow touched,
-  since all others are zero, which is exactly what Go's scan skips).
+  searchAddr, else `find`. Go's find walks down from the root; with
+  consistent summaries its result (the first fit, and the firstFree base that
+  becomes searchAddr) has a closed form (see _find), so the model finds the
+  first fit from the lowest entry that must hold it, starting from a per-size
+  lower bound on where runs can start (_fit_lb, raised by find, lowered by
+  free and grow). The root level is iterated only over entries that grow
+  touched, since all others are zero, which is exactly what Go's scan skips.
+* free_many frees a batch of ranges (a sweep's spans) with the state free()
+  one by one would leave, touching each chunk and each entry above once.
 * scavenge follows pageAlloc.scavenge/scavengeOne and models the scavenge index
   (scavengeIndex: per-chunk occupancy, generation and "has free" flag, the
   force and background search addresses) rather than tests/data/README.md's "highest
@@ -33,7 +42,10 @@ of mheap_.arenas; summary memory is not mapped here: grow calls the optional
 `on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
 the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The
 per-P page cache (mpagecache.go) is runtime_model/pagecache.py; its refill,
-allocToCache, is PageAlloc.alloc_to_cache here.
+allocToCache, is PageAlloc.alloc_to_cache here. find reaches Go's result
+without Go's walk from the root; the two agree whenever the summaries match the
+bitmaps (which check_page_alloc checks), and differ only in how corrupt
+summaries are reported.
 """
 
 import json
@@ -59,10 +71,8 @@ from runtime_model.pallocbits import (
     bits_to_ranges,
     block64,
     clear_block64,
-    free_run,
     max_run,
     merge_block,
-    merge_summaries,
     palloc_find,
     range_mask,
     summarize,
@@ -479,7 +489,7 @@ class PageAlloc:
         scav = self._alloc_range(addr, npages)
         if self.search_addr < new_sa:
             self.search_addr = new_sa
-        return from_off(addr), scav
+        return (addr + ARENA_BASE_OFFSET) & _MASK64, scav
 
     def _find(self, npages):
         """find: radix-tree first fit -> (offset addr, candidate searchAddr), or (None, max).
@@ -503,13 +513,17 @@ class PageAlloc:
         if a is None:
             self._raise_fit_lb(npages, _NO_FIT)
             return None, MAX_OFF_ADDR
-        self._raise_fit_lb(npages, a)
+        if npages <= _FIT_LB_MAX and lb[npages] < a:
+            self._raise_fit_lb(npages, a)
         if npages == 1:
             f = a
         else:
-            x = lb[1]
-            f = self._first_fit(1, x if x > sa else sa)
-            self._raise_fit_lb(1, f)
+            # F, the first free page: no free page lies below lb[1], so if it is free it is F.
+            f = lb[1]
+            chunk = self.chunks.get(f >> _CHUNK_SHIFT) if f >= sa else None
+            if chunk is None or (chunk.bits >> ((f >> PAGE_SHIFT) & _PAGE_MASK)) & 1:
+                f = self._first_fit(1, f if f > sa else sa)
+                self._raise_fit_lb(1, f)
         t = (a ^ (a + (npages << PAGE_SHIFT) - 1)).bit_length() - 1
         low = ((a & -a).bit_length() - 1) if a else HEAP_ADDR_BITS
         if low > t:
@@ -518,7 +532,12 @@ class PageAlloc:
         if low > t:
             t = low
         shift = _FIRST_FREE_SHIFT[t]
-        return a, self._find_mapped_addr(f >> shift << shift)
+        f = f >> shift << shift
+        bases = self.in_use.bases
+        i = bisect_right(bases, f)
+        if i and f < self.in_use.limits[i - 1]:
+            return a, f  # findMappedAddr: f is mapped
+        return a, self._find_mapped_addr(f)
 
     def _first_fit(self, npages, x):
         """Offset of the first run of npages free pages, given that none starts below x; None if none.
@@ -664,7 +683,9 @@ class PageAlloc:
             # The chunk's max falls only if the run allocated from was a longest one;
             # then it is the longest of that run's two rests and the other runs.
             most = self._leaf_max[sc >> 3][sc & 7]
-            lo, hi = free_run(old, si, npages)
+            up = old >> (si + npages)
+            hi = (up & -up).bit_length() - 1 + si + npages if up else PALLOC_CHUNK_PAGES
+            lo = (old & ((1 << si) - 1)).bit_length()
             if hi - lo >= most:
                 most = max(si - lo, hi - si - npages, max_run(~(old | range_mask(lo, hi - lo)) & FULL))
             self._set_leaf(sc, _leaf_sum(bits, most), most)
@@ -695,37 +716,34 @@ class PageAlloc:
 
     def free(self, base, npages):
         """free: return npages pages at base; scavenged bits are untouched."""
-        b, sc, ec, si, ei = self._free_extent(base, npages)
-        if b < self.search_addr:
-            self.search_addr = b
-        chunks = self.chunks
-        if sc == ec:
-            chunk = chunks[sc]
-            chunk.bits = bits = chunk.bits & ~(((1 << npages) - 1) << si)
+        b = (base - ARENA_BASE_OFFSET) & _MASK64
+        sc = b >> _CHUNK_SHIFT
+        si = (b >> PAGE_SHIFT) & _PAGE_MASK
+        chunk = self.chunks.get(sc)
+        if chunk is not None and 0 < npages <= PALLOC_CHUNK_PAGES - si:
+            # One chunk (the common case).
             self._sc_free(sc, si, npages)
-            # Freeing only grows runs: the new max is the old one or the freed run's.
-            lo, hi = free_run(bits, si, npages)
+            if b < self.search_addr:
+                self.search_addr = b
+            chunk.bits = bits = chunk.bits & ~(((1 << npages) - 1) << si)
+            # Freeing only grows runs: the new max is the old one or that of the
+            # run [lo, hi) now holding the freed pages.
+            up = bits >> (si + npages)
+            hi = (up & -up).bit_length() - 1 + si + npages if up else PALLOC_CHUNK_PAGES
+            lo = (bits & ((1 << si) - 1)).bit_length()
             most = self._leaf_max[sc >> 3][sc & 7]
             if hi - lo > most:
                 most = hi - lo
             self._set_leaf(sc, _leaf_sum(bits, most) if bits else FREE_CHUNK_SUM, most)
-            self._freed_run(sc, lo, sc, hi)
+            if 0 < lo and hi < PALLOC_CHUNK_PAGES:
+                start = b - ((si - lo) << PAGE_SHIFT)
+                if self._fit_lb[min(hi - lo, _FIT_LB_MAX)] > start:
+                    self._lower_fit_lb(start, hi - lo)
+            else:
+                self._freed_run(sc, lo, sc, hi)
             return
-        chunks[sc].bits &= (1 << si) - 1
-        self._sc_free(sc, si, PALLOC_CHUNK_PAGES - si)
-        for c in range(sc + 1, ec):
-            chunks[c].bits = 0
-            self._sc_free(c, 0, PALLOC_CHUNK_PAGES)
-        chunks[ec].bits &= ~((1 << (ei + 1)) - 1)
-        self._sc_free(ec, 0, ei + 1)
-        self._update(b, npages, True, False)
-        up = chunks[ec].bits >> (ei + 1)
-        self._freed_run(
-            sc,
-            (chunks[sc].bits & ((1 << si) - 1)).bit_length(),
-            ec,
-            (up & -up).bit_length() + ei if up else PALLOC_CHUNK_PAGES,
-        )
+        # Several chunks, or bad input: free_many checks the range first.
+        self.free_many(((base, npages),))
 
     def _freed_run(self, sc, lo, ec, hi):
         """Pages were freed or grown inside the free run from page lo of chunk sc to page
@@ -764,50 +782,57 @@ class PageAlloc:
     def free_many(self, ranges):
         """Free every (base, npages) of `ranges`, leaving the state free() on each in turn leaves.
 
-        For a sweep's worth of spans: the bitmaps and the scavenge index are
-        updated range by range as free does, then each touched chunk's summary
-        once, then each touched entry above once per level. The whole batch is
-        checked first (free's checks, and that no chunk would count fewer than
-        zero pages in use), so a refused batch changes nothing.
+        For a sweep's worth of spans: each touched chunk's bitmap, scavenge index
+        entry and summary are updated once, then each touched entry above once
+        per level. The batch is checked first (free's checks, and that no chunk
+        would count fewer than zero pages in use), so a refused batch changes nothing.
         """
-        pieces = []  # (chunk, first page, npages) in order
-        freed = {}  # chunk -> pages freed in it
+        chunks = self.chunks
+        masks = {}  # chunk -> pages freed in it
+        counts = {}  # chunk -> pages freed in it, counting repeats as Go does
+        tops = {}  # chunk -> highest page freed in it
         low = self.search_addr
         for base, npages in ranges:
-            b, sc, ec, si, ei = self._free_extent(base, npages)
+            b = (base - ARENA_BASE_OFFSET) & _MASK64
+            c, i = b >> _CHUNK_SHIFT, (b >> PAGE_SHIFT) & _PAGE_MASK
+            if c in chunks and 0 < npages <= PALLOC_CHUNK_PAGES - i:
+                pieces = ((c, i, npages),)
+            else:
+                b, sc, ec, si, ei = self._free_extent(base, npages)
+                pieces = [(sc, si, PALLOC_CHUNK_PAGES - si)] + [(c, 0, PALLOC_CHUNK_PAGES) for c in range(sc + 1, ec)]
+                pieces.append((ec, 0, ei + 1))
             if b < low:
                 low = b
-            for c in range(sc, ec + 1):
-                i = si if c == sc else 0
-                n = (ei if c == ec else _PAGE_MASK) + 1 - i
-                pieces.append((c, i, n))
-                freed[c] = freed.get(c, 0) + n
-        for c, n in freed.items():
+            for c, i, n in pieces:
+                masks[c] = masks.get(c, 0) | (((1 << n) - 1) << i)
+                counts[c] = counts.get(c, 0) + n
+                if i + n > tops.get(c, 0):
+                    tops[c] = i + n
+        for c, n in counts.items():
             if self._sc[c][0] < n:
-                raise InvariantError(
-                    f"allocated pages below zero? chunk {c:#x} inUse={self._sc[c][0]} npages={n} (free_many)"
-                )
-        chunks = self.chunks
-        for c, i, n in pieces:
-            chunks[c].bits &= ~(((1 << n) - 1) << i)
-            self._sc_free(c, i, n)
+                raise InvariantError(f"allocated pages below zero? chunk {c:#x} inUse={self._sc[c][0]} npages={n}")
         self.search_addr = low
-        # Freeing only grows runs: each chunk's new max is its old one or a freed run's.
-        leaf_max = self._leaf_max
-        most = {c: leaf_max[c >> 3][c & 7] for c in freed}
-        runs = []
-        for c, i, n in pieces:
-            lo, hi = free_run(chunks[c].bits, i, n)
-            runs.append((c, lo, hi))
-            if hi - lo > most[c]:
-                most[c] = hi - lo
         leaves = []
-        for c, m in most.items():
-            bits = chunks[c].bits
-            leaves.append((c, _leaf_sum(bits, m) if bits else FREE_CHUNK_SUM))
+        for c, m in masks.items():
+            chunk = chunks[c]
+            chunk.bits &= ~m
+            # One scavengeIndex.free for all of the chunk's frees: same counts, same top page.
+            self._sc_free(c, tops[c] - counts[c], counts[c])
+            leaves.append((c, summarize(chunk.bits)))
         self._set_leaves(leaves)
-        for c, lo, hi in runs:
-            self._freed_run(c, lo, c, hi)
+        for c, m in masks.items():
+            # New runs start at or above the one holding the lowest page freed, and are
+            # no longer than the longest run through the chunk.
+            lo = (chunks[c].bits & ((m & -m) - 1)).bit_length()
+            start = (c << _CHUNK_SHIFT) + (lo << PAGE_SHIFT)
+            prev, cur, nxt = (self.summary_at(_LEAF, x) for x in (c - 1, c, c + 1))
+            if lo == 0:
+                start -= (prev >> (2 * LOG_MAX_PACKED_VALUE)) << PAGE_SHIFT
+            self._lower_fit_lb(start, max(
+                (cur >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD,
+                (prev >> (2 * LOG_MAX_PACKED_VALUE)) + (cur & _SUM_FIELD),
+                (cur >> (2 * LOG_MAX_PACKED_VALUE)) + (nxt & _SUM_FIELD),
+            ))
 
     # ---- scavenge index (scavengeIndex / scavChunkData) ----------------
 
@@ -944,7 +969,8 @@ def new_page_alloc(chunks, scav=None, **hooks):
 
 def check_page_alloc(p):
     """Invariant check (in the spirit of checkPageAlloc): every summary matches the
-    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps."""
+    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps,
+    and the kept maxes, cross parts and per-size bounds (_fit_lb) are right."""
     leaf = p.summary[_LEAF]
     for blk, entries in leaf.items():
         for k, found in enumerate(entries):
@@ -993,6 +1019,26 @@ def check_page_alloc(p):
             raise InvariantError(f"scavenge index chunk {ci:#x}: expected inUse {pop}, found {d[0]}")
     if p._grown and (p.start, p.end) != (p._grown[0], p._grown[-1] + 1):
         raise InvariantError(f"bounds: expected {(p._grown[0], p._grown[-1] + 1)}, found {(p.start, p.end)}")
+    lb = p._fit_lb
+    if any(lb[n] > lb[n + 1] for n in range(1, _FIT_LB_MAX)):
+        raise InvariantError(f"per-size bounds decrease: {lb[1:]}")
+    # Free runs in address order, joined across adjacent chunks; the first one of
+    # at least n pages is the first fit of n, which lb[n] must not pass.
+    runs = []
+    for ci in p._grown:
+        for s, n in bits_to_ranges(~p.chunks[ci].bits & FULL):
+            a = (ci << _CHUNK_SHIFT) + (s << PAGE_SHIFT)
+            if runs and runs[-1][1] == a:
+                runs[-1][1] = a + (n << PAGE_SHIFT)
+            else:
+                runs.append([a, a + (n << PAGE_SHIFT)])
+    longest = 0
+    for a, e in runs:
+        length = min((e - a) >> PAGE_SHIFT, _FIT_LB_MAX)
+        for m in range(longest + 1, length + 1):
+            if lb[m] > a:
+                raise InvariantError(f"per-size bound for {m} pages {lb[m]:#x} is above its first fit {a:#x}")
+        longest = max(longest, length)
 
 
 # ---- reference vectors (tests/data/README.md, section B) --------------------

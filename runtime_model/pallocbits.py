@@ -147,12 +147,6 @@ def summarize(bits):
     return start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE))
 
 
-def free_run(bits, i, n):
-    """(lo, hi): the run [lo, hi) of free (0) pages of `bits` that holds the free pages [i, i+n)."""
-    up = bits >> (i + n)
-    return (bits & ((1 << i) - 1)).bit_length(), ((up & -up).bit_length() - 1 + i + n if up else PALLOC_CHUNK_PAGES)
-
-
 def find_run(free, n):
     """Mask of positions where n consecutive set bits of `free` begin (findBitRange64's shrink)."""
     p, k = n - 1, 1
