@@ -48,6 +48,7 @@ bitmaps (which check_page_alloc checks), and differ only in how corrupt
 summaries are reported.
 """
 
+import functools
 import json
 from bisect import bisect_left, bisect_right
 
@@ -123,6 +124,14 @@ _NO_FIT = 1 << HEAP_ADDR_BITS  # above every address: no run of that size exists
 _FIRST_FREE_SHIFT = tuple(
     next((LEVEL_SHIFT[lvl] for lvl in range(SUMMARY_LEVELS) if LEVEL_SHIFT[lvl] <= t), 0) for t in range(65)
 )
+
+
+@functools.cache
+def _pagecache():
+    """runtime_model.pagecache, which imports this module."""
+    from runtime_model import pagecache
+
+    return pagecache
 
 
 def _scan(entries, js, npages, log_max):
@@ -626,40 +635,48 @@ class PageAlloc:
         page (not the page after, which might be unmapped). If there is no free
         page, searchAddr becomes maxSearchAddr and the cache is empty.
         """
-        from runtime_model.pagecache import PAGE_CACHE_PAGES, PageCache
-
+        pagecache = _pagecache()
         sa = self.search_addr
         ci = sa >> _CHUNK_SHIFT
         if ci >= self.end:
-            return PageCache()
-        blk = self.summary[_LEAF].get(ci >> 3)
+            return pagecache.PageCache()
+        blk = self._leaf.get(ci >> 3)
         if blk is not None and blk[ci & 7] != 0:
             # Fast path: the chunk at searchAddr has a free page at or after it.
             chunk = self.chunks[ci]
             j, _ = palloc_find(chunk.bits, 1, (sa >> PAGE_SHIFT) & _PAGE_MASK)
             if j is None:
                 raise InvariantError(f"bad summary data: chunk {ci:#x} summary {unpack_palloc_sum(blk[ci & 7])}")
-            base = (ci << _CHUNK_SHIFT) + ((j & ~63) << PAGE_SHIFT)
         else:
             # Slow path: nothing at searchAddr's chunk; find the first free page.
             addr, _ = self._find(1)
             if addr is None:
                 self.search_addr = MAX_OFF_ADDR
-                return PageCache()
+                return pagecache.PageCache()
             ci = addr >> _CHUNK_SHIFT
             chunk = self.chunks[ci]
             j = (addr >> PAGE_SHIFT) & _PAGE_MASK
-            base = addr & ~(PAGE_CACHE_PAGES * PAGE_SIZE - 1)
+        old = chunk.bits
+        cpi = j & ~63
+        base = (ci << _CHUNK_SHIFT) + (cpi << PAGE_SHIFT)
         cache = ~chunk.pages64(j) & 0xFFFFFFFFFFFFFFFF
         scav = block64(chunk.scavenged, j)
-        cpi = (base >> PAGE_SHIFT) & _PAGE_MASK
         chunk.alloc_pages64(cpi, cache)
         # Only free pages lose their scavenged bit (allocated ones have none anyway).
         chunk.scavenged = clear_block64(chunk.scavenged, cpi, cache & scav)
-        self._update(base, PAGE_CACHE_PAGES, False, True)
+        # update as a non-contiguous alloc, with the chunk's max found as in
+        # _alloc_range: the runs taken from all lie in [lo, hi).
+        first, last = cpi + (cache & -cache).bit_length() - 1, cpi + cache.bit_length() - 1
+        up = old >> (last + 1)
+        hi = (up & -up).bit_length() + last if up else PALLOC_CHUNK_PAGES
+        lo = (old & ((1 << first) - 1)).bit_length()
+        most = self._leaf_max[ci >> 3][ci & 7]
+        if hi - lo >= most:
+            most = max_run(~chunk.bits & FULL)
+        self._set_leaf(ci, _leaf_sum(chunk.bits, most), most)
         self._sc_alloc(ci, cache.bit_count())
-        self.search_addr = base + (PAGE_CACHE_PAGES - 1) * PAGE_SIZE
-        return PageCache(from_off(base), cache, scav)
+        self.search_addr = base + (pagecache.PAGE_CACHE_PAGES - 1) * PAGE_SIZE
+        return pagecache.PageCache(from_off(base), cache, scav)
 
     def _find_mapped_addr(self, off):
         """findMappedAddr (test-mode form: consult inUse)."""
@@ -677,7 +694,7 @@ class PageAlloc:
             old = chunk.bits
             m = ((1 << npages) - 1) << si
             scav = (chunk.scavenged & m).bit_count()
-            chunk.bits = bits = old | m
+            chunk.bits = old | m
             chunk.scavenged &= ~m
             self._sc_alloc(sc, npages)
             # The chunk's max falls only if the run allocated from was a longest one;
@@ -688,7 +705,11 @@ class PageAlloc:
             lo = (old & ((1 << si) - 1)).bit_length()
             if hi - lo >= most:
                 most = max(si - lo, hi - si - npages, max_run(~(old | range_mask(lo, hi - lo)) & FULL))
-            self._set_leaf(sc, _leaf_sum(bits, most), most)
+            # Start and end change only if that run was the leading or trailing one.
+            x = self._leaf[sc >> 3][sc & 7]
+            start = si if lo == 0 else x & _SUM_FIELD
+            end = PALLOC_CHUNK_PAGES - si - npages if hi == PALLOC_CHUNK_PAGES else x >> (2 * LOG_MAX_PACKED_VALUE)
+            self._set_leaf(sc, start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE)), most)
             return scav * PAGE_SIZE
         ei = (limit >> PAGE_SHIFT) & _PAGE_MASK
         chunk = chunks[sc]
@@ -734,7 +755,11 @@ class PageAlloc:
             most = self._leaf_max[sc >> 3][sc & 7]
             if hi - lo > most:
                 most = hi - lo
-            self._set_leaf(sc, _leaf_sum(bits, most) if bits else FREE_CHUNK_SUM, most)
+            # Start and end change only if that run is the leading or trailing one.
+            x = self._leaf[sc >> 3][sc & 7]
+            start = hi if lo == 0 else x & _SUM_FIELD
+            end = PALLOC_CHUNK_PAGES - lo if hi == PALLOC_CHUNK_PAGES else x >> (2 * LOG_MAX_PACKED_VALUE)
+            self._set_leaf(sc, start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE)), most)
             if 0 < lo and hi < PALLOC_CHUNK_PAGES:
                 start = b - ((si - lo) << PAGE_SHIFT)
                 if self._fit_lb[min(hi - lo, _FIT_LB_MAX)] > start:
@@ -790,24 +815,23 @@ class PageAlloc:
         chunks = self.chunks
         masks = {}  # chunk -> pages freed in it
         counts = {}  # chunk -> pages freed in it, counting repeats as Go does
-        tops = {}  # chunk -> highest page freed in it
         low = self.search_addr
         for base, npages in ranges:
             b = (base - ARENA_BASE_OFFSET) & _MASK64
             c, i = b >> _CHUNK_SHIFT, (b >> PAGE_SHIFT) & _PAGE_MASK
             if c in chunks and 0 < npages <= PALLOC_CHUNK_PAGES - i:
-                pieces = ((c, i, npages),)
+                masks[c] = masks.get(c, 0) | (((1 << npages) - 1) << i)
+                counts[c] = counts.get(c, 0) + npages
             else:
                 b, sc, ec, si, ei = self._free_extent(base, npages)
-                pieces = [(sc, si, PALLOC_CHUNK_PAGES - si)] + [(c, 0, PALLOC_CHUNK_PAGES) for c in range(sc + 1, ec)]
-                pieces.append((ec, 0, ei + 1))
+                for c in range(sc, ec + 1):
+                    m = FULL >> si << si if c == sc else FULL
+                    if c == ec:
+                        m &= (1 << (ei + 1)) - 1
+                    masks[c] = masks.get(c, 0) | m
+                    counts[c] = counts.get(c, 0) + m.bit_count()
             if b < low:
                 low = b
-            for c, i, n in pieces:
-                masks[c] = masks.get(c, 0) | (((1 << n) - 1) << i)
-                counts[c] = counts.get(c, 0) + n
-                if i + n > tops.get(c, 0):
-                    tops[c] = i + n
         for c, n in counts.items():
             if self._sc[c][0] < n:
                 raise InvariantError(f"allocated pages below zero? chunk {c:#x} inUse={self._sc[c][0]} npages={n}")
@@ -817,7 +841,7 @@ class PageAlloc:
             chunk = chunks[c]
             chunk.bits &= ~m
             # One scavengeIndex.free for all of the chunk's frees: same counts, same top page.
-            self._sc_free(c, tops[c] - counts[c], counts[c])
+            self._sc_free(c, m.bit_length() - counts[c], counts[c])
             leaves.append((c, summarize(chunk.bits)))
         self._set_leaves(leaves)
         for c, m in masks.items():
