@@ -5,11 +5,13 @@ p0 and its mcache, emptymspan, TLS) and creates the Python side of the
 runtime's package-level state (`Runtime`: mheap_, gcController, memstats).
 """
 
+import struct
 from dataclasses import dataclass
 
+from emu import args as A
 from emu import layout as L
 from emu.callouts import new_sample_rng, next_sample
-from emu.errors import BadInput
+from emu.errors import BadInput, InvariantError
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mcache import MCacheStats
@@ -19,6 +21,11 @@ from runtime_model.stack import Stacks
 
 G0_STACK_GUARD = 928       # stack.go: stackGuard on linux/amd64 (StackGuard multiplier 1)
 GC_OVER_ASSIST_WORK = 64 << 10   # mgcpacer.go: gcOverAssistWork
+MAX_TYPE_SIZE = 1 << 40          # the largest object Machine.mallocgc makes
+# internal/runtime/gc's tables in emulated memory: (name, element format, Go's values).
+SIZE_CLASS_TABLES = [("SizeClassToSize", "H", sc.CLASS_TO_SIZE), ("SizeClassToNPages", "B", sc.CLASS_TO_NPAGES),
+                     ("SizeClassToDivMagic", "I", sc.CLASS_TO_DIVMAGIC), ("SizeToSizeClass8", "B", sc.SIZE_TO_CLASS8),
+                     ("SizeToSizeClass128", "B", sc.SIZE_TO_CLASS128)]
 
 
 # malloc_stubs.go: mallocPanic's message (Go panics; the routine throws). Appended to the
@@ -97,6 +104,11 @@ class Runtime:
         self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
         self.type_names = {}       # type descriptor address -> name
         self.finalizers = {}       # object -> its finalizer's funcval (runtime.SetFinalizer)
+        self.output = []           # (fd, bytes) the runtime printed (write1), in order
+        self.output_seen = 0       # of those, how many a throw's message has shown
+        # (address, Go's bytes, name, format) of each size-class table, for checked mode
+        self._tables = [(machine.symbols[f"internal/runtime/gc.{name}"], struct.pack(f"<{len(v)}{fmt}", *v), name, fmt)
+                        for name, fmt, v in SIZE_CLASS_TABLES if f"internal/runtime/gc.{name}" in machine.symbols]
         self._rng = new_sample_rng()
         if machine.image is None:
             self._write_tables()
@@ -105,21 +117,30 @@ class Runtime:
         else:
             self._boot_image(machine.image)
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
+        # The memory holding all the tables (gaps included) when they lie close together,
+        # as in the data segment: one read then checks them all.
+        lo = min((a for a, *_ in self._tables), default=0)
+        hi = max((a + len(w) for a, w, *_ in self._tables), default=0)
+        self._tables_block = (lo, self.mem.read(lo, hi - lo) if 0 < hi - lo <= 4096 else b"")
         self.mcache = self._boot_scheduler()     # p0's mcache
         self.stacks = Stacks(self)               # stack.go: stackpool, stackLarge, maxstacksize; allgs
+        from runtime_model.mgc import Collector
+        self.gc = Collector(self)                # mgc.go: the collector's cycle
+        self.gctrace_out = None                  # GODEBUG=gctrace=1: callback(line) per cycle
+        from runtime_model.mgclimit import GcCPULimiter
+        from runtime_model.mgcscavenge import Scavenger
+        from runtime_model.mstats import CpuStats
+        self.limiter = GcCPULimiter(self)        # mgclimit.go: gcCPULimiter
+        self.scavenger = Scavenger(self)         # mgcscavenge.go: scavenge, scavenger
+        self.mheap.scavenger = self.scavenger
+        self.cpu_stats = CpuStats()              # mstats.go: work.cpuStats
 
     def next_sample(self, rate):
         return next_sample(self._rng, rate)
 
     def _write_tables(self):
-        mem, sym = self.mem, self.symbol
-        for i, v in enumerate(sc.CLASS_TO_SIZE):
-            mem.w16(sym("internal/runtime/gc.SizeClassToSize") + 2 * i, v)
-        mem.write(sym("internal/runtime/gc.SizeClassToNPages"), bytes(sc.CLASS_TO_NPAGES))
-        for i, v in enumerate(sc.CLASS_TO_DIVMAGIC):
-            mem.w32(sym("internal/runtime/gc.SizeClassToDivMagic") + 4 * i, v)
-        mem.write(sym("internal/runtime/gc.SizeToSizeClass8"), bytes(sc.SIZE_TO_CLASS8))
-        mem.write(sym("internal/runtime/gc.SizeToSizeClass128"), bytes(sc.SIZE_TO_CLASS128))
+        for name, fmt, values in SIZE_CLASS_TABLES:
+            self.mem.write(self.symbol(f"internal/runtime/gc.{name}"), struct.pack(f"<{len(values)}{fmt}", *values))
 
     def _write_malloc_tables(self):
         """malloc_tables_generated.go: mallocScanTable and mallocNoScanTable, filled in
@@ -212,15 +233,20 @@ class Runtime:
     def new_type(self, size, pointer_words=(), name=None):
         """A type descriptor (internal/abi.Type) in emulated memory, as the linker
         would put one in rodata: `size` bytes, pointers at the given word indexes."""
+        A.integer("size", size, 0, MAX_TYPE_SIZE)
         words = -(-size // 8)
-        if any(not 0 <= w < words for w in pointer_words):
-            raise BadInput(f"pointer word outside a {size}-byte type: {sorted(pointer_words)}")
-        mask = bytearray(max(8, -(-words // 64) * 8))    # read as whole uintptrs
+        if isinstance(pointer_words, (str, bytes)) or not hasattr(pointer_words, "__iter__"):
+            raise BadInput(f"pointer_words must be a sequence of word indexes, not {pointer_words!r}")
+        pointer_words = [A.integer(f"pointer_words of a {size}-byte type", w, 0, words - 1) for w in pointer_words]
+        if name is not None and not isinstance(name, str):
+            raise BadInput(f"name must be a string, not {name!r}")
+        ptr_words = max(pointer_words) + 1 if pointer_words else 0
+        mask = bytearray(max(8, -(-ptr_words // 64) * 8))    # GCData covers PtrBytes, read as whole uintptrs
         for w in pointer_words:
             mask[w // 8] |= 1 << (w % 8)
         t = self.machine.persistentalloc(L.Type.SIZE + len(mask), 8)
         self.mem.w64(t + L.Type.Size_, size)
-        self.mem.w64(t + L.Type.PtrBytes, (max(pointer_words) + 1) * 8 if pointer_words else 0)
+        self.mem.w64(t + L.Type.PtrBytes, ptr_words * 8)
         self.mem.w8(t + L.Type.Align_, 8)
         self.mem.w8(t + L.Type.FieldAlign_, 8)
         self.mem.w64(t + L.Type.GCData, t + L.Type.SIZE)
@@ -260,18 +286,9 @@ class Runtime:
                                             self.type_names.get(typ, "")))
 
     def read_mem_stats(self):
-        """mstats.go: ReadMemStats (the allocation counters): like Go, it first
-        flushes the mcache so its spans' counts reach the central stats."""
-        from runtime_model.mgcsweep import release_all
-        release_all(self, self.mcache)
-        st, c, h = self.stats, self.gc_controller, self.mheap
-        # Tiny allocations count as a malloc and a free each: they share their block's slot.
-        mallocs = sum(st.small_alloc_count) + st.large_alloc_count + st.tiny_alloc_count
-        frees = sum(st.small_free_count) + st.large_free_count + st.tiny_alloc_count
-        return {"Mallocs": mallocs, "Frees": frees, "TotalAlloc": c.total_alloc,
-                "HeapAlloc": c.total_alloc - c.total_free, "HeapSys": h.heap_sys, "HeapInuse": h.heap_in_use,
-                "HeapIdle": h.heap_idle, "HeapReleased": h.heap_released,
-                "StackInuse": h.stacks_in_use, "HeapObjects": mallocs - frees}
+        """runtime.ReadMemStats: every MemStats field by its Go name (runtime_model/mstats.py)."""
+        from runtime_model.mstats import read_mem_stats
+        return read_mem_stats(self)
 
     def tracing_allocs(self):
         return bool(self.mem.u8(self.symbol("runtime.debug.malloc")))
@@ -285,3 +302,87 @@ class Runtime:
         """mcache.go: getMCache(mp)."""
         p = self.mem.u64(mp + L.M.p)
         return self.mem.u64(p + L.P.mcache) if p else self.mem.u64(self.symbol("runtime.mcache0"))
+
+    # ---- checked mode (Machine(checked=True)) ------------------------------------------------
+    def check_tables(self):
+        """The size-class tables in emulated memory are still Go's."""
+        lo, block = self._tables_block
+        if block and self.mem.read(lo, len(block)) == block:
+            return
+        for addr, want, name, fmt in self._tables:
+            got = self.mem.read(addr, len(want))
+            if got != want:
+                n = len(want) // struct.calcsize(fmt)
+                i, g, w = next((i, g, w) for i, (g, w) in enumerate(zip(struct.unpack(f"<{n}{fmt}", got),
+                                                                      struct.unpack(f"<{n}{fmt}", want))) if g != w)
+                raise InvariantError(f"internal/runtime/gc.{name}[{i}] = {g} in emulated memory; Go's is {w}")
+
+    def check_emptymspan(self):
+        """emptymspan, the span of every empty mcache slot, stays all zero."""
+        from runtime_model.mspan import span_fields
+        f = span_fields(self.mem, self.emptymspan)
+        bad = [f"{k} = {v}" for k, v in f.items() if v]
+        if bad:
+            raise InvariantError(f"emptymspan ({self.emptymspan:#x}) must stay all zero: {', '.join(bad)}")
+
+    def check_mcache(self):
+        """Every slot of p0's mcache holds emptymspan or a sound cached span of its class."""
+        c = self.mcache
+        slots = struct.unpack(f"<{L.NUM_SPAN_CLASSES}Q", self.mem.read(c + L.MCache.alloc, 8 * L.NUM_SPAN_CLASSES))
+        for spc, a in enumerate(slots):
+            if a == self.emptymspan:
+                continue
+            where = f"mcache.alloc[{spc}]"
+            if a not in self.mheap.live_mspans:
+                raise InvariantError(f"{where} = {a:#x} is not an mspan of the heap (nor emptymspan)")
+            if spc >> 1 == 0:
+                raise InvariantError(f"{where} = {a:#x}: size class 0 (large objects) is never cached")
+            self.mheap.check_span(a, where, spanclass=spc, cached=True)
+
+    def check_state(self):
+        """Everything the machine code relies on: the tables, emptymspan, the mcache's
+        spans, p0's wbBuf. Raises InvariantError naming the first thing broken."""
+        self.check_tables()
+        self.check_emptymspan()
+        self.check_mcache()
+        mwbbuf.check(self.mem, self.symbol("runtime.p0"))
+
+    def check_object(self, span_addr, x, size, what, fields=None):
+        """x, of `size` bytes, lies in an allocated slot of the heap span at span_addr
+        (which the caller has checked)."""
+        from runtime_model.mspan import span_fields
+        f = fields or span_fields(self.mem, span_addr)
+        base, elemsize = f["startAddr"], f["elemsize"]
+        i = (x - base) // elemsize if x >= base else -1
+        slot = base + i * elemsize
+        if not (0 <= i < f["nelems"] and x + max(size, 1) <= min(slot + elemsize, f["limit"])):
+            raise InvariantError(f"{what}: {x:#x} (+{size}) is not inside a slot of mspan {span_addr:#x} "
+                                 f"[{base:#x}, {f['limit']:#x})")
+        if i >= f["freeindex"] and not self.mem.u8(f["allocBits"] + i // 8) >> (i % 8) & 1:
+            raise InvariantError(f"{what}: {x:#x} is in slot {i} of mspan {span_addr:#x}, which is free")
+
+    def check_allocation(self, x, size):
+        """What mallocgc returned: the tables, the span x came from (cached in the mcache
+        for a small object), and x inside an allocated slot of it."""
+        from runtime_model.mspan import span_fields
+        self.check_tables()
+        if size == 0:
+            if x != self.symbol("runtime.zerobase"):
+                raise InvariantError(f"mallocgc(0) returned {x:#x}, not &zerobase")
+            return
+        heap = self.mheap
+        a = heap.spans_entry(x)
+        if a not in heap.live_mspans:
+            self.check_state()            # a broken mcache span names the cause
+            raise InvariantError(f"mallocgc({size}) = {x:#x} is in no span of the heap")
+        f = span_fields(self.mem, a)
+        spc = f["spanclass"]
+        if spc >> 1 == 0:
+            heap.check_span(a, "a large object's span", cached=False, fields=f)
+        elif spc >= L.NUM_SPAN_CLASSES or self.mem.u64(self.mcache + L.MCache.alloc + 8 * spc) != a:
+            self.check_state()
+            raise InvariantError(f"mallocgc({size}) = {x:#x} is in mspan {a:#x}, which mcache does not "
+                                 f"cache for spanclass {spc}")
+        else:
+            heap.check_span(a, f"mcache.alloc[{spc}]", spanclass=spc, cached=True, fields=f)
+        self.check_object(a, x, size, "mallocgc", fields=f)

@@ -17,6 +17,10 @@ each named routine, with its real SYSCALL, and resumes the handler.
 | runtime.wbBufFlush          | mwbbuf.go: wbBufFlush -> wbBufFlush1 (shade the buffered pointers, reset p.wbBuf) |
 | runtime.wbMove              | mbarrier.go: wbMove -> bulkBarrierPreWrite (the compiler copies after it) |
 | runtime.typedmemmove        | mbarrier.go: typedmemmove (bulkBarrierPreWrite, then memmove)              |
+
+In checked mode (Machine(checked=True)) each call-out first validates what it takes
+from machine code (the mcache and span class, the span and its fields, the
+size-class tables, p.wbBuf) and, for refill and allocLarge, the span it hands back.
 """
 
 import math
@@ -25,8 +29,8 @@ from dataclasses import dataclass
 
 from unicorn.x86_const import UC_X86_REG_RSP
 
-from emu.errors import BadInput
-from emu.layout import MCache
+from emu.errors import BadInput, InvariantError
+from emu.layout import NUM_SPAN_CLASSES, MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import MSpan, uses_span_inline_mark_bits
@@ -58,11 +62,30 @@ def _run_pending(m):
     return m.take_pending_slow_path()
 
 
+def _check_mcache_arg(m, c, what):
+    if c != m.runtime.mcache:
+        raise InvariantError(f"{what}: c = {c:#x} is not p0's mcache ({m.runtime.mcache:#x})")
+
+
 # Go's ABIInternal passes a uint8 or bool in a register's low byte; the rest is not
 # defined (compiled code leaves other values there), so narrow arguments are masked.
 
 def _refill(m, c, spc):
-    yield from mcache.refill(m.runtime, c, spc & 0xFF)
+    rt, spc = m.runtime, spc & 0xFF
+    if m.checked:
+        _check_mcache_arg(m, c, "refill")
+        rt.check_tables()               # a broken SizeToSizeClass table is why spc would be wrong
+        if not 2 <= spc < NUM_SPAN_CLASSES:
+            raise InvariantError(f"refill: spc = {spc} is not the span class of a small size class")
+        s = m.mem.u64(c + MCache.alloc + 8 * spc)
+        if s == rt.emptymspan:
+            rt.check_emptymspan()
+        else:
+            rt.mheap.check_span(s, f"mcache.alloc[{spc}]", spanclass=spc, cached=True)
+    yield from mcache.refill(rt, c, spc)
+    if m.checked:
+        rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
+    yield from rt.scavenger.background()        # the background scavenger's due work
 
 
 def _throw(m, idx):
@@ -71,6 +94,8 @@ def _throw(m, idx):
 
 
 def _profilealloc(m, mp, x, size):
+    if m.checked and mp != m.symbol("runtime.m0"):
+        raise InvariantError(f"profilealloc: mp = {mp:#x} is not m0")
     c = m.runtime.mcache_of(mp)
     rate = m.mem.u64(m.symbol("runtime.MemProfileRate"))
     m.mem.w64(c + MCache.memProfRate, rate)
@@ -79,6 +104,9 @@ def _profilealloc(m, mp, x, size):
 
 
 def _gcmarknewobject(m, span_addr, obj):
+    if m.checked:
+        m.runtime.mheap.check_span(span_addr, "gcmarknewobject")
+        m.runtime.check_object(span_addr, obj, 0, "gcmarknewobject")
     s = MSpan(m.mem, span_addr)
     idx = s.obj_index(obj)
     s.set_bit(s.mark_bit(idx))
@@ -89,12 +117,23 @@ def _gcmarknewobject(m, span_addr, obj):
 
 
 def _alloc_large(m, c, size, noscan):
-    s = yield from mcache.alloc_large(m.runtime, size, bool(noscan & 0xFF))
+    noscan = bool(noscan & 0xFF)
+    if m.checked:
+        _check_mcache_arg(m, c, "allocLarge")
+        if not 0 < size < 1 << 48:
+            raise InvariantError(f"allocLarge: size = {size}")
+    s = yield from mcache.alloc_large(m.runtime, size, noscan)
+    if m.checked:
+        m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
+    yield from m.runtime.scavenger.background()
     return s.addr
 
 
 def _gc_assist_alloc(m, gp):
-    m.runtime.gc_assist_alloc(gp)
+    if m.runtime.gc.phase:
+        m.runtime.gc.assist(gp)
+    else:                               # black allocation set up by hand, outside a cycle
+        m.runtime.gc_assist_alloc(gp)
 
 
 def _post_mallocgc_debug(m, x, elemsize, typ, size):
@@ -116,8 +155,22 @@ class GoTo:
 
 @dataclass(frozen=True)
 class StackResults:
-    """Results of an ABI0 function: words written above the return address (ret+0(FP)...)."""
+    """Results of an ABI0 function: words written above the return address, from its
+    `at`-th argument word on (ret+8*at(FP)...)."""
     words: tuple
+    at: int = 0
+
+
+def _write1(m, *_):
+    """sys_linux_amd64.s: write1(fd, p, n) (ABI0): what the runtime prints (print, println,
+    throw's messages) to standard output and error is kept in runtime.output, not written."""
+    from unicorn.x86_const import UC_X86_REG_RSP
+    sp = m.regs.read(UC_X86_REG_RSP)
+    fd, p, n = m.mem.u64(sp + 8), m.mem.u64(sp + 16), m.mem.u32(sp + 24)
+    if fd not in (1, 2):
+        raise unsupported_error(m, f"writes to file descriptor {fd}", sp)
+    m.runtime.output.append((fd, m.mem.read(p, min(n, 1 << 20))))
+    return StackResults((n,), at=3)
 
 
 def _nanotime1(m):
@@ -177,8 +230,15 @@ CALLOUTS += [
 
 
 def _throw_string(m, ptr, n):
-    """throw(s string), as the real runtime's code calls it."""
-    throw(m.mem.read(ptr, min(n, 4096)).decode("utf-8", "replace"))
+    """throw(s string), as the real runtime's code calls it; what the runtime printed just
+    before (println ahead of the throw) leads the message, as it would on stderr."""
+    printed = b"".join(data for fd, data in m.runtime.output[m.runtime.output_seen:] if fd == 2)
+    m.runtime.output_seen = len(m.runtime.output)
+    msg = m.mem.read(ptr, min(n, 4096)).decode("utf-8", "replace")
+    if printed:
+        from runtime_model.mem_linux import RuntimeThrow
+        raise RuntimeThrow(printed.decode("utf-8", "replace").rstrip("\n") + "\nfatal error: " + msg)
+    throw(msg)
 
 
 def _mprof_malloc(m, mp, x, size):
@@ -195,9 +255,58 @@ def _post_mallocgc_debug_image(m, x, elemsize, typ):
     m.runtime.trace_alloc(x, elemsize, typ, elemsize)
 
 
-def _gc_trigger_test(m, kind, n):
-    """mgc.go: gcTrigger.test. Simplified until the GC runs inside the machine: never."""
-    return 0
+def _gc_trigger_test(m, kind, now, n):
+    """mgc.go: gcTrigger.test(t gcTrigger{kind, now, n}): the collector decides. mallocgc
+    tests the trigger after a refill or a large allocation, once the allocation is done:
+    there, the background mark workers also get the time that passed (and may finish the
+    cycle) before the test."""
+    m.runtime.gc.background()
+    return int(m.runtime.gc.trigger_test(kind))
+
+
+def _gc_start(m, kind, now, n):
+    """mgc.go: gcStart(trigger): the mark phase begins (runtime_model/mgc.py)."""
+    m.runtime.gc.start(kind)
+
+
+def _gc(m):
+    """mgc.go: GC (runtime.GC from the program): a whole forced cycle."""
+    m.runtime.gc.collect()
+
+
+def _read_mem_stats(m, stats):
+    """mstats.go: ReadMemStats(m *MemStats) (without stopping a world gomemu does not have)."""
+    from runtime_model.mstats import write_mem_stats
+    write_mem_stats(m, stats)
+
+
+def _int32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def _set_gc_percent(m, percent):
+    """mgcpacer.go: setGCPercent (int32 in, int32 out), runtime/debug.SetGCPercent's."""
+    from runtime_model.gcsettings import set_gc_percent
+    return set_gc_percent(m.runtime, _int32(percent)) & 0xFFFFFFFF
+
+
+def _set_memory_limit(m, limit):
+    """mgcpacer.go: setMemoryLimit, runtime/debug.SetMemoryLimit's."""
+    from runtime_model.gcsettings import set_memory_limit
+    v = limit - (1 << 64) if limit >> 63 else limit
+    return set_memory_limit(m.runtime, v) & 0xFFFFFFFFFFFFFFFF
+
+
+def _free_os_memory(m):
+    """mheap.go: runtime_debug_freeOSMemory: GC, then scavengeAll's madvise calls."""
+    yield from m.runtime.scavenger.free_os_memory()
+
+
+def _read_metrics(m, samples, n, cap):
+    """metrics.go: readMetrics, runtime/metrics.Read's."""
+    from runtime_model.metrics import read_samples
+    read_samples(m, samples, n)
 
 
 def _get_gc_mask_on_demand(m, typ):
@@ -218,7 +327,14 @@ IMAGE_CALLOUTS = [
     Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
     Callout("runtime.newstack", "stack.go: newstack (then gogo)", _newstack_then_gogo, 0),
     Callout("runtime.wbBufFlush", "mwbbuf.go: wbBufFlush", _wb_buf_flush, 0),
-    Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 2),
+    Callout("runtime.gcTrigger.test", "mgc.go: gcTrigger.test", _gc_trigger_test, 3),
+    Callout("runtime.gcStart", "mgc.go: gcStart", _gc_start, 3),
+    Callout("runtime.GC", "mgc.go: GC", _gc, 0),
+    Callout("runtime.ReadMemStats", "mstats.go: ReadMemStats", _read_mem_stats, 1),
+    Callout("runtime/debug.setGCPercent", "mgcpacer.go: setGCPercent", _set_gc_percent, 1),
+    Callout("runtime/debug.setMemoryLimit", "mgcpacer.go: setMemoryLimit", _set_memory_limit, 1),
+    Callout("runtime/debug.freeOSMemory", "mheap.go: runtime_debug_freeOSMemory", _free_os_memory, 0),
+    Callout("runtime/metrics.runtime_readMetrics", "metrics.go: readMetrics", _read_metrics, 3),
     Callout("runtime.getGCMaskOnDemand", "mbitmap.go: getGCMaskOnDemand", _get_gc_mask_on_demand, 1),
     Callout("runtime.postMallocgcDebug", "malloc.go: postMallocgcDebug (gomemu's allocation log while "
             "debug.malloc is set)", _post_mallocgc_debug_image, 3),
@@ -244,7 +360,6 @@ UNSUPPORTED = {
     "runtime.entersyscallblock": "makes a blocking system call",
     "runtime.stopTheWorld": "stops the world",
     "runtime.stopTheWorldGC": "stops the world",
-    "runtime.write1": "writes to a file descriptor",
     "runtime.exit": "exits the process",
     "runtime.raise": "sends a signal",
 }
@@ -284,6 +399,7 @@ IMAGE_CALLOUTS += [
     Callout("runtime.gopanic", "panic.go: gopanic (the call ends with the message)", _gopanic, 2),
     Callout("runtime.nanotime1", "sys_linux_amd64.s: nanotime1 (the modeled clock)", _nanotime1, 0),
     Callout("runtime.walltime", "sys_linux_amd64.s: walltime (the modeled clock)", _walltime, 0),
+    Callout("runtime.write1", "sys_linux_amd64.s: write1 (runtime output to fd 1 and 2, kept)", _write1, 0),
 ]
 
 

@@ -27,7 +27,8 @@ the source has none). Given a `workdir`, the linked program stays there as
 Loading (`load`) patches every relocation onto the machine's symbols: a call to
 the runtime's `runtime.morestack_noctxt` (ABI0; `.abi0`/`<0>` suffixes are
 dropped) lands on the emulator's, a recursive call on the function's own new
-address, and a callee gomemu does not have (`runtime.panicBounds`) on a stub
+address, and a callee gomemu does not have (`runtime.panicBounds`), or another
+function of the program whose address it takes (a closure's code), on a stub
 named after it whose single UD2 faults, so running into it is an
 EmulationFault naming it. The Go line of each instruction comes from the
 listing's positions (no DWARF is needed).
@@ -48,9 +49,16 @@ from emu.errors import BadInput, GoToolchainMissing
 BUILD_TIMEOUT = 300
 PROGRAM = "prog"            # the linked executable's name in the work directory
 
-_REL = re.compile(r"^\trel (\d+)\+(\d+) t=(\S+) (\S+?)(?:\+(-?\d+))?$")
-_INSN = re.compile(r"^\t0x[0-9a-f]{4} (\d{5}) \(([^)]*)\)\t(.*)$")
-_HEX = re.compile(r"^\t0x([0-9a-f]{4}) ((?:[0-9a-f]{2} ){1,16})")
+# cmd/internal/obj/objfile.go prints a relocation as "\trel OFF+SIZ t=TYPE NAME+ADD" with NAME as
+# is: it may hold spaces, quotes and brackets (type:noalg.struct { F uintptr; X0 *main.T },
+# go:string."a b", main.F[go.shape.struct { a int }]) or be empty (R_CALLIND). ADD is always
+# there, so the name is everything up to the last "+ADD".
+_REL = re.compile(r"^\trel (\d+)\+(\d+) t=(\S+) (.*)\+(-?\d+)$")
+# "\t%#04x %.5d (position)\ttext" (util.go: InnermostString); offsets grow past 4 and 5 digits.
+_INSN = re.compile(r"^\t0x[0-9a-f]{4,} (\d{5,}) \((.*?)\)\t(.*)$")
+_HEX = re.compile(r"^\t0x([0-9a-f]{4,}) ((?:[0-9a-f]{2} ){1,16})")
+# A function's header: "NAME STEXT [flags ]size=N align=..." (objfile.go), NAME with spaces allowed.
+_TEXT_HEADER = re.compile(r"^(.+) STEXT (?:[a-z]+ )*size=\d+ align=")
 _PSEUDO = ("PCDATA", "FUNCDATA", "TEXT")
 
 
@@ -85,6 +93,7 @@ class GoFunction:
     listing_text: str             # the -S instruction lines, as the Plan 9 front-end reads them
     types: dict = field(default_factory=dict)    # symbol -> GoType for type: relocations
     source: tuple = ()                           # the compiled main.go, line by line
+    functions_referred: frozenset = frozenset()  # other functions of the program whose address it takes
 
     def lines(self):
         """{pc offset: (position and its Go line, -S text)} of the instruction at each offset."""
@@ -126,8 +135,22 @@ def go_env(cache_dir=None):
     return env
 
 
+# What a wanted function may be called: F, main.F, or a method expression (*T).M / T.M.
+_FUNC_NAME = re.compile(r"^(?:main\.)?(?:\(\*?[^\W\d]\w*\)\.|[^\W\d]\w*\.)?[^\W\d]\w*$")
+KEEP_FILE = "zz_gomemu_keep.go"
+
+
+def check_function_name(func):
+    """BadInput unless `func` names a function the way build_functions takes it (it goes
+    into generated Go source)."""
+    if not _FUNC_NAME.match(func):
+        raise BadInput(f"{func!r} is not a Go function name (F, main.F, or a method (*T).M or T.M)")
+
+
 def _main_package(src, funcs):
     """Source as package main, plus a file that keeps the wanted functions alive."""
+    for f in funcs:
+        check_function_name(f)
     src = re.sub(r"^package\s+\w+", "package main", src, count=1, flags=re.M)
     if not re.search(r"^package main", src, flags=re.M):
         raise BadInput("the Go source has no package clause")
@@ -139,13 +162,18 @@ def _main_package(src, funcs):
     return src, extra
 
 
+def _local_package(name):
+    """Compilers before Go 1.20 name the package being compiled `""`; it is main here."""
+    return "main." + name[3:] if name.startswith('"".') else name
+
+
 def parse_listing(stderr):
     """-S output -> {function: (listing lines, object bytes, relocations)}."""
     out, cur = {}, None
     for ln in stderr.splitlines():
-        m = re.match(r"^(\S+) STEXT", ln)
+        m = _TEXT_HEADER.match(ln)
         if m:
-            cur = out.setdefault(m.group(1), ([], bytearray(), []))
+            cur = out.setdefault(_local_package(m.group(1)), ([], bytearray(), []))
             continue
         if cur is None or not ln.startswith("\t"):
             if not ln.startswith("\t"):
@@ -154,7 +182,8 @@ def parse_listing(stderr):
         lines, dump, rels = cur
         m = _REL.match(ln)
         if m:
-            rels.append(Relocation(int(m.group(1)), int(m.group(2)), m.group(3), m.group(4), int(m.group(5) or 0)))
+            rels.append(Relocation(int(m.group(1)), int(m.group(2)), m.group(3), _local_package(m.group(4)),
+                                   int(m.group(5))))
             continue
         m = _INSN.match(ln)
         if m:
@@ -211,31 +240,56 @@ def _read_type(elf, symbol, addr):
     return GoType(symbol, size, ptr_bytes, words)
 
 
-def build_functions(src, funcs, *, symbols=(), go=None, env=None, workdir=None):
+def _build_errors(stderr, funcs, source_name):
+    """go build's complaint as one line: positions in main.go named as the user's file;
+    a complaint about the generated keep file is about the wanted function names."""
+    errs = [ln for ln in stderr.splitlines() if ln.startswith(("./", "main.go")) or ": " in ln[:60]]
+    keep = [ln.split(": ", 1)[-1] for ln in errs if KEEP_FILE in ln]
+    if keep:
+        return BadInput(f"cannot load {', '.join(funcs)} from {source_name}: {'; '.join(keep[:3])} "
+                        "(gomemu loads functions the file declares; a generic one needs an instantiation)")
+    errs = [re.sub(r"^(\./)?main\.go:", f"{source_name}:", ln) for ln in errs]
+    return BadInput("go build failed: " + ("; ".join(errs[:5]) or stderr.strip()[-500:]))
+
+
+def _write(path, text):
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write the build's source: {e.strerror or e}") from None
+
+
+def build_functions(src, funcs, *, symbols=(), go=None, env=None, workdir=None, source_name="main.go"):
     """Compile `src` (one Go file) and return {name: GoFunction} for each of `funcs`
     (names as in the source, `F` or `main.F`), plus the bare bytes of any other linked
-    function named in `symbols` (e.g. the runtime's `gcWriteBarrier`; no listing)."""
+    function named in `symbols` (e.g. the runtime's `gcWriteBarrier`; no listing).
+    `source_name` is what errors call the file."""
     go = go or find_go()
+    body, keep = _main_package(src, funcs)
     tmp = None
     if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="gomemu-build-")
+        try:
+            tmp = tempfile.TemporaryDirectory(prefix="gomemu-build-")
+        except OSError as e:
+            raise BadInput(f"cannot create a build directory in {tempfile.gettempdir()} (TMPDIR): "
+                           f"{e.strerror or e}") from None
         workdir = tmp.name
     try:
         wd = Path(workdir)
-        body, keep = _main_package(src, funcs)
-        (wd / "go.mod").write_text("module gomemubuild\n\ngo 1.27\n")
-        (wd / "main.go").write_text(body)
-        (wd / "zz_gomemu_keep.go").write_text(keep)
+        _write(wd / "go.mod", "module gomemubuild\n\ngo 1.27\n")
+        _write(wd / "main.go", body)
+        _write(wd / KEEP_FILE, keep)
         # the user's build cache when there is one (a fresh cache rebuilds the runtime: seconds)
         env = env or go_env(None if os.environ.get("GOCACHE") or os.environ.get("HOME") else wd / "gocache")
         try:
             out = subprocess.run([go, "build", "-gcflags=-S", "-o", str(wd / PROGRAM), "."], cwd=wd, env=env,
-                                 capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+                                 capture_output=True, text=True, errors="replace", timeout=BUILD_TIMEOUT)
         except OSError as e:
             raise GoToolchainMissing(f"cannot run the Go toolchain {go}: {e}") from None
+        except subprocess.TimeoutExpired:
+            raise BadInput(f"go build of {source_name} did not finish in {BUILD_TIMEOUT} s") from None
         if out.returncode != 0:
-            errs = [ln for ln in out.stderr.splitlines() if ln.startswith(("./", "main.go")) or ": " in ln[:60]]
-            raise BadInput("go build failed: " + ("; ".join(errs[:5]) or out.stderr.strip()[-500:]))
+            raise _build_errors(out.stderr, funcs, source_name)
         listings = parse_listing(out.stderr)
         elf = _Elf(wd / PROGRAM)
         try:
@@ -286,7 +340,8 @@ def _extract(elf, listings, func):
     if diff:
         raise BadInput(f"{name}: the binary differs from the compiler's listing at +{diff[0]}")
     text = "\n".join(f"\t0x{pc:04x} {pc:05d} ({pos})\t{t}" for pc, pos, t in lines)
-    return GoFunction(name, code, addr, checked, lines, text, types)
+    referred = frozenset(r.symbol for r in checked if r.kind != "R_CALL" and r.symbol in listings)
+    return GoFunction(name, code, addr, checked, lines, text, types, functions_referred=referred - {name})
 
 
 def build(src, funcs, **kw):
@@ -312,8 +367,10 @@ def load(machine, fn):
         symbols[sym] = machine.symbols.get(sym) or _load_type(machine, t)
     relocations = [r if _machine_name(r.symbol) == r.symbol else dataclasses.replace(r, symbol=_machine_name(r.symbol))
                    for r in fn.relocations]
-    # Stubs first: the function's own address (for recursive calls) is after them.
-    machine.stub_missing_calls(fn.name, relocations, {**machine.symbols, **symbols, fn.name: 0})
+    # Stubs first: the function's own address (for recursive calls) is after them. A function
+    # whose address is only taken (a closure's code pointer) gets a stub as a callee does.
+    machine.stub_missing_calls(fn.name, [dataclasses.replace(r, kind="R_CALL") if r.symbol in fn.functions_referred
+                                         else r for r in relocations], {**machine.symbols, **symbols, fn.name: 0})
     if any(r.size and r.symbol == fn.name for r in relocations):
         if fn.name in machine.symbols:
             raise BadInput(f"routine name already defined: {fn.name}")

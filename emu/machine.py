@@ -32,14 +32,19 @@ from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_REG_FS_BASE, UC_X86_RE
 from unicorn.unicorn_py3.unicorn import uclib
 
 from asm.assembler import Text, assemble, routine_sources
+from emu import args as A
+from emu import interrupts
 from emu import layout as L
 from emu.boot import Runtime
 from emu.callouts import THROW_CONSTANTS, GoTo, StackResults, callouts_for
-from emu.errors import BadInput, EmulationFault, GomemuError
+from emu.errors import BadInput, EmulationFault, GomemuError, InvariantError
 from emu.memory import Memory
 from emu.syscalls import Kernel
+from emu.unicorn_core import status as unicorn_core_status
 from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add
+from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
+from runtime_model.mem_linux import RuntimeThrow
 
 # Go's ABIInternal integer argument and result registers, in order.
 ABI_INT_REGS = [UC_X86_REG_RAX, UC_X86_REG_RBX, UC_X86_REG_RCX, UC_X86_REG_RDI, UC_X86_REG_RSI,
@@ -51,6 +56,7 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
 MIN_LEGAL_POINTER = 4096             # malloc.go: minLegalPointer
+SPILL_AREA = 8 * 9                   # spill slots of ABIInternal's 9 integer argument registers
 # Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
 # code), and those it loads beside the program's own runtime (not Go code, or not in Go 1.27).
 IMAGE_ONLY_SOURCES = ("os_adapters",)
@@ -61,6 +67,9 @@ IMAGE_SOURCES = ("driver", "store_pointer", "gc_write_barrier_legacy", "os_adapt
 IMAGE_OS_ROUTINES = {"runtime.sysMmap": "runtime.mmap", "runtime.madvise": "gomemu.madvise"}
 ROUTINE_NAMES = tuple(p.rsplit("/", 1)[-1][:-2] for p, _ in routine_sources())
 DEFAULT_BLOCK_BUDGET = 50_000_000    # blocks per emu_start before a run counts as runaway
+MAX_BLOCK_BUDGET = 1 << 62           # the counter counts down in a uint64
+# The heap reservation: whole 64 MiB arenas, below the off-heap region.
+MAX_HEAP_RESERVE = (L.OFFHEAP.base - L.HEAP_BASE) // L.HEAP_ARENA_BYTES * L.HEAP_ARENA_BYTES
 # Write-barrier dialects: the call site Machine.store_pointer runs for `*slot = ptr`.
 # Both barriers are always in the text segment and share p.wbBuf and wbBufFlush.
 WB_DIALECTS = {
@@ -110,20 +119,45 @@ class Counts:
 
 
 class Machine:
-    """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths."""
+    """One emulated Go process: CPU, memory, kernel, and the runtime's slow paths.
 
-    def __init__(self, *, image=None, heap_reserve=L.DEFAULT_HEAP_RESERVE, mem_profile_rate=L.MEM_PROFILE_RATE,
-                 block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21", size_specialized=False):
+    checked: validate what the machine code relies on where it meets Python (the
+    call-outs, mallocgc's results, spans leaving the mcache, after a fault), as Go's
+    doubleCheckMalloc and debug.invalidptr do; see docs/machine.md. On by default;
+    the benchmarks turn it off. The fast paths run no Python either way."""
+
+    unicorn_core = unicorn_core_status()   # patched or stock libunicorn (emu/unicorn_core.py)
+
+    def __init__(self, *, image=None, handwritten=False, heap_reserve=L.DEFAULT_HEAP_RESERVE,
+                 mem_profile_rate=L.MEM_PROFILE_RATE, block_budget=DEFAULT_BLOCK_BUDGET, wb_dialect="go1.21",
+                 size_specialized=True, checked=True, gogc="off"):
         if wb_dialect not in WB_DIALECTS:
             raise BadInput(f"wb_dialect must be one of {', '.join(WB_DIALECTS)}, not {wb_dialect!r}")
+        A.integer("heap_reserve", heap_reserve, L.HEAP_ARENA_BYTES, MAX_HEAP_RESERVE)
+        if heap_reserve % L.HEAP_ARENA_BYTES:
+            raise BadInput(f"heap_reserve = {heap_reserve} is not a whole number of "
+                           f"{L.HEAP_ARENA_BYTES >> 20} MiB heap arenas")
+        A.integer("mem_profile_rate", mem_profile_rate, 0, A.GO_INT_MAX)
+        self.block_budget = block_budget
+        self.checked = A.flag("checked", checked)
         self.wb_dialect = wb_dialect       # which compiled form store_pointer runs (WB_DIALECTS)
         self.wb_flushes = []               # pointers shaded by each wbBufFlush, in order
         # GOEXPERIMENT sizespecializedmalloc (Go 1.27's default): sizes below 81 bytes take the
         # generated size-specialised copies. Off: the generic paths only.
-        self.size_specialized = bool(size_specialized)
-        # image: a linked Go program (emu/goimage.py) whose own runtime runs; None: the
-        # handwritten routines of asm/ on gomemu's own memory map.
-        self.image = self._image(image)
+        self.size_specialized = A.flag("size_specialized", size_specialized)
+        # The code that runs: a linked Go program's own runtime (emu/goimage.py), by default
+        # the runtime program gomemu builds once (emu/runtime_image); or, handwritten=True,
+        # gomemu's commented routines of asm/ on its own memory map (the teaching version).
+        if A.flag("handwritten", handwritten):
+            if image is not None:
+                raise BadInput("a machine runs either a program's image or the handwritten routines, not both")
+            self.image = None
+        else:
+            if image is None:
+                from emu.gobuild import runtime_image_path
+                image = runtime_image_path(self.size_specialized)
+            self.image = self._image(image)
+            self.size_specialized = self.image.has("runtime.mallocgcTinySC2")
         self._asm_consts = L.asm_constants({**THROW_CONSTANTS,
                                             "const_sizeSpecializedMalloc": int(self.size_specialized)})
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)   # default CPU model: Haswell-class (TZCNT, BMI, no AVX)
@@ -153,10 +187,13 @@ class Machine:
         for seg in self.image.segments if self.image else ():
             self.mem.write(seg.vaddr, seg.data)         # bss stays zero
         self.heap_region = L.Region("heap", L.HEAP_BASE, heap_reserve, "")
-        self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
+        try:
+            self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
+        except OSError as e:
+            raise BadInput(f"heap_reserve = {heap_reserve}: the host cannot reserve that much "
+                           f"address space ({e.strerror or e})") from None
         self.kernel = Kernel(self.mem, self.heap_region.base, heap_reserve)
         self._offheap_next = L.OFFHEAP.base
-        self.block_budget = block_budget
         self._load_program()
         self._install_hooks()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
@@ -165,6 +202,12 @@ class Machine:
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)
+        # GOGC: objects allocated from Python are referenced from Python, where the collector
+        # cannot see them, so a bare machine collects only when asked (runtime.GC,
+        # finish_cycle) unless given a GOGC; programs run by gomemu get Go's default, 100.
+        from runtime_model.gcsettings import set_gc_percent
+        set_gc_percent(self.runtime, parse_gogc(gogc))
+        interrupts.install()                   # Ctrl-C waits for a running slow path (emu/interrupts.py)
         # Once: writing a segment base flushes unicorn's TLB.
         self.regs.write(UC_X86_REG_FS_BASE, self.symbol("runtime.m0") + L.M.tls + 8)
 
@@ -236,6 +279,10 @@ class Machine:
         prog = assemble(tuple(sources), self.next_text_base(), dict(self.symbols), self._asm_consts)
         return self.add_program(prog)
 
+    def os_routine(self, name):
+        """The routine an OSCall named `name` runs on this machine (see IMAGE_OS_ROUTINES)."""
+        return self._os_routines.get(name, name)
+
     def symbol(self, name):
         try:
             return self.symbols[name]
@@ -244,6 +291,7 @@ class Machine:
 
     def where(self, addr):
         """symbol+offset for any address the machine knows."""
+        A.integer("addr", addr)
         if self.callout_page <= addr < self.callout_page + L.PAGE:
             c = self._callout_by_addr.get(addr)
             return f"callout:{c.symbol}" if c else "callout:resume"
@@ -251,13 +299,29 @@ class Machine:
             return "gomemu.exit"
         return self.text.where(addr)
 
+    def persistent_bytes(self):
+        """Off-heap bytes persistentalloc has handed out (memstats' metadata *_sys)."""
+        return self._offheap_next - L.OFFHEAP.base
+
     def persistentalloc(self, size, align=8):
         """malloc.go: persistentalloc: off-heap memory that is never freed (zeroed)."""
+        A.integer("size", size, 0, L.OFFHEAP.size)
+        if A.integer("align", align, 1, L.PAGE) & (align - 1):
+            raise BadInput(f"align = {align} is not a power of 2")
         a = (self._offheap_next + align - 1) // align * align
         if a + size > L.OFFHEAP.end:
             raise GomemuError("off-heap (persistentalloc) region exhausted")
         self._offheap_next = a + size
         return a
+
+    @property
+    def block_budget(self):
+        """Blocks one emu_start may run before the run counts as a runaway loop."""
+        return self._block_budget
+
+    @block_budget.setter
+    def block_budget(self, n):
+        self._block_budget = A.integer("block_budget", n, 1, MAX_BLOCK_BUDGET)
 
     # ---- hooks ----------------------------------------------------------------------------
     def _install_hooks(self):
@@ -283,11 +347,15 @@ class Machine:
         uclib.uc_emu_stop(self.uc._uch)
 
     def _on_callout_page(self, _uc, addr, _size, _ud):
+        interrupts.state.in_callback = True      # the Ctrl-C watcher leaves a running slow path alone
         try:
             co = self._callout_by_addr.get(addr)
             if co is None:
                 if addr != self._resume_addr or self._gen is None:
                     raise EmulationFault(f"jump into the call-out page at {addr:#x}", pc=addr)
+                # back from the routine: drop the spill area _advance reserved below the stub's
+                # own return address
+                self.regs.write(UC_X86_REG_RSP, self.regs.read(UC_X86_REG_RSP) + SPILL_AREA)
                 self._advance((self.regs.read(UC_X86_REG_RAX), self.regs.read(UC_X86_REG_RBX)))
                 return
             self.callout_counts[co.symbol] += 1
@@ -304,8 +372,19 @@ class Machine:
             else:
                 self._set_results(result)
         except BaseException as e:       # ctypes would swallow it: stop and re-raise outside
-            self._gen = None
-            self._stop_with(e)
+            self._stop_with(e)           # (run_from closes the slow path it was in)
+        finally:
+            interrupts.state.in_callback = False
+            self._stop_if_interrupted()
+
+    def _stop_if_interrupted(self):
+        """After a callback: on Ctrl-C, stop once no slow path is in flight (emu/interrupts.py)."""
+        if interrupts.state.interrupted and self._gen is None:
+            uclib.uc_emu_stop(self.uc._uch)
+
+    def slow_path_in_flight(self):
+        """A call-out's Python slow path runs, or has started and waits for an OS call."""
+        return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets this to record call-outs
 
@@ -316,8 +395,10 @@ class Machine:
             self._gen = None
             self._set_results(stop.value)
             return                          # the stub's `ret` returns to the caller
-        entry = self.symbol(self._os_routines.get(req.routine, req.routine))
-        sp = self.regs.read(UC_X86_REG_RSP) - 8
+        entry = self.symbol(self.os_routine(req.routine))
+        # ABIInternal: the caller reserves the spill slots of the register arguments above the
+        # return address; compiled Go code writes them (its stack maps even say so)
+        sp = self.regs.read(UC_X86_REG_RSP) - SPILL_AREA - 8
         self.mem.w64(sp, self._resume_addr)
         self.regs.write(UC_X86_REG_RSP, sp)
         for reg, v in zip(ABI_INT_REGS, req.args):
@@ -330,7 +411,7 @@ class Machine:
         if isinstance(result, StackResults):
             sp = self.regs.read(UC_X86_REG_RSP)
             for i, v in enumerate(result.words):
-                self.mem.w64(sp + 8 * (i + 1), v)
+                self.mem.w64(sp + 8 * (result.at + i + 1), v)
             return
         if isinstance(result, GoTo):        # continue elsewhere instead of returning
             for i, v in enumerate(result.stack_args):
@@ -348,20 +429,23 @@ class Machine:
             nr = r(UC_X86_REG_RAX)
             args = [r(UC_X86_REG_RDI), r(UC_X86_REG_RSI), r(UC_X86_REG_RDX), r(UC_X86_REG_R10),
                     r(UC_X86_REG_R8), r(UC_X86_REG_R9)]
-            if self.image and not self.kernel.handles(nr):
+            pc = r(UC_X86_REG_RIP)
+            if self.image and self.image.text[0] <= pc < self.image.text[1] and not self.kernel.handles(nr):
                 from emu.callouts import unsupported_error
                 # the program's code asked the OS for something gomemu's kernel does not do
                 raise unsupported_error(self, f"makes system call {nr}", r(UC_X86_REG_RSP) - 8)
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
         except BaseException as e:
             self._stop_with(e)
+        self._stop_if_interrupted()
 
     # ---- running --------------------------------------------------------------------------
     def prepare_call(self, routine, args):
         """Registers and stack for calling `routine` from nothing: returns its entry."""
         entry = self.symbol(routine)
-        if len(args) > len(ABI_INT_REGS):
-            raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
+        check_call_args(routine, args, len(ABI_INT_REGS))
+        if self._stepper is not None:
+            self._finish_stepped_call()
         self._enter(STACK_TOP - 8, self.symbol("runtime.g0"), args)
         return entry
 
@@ -385,8 +469,57 @@ class Machine:
 
     def run_from(self, pc, count=0, until=None):
         """emu_start from pc until the exit address (or `until`), turning every failure
-        into a GomemuError. While allocations are tracked (track_allocations), each
-        outermost allocation runs on its own, measured, and the run goes on after it."""
+        into a GomemuError. A failed run ends its call: what the call leaves behind is
+        undone (_recover), and in checked mode a fault is first explained by the invariant
+        it breaks, if any."""
+        try:
+            self._run(pc, count, until)
+        except BaseException as e:
+            try:
+                broken = self._invariant_after(e)
+            finally:
+                self._recover()
+            if broken is not None:
+                raise broken from e
+            raise
+
+    def _invariant_after(self, err):
+        """In checked mode, after a fault or a fatal error: an InvariantError naming what
+        in the runtime's state is broken, or None."""
+        if not self.checked or not isinstance(err, (EmulationFault, RuntimeThrow)):
+            return None
+        try:
+            self.runtime.check_state()
+        except InvariantError as e:
+            return InvariantError(f"{e}; found after: {err}")
+        return None
+
+    def _recover(self):
+        """Undo what a failed call leaves behind, so the next call starts from a machine
+        between calls: the slow path it was in is closed now (its cleanup runs), no call
+        is being stepped, m0 is not mallocing and holds no locks, g0 is current (call_on
+        also buries its goroutine), and p.wbBuf's pointers are inside the buffer."""
+        gens = [g for g in (self._gen, self._pending) if g is not None]
+        self._gen = self._pending = None
+        stepper, self._stepper = self._stepper, None
+        if stepper is not None:
+            stepper.close()
+        mem, m0, g0 = self.mem, self.symbol("runtime.m0"), self.symbol("runtime.g0")
+        mem.w32(m0 + L.M.mallocing, 0)
+        mem.w32(m0 + L.M.locks, 0)
+        mem.w64(m0 + L.M.curg, g0)
+        mem.w64(m0 + L.M.tls, g0)
+        mem.fill(m0 + L.M.morebuf, L.Gobuf.SIZE)
+        self._alloc_stop = None
+        p0 = self.symbol("runtime.p0")
+        if mwbbuf.problem(mem, p0):
+            mwbbuf.reset(mem, p0)         # a flush died half-way: what it had not shaded is lost
+        for gen in gens:
+            gen.close()
+
+    def _run(self, pc, count, until):
+        """While allocations are tracked (track_allocations), each outermost allocation
+        runs on its own, measured, and the run goes on after it."""
         until = self.exit_addr if until is None else until
         while True:
             self._run_once(pc, count, until)
@@ -399,12 +532,30 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
+        intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
+        intr.interrupted = intr.stopped = False
+        intr.run = (self, count)
         err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
+        # The watcher stopped the run (at a block start, no slow path running) for a SIGINT
+        # that already was a KeyboardInterrupt elsewhere: go on where it stopped.
+        while (intr.stopped and self.counter.budget_exhausted()
+               and not (intr.interrupted or err or self._error is not None)):
+            intr.stopped = False
+            self.counter.uncount(self.pc)
+            self.counter.set_budget(intr.budget_left)
+            if intr.interrupted:             # its handler ran only now (Python calls above)
+                break
+            err = uclib.uc_emu_start(self.uc._uch, self.pc, until, 0, 0)
+        intr.run = None
+        if intr.interrupted:
+            intr.interrupted = False
+            self._error = None
+            raise KeyboardInterrupt
         if err and self._error is None:
             raise self.fault(UcError(err)) from None
         if self._error is not None:
             err, self._error = self._error, None
-            if isinstance(err, GomemuError):
+            if isinstance(err, (GomemuError, KeyboardInterrupt)):
                 raise err
             raise EmulationFault(f"internal error in a Python slow path at {self.where(self.pc)}: "
                                  f"{type(err).__name__}: {err}", pc=self.pc) from err
@@ -501,10 +652,20 @@ class Machine:
     def begin(self, routine, *args):
         """Start stepping a call of `routine`; then call step() until it returns None."""
         from emu.stepping import Stepper
-        if self._stepper is not None:
-            self._stepper.close()
-        self._stepper = Stepper(self, routine, args)
+        self._stepper = Stepper(self, routine, args)     # (prepare_call finishes a stepped call)
         return self._stepper
+
+    def _finish_stepped_call(self):
+        """A call begun with begin() and not stepped to its end runs to its end, unrecorded,
+        before another call starts: stopped between two instructions it may hold a torn
+        update (a span's allocCache moved, its freeindex not yet). If it fails, that
+        failure is what the new call reports."""
+        st, self._stepper = self._stepper, None
+        if st is None or st.done:
+            return
+        st.close()
+        if st.pc != self.exit_addr:
+            self.run_from(st.pc)
 
     def step(self):
         """Run one instruction of the call begun with begin(); its StepRecord, or None when done."""
@@ -516,15 +677,20 @@ class Machine:
         return rec
 
     def trace(self, routine, *args, limit=1_000_000):
-        """Every step of one call of `routine`, as a list of StepRecords."""
+        """Every step of one call of `routine`, as a list of StepRecords. A call still
+        running after `limit` instructions is finished unrecorded, then reported."""
+        A.integer("limit", limit, 1)
         stepper = self.begin(routine, *args)
         out = []
         for rec in stepper:
             out.append(rec)
             if len(out) >= limit:
-                stepper.close()
-                self._stepper = None
-                raise EmulationFault(f"{routine} did not return within {limit} instructions", pc=rec.address)
+                err = EmulationFault(f"{routine} did not return within {limit} instructions", pc=rec.address)
+                try:
+                    self._finish_stepped_call()
+                except GomemuError as e:
+                    raise err from e
+                raise err
         self._stepper = None
         return out
 
@@ -533,16 +699,28 @@ class Machine:
         """Counter state now, for counts_since (the call-out page's stubs are not counted)."""
         return (self.counter.snapshot(), dict(self.callout_counts))
 
+    _insns = _insn_sizes = np.zeros(0)     # per touched block: its instructions, for the size they were read at
+
     def total_instructions(self):
-        """Every instruction counted since the machine started."""
+        """Every instruction counted since the machine started. The instructions of each
+        touched block are looked up once (again only if its size changed): the clock reads
+        this at every slow path."""
         c = self.counter
         offs = c.touched[:c._ud[7]]
-        info = self.text.block_info
-        insns = np.fromiter((info(c.base + o, int(c.sizes[o]))[0] for o in offs.tolist()), dtype=np.float64,
-                            count=len(offs))
-        return int(np.dot(c.counts[offs].astype(np.float64), insns))
+        sizes = c.sizes[offs]
+        n_old = len(self._insns)
+        stale = np.flatnonzero(sizes[:n_old] != self._insn_sizes)
+        if n_old < len(offs) or len(stale):
+            info = self.text.block_info
+            redo = np.concatenate([stale, np.arange(n_old, len(offs))])
+            insns = np.resize(self._insns, len(offs))
+            insns[redo] = [info(c.base + int(offs[i]), int(sizes[i]))[0] for i in redo.tolist()]
+            self._insns, self._insn_sizes = insns, sizes.copy()
+        return int(np.dot(c.counts[offs].astype(np.float64), self._insns))
 
     def counts_since(self, snap):
+        if not (isinstance(snap, tuple) and len(snap) == 2 and isinstance(snap[1], dict)):
+            raise BadInput("snap must be what snapshot() returned")
         before, callouts_before = snap
         blocks = {self.counter.base + off: (d, int(self.counter.sizes[off]))
                   for off, d in self.counter.since(before).items()}
@@ -556,19 +734,25 @@ class Machine:
         Make types with `self.runtime.new_type`."""
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 40:
             raise BadInput(f"size must be an integer in 0..2^40, not {size!r}")
-        if typ and typ not in self.runtime.type_names:
-            raise BadInput(f"{typ:#x} is not a type descriptor made by runtime.new_type")
-        return self.call("runtime.mallocgc", size, typ, int(needzero))
+        if typ != 0 and typ not in self.runtime.type_names:
+            raise BadInput(f"typ {typ!r} is not a type descriptor made by runtime.new_type")
+        x = self.call("runtime.mallocgc", size, typ, int(A.flag("needzero", needzero)))
+        if self.checked:
+            self.runtime.check_allocation(x, size)
+        return x
 
     def set_alloc_trace(self, on):
         """GODEBUG=allocfreetrace=1: log every allocation (runtime.alloc_trace)."""
-        self.mem.w8(self.symbol("runtime.debug.malloc"), int(bool(on)))
+        self.mem.w8(self.symbol("runtime.debug.malloc"), int(A.flag("on", on)))
 
     def malloc_small_noscan(self, size, needzero=True):
         """mallocgcSmallNoscan(size, nil, needzero): returns (address, slot size)."""
         check_small_noscan_size(size)
-        x = self.call("runtime.mallocgcSmallNoscan", size, 0, int(needzero))
-        return x, self.regs.read(UC_X86_REG_RBX)
+        x = self.call("runtime.mallocgcSmallNoscan", size, 0, int(A.flag("needzero", needzero)))
+        elemsize = self.regs.read(UC_X86_REG_RBX)
+        if self.checked:
+            self.runtime.check_allocation(x, size)
+        return x, elemsize
 
     def malloc_batch(self, sizes):
         """Many small noscan allocations in one run of the driver loop; returns their
@@ -589,6 +773,8 @@ class Machine:
             self.call("gomemu.mallocloop", buf, n, out)
         finally:
             self.block_budget = saved
+        if self.checked:
+            self.runtime.check_state()      # the loop ran no Python but its refills
         return np.frombuffer(self.mem.read(out, 8 * n), dtype="<u8")
 
     _batch = (0, 0)      # (address, size) of the reusable request/result buffer
@@ -609,6 +795,9 @@ class Machine:
         """Run a Python slow path (a generator, see mem_linux.OSCall) started from Python
         rather than from machine code: through a call-out, so its system calls are real
         SYSCALL instructions. Returns the generator's result."""
+        if not hasattr(gen, "send") or not hasattr(gen, "close"):
+            raise BadInput(f"gen must be a generator (a slow path), not {gen!r}")
+        self._finish_stepped_call()
         self._pending = gen
         self._slow_path_result = None
         self.call("gomemu.slowpath")
@@ -632,13 +821,16 @@ class Machine:
         return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
         gomemu.exit standing for it in the handwritten machine). Returns the entry."""
         entry = self.symbol(routine) if entry is None else entry
-        if len(args) > len(ABI_INT_REGS):
-            raise BadInput(f"{routine}: at most {len(ABI_INT_REGS)} register arguments")
+        check_call_args(routine, args, len(ABI_INT_REGS))
+        stacks = self.runtime.stacks
+        stacks.check_runnable(g)
         if sp is None:
             # gostartcall: push goexit; newproc1 leaves 4 words above it, the spill slots of
             # up to 4 register arguments: more arguments get more room
             sp = self.mem.u64(g + L.G.sched + L.Gobuf.sp) - 8 - 8 * max(0, len(args) - 4)
-        self.runtime.stacks.execute(g)
+        A.integer("sp", sp)                   # anywhere: tests put SP off the stack on purpose
+        self._finish_stepped_call()
+        stacks.execute(g)
         self._enter(sp, g, args, self.goexit_pc)
         return entry
 
@@ -657,6 +849,7 @@ class Machine:
 
     def goexit(self, g):
         """proc.go: goexit0: g is done; its g (and a starting-size stack) go on the free list."""
+        self.runtime.stacks.check_runnable(g)
         self.runtime.stacks.gfput(g)
 
     def set_max_stack(self, n):
@@ -704,11 +897,12 @@ class Machine:
         if self._gcwork is None:
             from runtime_model.mgcmark import GcWork
             self._gcwork = GcWork(self.runtime.mheap)
+            self._gcwork.collector = self.runtime.gc
         return self._gcwork
 
     def set_write_barrier(self, on):
         """mgc.go: setGCPhase: writeBarrier.enabled is set while the GC marks."""
-        self.mem.w8(self.symbol("runtime.writeBarrier"), int(bool(on)))
+        self.mem.w8(self.symbol("runtime.writeBarrier"), int(A.flag("on", on)))
 
     @property
     def write_barrier_enabled(self):
@@ -726,12 +920,17 @@ class Machine:
 
     def store_pointer(self, slot, ptr):
         """`*slot = ptr` as compiled code does it, with this machine's barrier dialect."""
-        self.call(WB_DIALECTS[self.wb_dialect], slot, ptr)
+        if A.integer("slot", slot) % 8:
+            raise BadInput(f"slot = {slot:#x} is not 8-byte aligned (a pointer slot is)")
+        self.call(WB_DIALECTS[self.wb_dialect], slot, A.integer("ptr", ptr))
 
     def load_rodata(self, name, data):
         """Read-only data placed in free text (as Go's linker puts rodata near text), within
         rel32 reach of code loaded with load_code. Returns its address."""
         from asm.assembler import Program
+        data = A.data("data", data)
+        if not isinstance(name, str) or name in self.symbols:
+            raise BadInput(f"name must be a new symbol name, not {name!r}")
         base = (self._free_text() + 63) // 64 * 64
         if base + len(data) > self._text_limit:
             raise GomemuError("the data does not fit in the text segment")
@@ -767,12 +966,13 @@ class Machine:
         A called symbol the machine does not have gets a UD2 stub under its own name,
         so reaching it is a fault naming it. Returns the Program."""
         from asm.assembler import ListingEntry, Program, memory_accesses
+        if not isinstance(name, str) or name in self.symbols:
+            raise BadInput(f"name must be a new routine name, not {name!r}")
+        A.data("code", code)
         known = dict(self.symbols)
         known.update(symbols or {})
         known.update(self.stub_missing_calls(name, relocations, known))
         base = self.next_text_base()
-        if name in self.symbols:
-            raise BadInput(f"routine name already defined: {name}")
         if base + len(code) > self._text_limit:
             raise GomemuError("the code does not fit in the text segment")
         buf = bytearray(code)
@@ -803,6 +1003,26 @@ class Machine:
         self.symbols[name] = base
         self.text.add(prog)
         return prog
+
+
+def check_call_args(routine, args, most):
+    """The register arguments of a call: at most `most`, each a 64-bit integer (negative
+    ones as two's complement)."""
+    if len(args) > most:
+        raise BadInput(f"{routine}: at most {most} register arguments")
+    for i, a in enumerate(args):
+        if type(a) is not int or not -(1 << 63) <= a <= A.U64_MAX:
+            A.integer(f"{routine}: argument {i}", a, -(1 << 63), A.U64_MAX)
+
+
+def parse_gogc(v):
+    """The gogc argument: an integer percentage (negative: off) or "off" (the GOGC
+    environment variable's own rules are runtime_model/gcsettings.py: read_gogc)."""
+    if v == "off":
+        return -1
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise BadInput(f"gogc must be an integer percentage or 'off', not {v!r}")
+    return max(v, -1)
 
 
 def check_small_noscan_size(size):

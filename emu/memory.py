@@ -12,6 +12,7 @@ import struct
 
 from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE
 
+from emu import args as A
 from emu.errors import EmulationFault
 
 _PROT = {"": UC_PROT_NONE, "r": UC_PROT_READ, "rw": UC_PROT_READ | UC_PROT_WRITE,
@@ -26,9 +27,13 @@ _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
 class _Backing:
     def __init__(self, region):
         self.region = region
+        self.base, self.end = region.base, region.end
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000)
         self.buf = mmap.mmap(-1, region.size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.host = ctypes.addressof(ctypes.c_char.from_buffer(self.buf))
+        # typed views of the whole backing: an aligned field is one index, no struct call
+        mv = memoryview(self.buf)
+        self.b, self.h, self.i, self.q = mv, mv.cast("H"), mv.cast("I"), mv.cast("Q")
 
 
 class Memory:
@@ -67,61 +72,86 @@ class Memory:
                 self.uc.mem_map_ptr(b.region.base + k * g, g, UC_PROT_NONE, b.host + k * g)
                 b.mapped.add(k)
 
-    def _find(self, addr, n):
+    def _backing(self, addr, n):
         b = self._last
-        if b is not None and b.region.base <= addr and addr + n <= b.region.end:
-            return b.buf, addr - b.region.base
+        if b is not None and b.base <= addr and addr + n <= b.end:
+            return b
         for b in self._backings:
-            r = b.region
-            if r.base <= addr and addr + n <= r.end:
+            if b.base <= addr and addr + n <= b.end:
                 self._last = b
-                return b.buf, addr - r.base
+                return b
+        A.integer("addr", addr)
         raise EmulationFault(f"address {addr:#x} (+{n}) is outside every emulated region", pc=None)
 
+    def _find(self, addr, n):
+        b = self._backing(addr, n)
+        return b.buf, addr - b.base
 
     def read(self, addr, n):
+        if type(n) is not int or n < 0:
+            n = A.integer("n", n)
         buf, off = self._find(addr, n)
         return bytes(buf[off:off + n])
 
     def write(self, addr, data):
+        data = A.data("data", data)
         buf, off = self._find(addr, len(data))
         buf[off:off + len(data)] = data
 
     def fill(self, addr, n, byte=0):
+        n = A.integer("n", n)
+        byte = A.integer("byte", byte, 0, 0xFF)
         buf, off = self._find(addr, n)
         buf[off:off + n] = bytes([byte]) * n
 
-    def _get(self, st, addr):
-        buf, off = self._find(addr, st.size)
-        return st.unpack_from(buf, off)[0]
-
-    def _put(self, st, addr, v):
-        buf, off = self._find(addr, st.size)
-        st.pack_into(buf, off, v)
-
+    # Typed access: aligned fields through the backing's typed views (one index each),
+    # unaligned ones through struct.
     def u8(self, a):
-        return self._get(_U8, a)
+        b = self._backing(a, 1)
+        return b.b[a - b.base]
 
     def u16(self, a):
-        return self._get(_U16, a)
+        b = self._backing(a, 2)
+        off = a - b.base
+        return b.h[off >> 1] if not off & 1 else _U16.unpack_from(b.buf, off)[0]
 
     def u32(self, a):
-        return self._get(_U32, a)
+        b = self._backing(a, 4)
+        off = a - b.base
+        return b.i[off >> 2] if not off & 3 else _U32.unpack_from(b.buf, off)[0]
 
     def u64(self, a):
-        return self._get(_U64, a)
+        b = self._backing(a, 8)
+        off = a - b.base
+        return b.q[off >> 3] if not off & 7 else _U64.unpack_from(b.buf, off)[0]
 
     def w8(self, a, v):
-        self._put(_U8, a, v & 0xFF)
+        b = self._backing(a, 1)
+        b.b[a - b.base] = v & 0xFF
 
     def w16(self, a, v):
-        self._put(_U16, a, v & 0xFFFF)
+        b = self._backing(a, 2)
+        off = a - b.base
+        if off & 1:
+            _U16.pack_into(b.buf, off, v & 0xFFFF)
+        else:
+            b.h[off >> 1] = v & 0xFFFF
 
     def w32(self, a, v):
-        self._put(_U32, a, v & 0xFFFFFFFF)
+        b = self._backing(a, 4)
+        off = a - b.base
+        if off & 3:
+            _U32.pack_into(b.buf, off, v & 0xFFFFFFFF)
+        else:
+            b.i[off >> 2] = v & 0xFFFFFFFF
 
     def w64(self, a, v):
-        self._put(_U64, a, v & 0xFFFFFFFFFFFFFFFF)
+        b = self._backing(a, 8)
+        off = a - b.base
+        if off & 7:
+            _U64.pack_into(b.buf, off, v & 0xFFFFFFFFFFFFFFFF)
+        else:
+            b.q[off >> 3] = v & 0xFFFFFFFFFFFFFFFF
 
     def protect(self, addr, size, prot):
         self.uc.mem_protect(addr, size, _PROT[prot])
@@ -158,3 +188,18 @@ class Memory:
                     view = self._views[key] = np.frombuffer(b.buf, dtype=dtype)
                 return r.base, view
         raise EmulationFault(f"address {addr:#x} is outside every emulated region", pc=None)
+
+    def gather64(self, addrs):
+        """The 8-byte words at an array of 8-aligned guest addresses, in any regions."""
+        import numpy as np
+        addrs = np.asarray(addrs, dtype=np.uint64)
+        out = np.zeros(len(addrs), dtype=np.uint64)
+        if not len(addrs):
+            return out
+        for b in self._backings:
+            r = b.region
+            sel = np.flatnonzero((addrs >= np.uint64(r.base)) & (addrs < np.uint64(r.end)))
+            if len(sel):
+                base, view = self.array(r.base, "<u8")
+                out[sel] = view[((addrs[sel] - np.uint64(base)) >> np.uint64(3)).astype(np.int64)]
+        return out

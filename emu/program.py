@@ -92,11 +92,12 @@ class GoProgram:
         self.image = self.built.image()
         self.size_specialized = size_specialized
 
-    def machine(self, **kw):
-        """A fresh machine running this program, its packages initialised. Packages whose
-        initialisation failed are in `machine.runtime.init_failures`."""
+    def machine(self, gogc=100, **kw):
+        """A fresh machine running this program (GOGC=100 unless given), its packages
+        initialised. Packages whose initialisation failed are in
+        `machine.runtime.init_failures`."""
         from emu.machine import Machine
-        m = Machine(image=self.image, size_specialized=self.size_specialized, **kw)
+        m = Machine(image=self.image, size_specialized=self.size_specialized, gogc=gogc, **kw)
         m.runtime.run_inits()
         return m
 

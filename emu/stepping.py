@@ -86,7 +86,7 @@ class Stepper:
         if self.done:
             return None
         m, pc = self.m, self.pc
-        if pc == m.exit_addr:
+        if pc in (m.exit_addr, m.goexit_pc):
             self.close()
             return None
         entry = m.text.entry_at(pc)

@@ -162,6 +162,14 @@ class BlockCounter:
     def set_budget(self, blocks):
         self._ud[4] = blocks
 
+    def budget(self):
+        """Blocks left before the callback stops the CPU (1: at the next block; emu/interrupts.py)."""
+        return self._ud[4]
+
+    def uncount(self, addr):
+        """The budget stopped the CPU at the block starting at addr: counted, not run."""
+        self.counts[addr - self.base] -= 1
+
     def budget_exhausted(self):
         return self._ud[4] == 0
 

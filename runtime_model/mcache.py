@@ -50,6 +50,9 @@ def refill(runtime, c, spc):
             mem.w64(c + L.tinyAllocs, 0)
         runtime.gc_controller.total_alloc += used * s.elemsize
         s.allocCountBeforeCache = 0
+        # The slot holds no span while mcentral works, so a refill that fails (out of
+        # memory) leaves a consistent mcache; Go dies there and never needs to.
+        mem.w64(slot, runtime.emptymspan)
     s = yield from heap.central[spc].cache_span()
     if s is None:
         throw("out of memory")

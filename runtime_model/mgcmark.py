@@ -17,11 +17,16 @@ Simplified, compared with Go's gcDrain:
   - the grey list is one Python list (Go: per-P gcWork buffers, and for small
     objects GreenTeaGC's span queue, which scans whole spans at a time);
   - no assists, no background workers, no mark termination races: the
-    caller interleaves mutator steps and scan steps explicitly.
+    caller interleaves mutator steps and scan steps explicitly;
+  - a pointer into a free slot of an in-use span is not an object (Go's
+    findObject does not ask): the live sets the model is given need not be
+    closed under pointers, so the barrier can meet pointers to objects already
+    freed, and marking their slots would hand the sweep a zombie.
 """
 
 import numpy as np
 
+from emu.errors import BadInput
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
 from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
@@ -50,6 +55,8 @@ class GcWork:
         if s is None or s.state != MSPAN_IN_USE or not s.base() <= p < s.limit:
             return None
         idx = s.obj_index(p)
+        if idx >= s.freeindex and not s.is_allocated(idx):
+            return None                 # a free slot (see the module doc)
         return s.base() + idx * s.elemsize, s, idx
 
     def greyobject(self, obj, span, idx):
@@ -77,7 +84,7 @@ class GcWork:
     def is_marked(self, p):
         found = self.find_object(p)
         if found is None:
-            raise ValueError(f"{p:#x} is not inside a heap object")
+            raise BadInput(f"p = {p:#x} is not inside an allocated heap object")
         _, s, idx = found
         return s.is_marked(idx)
 

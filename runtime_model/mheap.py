@@ -12,18 +12,19 @@ Slow paths that may grow the heap are generators (see mem_linux.py): callers
 `yield from` them so the system calls run as real SYSCALL instructions.
 
 Simplified: one arena hint (0xc000000000 upward; Go 1.27 randomizes the base);
-no reclaim/sweep credit, no scavenging on allocation for the memory limit or
-GOGC goal, and no user arenas; gcBits come from a bump allocator and are not
-recycled per GC epoch.
+no reclaim/sweep credit and no user arenas (allocSpan's scavenging for the memory
+limit and heap growth is mgcscavenge.py's, when `scavenger` is set); gcBits come
+from a bump allocator and are not recycled per GC epoch.
 """
 
 from emu.errors import InvariantError
-from emu.layout import HEAP_ARENA_BYTES, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
+from emu.layout import HEAP_ARENA_BYTES, OFFHEAP, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
 from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for,
+                                 span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
@@ -31,6 +32,13 @@ ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapAren
 PAGES_PER_ARENA = HEAP_ARENA_BYTES // PAGE_SIZE
 PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
+# (npages, elemsize, nelems, divMul) of a span of each small span class (initSpan).
+SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
+               nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
+              if spc >> 1 else None for spc in range(NUM_SPAN_CLASSES)]
+# Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
+# +1 (cached before the generation advanced); others -2, -1 or 0.
+SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
 
 
 def arena_index(p):
@@ -71,7 +79,9 @@ class MHeap:
         self.heap_free = 0        # bytes free and not released
         self.stacks_in_use = 0    # bytes in manually managed (stack) spans: memstats inStacks
         self.nspans = 0           # mspan structs handed out and not freed
+        self.scavenger = None     # mgcscavenge.Scavenger: allocSpan's scavenging, when set
         self._free_mspans = []    # fixalloc's free list of mspan structs (LIFO)
+        self.live_mspans = set()  # addresses of those handed out (checked mode asks)
 
     # ---- fields mirrored in emulated memory -------------------------------------------
     @property
@@ -108,12 +118,14 @@ class MHeap:
         s = self.span_of(p)
         return s if s is not None and s.state == MSPAN_IN_USE else None
 
+    def spans_entry(self, p):
+        """The mspan address spans[] records for p's page (0 for none)."""
+        ha = self.heap_arena(p)
+        return self.mem.u64(ha + HeapArena.spans + (p // PAGE_SIZE % PAGES_PER_ARENA) * 8) if ha else 0
+
     def span_of(self, p):
         """mheap.go: spanOf: the span whose pages contain p (in any state), or None."""
-        ha = self.heap_arena(p)
-        if not ha:
-            return None
-        s = self.mem.u64(ha + HeapArena.spans + (p // PAGE_SIZE % PAGES_PER_ARENA) * 8)
+        s = self.spans_entry(p)
         if not s:
             return None
         span = MSpan(self.mem, s)
@@ -122,22 +134,30 @@ class MHeap:
         return span
 
     def sys_alloc(self, n):
-        """mheap.go: (*mheap).sysAlloc: reserve whole arenas at a hint, create their metadata."""
+        """mheap.go: (*mheap).sysAlloc: reserve whole arenas at a hint, create their metadata.
+
+        Go discards each hint that fails and then takes any address the kernel offers
+        (sysReserveAligned(nil, ...)), making new hints there, so a request too big for
+        the address space leaves room for the next, smaller one. The emulated kernel has
+        no address space outside the reservation, so that fallback would fail too:
+        instead a request that fits nowhere leaves the hints as they were."""
         n = align_up(n, HEAP_ARENA_BYTES)
+        hints = list(self.arena_hints)
         v = 0
-        while self.arena_hints:
-            p = self.arena_hints[0]
+        while hints:
+            p = hints[0]
             if arena_index(p + n - 1) >= 1 << ARENA_L2_BITS:
                 got = 0
             else:
                 got = yield from sys_reserve(p, n)
             if got == p:
-                self.arena_hints[0] = p + n
+                hints[0] = p + n
                 v = p
                 break
-            self.arena_hints.pop(0)      # this hint failed; try the next
+            hints.pop(0)                 # this hint failed; try the next
         if not v:
             return 0, 0
+        self.arena_hints = hints
         for ai in range(arena_index(v), arena_index(v + n - 1) + 1):
             ha = self.env.persistentalloc(HeapArena.SIZE, 8)
             self.mem.w64(self.arenas_l2 + ai * 8, ha)
@@ -170,14 +190,15 @@ class MHeap:
         self._grown(v, nbase - v)
         return total + nbase - v, True
 
-    def scavenge(self, nbytes):
+    def scavenge(self, nbytes, force=True):
         """mgcscavenge.go: (*pageAlloc).scavenge through the heap: release up to nbytes of
-        free pages to the OS with sysUnused (MADV_DONTNEED), highest addresses first.
-        Returns the bytes released."""
+        free pages to the OS with sysUnused (MADV_DONTNEED), highest addresses first;
+        force=False skips chunks densely used this GC generation (the background
+        scavenger's and heap growth's way). Returns the bytes released."""
         released_ranges = []
         self.pages.on_release = lambda addr, n: released_ranges.append((addr, n))
         try:
-            released = self.pages.scavenge(nbytes, force=True)
+            released = self.pages.scavenge(nbytes, force=force)
         finally:
             self.pages.on_release = None
         for addr, n in released_ranges:
@@ -209,18 +230,22 @@ class MHeap:
             if self.pcache is None or self.pcache.empty():
                 self.pcache = self.pages.alloc_to_cache()
             base, scav = self.pcache.alloc(npages)
+        growth = 0
         if base == 0:
             base, scav = self.pages.alloc(npages)
             if base == 0:
-                _, ok = yield from self.grow(npages)
+                growth, ok = yield from self.grow(npages)
                 if not ok:
                     return None
                 base, scav = self.pages.alloc(npages)
                 if base == 0:
                     throw("grew heap, but no adequate free space found")
+        if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
+            yield from self.scavenger.alloc_scavenge(scav, growth)
         s = MSpan(self.mem, self._free_mspans.pop() if self._free_mspans
                   else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
+        self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
         nbytes = npages * PAGE_SIZE
         self.heap_released -= scav
@@ -265,6 +290,7 @@ class MHeap:
         self.pages.free(s.base(), s.npages)
         s.state = MSPAN_DEAD
         self.nspans -= 1
+        self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)
 
     def alloc_needs_zero(self, base, npage):
@@ -333,19 +359,85 @@ class MHeap:
             ha = self.heap_arena(p)
             self.mem.w64(ha + HeapArena.spans + (p // PAGE_SIZE % PAGES_PER_ARENA) * 8, s.addr if s else 0)
 
-    def check_span(self, s):
-        """Invariants of a span the allocator hands out; raises InvariantError."""
-        problems = []
-        if s.state != MSPAN_IN_USE:
-            problems.append(f"state {s.state} is not mSpanInUse")
-        if s.freeindex > s.nelems:
-            problems.append(f"freeindex {s.freeindex} > nelems {s.nelems}")
-        if s.allocCount > s.nelems:
-            problems.append(f"allocCount {s.allocCount} > nelems {s.nelems}")
-        if s.sizeclass() and s.elemsize != sc.CLASS_TO_SIZE[s.sizeclass()]:
-            problems.append(f"elemsize {s.elemsize} is not class {s.sizeclass()}'s size")
-        if s.limit != s.base() + s.elemsize * s.nelems:
-            problems.append("limit is not base + elemsize*nelems")
-        if problems:
-            raise InvariantError(f"{s!r}: " + "; ".join(problems))
+    def span_problems(self, addr, spanclass=None, cached=None, fields=None):
+        """What is wrong with the heap span whose mspan is at addr: every field against the
+        span's own size class (Go's tables), the heap's records (the mspans handed out,
+        spans[], the sweep generation) and the span's bitmaps. A list of complaints, each
+        naming a field and its value; empty for a sound span. spanclass: the class its
+        mcache slot says; cached: True for a span an mcache holds, False for one it does
+        not, None for either; fields: span_fields(addr) if the caller has read them.
+        (malloc.go: doubleCheckMalloc's checks, and more.)"""
+        if addr not in self.live_mspans:
+            return [f"{addr:#x} is not an mspan of the heap"]
+        f = fields or span_fields(self.mem, addr)
+        out = []
+        if f["state"] != MSPAN_IN_USE:
+            name = {MSPAN_DEAD: "mSpanDead", MSPAN_MANUAL: "mSpanManual"}.get(f["state"], "no state")
+            return [f"state = {f['state']} ({name}), not {MSPAN_IN_USE} (mSpanInUse)"]
+        spc, cls = f["spanclass"], f["spanclass"] >> 1
+        if spanclass is not None and spc != spanclass:
+            out.append(f"spanclass = {spc}, but it is cached as span class {spanclass}")
+        if spc >= NUM_SPAN_CLASSES:
+            return out + [f"spanclass = {spc} is not a span class (0..{NUM_SPAN_CLASSES - 1})"]
+        base, npages = f["startAddr"], f["npages"]
+        if base % PAGE_SIZE or self.spans_entry(base) != addr:
+            return out + [f"startAddr = {base:#x} is not the first page of this span in the heap arenas"]
+        if cls:
+            for field, w in zip(("npages", "elemsize", "nelems", "divMul"), SPAN_SHAPE[spc]):
+                if f[field] != w:
+                    out.append(f"{field} = {f[field]}, but size class {cls} has {w}")
+            if out:
+                return out
+        elif not 1 <= npages <= len(self.heap_arenas) * PAGES_PER_ARENA:
+            return out + [f"npages = {npages} does not fit in the heap"]
+        end = base + npages * PAGE_SIZE
+        if npages > 1 and self.spans_entry(end - PAGE_SIZE) != addr:
+            out.append(f"npages = {npages}, but spans[] does not map page {end - PAGE_SIZE:#x} to this span")
+        elemsize, nelems = f["elemsize"], f["nelems"]
+        if not cls and (elemsize != npages * PAGE_SIZE or nelems != 1 or f["divMul"]):
+            out.append(f"elemsize = {elemsize}, nelems = {nelems}, divMul = {f['divMul']}: a large span "
+                       f"has one {npages * PAGE_SIZE}-byte object and divMul 0")
+        limit = f["limit"]
+        if cls and limit != base + elemsize * nelems:
+            out.append(f"limit = {limit:#x}, but startAddr + elemsize*nelems = {base + elemsize * nelems:#x}")
+        elif not cls and not base < limit <= end:
+            out.append(f"limit = {limit:#x} is outside the span [{base:#x}, {end:#x}]")
+        fi, ffs, count = f["freeindex"], f["freeIndexForScan"], f["allocCount"]
+        if fi > nelems:
+            out.append(f"freeindex = {fi} > nelems {nelems}")
+        if ffs > fi:
+            out.append(f"freeIndexForScan = {ffs} > freeindex {fi}")
+        if f["allocCountBeforeCache"] > count:
+            out.append(f"allocCountBeforeCache = {f['allocCountBeforeCache']} > allocCount {count}")
+        nb = gc_bits_bytes(nelems)
+        for field in ("allocBits", "gcmarkBits"):
+            a = f[field]
+            if a % 8 or not OFFHEAP.base <= a <= OFFHEAP.end - nb:
+                out.append(f"{field} = {a:#x} is not a bitmap in the off-heap region")
+        if out:
+            return out
+        # Allocated: the slots below freeindex, and those set in allocBits (mbitmap.go).
+        raw = int.from_bytes(self.mem.read(f["allocBits"], nb), "little")
+        allocated = ((raw & ((1 << nelems) - 1)) | ((1 << fi) - 1)).bit_count()
+        if count != allocated:
+            out.append(f"allocCount = {count}, but freeindex {fi} and allocBits say {allocated} slots are allocated")
+        # allocCache: the inverted allocBits from freeindex on, within freeindex's 64-slot word
+        # (0 once that word is used up and before nextFreeIndex reloads it).
+        if fi < nelems:
+            word = ~(raw >> (fi & ~63)) & 0xFFFFFFFFFFFFFFFF
+            cache = word >> (fi % 64)
+            if f["allocCache"] != cache and not (fi % 64 == 0 and f["allocCache"] == 0):
+                out.append(f"allocCache = {f['allocCache']:#x}, but allocBits from freeindex {fi} give {cache:#x}")
+        sg, sweepgen = self.sweepgen, f["sweepgen"]
+        if (sweepgen - sg) & 0xFFFFFFFF not in SWEEP_STATES[cached]:
+            where = {True: "a cached span's", False: "an uncached span's", None: "a span's"}[cached]
+            out.append(f"sweepgen = {sweepgen}, not {where} (mheap sweepgen {sg})")
+        if f["needzero"] > 1:
+            out.append(f"needzero = {f['needzero']}, not 0 or 1")
+        return out
 
+    def check_span(self, addr, where="", **kw):
+        """span_problems as an InvariantError naming the span and where it was found."""
+        problems = self.span_problems(addr, **kw)
+        if problems:
+            raise InvariantError(f"mspan {addr:#x}{f' ({where})' if where else ''}: " + "; ".join(problems))

@@ -5,6 +5,8 @@ in the machine's memory, where the allocator's machine code reads and updates
 them. Python holds only the address.
 """
 
+import struct
+
 from emu.layout import MSpan as L
 from runtime_model import sizeclasses as sc
 
@@ -107,11 +109,31 @@ class MSpan:
         return bool(self.mem.u8(self.allocBits + index // 8) >> (index % 8) & 1)
 
 
+def _fields_struct():
+    """One struct.Struct over the whole mspan, for reading every field at once."""
+    fmt, at, names = "<", 0, []
+    for name, width in sorted(_FIELDS.items(), key=lambda f: getattr(L, f[0])):
+        off = getattr(L, name)
+        fmt += "x" * (off - at) + {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
+        at = off + width
+        names.append(name)
+    return struct.Struct(fmt + "x" * (L.SIZE - at)), names
+
+
+_ALL, _ALL_NAMES = _fields_struct()
+
+
+def span_fields(mem, addr):
+    """Every field of the mspan at addr, as {name: value}, from one read."""
+    return dict(zip(_ALL_NAMES, _ALL.unpack(mem.read(addr, L.SIZE))))
+
+
 def _field(off, width):
-    get = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}[width]
-    put = {1: "w8", 2: "w16", 4: "w32", 8: "w64"}[width]
-    return property(lambda s: getattr(s.mem, get)(s.addr + off),
-                    lambda s, v: getattr(s.mem, put)(s.addr + off, v))
+    # one closure per width: the accessor is looked up on the Memory class once, here
+    from emu.memory import Memory
+    get = {1: Memory.u8, 2: Memory.u16, 4: Memory.u32, 8: Memory.u64}[width]
+    put = {1: Memory.w8, 2: Memory.w16, 4: Memory.w32, 8: Memory.w64}[width]
+    return property(lambda s: get(s.mem, s.addr + off), lambda s, v: put(s.mem, s.addr + off, v))
 
 
 for _name, _w in _FIELDS.items():

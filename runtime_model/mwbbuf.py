@@ -24,7 +24,9 @@ bulkBarrierPreWrite are not modelled: a dst outside the heap gets no barrier,
 as Go gives a stack destination); GCMaskOnDemand types are not handled.
 """
 
+from emu.errors import InvariantError
 from emu.layout import G, M, P, Type, WBBuf
+from runtime_model.mem_linux import throw
 
 # Registers a call to Go code may clobber: every GPR except RSP, RBP (frame
 # pointer, preserved by every Go function) and R14 (g). unicorn's x86 ids.
@@ -62,10 +64,28 @@ def buffered(mem, pp):
     """The pointers in pp.wbBuf, oldest first."""
     b = wbbuf_addr(pp)
     start = b + WBBuf.buf
+    check(mem, pp)
     n = (mem.u64(b + WBBuf.next) - start) // 8
-    if not 0 <= n <= WBBuf.ENTRIES:
-        raise ValueError(f"wbBuf.next is outside the buffer ({n} entries)")
     return [mem.u64(start + 8 * i) for i in range(n)]
+
+
+def problem(mem, pp):
+    """What is wrong with pp.wbBuf's next and end, or None: next within the buffer on
+    a pointer boundary, end just past its last entry."""
+    b = wbbuf_addr(pp)
+    start, nxt, end = b + WBBuf.buf, mem.u64(b + WBBuf.next), mem.u64(b + WBBuf.end)
+    if end != start + 8 * WBBuf.ENTRIES:
+        return f"p.wbBuf.end = {end:#x}, not &buf[{WBBuf.ENTRIES}] = {start + 8 * WBBuf.ENTRIES:#x}"
+    if not start <= nxt <= end or (nxt - start) % 8:
+        return f"p.wbBuf.next = {nxt:#x} is not an entry of the buffer [{start:#x}, {end:#x}]"
+    return None
+
+
+def check(mem, pp):
+    """Raise InvariantError if pp.wbBuf's pointers are broken."""
+    bad = problem(mem, pp)
+    if bad:
+        raise InvariantError(bad)
 
 
 def wb_buf_flush1(mem, gcw, pp):
@@ -73,8 +93,12 @@ def wb_buf_flush1(mem, gcw, pp):
     Returns the pointers flushed."""
     ptrs = buffered(mem, pp)
     mem.w64(wbbuf_addr(pp) + WBBuf.next, 0)     # Go zeroes next while it works
-    for ptr in ptrs:
-        gcw.shade(ptr)
+    collector = getattr(gcw, "collector", None)
+    if collector is not None and collector.marker is not None:
+        collector.shade(ptrs)                   # a cycle is marking: its marker shades them
+    else:
+        for ptr in ptrs:
+            gcw.shade(ptr)
     reset(mem, pp)
     return ptrs
 
@@ -110,7 +134,7 @@ def bulk_barrier_pre_write(machine, dst, src, size, typ):
     """mbitmap.go: bulkBarrierPreWrite: buffer (*dst word, *src word) for every pointer
     word of typ in [dst, dst+size), before the caller copies. src 0: old values only."""
     if (dst | src | size) & 7:
-        raise ValueError("bulkBarrierPreWrite: unaligned arguments")
+        throw("bulkBarrierPreWrite: unaligned arguments")
     mem = machine.mem
     if not mem.u8(machine.symbol("runtime.writeBarrier")):
         return

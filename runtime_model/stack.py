@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 import capstone
 
+from emu import args as A
 from emu import layout as L
 from emu.errors import BadInput
 from emu.pclntab import FuncFlagTopFrame
@@ -434,6 +435,17 @@ class Stacks:
             self.mem.w64(gp + G.stackguard0, 0)
         self.gfree.append(gp)
 
+    def check_runnable(self, gp):
+        """BadInput unless gp is a goroutine made by newproc that is waiting to run."""
+        if not isinstance(gp, int) or isinstance(gp, bool) or gp not in self.allgs:
+            what = f"{gp:#x}" if isinstance(gp, int) else repr(gp)
+            raise BadInput(f"g {what} is not a goroutine made by new_goroutine")
+        status = self.mem.u32(gp + G.atomicstatus)
+        if status == L.G_DEAD:
+            raise BadInput(f"g {gp:#x} is dead (it exited or failed)")
+        if status not in (L.G_WAITING, L.G_RUNNABLE):
+            raise BadInput(f"g {gp:#x} is not runnable (status {status})")
+
     def execute(self, gp):
         """proc.go: execute: gp runs on m0: m.curg = gp, gp.m = m0, TLS g = gp."""
         if self.mem.u32(gp + G.atomicstatus) not in (L.G_WAITING, L.G_RUNNABLE):
@@ -462,8 +474,7 @@ class Stacks:
 
     def set_max_stack(self, n):
         """runtime/debug.SetMaxStack (rdebug.go: setMaxStack): returns the previous limit."""
-        if n <= 0:
-            raise BadInput(f"max stack size must be positive, not {n}")
+        A.integer("n", n, 1, A.GO_INT_MAX)
         out, self.maxstacksize = self.maxstacksize, n
         return out
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import emu  # noqa: F401  (chooses the unicorn core before any test module imports the binding)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"   # reference data dumped from Go's own tests (tests/data/README.md)
 

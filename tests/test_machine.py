@@ -68,15 +68,29 @@ def test_munmap_then_access_faults(machine):
         run_snippet(machine, f"MOVQ ${base:#x}, BX\n MOVQ (BX), AX\n RET")
 
 
-def test_unknown_syscall_returns_enosys_and_is_logged(machine):
+def test_unknown_syscall_from_gomemus_code_returns_enosys_and_is_logged(machine):
     got = run_snippet(machine, "MOVL $999, AX\n SYSCALL\n RET")
     assert got == (-S.ENOSYS) & (2**64 - 1)
     assert machine.kernel.log[-1].nr == 999 and machine.kernel.log[-1].result == -S.ENOSYS
 
 
-def test_syscall_from_machine_code_goes_through_the_hook(machine):
+def test_a_system_call_the_kernel_lacks_ends_the_programs_call_naming_it(machine):
+    """The program's own code (here the runtime's usleep: SYS_nanosleep) asking for what the
+    emulated kernel does not do is refused, not answered."""
+    from emu.errors import Unsupported
+    with pytest.raises(Unsupported, match="makes system call 35"):
+        machine.call("runtime.usleep")
+    assert machine.mallocgc(16)                          # the machine stays usable
+
+
+@pytest.mark.parametrize("handwritten", [False, True], ids=["compiled", "handwritten"])
+def test_syscall_from_machine_code_goes_through_the_hook(handwritten):
+    """The system-call routine the Python slow paths run: the program's runtime.mmap (Go code
+    over the ABI0 sysMmap), or the handwritten machine's register-ABI sysMmap."""
+    machine = Machine(handwritten=handwritten)
     base = L.HEAP_BASE + (4 << 30)
-    got = machine.call("runtime.sysMmap", base, 1 << 16, 3, S.MAP_PRIVATE | S.MAP_ANONYMOUS, 2**32 - 1, 0)
+    got = machine.call(machine.os_routine("runtime.sysMmap"), base, 1 << 16, 3, S.MAP_PRIVATE | S.MAP_ANONYMOUS,
+                       2**32 - 1, 0)
     assert got == base
     assert str(machine.kernel.log[-1]).startswith(f"mmap({base:#x}, 0x10000, 0x3, 0x22")
 
@@ -86,7 +100,8 @@ def test_unmapped_access_is_a_fault_naming_pc_symbol_and_instruction(machine):
         run_snippet(machine, "MOVQ $0x10, BX\n MOVQ 8(BX), AX\n RET")
     err = e.value
     assert "read of unmapped memory at 0x18" in str(err)
-    assert err.where.startswith("snippet1+0x") and "mov rax, qword ptr [rbx + 8]" in err.insn
+    assert err.where.startswith(f"snippet{len(machine.text.programs) - 1}+0x")
+    assert "mov rax, qword ptr [rbx + 8]" in err.insn
     assert err.regs["rbx"] == 0x10
 
 

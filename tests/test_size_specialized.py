@@ -1,4 +1,4 @@
-"""Machine(size_specialized=True): Go 1.27's GOEXPERIMENT sizespecializedmalloc.
+"""Machine(size_specialized=True, handwritten=True): Go 1.27's GOEXPERIMENT sizespecializedmalloc.
 
 What mallocgc must call is read from the installed Go's malloc_tables_generated.go
 and malloc.go's rule (noscan under maxTinySize: mallocgcTinySC2), not from our code;
@@ -44,7 +44,7 @@ def go_callee(tables, size, scan):
 
 @pytest.fixture(scope="module")
 def spec():
-    return Machine(size_specialized=True)
+    return Machine(size_specialized=True, handwritten=True)
 
 
 def _typ(m, size, scan):
@@ -61,7 +61,7 @@ def test_tables_hold_the_routines_of_gos_tables(spec, go_tables, name, scan):
 
 @pytest.mark.parametrize("scan", [False, True], ids=["noscan", "scan"])
 def test_every_size_below_81_runs_the_routine_go_calls_with_the_generic_slot(go_tables, scan):
-    spec, gen = Machine(size_specialized=True), Machine()
+    spec, gen = Machine(size_specialized=True, handwritten=True), Machine(size_specialized=False, handwritten=True)
     for size in SIZES:
         if scan and size < 8:       # no Go type with pointers is smaller than a pointer
             continue
@@ -81,7 +81,7 @@ def test_a_mixed_sequence_gives_the_generic_addresses_stats_and_heap_bits():
     rng = random.Random(27)
     ops = [(rng.choice([0, 1, 5, 8, 12, 15, 16, 17, 24, 33, 48, 64, 79, 80, 81, 96, 600]), rng.random() < 0.4)
            for _ in range(3000)]
-    machines = [Machine(), Machine(size_specialized=True)]
+    machines = [Machine(size_specialized=False, handwritten=True), Machine(size_specialized=True, handwritten=True)]
     out = []
     for m in machines:
         addrs = []
@@ -118,7 +118,7 @@ def test_a_mixed_sequence_gives_the_generic_addresses_stats_and_heap_bits():
 ])
 def test_force_slow_path_while_marking_charges_assists_and_allocates_black(size, scan, slow, generic):
     got = []
-    for m in (Machine(), Machine(size_specialized=True)):
+    for m in (Machine(size_specialized=False, handwritten=True), Machine(size_specialized=True, handwritten=True)):
         g0 = m.symbol("runtime.g0")
         m.mallocgc(size, _typ(m, size, scan))
         m.mem.w8(m.symbol("runtime.writeBarrier"), 1)
@@ -140,7 +140,7 @@ def test_force_slow_path_while_marking_charges_assists_and_allocates_black(size,
 
 def test_force_slow_path_for_allocfreetrace_logs_like_the_generic_path():
     logs = []
-    for m in (Machine(), Machine(size_specialized=True)):
+    for m in (Machine(size_specialized=False, handwritten=True), Machine(size_specialized=True, handwritten=True)):
         m.set_alloc_trace(True)
         snap = m.snapshot()
         for size, scan in [(5, False), (3, False), (16, False), (72, False), (24, True), (8, True)]:
@@ -162,7 +162,7 @@ def _hit_counts(m, size, scan, n=300):
 
 @pytest.mark.parametrize("scan", [False, True], ids=["noscan", "scan"])
 def test_the_specialised_hit_path_is_constant_per_class_and_shorter_than_the_generic(go_tables, scan):
-    spec, gen = Machine(size_specialized=True), Machine()
+    spec, gen = Machine(size_specialized=True, handwritten=True), Machine(size_specialized=False, handwritten=True)
     for size in range(16 if not scan else 8, 81, 8):
         copy = re.search(r"SC\d+$", go_callee(go_tables, size, scan)).group(0)
         entry = "small scan, heap bits" if scan else "small noscan"
@@ -178,7 +178,7 @@ def test_the_specialised_hit_path_is_constant_per_class_and_shorter_than_the_gen
 
 
 def test_the_specialised_tiny_paths_are_constant_and_shorter():
-    spec, gen = Machine(size_specialized=True), Machine()
+    spec, gen = Machine(size_specialized=True, handwritten=True), Machine(size_specialized=False, handwritten=True)
     for size in (1, 2, 4, 8):
         sc, g = _hit_counts(spec, size, False), _hit_counts(gen, size, False)
         for sub in ("into the current block", "new block: hit (nextFreeFast)"):
@@ -187,7 +187,7 @@ def test_the_specialised_tiny_paths_are_constant_and_shorter():
 
 
 def test_malloc_panic_entries_throw():
-    m = Machine(size_specialized=True)
+    m = Machine(size_specialized=True, handwritten=True)
     entry = m.mem.u64(m.symbol("runtime.mallocNoScanTable") + 8 * 15)
     assert entry == m.symbol("runtime.mallocPanic")
     with pytest.raises(RuntimeThrow, match="not defined for sizeclass"):
@@ -195,7 +195,7 @@ def test_malloc_panic_entries_throw():
 
 
 def test_the_generic_machine_has_no_specialised_code():
-    m, spec = Machine(), Machine(size_specialized=True)
+    m, spec = Machine(size_specialized=False, handwritten=True), Machine(size_specialized=True, handwritten=True)
     assert not any(SC_ROUTINE.match(r) for r in m.program.symbols)
     assert "runtime.mallocgcTinySlowPath" not in m.program.symbols
     assert {r for r in spec.program.symbols if SC_ROUTINE.match(r)} == {
@@ -203,18 +203,48 @@ def test_the_generic_machine_has_no_specialised_code():
         *(f"runtime.mallocgcSmallScanNoHeaderSC{c}" for c in range(1, 8))}
 
 
-def test_step_and_report_show_the_specialised_paths(capsys):
+def test_step_annotated_and_report_show_the_specialised_paths(capsys):
     from emu.cli import main
-    assert main(["step", "malloc", "--size", "16", "--size-specialized"]) == 0
+    assert main(["step", "malloc", "--size", "16", "--annotated"]) == 0
     out = capsys.readouterr().out
     assert "runtime.mallocgcSmallNoScanSC2+" in out and "forceSlowPath := debug.malloc" in out
-    m = Machine(size_specialized=True)
+    m = Machine(size_specialized=True, handwritten=True)
     m.mallocgc(16)
     n = len(m.trace("runtime.mallocgc", 16, 0, 1))
     assert out.rstrip().splitlines()[-1].startswith(f"-- {n} instructions")
     assert main(["report", "-n", "200", "--size", "16", "--size", "200"]) == 0
     out = capsys.readouterr().out
-    generic, specialised = out.split("size-specialised (", 1)
-    hit = next(ln for ln in specialised.splitlines() if "small noscan (SC2): hit (nextFreeFast)" in ln)
-    assert hit.split()[-4] == str(n)
-    assert "small noscan (SC2)" not in generic and " 200 " not in specialised.split("hit paths")[0]
+    handwritten = out.split("gomemu's handwritten routines", 1)[1]
+    hit = next(ln for ln in handwritten.splitlines() if "small noscan: hit (nextFreeFast)" in ln and ln.split()[0] == "16")
+    hw = Machine(size_specialized=False, handwritten=True)
+    hw.mallocgc(16)
+    assert hit.split()[-4] == str(len(hw.trace("runtime.mallocgc", 16, 0, 1)))
+    default = out.split("(Machine()):", 1)[1].split("GOEXPERIMENT=nosizespecializedmalloc", 1)[0]
+    assert "small noscan (SC2): hit (nextFreeFast)" in default and "small noscan: hit" in default   # 200 B: generic
+
+
+# ---- the compiled runtime's own size-specialised copies ------------------------------------
+
+@pytest.mark.parametrize("name", ["mallocScanTable", "mallocNoScanTable"])
+def test_the_compiled_runtimes_tables_call_the_routines_of_gos_tables(go_tables, name):
+    """In the linked program each entry is a funcval: its first word is the code address."""
+    m = Machine()
+    base = m.symbol("runtime." + name)
+    got = [m.image.func_at(m.mem.u64(m.mem.u64(base + 8 * i))).name for i in SIZES]
+    assert got == go_tables[name]
+
+
+def test_the_compiled_specialised_and_generic_runtimes_hand_out_the_same_heap():
+    """The same mixed allocation sequence through Go 1.27's default runtime and one built with
+    GOEXPERIMENT=nosizespecializedmalloc: the same addresses, heap bits and statistics."""
+    seqs = []
+    for spec in (True, False):
+        m = Machine(size_specialized=spec)
+        ptr = {size: m.runtime.new_type(size, (0,)) for size in (8, 24, 48, 80)}
+        xs = [m.mallocgc(size, ptr[size] if scan else 0)
+              for i in range(600) for size, scan in [((8, 12, 16, 24, 48, 64, 80)[i % 7], i % 3 == 0)]
+              if not (scan and size not in ptr)]
+        bits = [m.mem.read(*m.runtime.mheap.span_of_heap(x).heap_bits_range()) for x in xs[:50]
+                if not m.runtime.mheap.span_of_heap(x).noscan()]
+        seqs.append((xs, bits, m.runtime.read_mem_stats()))
+    assert seqs[0] == seqs[1]

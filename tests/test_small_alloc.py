@@ -12,6 +12,11 @@ from emu.paths import allocate_classified
 from runtime_model import sizeclasses as sc
 from runtime_model.mspan import MSpan, nelems_for
 
+# These tests walk gomemu's handwritten small-noscan path (its labels, call-outs and
+# instruction counts); the compiled runtime's paths are covered by tests/test_cli.py,
+# test_program.py and test_size_specialized.py.
+HANDWRITTEN = {"handwritten": True, "size_specialized": False}
+
 ONES = (1 << 64) - 1
 
 
@@ -21,7 +26,7 @@ def cached_span(m, size):
 
 
 def test_ten_thousand_16_byte_objects_fill_class_2_spans_in_order():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     nextfree = m.symbol("runtime.(*mcache).nextFree")
     snap = m.snapshot()
     xs = [int(x) for x in m.malloc_batch([16] * 10_000)]
@@ -71,7 +76,7 @@ _machine = None
 def _shared_machine():
     global _machine
     if _machine is None:
-        _machine = Machine()
+        _machine = Machine(**HANDWRITTEN)
     return _machine
 
 
@@ -82,7 +87,7 @@ def test_sizes_outside_the_small_noscan_path_are_refused_clearly(size):
 
 
 def test_the_mcache_hit_path_costs_the_same_every_time():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     samples = [allocate_classified(m, 16) for _ in range(600)]
     hits = [s for s in samples if s.key == "small noscan: hit (nextFreeFast)"]
     reloads = [s for s in samples if s.key == "small noscan: allocCache reload (nextFree)"]
@@ -95,7 +100,7 @@ def test_the_mcache_hit_path_costs_the_same_every_time():
 
 def test_same_sequence_gives_byte_identical_traces_and_counts():
     def run():
-        m = Machine()
+        m = Machine(**HANDWRITTEN)
         m.malloc_batch([16, 32, 48, 1024, 16] * 50)
         trace = [r.as_dict() for r in m.trace("runtime.mallocgcSmallNoscan", 24, 0, 1)]
         snap = m.snapshot()
@@ -106,10 +111,10 @@ def test_same_sequence_gives_byte_identical_traces_and_counts():
 
 
 def test_stepping_records_name_the_go_source_and_show_changes():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.malloc_small_noscan(16)
     recs = m.trace("runtime.mallocgcSmallNoscan", 16, 0, 1)
-    twin = Machine()                     # the same state, measured by the block counter instead
+    twin = Machine(**HANDWRITTEN)                     # the same state, measured by the block counter instead
     twin.malloc_small_noscan(16)
     snap = twin.snapshot()
     twin.malloc_small_noscan(16)
@@ -123,7 +128,7 @@ def test_stepping_records_name_the_go_source_and_show_changes():
 
 
 def test_a_cold_step_shows_the_refill_callout_and_the_mmap_syscalls():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     recs = m.trace("runtime.mallocgcSmallNoscan", 16, 0, 1)
     callouts = [c for r in recs for c in r.callouts]
     syscalls = [s for r in recs for s in r.syscalls]
@@ -133,7 +138,7 @@ def test_a_cold_step_shows_the_refill_callout_and_the_mmap_syscalls():
 
 
 def test_memclr_clears_exactly_the_range_for_every_small_length():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     x, _ = m.malloc_small_noscan(2048)
     for n in list(range(0, 300)) + [511, 512, 1000, 1024, 2047]:
         m.mem.write(x, b"\xAA" * 2048)
@@ -143,7 +148,7 @@ def test_memclr_clears_exactly_the_range_for_every_small_length():
 
 
 def test_reused_memory_is_zeroed_when_the_span_needs_it():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     x, _ = m.malloc_small_noscan(64)
     s = cached_span(m, 64)
     nxt = x + 64
@@ -157,7 +162,7 @@ def test_reused_memory_is_zeroed_when_the_span_needs_it():
 
 
 def test_fresh_spans_are_not_cleared_again():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.malloc_small_noscan(16)
     assert cached_span(m, 16).needzero == 0
     snap = m.snapshot()
@@ -166,7 +171,7 @@ def test_fresh_spans_are_not_cleared_again():
 
 
 def test_allocation_is_black_while_the_gc_marks():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.malloc_small_noscan(32)
     m.mem.w8(m.symbol("runtime.writeBarrier"), 1)
     x, _ = m.malloc_small_noscan(32)
@@ -180,11 +185,11 @@ def test_allocation_is_black_while_the_gc_marks():
 
 
 def test_first_allocation_is_profiled_and_later_ones_by_sampling_distance():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.malloc_small_noscan(16)
     assert m.callout_counts["runtime.profilealloc"] == 1        # memProfRate was still 0
     assert m.mem.u64(m.runtime.mcache + L.MCache.memProfRate) == L.MEM_PROFILE_RATE
-    off = Machine(mem_profile_rate=0)
+    off = Machine(mem_profile_rate=0, **HANDWRITTEN)
     off.malloc_batch([4096] * 300)
     assert off.callout_counts["runtime.profilealloc"] == 0
 
@@ -198,7 +203,7 @@ def test_first_allocation_is_profiled_and_later_ones_by_sampling_distance():
                    setattr(s, "allocCount", 3)), "fatal error"),
 ])
 def test_corrupted_mspan_is_a_clear_error_never_a_crash_or_hang(corrupt, match):
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.malloc_batch([16] * 70)
     corrupt(cached_span(m, 16), m)
     with pytest.raises(GomemuError, match=match):

@@ -37,9 +37,15 @@ morestack:
 """
 
 
+# The handwritten machine: its morestack/gogo and the FrameMaps declared for gomemu's own
+# routines (test.rec*); compiled Go code with the binary's stack maps on the real morestack
+# is tests/test_program.py's.
+HANDWRITTEN = {"handwritten": True, "size_specialized": False}
+
+
 @pytest.fixture(scope="module")
 def m():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.load([(f"probe{n}.s", probe_source(f"test.probe{n}", n)) for _, n in FORMS])
     for size in (0x30, 0x200, 0x2000):
         m.load([(f"rec{size}.s", S.recursion_source(f"test.rec{size}", size))])
@@ -242,7 +248,7 @@ def test_shrinkstack_keeps_a_stack_that_uses_a_quarter_counting_the_nosplit_rese
 
 
 def test_small_stacks_come_from_the_per_p_cache_then_the_global_pool():
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     st = m.runtime.stacks
     assert st.cache_state(0) == (0, 0)
     g = m.new_goroutine()
@@ -295,7 +301,7 @@ def test_set_max_stack_64k_fails_with_gos_message_and_the_machine_stays_usable(m
 
 def test_default_limit_is_1000000000_bytes():
     """A frame that needs 600 MB: newstack doubles 2 KiB until it fits, 1 GiB > the limit."""
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     m.load([("rec.s", S.recursion_source("test.rec", 0x30))])
     m.runtime.stacks.set_frame_map("test.rec", S.FrameMap(600_000_000, locals=(0x18, 0x20), args=(8,)))
     g = m.new_goroutine()
@@ -347,7 +353,7 @@ def _compiled_recurse(m, fn):
 
 def test_compiled_go_recursion_grows_its_stack_and_returns_what_the_real_binary_prints(recurse_binary):
     fn, real = recurse_binary
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     assert _compiled_recurse(m, fn) == 512
     st = m.runtime.stacks
     st.poison_copy = True
@@ -361,7 +367,7 @@ def test_compiled_go_recursion_grows_its_stack_and_returns_what_the_real_binary_
 
 def test_compiled_go_recursion_overflows_at_set_max_stack_64k(recurse_binary):
     fn, real = recurse_binary
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     _compiled_recurse(m, fn)
     m.set_max_stack(64 << 10)
     g = m.new_goroutine()
@@ -385,7 +391,7 @@ def test_our_prologues_are_the_compilers(go, go_env, tmp_path):
                 f"\tif n == 0 {{ return b[3] }}\n\treturn {name}(n-1) + b[n%{words}]\n}}\n\n")
     src += "func main() { println(small(3) + large(3) + huge(3)) }\n"
     fns = gobuild.build_functions(src, ["small", "large", "huge"], go=go, env=go_env, workdir=tmp_path)
-    m = Machine()
+    m = Machine(**HANDWRITTEN)
     for name in ("small", "large", "huge"):
         gobuild.load(m, fns[name])
         frame = S.frame_size_from_prologue(m, f"main.{name}")
@@ -416,5 +422,6 @@ def test_gomemu_step_stack_shows_a_growth(capsys):
     out = capsys.readouterr().out
     assert "call-out into Python: runtime.newstack" in out
     assert "(2048 -> 4096 bytes)" in out
-    assert "runtime.morestack_noctxt+0x0" in out and "runtime.gogo+" in out
+    # Go 1.27's own morestack and gogo (ABI0 assembly: their linker names end in .abi0)
+    assert "runtime.morestack_noctxt.abi0+0x0" in out and "runtime.gogo.abi0+" in out
     assert out.rstrip().endswith(f"returned {S.recursion_result(20, 0)} (rec(20, &0) = {S.recursion_result(20, 0)})")

@@ -14,7 +14,9 @@ from emu.cli.barrier import PATHS, barrier_paths, signature_params
 from emu.errors import BadInput, EmulationFault, GoToolchainMissing
 from emu.machine import STACK_TOP, Machine
 from runtime_model import mwbbuf
+from runtime_model.mem_linux import RuntimeThrow
 from runtime_model.mgcmark import Marker
+from runtime_model.mgcsweep import finish_cycle
 
 DIALECTS = ["go1.21", "go1.20"]
 ENTRIES = 512                     # mwbbuf.go: wbBufEntries (Go 1.20: 256 entries of 2 pointers)
@@ -173,6 +175,75 @@ def test_a_pointer_hidden_in_a_black_object_survives_only_with_the_barrier(m, ba
     assert m.gcwork.is_marked(c) == barrier
 
 
+# ---- mark termination: the buffer belongs to the cycle that filled it ---------------------
+
+def alive(m, p):
+    """p's slot is allocated: below freeindex, or set in allocBits (mgcsweep.go's rule)."""
+    s = m.runtime.mheap.span_of_heap(p)
+    i = s.obj_index(p) if s is not None else 0
+    return s is not None and (i < s.freeindex or s.is_allocated(i))
+
+
+def test_mark_termination_flushes_the_buffer_so_its_pointers_survive_their_cycle(m):
+    """gcMarkDone flushes every P's wbBuf before mark termination: what the barrier
+    buffered is shaded in that cycle, not by a flush in the next one (when the slots
+    it points at may be free)."""
+    rt = m.runtime
+    slot = m.mallocgc(8, rt.new_type(8, (0,)))
+    objs = new_objects(m, 100)
+    m.set_write_barrier(True)
+    for o in objs:
+        m.store_pointer(slot, o)
+    m.set_write_barrier(False)
+    finish_cycle(rt, [slot, objs[0]])
+    assert m.wbbuf() == [] and all(alive(m, o) for o in objs)
+    m.set_write_barrier(True)
+    for i in range(300):                  # the buffer overflows once; the rest waits for the cycle's end
+        m.store_pointer(slot, objs[i % 100])
+    m.set_write_barrier(False)
+    finish_cycle(rt, [slot, objs[0]])     # was: fatal error: sweep increased allocation count
+    assert all(alive(m, o) for o in objs)
+    finish_cycle(rt, [slot])              # no pointer buffered: only slot survives
+    assert not any(alive(m, o) for o in objs)
+
+
+def test_a_buffered_pointer_to_a_slot_already_free_does_not_bring_it_back(m):
+    """finish_cycle's live set need not be closed under pointers: slot still points at
+    an object the caller let die, and storing over it buffers that dangling old value.
+    Shading it must not mark the free slot (Go's sweep would find a zombie)."""
+    rt = m.runtime
+    slot = m.mallocgc(8, rt.new_type(8, (0,)))
+    dead, p = new_objects(m, 2)
+    m.mem.w64(slot, dead)
+    finish_cycle(rt, [slot, p])
+    assert not alive(m, dead)
+    m.set_write_barrier(True)
+    m.store_pointer(slot, p)
+    assert m.wbbuf() == [p, dead]
+    m.set_write_barrier(False)
+    finish_cycle(rt, [slot])
+    assert alive(m, p) and not alive(m, dead)
+    s = rt.mheap.span_of(dead)
+    assert rt.read_mem_stats()["HeapObjects"] == 2 and s.allocCount == 1
+
+
+def test_a_mark_on_a_free_slot_is_a_zombie_as_gos_sweep_reports_it(m):
+    """mgcsweep.go: a marked slot that is not allocated is 'found pointer to free object'."""
+    x = m.mallocgc(16)
+    s = m.runtime.mheap.span_of_heap(x)
+    s.set_bit(s.mark_bit(s.obj_index(x) + 3))
+    with pytest.raises(RuntimeThrow, match=rf"found pointer to free object \(span {s.addr:#x}, slot 3 at {x + 48:#x}\)"):
+        finish_cycle(m.runtime, [x])
+
+
+def test_a_live_object_that_is_not_allocated_is_refused_and_nothing_changes(m):
+    x = m.mallocgc(16)
+    sg = m.runtime.mheap.sweepgen
+    with pytest.raises(BadInput, match=rf"live\[1\] = {x + 16:#x} is not an allocated heap object"):
+        finish_cycle(m.runtime, [x, x + 16])
+    assert m.runtime.mheap.sweepgen == sg and alive(m, x)
+
+
 # ---- the Go 1.21 routines against go1.27.3's own -----------------------------------------
 
 GO_SRC = """package main
@@ -224,9 +295,9 @@ def _blank_targets(insns):
 
 
 def test_gc_write_barrier_is_go1_27s_instruction_for_instruction(compiled):
-    """Our gcWriteBarrier<> and gcWriteBarrier2 decode to the same instructions as the
-    routines linked into a go1.27.3 binary (branch and call targets aside)."""
-    m = Machine()
+    """Our handwritten gcWriteBarrier<> and gcWriteBarrier2 decode to the same instructions
+    as the routines linked into a go1.27.3 binary (branch and call targets aside)."""
+    m = Machine(handwritten=True)
     for sym in ("gcWriteBarrier", "runtime.gcWriteBarrier2"):
         real = compiled[sym]
         start, end, _ = next(r for p in m.text.programs for r in p.routine_ranges if r[2] == sym)
@@ -259,7 +330,9 @@ def test_go1_21_barrier_costs_what_the_real_routine_executes(compiled):
 
 @pytest.fixture
 def gm(compiled):
-    m = Machine()
+    # functions taken out of their binary and relocated onto the handwritten machine's
+    # symbols (emu/gobuild.py: load); whole programs run on their own runtime (emu/program.py)
+    m = Machine(handwritten=True, size_specialized=False)
     for f in FUNCS:
         gobuild.load(m, compiled[f])
     return m
@@ -395,7 +468,7 @@ def test_loading_code_that_reads_data_the_emulator_lacks_is_a_clear_error(go, go
     fns = gobuild.build_functions("package main\n\nvar sink *int\n\n//go:noinline\nfunc put(p *int) { sink = p }\n",
                                   ["put"], go=go, env=go_env)
     with pytest.raises(BadInput, match="main.sink"):
-        gobuild.load(Machine(), fns["put"])
+        gobuild.load(Machine(handwritten=True), fns["put"])
 
 
 def test_missing_go_toolchain_is_a_clear_error(monkeypatch):

@@ -13,16 +13,25 @@ Two uses:
 Arguments for FUNC come from its Go signature: every pointer-shaped parameter
 (`*T`, map, chan, func, unsafe.Pointer) gets a fresh 256-byte heap object
 whose words all hold pointers to distinct "old" objects; a slice gets such an
-object with len = cap = 8; integers get --int (default 1). Other parameter
-types (strings, floats, structs by value) need --args.
+object with len = cap = 8; integers get --int (default 1), which must fit
+each one's Go type. Other parameter types (strings, floats, structs by
+value) need --args. The code is compiled with Go 1.27's defaults, so it runs
+on a size-specialised machine (its allocations call mallocgc*SC*).
+--json: docs/json.md, gomemu.barrier.
 """
 
+import argparse
 import re
 from dataclasses import dataclass
 
+from emu.cli import inputs
+from emu.cli.inputs import UsageError
+from emu.cli.jsonout import document, dumps
+from emu.cli.output import status
 from emu.errors import BadInput
-from emu.machine import WB_DIALECTS, Machine
+from emu.machine import ABI_INT_REGS, REG_NAMES, WB_DIALECTS, Machine
 
+TRACE_LIMIT = 100_000         # instructions of the barrier-on trace: half a minute of stepping
 PATHS = ("barrier off", "barrier on, buffer has room", "barrier on, buffer full: wbBufFlush")
 ARG_OBJECT_BYTES = 256
 
@@ -76,33 +85,75 @@ def barrier_paths(dialect, machine=None):
     return out
 
 
-def report_lines():
+def write_barrier_rows():
+    """[(dialect, PathCount)]: the three paths of a pointer store in each dialect (for `gomemu report`)."""
+    return [(dialect, pc) for dialect in WB_DIALECTS for pc in barrier_paths(dialect).values()]
+
+
+def write_barrier_lines(rows):
     """The write-barrier section of `gomemu report`."""
     out = ["", "write barrier: one pointer store `*slot = ptr` (call site + barrier; Python flush not counted)", ""]
     header = f"{'dialect':<8} {'path':<40} {'instructions':>12} {'reads':>6} {'writes':>6}  by routine"
     out += [header, "-" * len(header)]
-    for dialect in WB_DIALECTS:
-        for path, pc in barrier_paths(dialect).items():
-            routines = ", ".join(f"{r} {n}" for r, n in pc.by_routine.items())
-            out.append(f"{dialect:<8} {path:<40} {pc.instructions:>12} {pc.reads:>6} {pc.writes:>6}  {routines}")
+    for dialect, pc in rows:
+        routines = ", ".join(f"{r} {n}" for r, n in pc.by_routine.items())
+        out.append(f"{dialect:<8} {pc.path:<40} {pc.instructions:>12} {pc.reads:>6} {pc.writes:>6}  {routines}")
     return out
+
+
+def _count_json(pc):
+    return {"instructions": pc.instructions, "reads": pc.reads, "writes": pc.writes,
+            "by_routine": pc.by_routine, "callouts": dict(sorted(pc.callouts.items()))}
+
+
+def write_barrier_json(rows):
+    return [{"dialect": dialect, "path": pc.path, **_count_json(pc)} for dialect, pc in rows]
 
 
 def register(sub):
     p = sub.add_parser("barrier", help="compile a Go function with the real toolchain and run its pointer "
                                        "stores with the write barrier off and on")
-    p.add_argument("file", help="a Go source file (compiled as package main)")
-    p.add_argument("func", help="the function to run, e.g. storeField")
-    p.add_argument("--int", type=int, default=1, dest="int_value", help="value for integer parameters (default 1)")
-    p.add_argument("--args", help="comma-separated register arguments (AX, BX, ...) instead of derived ones; "
-                                  "'obj' allocates a fresh object")
-    p.add_argument("--no-trace", action="store_true", help="counts and buffer only")
+    p.add_argument("file", help="a Go source file, UTF-8 (compiled as package main)")
+    p.add_argument("func", help="the function to run: F, main.F, or a method (*T).M or T.M (methods need --args)")
+    p.add_argument("--int", type=inputs.bounded(*inputs.REGISTER_WORD), dest="int_value", metavar="N",
+                   help="value for integer parameters (default 1); it must fit each one's Go type "
+                        "(int64 -2^63..2^63-1, uint64 0..2^64-1, int8 -128..127, bool 0..1, ...)")
+    p.add_argument("--args", type=register_words, metavar="A,B,...",
+                   help=f"comma-separated register arguments (AX, BX, ...; at most {len(ABI_INT_REGS)}) instead "
+                        f"of derived ones: integers -2^63..2^64-1, or 'obj' for a fresh object")
+    p.add_argument("--no-trace", action="store_true",
+                   help=f"counts and buffer only (the trace stops at {TRACE_LIMIT} instructions)")
+    p.add_argument("--json", action="store_true", help="one JSON document (docs/json.md: gomemu.barrier)")
     p.set_defaults(handler=run)
 
 
+def register_words(text):
+    """--args: ['obj' | int, ...], each integer a 64-bit register word."""
+    out = []
+    for i, a in enumerate(text.split(","), 1):
+        a = a.strip()
+        if a == "obj":
+            out.append(a)
+            continue
+        v = inputs.parse_int(a)
+        lo, hi = inputs.REGISTER_WORD
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"argument {i} ({a!r}) is neither 'obj' nor an integer in "
+                                             f"-2^63..2^64-1")
+        out.append(v)
+    if len(out) > len(ABI_INT_REGS):
+        raise argparse.ArgumentTypeError(f"{len(out)} arguments; at most {len(ABI_INT_REGS)} registers")
+    return out
+
+
 _POINTERISH = re.compile(r"^(\*|map\[|chan\b|<-chan\b|chan<-|func\b|unsafe\.Pointer$)")
-_INTS = {"int", "uint", "uintptr", "int64", "uint64", "int32", "uint32", "int16", "uint16", "int8", "uint8",
-         "byte", "rune", "bool"}
+# The integer types a register argument can be, and what each holds.
+INT_RANGES = {
+    "int": inputs.INT64, "int64": inputs.INT64, "uint": inputs.UINT64, "uint64": inputs.UINT64,
+    "uintptr": inputs.UINT64, "int32": (-(1 << 31), (1 << 31) - 1), "rune": (-(1 << 31), (1 << 31) - 1),
+    "uint32": (0, (1 << 32) - 1), "int16": (-(1 << 15), (1 << 15) - 1), "uint16": (0, (1 << 16) - 1),
+    "int8": (-128, 127), "uint8": (0, 255), "byte": (0, 255), "bool": (0, 1),
+}
 
 
 def signature_params(src, func):
@@ -115,7 +166,7 @@ def signature_params(src, func):
     for part in [p.strip() for p in m.group(1).split(",") if p.strip()]:
         bits = part.split(None, 1)
         if len(bits) == 1:          # a name whose type comes later (a, b *T), or an unnamed param
-            if re.match(r"^[A-Za-z_]\w*$", bits[0]) and not bits[0] in _INTS:
+            if re.match(r"^[A-Za-z_]\w*$", bits[0]) and not bits[0] in INT_RANGES:
                 pending += 1
                 continue
             types.append(bits[0])
@@ -146,53 +197,84 @@ class _Args:
                 self.m.mem.w64(x + 8 * i, o)
 
     def for_type(self, t):
+        """[(value, what it is)] for a parameter of Go type t (see check_derivable)."""
         if _POINTERISH.match(t):
-            return [self.obj()]
+            return [(self.obj(), "object")]
         if t.startswith("[]"):
-            return [self.obj(), 8, 8]
-        if t in _INTS:
-            return [self.int_value]
-        raise BadInput(f"parameter type {t!r} is not derived automatically; pass --args")
+            return [(self.obj(), "slice array"), (8, "slice len"), (8, "slice cap")]
+        return [(self.int_value, "integer")]
+
+    def given(self, words):
+        return [(self.obj(), "object") if w == "obj" else (w, "given") for w in words]
+
+
+def check_derivable(types, func, int_value):
+    """Every parameter gets an argument from its type, and --int fits each integer one."""
+    for i, t in enumerate(types, 1):
+        where = f"parameter {i} of {func}"
+        if t in INT_RANGES:
+            lo, hi = INT_RANGES[t]
+            if not lo <= int_value <= hi:
+                raise UsageError(f"--int {int_value} does not fit {where} ({t}: {lo}..{hi})")
+        elif not (_POINTERISH.match(t) or t.startswith("[]")):
+            raise BadInput(f"{where} has type {t!r}, which is not derived automatically; pass --args")
 
 
 def run(args):
     from emu import gobuild
-    with open(args.file) as f:
-        src = f.read()
-    fn = gobuild.build_functions(src, [args.func])[args.func]
-    m = Machine()
+    gobuild.check_function_name(args.func)
+    if args.args and args.int_value is not None:
+        raise UsageError("--int makes the integer arguments that --args gives: use one of them")
+    int_value = 1 if args.int_value is None else args.int_value
+    src = inputs.read_source(args.file, "the Go source")
+    types = None if args.args else signature_params(src, args.func)
+    if types is not None:
+        check_derivable(types, args.func, int_value)                 # before a build of seconds
+    with status(f"go build of {args.file}"):
+        fn = gobuild.build_functions(src, [args.func], source_name=args.file)[args.func]
+    # Built with Go 1.27's default GOEXPERIMENT sizespecializedmalloc: its allocations
+    # call the size-specialised routines.
+    m = Machine(size_specialized=True)
     gobuild.load(m, fn)
-    made = _Args(m, args.int_value)
-    if args.args:
-        regs = [made.obj() if a.strip() == "obj" else int(a, 0) for a in args.args.split(",")]
-    else:
-        regs = [v for t in signature_params(src, args.func) for v in made.for_type(t)]
-    if len(regs) > 9:
-        raise BadInput(f"{fn.name} takes {len(regs)} register words; at most 9 are supported")
-    print(f"{fn.name}: {len(fn.code)} bytes from the go build of {args.file}; relocated: "
-          + (", ".join(sorted({r.symbol for r in fn.relocations if r.size})) or "nothing"))
-    print("arguments: " + " ".join(f"{v:#x}" for v in regs))
-    results = {}
+    made = _Args(m, int_value)
+    argv = made.given(args.args) if args.args else [v for t in types for v in made.for_type(t)]
+    if len(argv) > len(ABI_INT_REGS):
+        raise BadInput(f"{fn.name} takes {len(argv)} register words; at most {len(ABI_INT_REGS)} are supported")
+    regs = [v for v, _ in argv]
+    runs, trace = {}, []
     for on in (False, True):
         made.restore()
         m.wbbuf_reset()
         m.set_write_barrier(on)
         if on and not args.no_trace:
-            print("\n-- trace, write barrier on --")
-            for rec in m.trace(fn.name, *regs):
-                print(rec.format())
+            trace = m.trace(fn.name, *regs, limit=TRACE_LIMIT)
             made.restore()
             m.wbbuf_reset()
-        pc = _measure(m, m.call, fn.name, *regs)
-        results[on] = (pc, m.wbbuf())
+        runs[on] = (_measure(m, m.call, fn.name, *regs), m.wbbuf())
     m.set_write_barrier(False)
+    relocated = sorted({r.symbol for r in fn.relocations if r.size})
+    if args.json:
+        print(dumps(document(
+            "barrier", file=args.file, function=fn.name, code_bytes=len(fn.code), relocated=relocated,
+            arguments=[{"register": REG_NAMES[reg], "value": v, "kind": kind}
+                       for reg, (v, kind) in zip(ABI_INT_REGS, argv)],
+            runs=[{"write_barrier": on, **_count_json(pc), "wbbuf": buf} for on, (pc, buf) in runs.items()],
+            trace=None if args.no_trace else [rec.as_dict() for rec in trace])))
+        return 0
+    print(f"{fn.name}: {len(fn.code)} bytes from the go build of {args.file}; relocated: "
+          + (", ".join(relocated) or "nothing"))
+    print("arguments: " + " ".join(f"{v:#x}" for v in regs))
+    if trace:
+        print("\n-- trace, write barrier on --")
+        for rec in trace:
+            print(rec.format())
     print("\n-- counts (instructions; Python call-outs not counted) --")
-    for on, (pc, buf) in results.items():
+    for on, (pc, _) in runs.items():
         routines = ", ".join(f"{r} {n}" for r, n in pc.by_routine.items())
         co = ", ".join(f"{k} x{v}" for k, v in pc.callouts.items()) or "-"
         print(f"barrier {'on ' if on else 'off'}: {pc.instructions} instructions, {pc.reads} reads, "
               f"{pc.writes} writes ({routines}); call-outs: {co}")
-    buf = results[True][1]
+    buf = runs[True][1]
     print(f"\nwbBuf after the barrier-on run: {len(buf)} pointers" + (": " if buf else ""))
     for i in range(0, len(buf), 2):
         print("  " + "  ".join(f"{v:#x}" for v in buf[i:i + 2]))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from emu.cli.jsonout import document, dumps
+from emu.cli.output import writing
 from emu.errors import BadInput
 from runtime_model.pacer import GC_GOAL_UTILIZATION, RESULT_FIELDS, load_scenario, replay
 
@@ -178,5 +179,6 @@ def replay_command(args):
     else:
         print(_table(out["name"], results, ref_path, n_diff, bad_rows))
     if args.plot:
-        _plot(out["name"], results, args.plot)
+        with writing(args.plot, "the plot"):
+            _plot(out["name"], results, args.plot)
     return 1 if n_diff else 0

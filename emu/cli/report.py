@@ -2,12 +2,19 @@
 
 Allocates through the emulated mallocgc and prints, per path, the exact
 instruction count, memory reads and writes, and call-outs into Python, then
-what the heap, the memory statistics and the emulated kernel saw.
-Deterministic: no timings.
+what the heap, the memory statistics and the emulated kernel saw, and what a
+pointer store costs with the write barrier off and on. Deterministic: no
+timings. `report_data` gathers everything once; the table and --json
+(docs/json.md: gomemu.report) are two views of it.
 """
 
+from dataclasses import dataclass, field
+
 from emu import layout as L
-from emu.errors import BadInput
+from emu.cli import inputs
+from emu.cli.jsonout import document, dumps
+from emu.cli.inputs import UsageError
+from emu.cli.output import Progress
 from emu.machine import Machine
 from emu.paths import path_sort_key, survey
 
@@ -18,92 +25,223 @@ DEFAULT_WORKLOAD = [
     (24, (0,), 1200), (512, (0, 63), 200), (1024, (0,), 300),
     (100000, None, 40), (100000, (0,), 20),
 ]
+CHUNK = 500                  # allocations surveyed at a time: samples are summed, then dropped
 
 
 def register(sub):
     p = sub.add_parser("report", help="instruction counts per mallocgc path (built-in workload)")
-    p.add_argument("--size", type=int, action="append",
-                   help="object size to survey instead of the built-in workload (repeatable)")
-    p.add_argument("--scan", action="store_true", help="with --size: objects whose first word is a pointer")
-    p.add_argument("-n", type=int, help="allocations per size (default: the workload's own counts, "
-                                        "or 1000 with --size)")
+    p.add_argument("--size", type=inputs.bounded(0, inputs.MAX_OBJECT), action="append",
+                   help=f"object size in bytes to survey instead of the built-in workload (repeatable; "
+                        f"0..{inputs.MAX_OBJECT})")
+    p.add_argument("--scan", action="store_true",
+                   help="with --size: objects whose first word is a pointer (sizes of 8 bytes or more)")
+    p.add_argument("-n", type=inputs.bounded(1, inputs.MAX_ALLOCATIONS),
+                   help=f"allocations per size (1..{inputs.MAX_ALLOCATIONS}; default: the workload's own "
+                        f"counts, or 1000 with --size). In all at most {inputs.MAX_ALLOCATIONS} allocations "
+                        f"(sizes under {L.SIZE_SPECIALIZED_LIMIT} B run twice: generic and size-specialised) and "
+                        f"{inputs.MAX_HEAP_BYTES >> 30} GiB (the emulated heap's reservation)")
+    p.add_argument("--json", action="store_true", help="one JSON document (docs/json.md: gomemu.report)")
     p.set_defaults(handler=run)
 
 
-def _fmt_range(values):
-    lo, hi = min(values), max(values)
+@dataclass
+class PathRow:
+    """One row of the path table: every allocation of one size that took one path."""
+    size: int
+    pointer_words: tuple
+    path: str                     # PathSample.key: the path, "+ profilealloc" if sampled
+    profiled: bool
+    count: int = 0
+    instructions: list = field(default_factory=lambda: [None, None])   # [min, max]
+    reads: list = field(default_factory=lambda: [None, None])
+    writes: list = field(default_factory=lambda: [None, None])
+    callouts: dict = field(default_factory=dict)
+    first: object = None          # the first allocation on this path (a PathSample)
+
+    def add(self, s):
+        self.count += 1
+        for span, v in ((self.instructions, s.instructions), (self.reads, s.reads), (self.writes, s.writes)):
+            span[0] = v if span[0] is None else min(span[0], v)
+            span[1] = v if span[1] is None else max(span[1], v)
+        for name, k in s.callouts.items():
+            self.callouts[name] = self.callouts.get(name, 0) + k
+        if self.first is None:
+            self.first = s
+
+
+def survey_rows(m, workload, progress):
+    """[PathRow] per size, in workload order and path order within a size."""
+    rows = []
+    for size, ptrs, n in workload:
+        typ = m.runtime.new_type(size, ptrs) if ptrs else 0
+        by_key = {}
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            for key, samples in survey(m, size, k, typ).items():
+                row = by_key.setdefault(key, PathRow(size, tuple(ptrs or ()), key, samples[0].profiled))
+                for s in samples:
+                    row.add(s)
+            progress.advance(k)
+        rows += [by_key[key] for key in sorted(by_key, key=path_sort_key)]
+    return rows
+
+
+def hit_paths(rows):
+    """The first hit path of each entry routine (not a profiled one): (entry, row)."""
+    out = {}
+    for r in rows:
+        if "hit" in r.path and not r.profiled:
+            out.setdefault(r.path.split(":")[0], r)
+    return list(out.items())
+
+
+def _specialised(workload):
+    """The part of the workload a size-specialised machine runs again."""
+    return [w for w in workload if w[0] < L.SIZE_SPECIALIZED_LIMIT]
+
+
+def planned_allocations(workload):
+    return sum(n for code, spec, _ in MACHINES for *_, n in _workload_for(code, spec, workload))
+
+
+# The machines `gomemu report` surveys, in order: Go 1.27's default runtime (the real code,
+# size-specialised), the same runtime built with GOEXPERIMENT=nosizespecializedmalloc (only
+# the sizes the specialised copies serve), and gomemu's handwritten teaching routines.
+MACHINES = (
+    ("compiled", True, "go1.27.3's own runtime, Go 1.27's default GOEXPERIMENT sizespecializedmalloc "
+                       "(Machine())"),
+    ("compiled", False, f"go1.27.3's own runtime built with GOEXPERIMENT=nosizespecializedmalloc, sizes "
+                        f"under {L.SIZE_SPECIALIZED_LIMIT} B (Machine(size_specialized=False))"),
+    ("handwritten", False, "gomemu's handwritten routines, the commented teaching version that "
+                           "`gomemu step --annotated` walks (Machine(handwritten=True))"),
+)
+
+
+def _machine(code, size_specialized):
+    return Machine(handwritten=code == "handwritten", size_specialized=size_specialized)
+
+
+def _workload_for(code, size_specialized, workload):
+    return _specialised(workload) if code == "compiled" and not size_specialized else workload
+
+
+def report_data(workload):
+    """Everything `gomemu report` shows, as data."""
+    progress = Progress("allocations", planned_allocations(workload))
+    machines, first = [], None
+    for code, spec, title in MACHINES:
+        part = _workload_for(code, spec, workload)
+        if not part:
+            continue
+        m = _machine(code, spec)
+        first = first or m
+        machines.append({"code": code, "size_specialized": spec, "title": title,
+                         "rows": survey_rows(m, part, progress)})
+    progress.close()
+    m = first
+    h = m.runtime.mheap
+    from emu.cli.barrier import write_barrier_rows
+    return {
+        "workload": workload,
+        "machines": machines,
+        "memstats": m.runtime.read_mem_stats(),
+        "heap": {"spans": h.nspans, "pages_in_use": h.pages_in_use, "mcache_refills": len(m.runtime.refills),
+                 "profile_samples": len(m.runtime.mem_profile), "rss_bytes": m.kernel.rss_bytes()},
+        "syscalls": list(m.kernel.log),
+        "write_barrier": write_barrier_rows(),
+    }
+
+
+# ---- text --------------------------------------------------------------------------------------
+
+def _fmt_range(span):
+    lo, hi = span
     return f"{lo}" if lo == hi else f"{lo}..{hi}"
 
 
-def _path_table(m, workload):
-    """Per size and path: count, instructions, reads, writes, call-outs; then the hit
-    paths by routine."""
+def _path_table(rows):
     header = (f"{'size':>6} {'type':<8} {'path':<60} {'count':>6} {'instructions':>12} {'reads':>6} "
               f"{'writes':>6}  call-outs")
     out = [header, "-" * len(header)]
-    breakdown = {}
-    for size, ptrs, n in workload:
-        typ = m.runtime.new_type(size, ptrs) if ptrs else 0
-        groups = survey(m, size, n, typ)
-        for key in sorted(groups, key=path_sort_key):
-            g = groups[key]
-            callouts = {}
-            for s in g:
-                for name, k in s.callouts.items():
-                    callouts[name] = callouts.get(name, 0) + k
-            co = ", ".join(f"{name.split('.', 1)[1]} x{k}" for name, k in sorted(callouts.items())) or "-"
-            out.append(f"{size:>6} {'scan' if ptrs else 'noscan':<8} {key:<60} {len(g):>6} "
-                       f"{_fmt_range([s.instructions for s in g]):>12} {_fmt_range([s.reads for s in g]):>6} "
-                       f"{_fmt_range([s.writes for s in g]):>6}  {co}")
-            breakdown.setdefault(key.split(":")[0] if "hit" in key and "profilealloc" not in key else None,
-                                 (size, g[0]))
-    breakdown.pop(None, None)
+    for r in rows:
+        co = ", ".join(f"{name.split('.', 1)[1]} x{k}" for name, k in sorted(r.callouts.items())) or "-"
+        out.append(f"{r.size:>6} {'scan' if r.pointer_words else 'noscan':<8} {r.path:<60} {r.count:>6} "
+                   f"{_fmt_range(r.instructions):>12} {_fmt_range(r.reads):>6} {_fmt_range(r.writes):>6}  {co}")
     out += ["", "hit paths by routine (instructions):"]
-    for entry, (size, sample) in breakdown.items():
-        parts = ", ".join(f"{name.removeprefix('runtime.')} {k}" for name, k in sample.by_routine.items())
-        out.append(f"  {entry} ({size} B): {sample.instructions} = {parts}")
+    for entry, r in hit_paths(rows):
+        parts = ", ".join(f"{name.removeprefix('runtime.')} {k}" for name, k in r.first.by_routine.items())
+        out.append(f"  {entry} ({r.size} B): {r.first.instructions} = {parts}")
     return out
 
 
-def report_lines(workload):
-    m = Machine()
+def text_lines(data):
     out = ["gomemu report: mallocgc on an emulated go1.27.3 linux/amd64 heap (counts are exact; "
-           "call-outs run in Python and are not counted)", ""]
-    out += _path_table(m, workload)
-    small = [w for w in workload if w[0] < L.SIZE_SPECIALIZED_LIMIT]
-    if small:
-        out += ["", f"size-specialised (GOEXPERIMENT sizespecializedmalloc, Go 1.27's default; sizes under "
-                    f"{L.SIZE_SPECIALIZED_LIMIT} B, a second machine: Machine(size_specialized=True)):"]
-        out += _path_table(Machine(size_specialized=True), small)
-    h = m.runtime.mheap
-    ms = m.runtime.read_mem_stats()
+           "call-outs run in Python and are not counted)"]
+    for mc in data["machines"]:
+        out += ["", mc["title"] + ":"]
+        out += _path_table(mc["rows"])
+    heap = data["heap"]
     out += ["", "heap and runtime.MemStats (after the mcache is flushed, as ReadMemStats does):"]
-    out += [f"  {k:<16} {v}" for k, v in ms.items()]
-    out += [f"  {'spans':<16} {h.nspans}",
-            f"  {'pagesInUse':<16} {h.pages_in_use}",
-            f"  {'mcache refills':<16} {len(m.runtime.refills)}",
-            f"  {'profile samples':<16} {len(m.runtime.mem_profile)}",
-            f"  {'RSS':<16} {m.kernel.rss_bytes()} bytes of mapped heap touched and not released",
+    out += [f"  {k:<16} {v}" for k, v in data["memstats"].items()]
+    out += [f"  {'spans':<16} {heap['spans']}",
+            f"  {'pagesInUse':<16} {heap['pages_in_use']}",
+            f"  {'mcache refills':<16} {heap['mcache_refills']}",
+            f"  {'profile samples':<16} {heap['profile_samples']}",
+            f"  {'RSS':<16} {heap['rss_bytes']} bytes of mapped heap touched and not released",
             "", "system calls:"]
-    out += [f"  {s}" for s in m.kernel.log]
-    out += _write_barrier_lines()
-    return out
+    out += [f"  {s}" for s in data["syscalls"]]
+    from emu.cli.barrier import write_barrier_lines
+    return out + write_barrier_lines(data["write_barrier"])
 
 
-def _write_barrier_lines():
-    from emu.cli.barrier import report_lines as barrier_report_lines
-    return barrier_report_lines()
+# ---- JSON (docs/json.md: gomemu.report) ---------------------------------------------------------
+
+def _row_json(r):
+    return {"size": r.size, "scan": bool(r.pointer_words), "pointer_words": list(r.pointer_words),
+            "path": r.path, "profiled": r.profiled, "count": r.count,
+            "instructions": {"min": r.instructions[0], "max": r.instructions[1]},
+            "reads": {"min": r.reads[0], "max": r.reads[1]},
+            "writes": {"min": r.writes[0], "max": r.writes[1]},
+            "callouts": dict(sorted(r.callouts.items()))}
 
 
-def run(args):
-    if args.n is not None and args.n <= 0:
-        raise BadInput(f"-n must be positive, not {args.n}")
+def syscall_json(s):
+    return {"name": s.name, "nr": s.nr, "args": list(s.args), "result": s.result, "note": s.note}
+
+
+def json_document(data):
+    from emu.cli.barrier import write_barrier_json
+    return document(
+        "report", 2,
+        workload=[{"size": s, "pointer_words": list(p or ()), "count": n} for s, p, n in data["workload"]],
+        machines=[{"code": mc["code"], "size_specialized": mc["size_specialized"], "title": mc["title"],
+                   "paths": [_row_json(r) for r in mc["rows"]],
+                   "hit_paths": [{"entry": entry, "size": r.size, "path": r.path,
+                                  "instructions": r.first.instructions, "by_routine": r.first.by_routine}
+                                 for entry, r in hit_paths(mc["rows"])]}
+                  for mc in data["machines"]],
+        memstats=data["memstats"],
+        heap=data["heap"],
+        syscalls=[syscall_json(s) for s in data["syscalls"]],
+        write_barrier=write_barrier_json(data["write_barrier"]),
+    )
+
+
+def workload_from(args):
+    if args.scan and not args.size:
+        raise UsageError("--scan describes the objects of --size; give --size too")
     if args.size:
-        for s in args.size:
-            if not 0 <= s < 1 << 32:
-                raise BadInput(f"size {s} is outside 0..4 GiB")
         workload = [(s, (0,) if args.scan and s >= 8 else None, args.n or 1000) for s in args.size]
     else:
         workload = [(s, p, args.n or n) for s, p, n in DEFAULT_WORKLOAD]
-    print("\n".join(report_lines(workload)))
+    inputs.check_total(f"the allocations (sizes under {L.SIZE_SPECIALIZED_LIMIT} B twice: generic and "
+                       "size-specialised)", planned_allocations(workload), inputs.MAX_ALLOCATIONS)
+    inputs.check_total("the bytes allocated", sum(s * n for s, _, n in workload), inputs.MAX_HEAP_BYTES,
+                       inputs.HEAP_BOUND)
+    return workload
+
+
+def run(args):
+    data = report_data(workload_from(args))
+    print(dumps(json_document(data)) if args.json else "\n".join(text_lines(data)))
     return 0

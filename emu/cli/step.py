@@ -1,11 +1,20 @@
-"""`gomemu step`: watch one allocation (or one stack growth) instruction by instruction."""
+"""`gomemu step`: watch one allocation (or one stack growth) instruction by instruction.
 
-import json
+--json writes JSON Lines (docs/json.md: gomemu.step): a header naming the
+schema and what is stepped, one object per instruction, and a last object
+with the result.
+"""
 
 from unicorn.x86_const import UC_X86_REG_RAX
 
-from emu.errors import BadInput
+from emu.cli import inputs
+from emu.cli.inputs import UsageError
+from emu.cli.jsonout import document, dumps
+from emu.cli.output import Progress
 from emu.machine import Machine, check_small_noscan_size
+
+DEFAULTS = {"size": 16, "warm": 1, "depth": 20, "no_size_specialized": False, "annotated": False}
+MAX_STEP_DEPTH = 1000       # rec(1000) is 21 k instructions, five growths
 
 
 def register(sub):
@@ -13,38 +22,81 @@ def register(sub):
     p.add_argument("path", choices=["malloc", "small", "stack"],
                    help="malloc: runtime.mallocgc for any --size (and --scan); small: the same, "
                         "restricted to the small noscan path; stack: a stack growth, see --depth")
-    p.add_argument("--size", type=int, default=16, help="object size in bytes (default 16)")
+    p.add_argument("--size", type=inputs.bounded(0, inputs.MAX_OBJECT),
+                   help=f"malloc, small: object size in bytes (0..{inputs.MAX_OBJECT}; default 16)")
     p.add_argument("--scan", action="store_true", help="malloc: an object whose first word is a pointer")
-    p.add_argument("--warm", type=int, default=1,
-                   help="allocations of the same kind made first, unrecorded (default 1; 0 shows "
-                        "the first allocation: refill and heap growth)")
-    p.add_argument("--size-specialized", action="store_true",
-                   help="malloc: Go 1.27's default GOEXPERIMENT sizespecializedmalloc (sizes under 81 B "
-                        "run mallocgcTinySC2, mallocgcSmallNoScanSC*, mallocgcSmallScanNoHeaderSC*)")
-    p.add_argument("--json", action="store_true", help="one JSON object per instruction")
-    p.add_argument("--depth", type=int, default=20,
-                   help="stack: recursion depth of gomemu.rec (default 20: the 2 KiB stack grows once)")
+    p.add_argument("--warm", type=inputs.bounded(0, inputs.MAX_ALLOCATIONS),
+                   help=f"malloc, small: allocations of the same kind made first, unrecorded (0.."
+                        f"{inputs.MAX_ALLOCATIONS}, and with --size at most {inputs.MAX_HEAP_BYTES >> 30} GiB "
+                        f"in all; default 1; 0 shows the first allocation: refill and heap growth)")
+    p.add_argument("--no-size-specialized", action="store_true",
+                   help="malloc, small: the runtime built with GOEXPERIMENT=nosizespecializedmalloc (Go 1.27's "
+                        "default runs sizes under 81 B in mallocgcTinySC2, mallocgcSmallNoScanSC*, ...)")
+    p.add_argument("--annotated", action="store_true",
+                   help="malloc, small: gomemu's handwritten teaching routines, each instruction with the Go "
+                        "statement it stands for, instead of the runtime's compiled code")
+    p.add_argument("--json", action="store_true",
+                   help="JSON Lines: a header, one object per instruction, the result (docs/json.md: gomemu.step)")
+    p.add_argument("--depth", type=inputs.bounded(1, MAX_STEP_DEPTH),
+                   help=f"stack: recursion depth of gomemu.rec (1..{MAX_STEP_DEPTH}; default 20: the 2 KiB "
+                        "stack grows once)")
     p.set_defaults(handler=run)
 
 
+def options(args):
+    """The options that apply to args.path, defaults filled in; UsageError for the others."""
+    applies = {"malloc": ("size", "scan", "warm", "no_size_specialized", "annotated"),
+               "small": ("size", "warm", "no_size_specialized", "annotated"), "stack": ("depth",)}[args.path]
+    given = [name for name in ("size", "scan", "warm", "no_size_specialized", "annotated", "depth")
+             if getattr(args, name) not in (None, False) and name not in applies]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags} do{'es' if len(given) == 1 else ''} not apply to `step {args.path}`")
+    return {name: DEFAULTS[name] if getattr(args, name) is None else getattr(args, name)
+            for name in applies}
+
+
+def stream(records, header, as_json, extra=None):
+    """Print each record (text, or a JSON Lines object); extra(rec) adds text lines and JSON
+    fields for a record. Returns how many there were."""
+    if as_json:
+        print(dumps(header))
+    n = 0
+    for rec in records:
+        more = extra(rec) if extra else {}
+        if as_json:
+            print(dumps({**rec.as_dict(), **{k: v for k, (v, _) in more.items()}}))
+        else:
+            print(rec.format())
+            for _, line in more.values():
+                print(line)
+        n += 1
+    return n
+
+
 def run(args):
+    opts = options(args)
     if args.path == "stack":
         from emu.cli.stack import step
-        return step(args)
+        return step(opts["depth"], args.json)
+    size, warm, scan = opts["size"], opts["warm"], opts.get("scan", False)
     if args.path == "small":
-        check_small_noscan_size(args.size)
-    if args.warm < 0:
-        raise BadInput(f"--warm must be >= 0, not {args.warm}")
-    if not 0 <= args.size < 1 << 32 or (args.scan and args.size < 8):
-        raise BadInput(f"size {args.size} is outside 0..4 GiB (8 or more with --scan)")
-    m = Machine(size_specialized=args.size_specialized)
-    typ = m.runtime.new_type(args.size, (0,)) if args.scan and args.path == "malloc" else 0
-    for _ in range(args.warm):
-        m.mallocgc(args.size, typ)
-    n = 0
-    for rec in m.begin("runtime.mallocgc", args.size, typ, 1):
-        print(json.dumps(rec.as_dict()) if args.json else rec.format())
-        n += 1
-    if not args.json:
-        print(f"-- {n} instructions; returned {m.regs.read(UC_X86_REG_RAX):#x}")
+        check_small_noscan_size(size)
+    if scan and size < 8:
+        raise UsageError(f"--scan needs a size of 8 bytes or more (a pointer word), not {size}")
+    inputs.check_total("the bytes of the --warm allocations", warm * size, inputs.MAX_HEAP_BYTES, inputs.HEAP_BOUND)
+    spec = not opts["no_size_specialized"]
+    m = Machine(size_specialized=spec, handwritten=opts["annotated"])
+    typ = m.runtime.new_type(size, (0,)) if scan else 0
+    with Progress("warming up (allocations)", warm) as progress:
+        for _ in range(warm):
+            m.mallocgc(size, typ)
+            progress.advance()
+    header = document("step", path=args.path, routine="runtime.mallocgc", args=[size, typ, 1], size=size,
+                      scan=scan, warm=warm, size_specialized=spec,
+                      code="handwritten" if opts["annotated"] else "compiled")
+    n = stream(m.begin("runtime.mallocgc", size, typ, 1), header, args.json)
+    result = m.regs.read(UC_X86_REG_RAX)
+    print(dumps({"instructions": n, "returned": result}) if args.json
+          else f"-- {n} instructions; returned {result:#x}")
     return 0

@@ -1,0 +1,66 @@
+"""Cycles per path: a timing model of the instruction stream gomemu executed.
+
+  recorder.py   Recorder: the executed blocks and data accesses of a run, recorded by
+                native unicorn callbacks (cheap); Stream: what the model reads
+  decode.py     capstone -> instruction forms, registers, memory records, branches
+  uarch.py      what a CPU description holds; zen4.py, sunny_cove.py: the descriptions,
+                every number with its source (as uiCA's microArchConfigs.py)
+  model.py      Model: the stream scheduled on one µarch (front end, renamer, pipes,
+                caches and TLBs from cache.py, store forwarding, branch prediction)
+  tsc.py        RDTSC/RDTSCP inside the emulator return a value from Python (the modelled cycles)
+  native.py     runs the same bytes on the host in a child process and times them
+  harness.py    the native measurement's own loop, modelled (so both are the same quantity)
+  mca.py        llvm-mca's estimate for the executed blocks, where llvm-mca is installed
+  calibrate.py  one path modelled, measured and estimated by llvm-mca, and the native memory
+                compared with the emulator's
+
+Typical use:
+    with Recorder(uc) as rec:
+        ...run the code...
+    model = Model(uarch("zen4"), read_code)
+    t = model.run(rec.stream())          # t.cycles, t.l1d_misses, t.mispredicts, ...
+See docs/timing.md for what is modelled, the sources, and the figures measured.
+"""
+
+from emu.errors import BadInput
+from emu.timing.sunny_cove import SUNNY_COVE
+from emu.timing.zen4 import ZEN4
+
+UARCHS = {u.name: u for u in (ZEN4, SUNNY_COVE)}
+ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": "sunny_cove", "znver4": "zen4"}
+DEFAULT = "zen4"
+
+
+def uarch(name=DEFAULT):
+    """The description named `name` (--uarch)."""
+    key = ALIASES.get(name, name)
+    if key not in UARCHS:
+        raise BadInput(f"unknown µarch {name!r}: known are {', '.join(sorted(UARCHS))}")
+    return UARCHS[key]
+
+
+def host_uarch():
+    """The description of this host's core, from /proc/cpuinfo, or None when there is none."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                k = k.strip()
+                if k in ("vendor_id", "cpu family", "model") and k not in info:
+                    info[k] = v.strip()
+                if len(info) == 3:
+                    break
+    except OSError:
+        return None
+    try:
+        family, model = int(info.get("cpu family", "")), int(info.get("model", ""))
+    except ValueError:
+        return None
+    vendor = info.get("vendor_id")
+    if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
+                                                        or 0xA0 <= model <= 0xAF):
+        return ZEN4
+    if vendor == "GenuineIntel" and family == 6 and model in (0x6A, 0x6C, 0x7D, 0x7E):
+        return SUNNY_COVE
+    return None

@@ -1,0 +1,96 @@
+"""One path, three ways: modelled, measured on the host, and llvm-mca's estimate.
+
+`compare_path` takes what the emulator knows about one call (its memory before
+the call as Regions, the entry and registers, the recorded stream of the call,
+and the memory after it) and returns every figure with how it was obtained.
+The native run repeats the call from the same state: the bytes the call wrote
+(the stream's write records) are put back before each repetition, outside the
+timed part, so every repetition takes the same path over warm caches, as the
+model's warm runs do. After the first call the native memory of those bytes
+is compared with the emulator's: a differential test of the emulator itself.
+"""
+
+from dataclasses import dataclass, field
+
+from emu.timing import mca
+from emu.timing.harness import modelled_per_call
+from emu.timing.model import Model
+from emu.timing.native import NativeFault, NativeUnavailable, run_native
+
+
+@dataclass
+class PathFigures:
+    uarch: str
+    modelled: float                  # cycles the model predicts for the native measurement
+    alone: int                       # cycles of one warm call from an empty pipeline (the model)
+    counts: dict                     # the warm call's Timing.as_dict()
+    measured: float = None           # cycles per call on the host (fastest repetition), or None
+    llvm_mca: float = None           # llvm-mca's estimate of the executed instructions, or None
+    memory_equal: bool = None        # the native call left the emulator's memory (None: not run)
+    differences: list = field(default_factory=list)   # (address, emulated, native) of 8-byte words
+    native_refused: str = ""         # why there is no measurement (or the native fault)
+
+    @property
+    def error(self):
+        """(modelled - measured) / measured, or None."""
+        return None if not self.measured else (self.modelled - self.measured) / self.measured
+
+    def as_dict(self):
+        d = dict(self.__dict__)
+        d["how"] = {"modelled": "modelled", "alone": "modelled", "measured": "measured (native, TSC ticks "
+                    "converted with a dependent-ADD chain)", "llvm_mca": "llvm-mca"}
+        d["error"] = self.error
+        return d
+
+
+def written_ranges(stream, granule=8):
+    """[(address, size)] covering every byte the stream wrote, merged, granule-aligned."""
+    words = sorted({a // granule for a, m in zip(stream.rec_addr, stream.rec_meta) if m & 1
+                    for a in range(a, a + (m >> 1), granule)} |
+                   {(a + (m >> 1) - 1) // granule for a, m in zip(stream.rec_addr, stream.rec_meta) if m & 1})
+    out = []
+    for w in words:
+        if out and out[-1][0] + out[-1][1] == w * granule:
+            out[-1] = (out[-1][0], out[-1][1] + granule)
+        else:
+            out.append((w * granule, granule))
+    return out
+
+
+def compare_path(u, regions, entry, regs, stream, read_code, read_after, *, native=True, reps=200,
+                 runs=3, warm=3, with_mca=True):
+    """Every figure for one call; see the module comment. read_code(a, n): code bytes;
+    read_after(a, n): the emulator's memory after the call. The measurement is the fastest
+    of `runs` native runs (each the median of its rounds): on a shared host a run can only
+    be slowed down by what else runs."""
+    model = Model(u, read_code)
+    for _ in range(warm):
+        model.run(stream)
+        model.drain()
+    t = model.run(stream)
+    fig = PathFigures(u.name, modelled_per_call(u, read_code, stream, regs["rsp"], calls=1, warm=warm),
+                      t.cycles, t.as_dict())
+    if with_mca and mca.available(mca.MCPU.get(u.name, "")):
+        fig.llvm_mca = mca.estimate(stream, read_code, u)
+    if not native:
+        return fig
+    ranges = written_ranges(stream)
+    try:
+        results = [run_native(regions, entry, regs, reps=reps, inner=1, restore=ranges, read_back=ranges)
+                   for _ in range(runs)]
+    except NativeUnavailable as e:
+        fig.native_refused = str(e)
+        return fig
+    except NativeFault as e:                 # the native run crashed where the emulator did not
+        fig.native_refused = f"native fault: {e}"
+        fig.memory_equal = False
+        return fig
+    r = min(results, key=lambda x: x.cycles_per_call)
+    fig.measured = r.cycles_per_call
+    for a, n in ranges:
+        emu, nat = read_after(a, n), r.memory[a]
+        for off in range(0, n, 8):
+            if emu[off:off + 8] != nat[off:off + 8]:
+                fig.differences.append((a + off, emu[off:off + 8].hex(), nat[off:off + 8].hex()))
+    fig.memory_equal = not fig.differences
+    return fig

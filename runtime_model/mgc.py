@@ -1,0 +1,394 @@
+"""runtime/mgc.go: the garbage collector's cycle, driving the emulated heap.
+
+A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
+
+  trigger     mallocgc's own machine code tests gcTrigger{gcTriggerHeap} after a
+              refill or a large allocation (call-out gcTrigger.test: heapLive >=
+              the pacer's trigger), and calls gcStart; runtime.GC forces a cycle.
+  gcStart     sweep termination (every span swept), the pacer's startCycle,
+              setGCPhase(_GCmark): writeBarrier.enabled and gcBlackenEnabled are
+              set in emulated memory, so from here the mutator's machine code (the
+              compiler's and the runtime's) takes the write barrier and allocates
+              black, exactly where Go would. The roots are shaded: data and bss
+              through the program's pointer masks, goroutine stacks through their
+              stack maps, the mcache's tiny block, registered root ranges.
+  marking     concurrent: whenever the mutator enters the runtime's slow paths,
+              the background workers get the CPU time that passed (the pacer's
+              dedicated/fractional workers, and idle workers on idle Ps), turned
+              into scan work at MARK_NS_PER_BYTE; allocating goroutines in debt do
+              assist work (gcAssistAlloc), which stops them for its duration.
+  gcMarkDone  when the grey set is empty: p.wbBuf is flushed and shaded; if that
+              leaves nothing to scan, mark termination.
+  termination writeBarrier and gcBlackenEnabled off, the pacer's endCycle and
+              resetLive (heapMarked), sweepgen += 2, the mcache released, the
+              gctrace line; the spans are swept.
+
+Simplified: one mutator goroutine runs at a time (the others are parked at the
+top of their stacks), so "concurrent" work is interleaved at the runtime's slow
+paths; stop-the-world phases cost fixed modeled times; sweeping runs right after
+mark termination (as if bgsweep finished at once); objects with finalizers are
+roots (finalizers never run). The costs are stated constants (below, with their
+sources), not measurements of the host.
+"""
+
+import numpy as np
+
+from emu.layout import G, M, MCache, P
+from runtime_model.mgcmark import HeapMarker
+from runtime_model.mgcsweep import release_all, sweep_all
+from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
+
+# Modeled costs of the collector's work, in ns (emu/clock.py runs the mutator at 3.6 GHz,
+# one instruction per cycle). Calibrated against go1.27.3's own gctrace on this machine:
+# docs/gc.md gives the runs and the arithmetic.
+MARK_NS_PER_BYTE = 0.5           # scanning heap, stacks and globals: ns per byte of scan work
+MARK_NS_PER_OBJECT = 10.0        # greying one object (findObject, mark bit)
+STW_SWEEP_TERM_NS = 30_000       # sweep termination: stop the world, finishsweep_m, start
+STW_MARK_TERM_NS = 25_000        # mark termination, with the flush of every P's state
+SWEEP_NS_PER_SPAN = 150          # sweeping one span (its bitmaps, its central list)
+
+GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
+TRIGGER_HEAP, TRIGGER_TIME, TRIGGER_CYCLE = 0, 1, 2   # mgc.go: gcTriggerKind
+
+
+def itoa_div(val, dec):
+    """mgc.go: itoaDiv: val with a decimal point dec digits from the right."""
+    s = str(val)
+    if dec == 0:
+        return s
+    s = s.rjust(dec + 1, "0")
+    return s[:-dec] + "." + s[-dec:]
+
+
+def fmt_ns_as_ms(ns):
+    """mgc.go: fmtNSAsMS: whole milliseconds from 10 ms, else two significant digits."""
+    if ns >= 10_000_000:
+        return itoa_div(ns // 1_000_000, 0)
+    x = ns // 1000
+    if x == 0:
+        return "0"
+    dec = 3
+    while x >= 100:
+        x //= 10
+        dec -= 1
+    return itoa_div(x, dec)
+
+
+class Cycle:
+    """mgc.go: work's per-cycle record, and what gctrace prints from it."""
+
+    def __init__(self, n, forced, procs):
+        self.n = n                       # memstats.numgc after this cycle
+        self.forced = forced
+        self.procs = procs
+        self.t_sweep_term = self.t_mark = self.t_mark_term = self.t_end = 0
+        self.heap0 = self.heap1 = self.heap2 = 0
+        self.goal = self.stacks = self.globals = 0
+        self.assist_ns = self.bg_ns = self.idle_ns = 0
+        self.cpu_fraction = 0.0
+        self.scan_work = self.objects_marked = 0
+        self.spans_swept = self.spans_freed = 0
+
+    def gctrace(self):
+        """gcMarkTermination's `gctrace=1` line, in Go 1.27's format."""
+        util = int(self.cpu_fraction * 100)
+        clock = "+".join(fmt_ns_as_ms(b - a) for a, b in ((self.t_sweep_term, self.t_mark),
+                                                           (self.t_mark, self.t_mark_term),
+                                                           (self.t_mark_term, self.t_end)))
+        stw1 = self.procs * (self.t_mark - self.t_sweep_term)
+        stw2 = self.procs * (self.t_end - self.t_mark_term)
+        cpu = (f"{fmt_ns_as_ms(stw1)}+{fmt_ns_as_ms(self.assist_ns)}/{fmt_ns_as_ms(self.bg_ns)}/"
+               f"{fmt_ns_as_ms(self.idle_ns)}+{fmt_ns_as_ms(stw2)}")
+        line = (f"gc {self.n} @{itoa_div(self.t_sweep_term // 1_000_000, 3)}s {util}%: {clock} ms clock, "
+                f"{cpu} ms cpu, {self.heap0 >> 20}->{self.heap1 >> 20}->{self.heap2 >> 20} MB, "
+                f"{self.goal >> 20} MB goal, {self.stacks >> 20} MB stacks, {self.globals >> 20} MB globals, "
+                f"{self.procs} P")
+        return line + (" (forced)" if self.forced else "")
+
+
+class Collector:
+    """The collector of one machine: `runtime.gc` (see the module docstring)."""
+
+    def __init__(self, runtime, procs=1):
+        self.rt = runtime
+        self.m = runtime.machine
+        self.procs = procs               # GOMAXPROCS as the pacer and gctrace see it
+        self.phase = GC_OFF
+        self.cycles = []                 # Cycle per completed cycle (memstats.numgc = len)
+        self.cycle = None                # the cycle in progress
+        self.marker = None
+        self.root_ranges = []            # (address, words): registered roots, every word a pointer
+        self.enabled = True              # memstats.enablegc
+        self.pause_total_ns = 0
+        self.gc_cpu_ns = 0               # all GC CPU time (memstats.gc_cpu_fraction's numerator)
+        self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
+        self._last_step = 0
+        self.gctrace = []                # the gctrace lines printed so far
+
+    # ---- the pacer's view of memory ----------------------------------------------------------
+    def sync_stats(self):
+        """The memory statistics memoryLimitHeapGoal reads (heapFree, mappedReady), from the
+        heap as it is now (runtime_model/mstats.py: mapped_ready)."""
+        from runtime_model.mstats import mapped_ready
+        c = self.rt.gc_controller
+        c.heap_free = self.rt.mheap.heap_free
+        c.mapped_ready = mapped_ready(self.rt)
+
+    # ---- gcTrigger.test ------------------------------------------------------------------
+    def trigger_test(self, kind=TRIGGER_HEAP):
+        """mgc.go: gcTrigger.test."""
+        if not self.enabled or self.phase != GC_OFF:
+            return False
+        if kind == TRIGGER_HEAP:
+            self.sync_stats()
+            c = self.rt.gc_controller
+            trigger, _ = c.trigger()
+            return c.heap_live >= trigger
+        return kind == TRIGGER_CYCLE
+
+    # ---- gcStart ---------------------------------------------------------------------------
+    def start(self, kind=TRIGGER_HEAP):
+        """mgc.go: gcStart: sweep termination, then the mark phase begins."""
+        if self.phase != GC_OFF:
+            return
+        rt, m, clock = self.rt, self.m, self.m.clock
+        sweep_all(rt)                                # finishsweep_m
+        rt.scavenger.wake()                          # finishsweep_m: scavenger.wake()
+        cyc = self.cycle = Cycle(len(self.cycles) + 1, kind == TRIGGER_CYCLE, self.procs)
+        cyc.t_sweep_term = clock.ns()
+        c = rt.gc_controller
+        cyc.heap0 = c.heap_live
+        self.sync_stats()
+        rt.limiter.start_gc_transition(True, clock.ns())     # mgclimit.py
+        self._pause(STW_SWEEP_TERM_NS)
+        rt.limiter.finish_gc_transition(clock.ns())
+        c.start_cycle(clock.ns(), self.procs, time_trigger=kind == TRIGGER_TIME)
+        self.marker = HeapMarker(rt)
+        self._reset_gcw()
+        self._set_phase(GC_MARK)
+        cyc.t_mark = clock.ns()
+        self._last_step = cyc.t_mark
+        self._mark_roots()
+        self.rt.gc_assist_credit = 0
+
+    def _set_phase(self, phase):
+        """mgc.go: setGCPhase, and gcBlackenEnabled as gcStart/gcMarkDone set it."""
+        self.phase = phase
+        self.m.set_write_barrier(phase != GC_OFF)
+        self.m.mem.w32(self.m.symbol("runtime.gcBlackenEnabled"), int(phase == GC_MARK))
+
+    def _pause(self, ns):
+        """A stop-the-world phase: the mutator waits."""
+        self.m.clock.advance(ns)
+        self.pause_total_ns += ns
+        self.gc_cpu_ns += ns * self.procs
+
+    # ---- roots (mgcmark.go: markroot) -------------------------------------------------------
+    def _mark_roots(self):
+        m, marker = self.m, self.marker
+        words = []
+        globals_bytes = 0
+        if m.image is not None:
+            tab = m.image.pclntab
+            for start, mask in ((tab.module.data, tab.gcdata_mask()), (tab.module.bss, tab.gcbss_mask())):
+                bits = np.asarray(list(mask.bits()), dtype=np.uint64)
+                if len(bits):
+                    words.append(m.mem.gather64(np.uint64(start) + np.uint64(8) * bits))
+                globals_bytes += 8 * mask.n
+        for addr, n in self.root_ranges:
+            words.append(m.mem.gather64(np.uint64(addr) + np.uint64(8) * np.arange(n, dtype=np.uint64)))
+            globals_bytes += 8 * n
+        stack_slots = self._stack_slots()
+        if stack_slots:
+            words.append(m.mem.gather64(np.asarray(stack_slots, dtype=np.uint64)))
+        tiny = m.mem.u64(self.rt.mcache + MCache.tiny)          # gcMarkTinyAllocs
+        if tiny:
+            words.append(np.array([tiny], dtype=np.uint64))
+        if self.rt.finalizers:
+            words.append(np.asarray(list(self.rt.finalizers), dtype=np.uint64))
+        c = self.rt.gc_controller
+        c.globals_scan = globals_bytes
+        c.globals_scan_work += globals_bytes
+        stack_bytes = 8 * len(stack_slots)
+        c.stack_scan_work += stack_bytes
+        c.max_stack_scan = max(c.max_stack_scan, stack_bytes)
+        self.cycle.globals, self.cycle.stacks = globals_bytes, stack_bytes
+        if words:
+            marker.shade(np.concatenate(words))
+
+    def _stack_slots(self):
+        """Pointer slots of every goroutine stack with frames: the running one (stopped in a
+        call-out: its frames from the return address up) and g0's when a Python-started
+        call is under way."""
+        from unicorn.x86_const import UC_X86_REG_RSP
+        m = self.m
+        sp = m.regs.read(UC_X86_REG_RSP)
+        try:
+            frames = m.runtime.stacks.frames(m.mem.u64(sp), sp + 8, top=False)
+        except Exception:          # a stack that does not unwind (e.g. stopped outside Go code)
+            frames = []
+        slots = []
+        for f in frames:
+            slots.extend(f.slots)
+        return slots
+
+    def _reset_gcw(self):
+        """p.gcw.bytesMarked: what the allocator's machine code marks black during the cycle."""
+        self._gcw_marked = self._gcw_bytes_marked_addr()
+        if self._gcw_marked:
+            self.m.mem.w64(self._gcw_marked, 0)
+        self.rt.bytes_marked = 0
+
+    def _gcw_bytes_marked_addr(self):
+        m = self.m
+        if m.image is None:
+            return 0
+        off = m.image.struct_fields("runtime.p").get("gcw.bytesMarked")
+        return m.symbol("runtime.p0") + off if off is not None else 0
+
+    # ---- concurrent marking -----------------------------------------------------------------
+    def background(self):
+        """The background mark workers' share of the time since the last step (called at
+        the runtime's slow paths while marking)."""
+        if self.phase != GC_MARK:
+            return
+        now = self.m.clock.ns()
+        self.rt.limiter.update_if_needed(now)      # findRunnableGCWorker
+        dt = now - self._last_step
+        if dt <= 0:
+            return
+        self._last_step = now
+        c = self.rt.gc_controller
+        dedicated = c.dedicated_mark_workers_needed
+        idle = max(0, min(self.procs - 1 - dedicated, c.max_idle_mark_workers))
+        fractional = c.fractional_utilization_goal * self.procs if dedicated == 0 and idle == 0 else 0.0
+        cpu_ns = dt * (dedicated + idle + fractional)
+        if fractional:
+            self.m.clock.advance(dt * fractional)        # the fractional worker shares the mutator's P
+        done = self._work(cpu_ns)
+        bg = min(cpu_ns, done)
+        frac = bg * (dedicated + fractional) / max(dedicated + idle + fractional, 1e-9)
+        self.cycle.bg_ns += int(frac)
+        self.cycle.idle_ns += int(bg - frac)
+        c.dedicated_mark_time += int(frac)
+        c.idle_mark_time += int(bg - frac)
+        self.gc_cpu_ns += int(bg)
+        if not len(self.marker.grey):
+            self.mark_done()
+
+    def _work(self, budget_ns):
+        """Scan up to budget_ns of mark work; returns the ns it took."""
+        marker = self.marker
+        before_objs, before = marker.objects_marked, marker.scan_work
+        budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
+        marker.drain(budget)
+        work = marker.scan_work - before
+        c = self.rt.gc_controller
+        c.heap_scan_work += work
+        self.cycle.scan_work += work
+        return work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
+
+    def assist(self, gp):
+        """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work, stopping gp
+        for the time it takes."""
+        from emu.layout import G
+        from runtime_model.pacer import _i64
+        mem, c = self.m.mem, self.rt.gc_controller
+        if self.phase != GC_MARK:
+            return
+        self.background()
+        if self.phase != GC_MARK:
+            return
+        debt = -_i64(mem.u64(gp + G.gcAssistBytes))
+        if debt <= 0 or self.rt.limiter.limiting():    # the CPU limiter: no assist, debt kept
+            return
+        scan_work = max(int(c.assist_work_per_byte * debt), GC_OVER_ASSIST_WORK)
+        if c.bg_scan_credit > 0:                    # steal background credit first
+            stolen = min(c.bg_scan_credit, scan_work)
+            c.bg_scan_credit -= stolen
+            scan_work -= stolen
+        ns = self._work(scan_work * MARK_NS_PER_BYTE) if scan_work else 0
+        self.m.clock.advance(ns)
+        self.cycle.assist_ns += int(ns)
+        c.assist_time += int(ns)
+        self.rt.limiter.assist_done(int(ns), self.m.clock.ns())
+        self.gc_cpu_ns += int(ns)
+        mem.w64(gp + G.gcAssistBytes, _i64(mem.u64(gp + G.gcAssistBytes)) + debt +
+                int(c.assist_bytes_per_work * GC_OVER_ASSIST_WORK))
+        self.rt.assists.append((gp, scan_work))
+        if not len(self.marker.grey):
+            self.mark_done()
+
+    def shade(self, ptrs):
+        """What the write barrier's flush hands the collector (wbBufFlush1)."""
+        if self.marker is not None:
+            self.marker.shade(np.asarray(ptrs, dtype=np.uint64))
+
+    # ---- gcMarkDone / gcMarkTermination ----------------------------------------------------------
+    def mark_done(self):
+        """mgc.go: gcMarkDone: flush the write-barrier buffer; finish when nothing is grey."""
+        from runtime_model import mwbbuf
+        if self.phase != GC_MARK:
+            return
+        while True:
+            flushed = mwbbuf.buffered(self.m.mem, self.m.symbol("runtime.p0"))
+            mwbbuf.reset(self.m.mem, self.m.symbol("runtime.p0"))
+            if flushed:
+                self.shade(flushed)
+            if not len(self.marker.grey):
+                break
+            self._work(float("inf"))
+        self.mark_termination()
+
+    def mark_termination(self):
+        """mgc.go: gcMarkTermination, then gcSweep."""
+        rt, m, clock = self.rt, self.m, self.m.clock
+        cyc, c = self.cycle, rt.gc_controller
+        cyc.t_mark_term = clock.ns()
+        cyc.heap1 = c.heap_live
+        self._set_phase(GC_MARKTERMINATION)
+        bytes_marked = self.marker.bytes_marked + rt.bytes_marked
+        if self._gcw_marked:
+            bytes_marked += m.mem.u64(self._gcw_marked)
+        cyc.heap2 = bytes_marked
+        cyc.objects_marked = self.marker.objects_marked
+        rt.limiter.start_gc_transition(False, clock.ns())    # gcMarkDone
+        self._pause(STW_MARK_TERM_NS)
+        cyc.t_end = clock.ns()
+        self.sync_stats()
+        c.end_cycle(cyc.t_mark_term, self.procs)
+        c.reset_live(bytes_marked)
+        cyc.goal = c.last_heap_goal
+        # gcMarkTermination: a new sweep generation; every P's mcache is flushed.
+        rt.mheap.sweepgen = rt.mheap.sweepgen + 2
+        release_all(rt, rt.mcache)
+        self._set_phase(GC_OFF)
+        self.marker = None
+        c.commit(False)                 # gcControllerCommit: sweeping has not run yet
+        rt.scavenger.mark_termination()  # lastHeapInUse, gcPaceScavenger, index.nextGen
+        rt.cpu_stats.accumulate(rt, cyc, cyc.t_end)
+        rt.limiter.finish_gc_transition(cyc.t_end)
+        sweep_all(rt)
+        rt.scavenger.sweep_done()        # the last sweeper: scavtrace, scavenger.ready()
+        self.cycles.append(cyc)
+        cyc.cpu_fraction = self.gc_cpu_ns / max(1, clock.ns() * self.procs)
+        self.cycle = None
+        line = cyc.gctrace()
+        self.gctrace.append(line)
+        if self.rt.gctrace_out is not None:
+            self.rt.gctrace_out(line)
+        if self.on_cycle is not None:
+            self.on_cycle(cyc)
+
+    # ---- runtime.GC ---------------------------------------------------------------------------
+    def collect(self):
+        """mgc.go: GC: a forced cycle, run to its end (and swept) before returning."""
+        if self.phase != GC_OFF:
+            self._work(float("inf"))
+            self.mark_done()
+        self.start(TRIGGER_CYCLE)
+        self._work(float("inf"))
+        self.mark_done()
+
+
+GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork

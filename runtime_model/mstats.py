@@ -1,0 +1,213 @@
+"""runtime/mstats.go: the memory statistics: ReadMemStats, mappedReady, cpuStats.
+
+Go keeps three kinds of statistics, and gomemu has the same sources:
+
+  heap stats   consistentHeapStats' deltas: allocations and frees per size class (the
+               mcache adds a span's used slots when it gives the span back, sweeping adds
+               the frees), large allocations, tiny ones; `runtime.stats` here.
+  gcController the heap's page accounting: heapInUse, heapFree, heapReleased (mheap.go
+               updates them when spans are allocated and freed, when the heap grows and
+               when the scavenger releases pages); `runtime.mheap` here, plus the pacer's
+               heapMarked, heapLive and scan sizes (`runtime.gc_controller`).
+  sys stats    memory the runtime maps for itself, by purpose (mspan_sys, mcache_sys,
+               gcMiscSys, buckhash_sys, other_sys, stacks_sys).
+
+`read_mem_stats(runtime)` is readmemstats_m: it flushes the mcache first (flushallmcaches:
+the cached spans' allocation counts reach the heap stats), then derives every MemStats
+field as Go does. `mapped_ready(runtime)` is gcController.mappedReady (everything mapped
+and not released), which memoryLimitHeapGoal and the scavenger's memory-limit goal read.
+
+Simplified: the sys stats count what gomemu's model allocates, sized as Go's
+allocators would hold it: mspan structs in fixalloc's 16 KiB chunks (mspan_sys), the one
+mcache likewise (mcache_sys), one heapArena metadata block per arena (gcMiscSys), the
+profiler's bucket hash array once a sample exists (buckhash_sys). Not counted, because
+gomemu does not model them: the page allocator's summary and scavenge-index pages and
+gcBits arenas (gcMiscSys), the work buffers (inWorkBufs), persistentalloc's other
+chunks (other_sys), OS thread stacks (stacks_sys); a small real program has a few MiB
+of these. The heap index (mheap_.arenas' L2 array) is not counted, as in Go
+(sysAllocOS). Lookups, DebugGC and EnableGC are constants.
+"""
+
+from emu.layout import HeapArena, MCache, MSpan
+from runtime_model import sizeclasses as sc
+
+FIX_ALLOC_CHUNK = 16 << 10           # mfixalloc.go: _FixAllocChunk
+BUCK_HASH_SIZE = 179999              # mprof.go: buckHashSize (buckhashArray of pointers)
+NUM_BY_SIZE = 61                     # MemStats.BySize's length (its first 61 size classes)
+PAUSE_HISTORY = 256                  # len(memstats.pause_ns)
+
+
+def fixalloc_sys(nalloc_total, size):
+    """Bytes a fixalloc of `size`-byte objects has taken from persistentalloc once it has
+    handed out nalloc_total objects (freed ones are reused first): whole chunks of
+    _FixAllocChunk/size objects."""
+    per_chunk = FIX_ALLOC_CHUNK // size
+    return -(-nalloc_total // per_chunk) * per_chunk * size
+
+
+def sys_stats(runtime):
+    """memstats' sysMemStats as gomemu models them (module docstring)."""
+    h = runtime.mheap
+    mspans = h.nspans + len(h._free_mspans)
+    return {
+        "stacks_sys": 0,
+        "mspan_sys": fixalloc_sys(mspans, MSpan.SIZE),
+        "mspan_inuse": h.nspans * MSpan.SIZE,
+        "mcache_sys": fixalloc_sys(1, MCache.SIZE),
+        "mcache_inuse": MCache.SIZE,
+        "buckhash_sys": BUCK_HASH_SIZE * 8 if runtime.mem_profile else 0,
+        "gcmisc_sys": len(h.heap_arenas) * HeapArena.SIZE,
+        "other_sys": 0,
+        "in_work_bufs": 0,
+    }
+
+
+def heap_retained(runtime):
+    """mgcscavenge.go: heapRetained: heapInUse + heapFree, the heap's estimated RSS."""
+    return runtime.mheap.heap_in_use + runtime.mheap.heap_free
+
+
+def total_mapped(runtime, sys=None):
+    """readmemstats_m's totalMapped: the heap's pages in every state, stacks and the sys stats."""
+    h, s = runtime.mheap, sys or sys_stats(runtime)
+    return (h.heap_in_use + h.heap_free + h.heap_released + s["stacks_sys"] + s["mspan_sys"] +
+            s["mcache_sys"] + s["buckhash_sys"] + s["gcmisc_sys"] + s["other_sys"] +
+            h.stacks_in_use + s["in_work_bufs"])
+
+
+def mapped_ready(runtime):
+    """gcController.mappedReady: mapped memory that is Ready (totalMapped - heapReleased)."""
+    return total_mapped(runtime) - runtime.mheap.heap_released
+
+
+def heap_counts(runtime):
+    """The heap stats' aggregates (metrics.go: heapStatsAggregate.compute; readmemstats_m
+    computes the same): (total allocated bytes, freed bytes, allocations, frees), small
+    objects by their class's size, tiny blocks counted as what they are (16-byte objects)."""
+    st = runtime.stats
+    total_alloc, total_free = st.large_alloc, st.large_free
+    nmalloc, nfree = st.large_alloc_count, st.large_free_count
+    for i, size in enumerate(sc.CLASS_TO_SIZE):
+        total_alloc += st.small_alloc_count[i] * size
+        total_free += st.small_free_count[i] * size
+        nmalloc += st.small_alloc_count[i]
+        nfree += st.small_free_count[i]
+    return total_alloc, total_free, nmalloc, nfree
+
+
+class CpuStats:
+    """mstats.go: cpuStats (work.cpuStats), accumulated at each mark termination."""
+
+    FIELDS = ("GCAssistTime", "GCDedicatedTime", "GCIdleTime", "GCPauseTime", "GCTotalTime",
+              "ScavengeAssistTime", "ScavengeBgTime", "ScavengeTotalTime", "IdleTime", "UserTime",
+              "TotalTime")
+
+    def __init__(self):
+        for f in self.FIELDS:
+            setattr(self, f, 0)
+
+    def accumulate(self, runtime, cycle, now):
+        """accumulateGCPauseTime for both stop-the-world phases, then accumulate(now, true):
+        the cycle's mark CPU time, the scavenger's time since the last cycle (reset here,
+        as gcMarkTermination resets scavenge.assistTime/backgroundTime), the idle time."""
+        procs = cycle.procs
+        pause = procs * ((cycle.t_mark - cycle.t_sweep_term) + (cycle.t_end - cycle.t_mark_term))
+        self.GCPauseTime += pause
+        self.GCAssistTime += cycle.assist_ns
+        self.GCDedicatedTime += cycle.bg_ns
+        self.GCIdleTime += cycle.idle_ns
+        self.GCTotalTime += pause + cycle.assist_ns + cycle.bg_ns + cycle.idle_ns
+        scav = runtime.scavenger
+        self.ScavengeAssistTime += scav.assist_time
+        self.ScavengeBgTime += scav.background_time
+        self.ScavengeTotalTime += scav.assist_time + scav.background_time
+        scav.assist_time = scav.background_time = 0
+        self.TotalTime = now * procs
+        self.IdleTime = runtime.limiter.idle_time
+        self.UserTime = self.TotalTime - (self.GCTotalTime + self.ScavengeTotalTime + self.IdleTime)
+
+
+def read_mem_stats(runtime):
+    """mstats.go: readmemstats_m: flushallmcaches, then every MemStats field (Go's names)."""
+    from runtime_model.mgcsweep import release_all
+    release_all(runtime, runtime.mcache)        # flushmcache: c.releaseAll()
+    h, c, gc = runtime.mheap, runtime.gc_controller, runtime.gc
+    st = runtime.stats
+    total_alloc, total_free, nmalloc, nfree = heap_counts(runtime)
+    # MemStats counts each tiny allocation as a malloc and a free (mstats.go: "for
+    # historical reasons"); their 16-byte block is counted too.
+    nmalloc += st.tiny_alloc_count
+    nfree += st.tiny_alloc_count
+    sys = sys_stats(runtime)
+    gc.sync_stats()                               # what heapGoal's memoryLimitHeapGoal reads
+    pause_ns, pause_end = [0] * PAUSE_HISTORY, [0] * PAUSE_HISTORY
+    for cyc in gc.cycles:
+        i = (cyc.n - 1) % PAUSE_HISTORY           # memstats.numgc before the cycle's numgc++
+        pause_ns[i] = (cyc.t_mark - cyc.t_sweep_term) + (cyc.t_end - cyc.t_mark_term)
+        pause_end[i] = wall_ns(runtime, cyc.t_end)
+    by_size = [{"Size": sc.CLASS_TO_SIZE[i], "Mallocs": st.small_alloc_count[i],
+                "Frees": st.small_free_count[i]} for i in range(NUM_BY_SIZE)]
+    cpu = runtime.cpu_stats
+    return {
+        "Alloc": total_alloc - total_free,
+        "TotalAlloc": total_alloc,
+        "Sys": total_mapped(runtime, sys),
+        "Lookups": 0,
+        "Mallocs": nmalloc,
+        "Frees": nfree,
+        "HeapAlloc": total_alloc - total_free,
+        "HeapSys": h.heap_in_use + h.heap_free + h.heap_released,
+        "HeapIdle": h.heap_free + h.heap_released,
+        "HeapInuse": h.heap_in_use,
+        "HeapReleased": h.heap_released,
+        "HeapObjects": nmalloc - nfree,
+        "StackInuse": h.stacks_in_use,
+        "StackSys": h.stacks_in_use + sys["stacks_sys"],
+        "MSpanInuse": sys["mspan_inuse"],
+        "MSpanSys": sys["mspan_sys"],
+        "MCacheInuse": sys["mcache_inuse"],
+        "MCacheSys": sys["mcache_sys"],
+        "BuckHashSys": sys["buckhash_sys"],
+        "GCSys": sys["gcmisc_sys"] + sys["in_work_bufs"],
+        "OtherSys": sys["other_sys"],
+        "NextGC": c.heap_goal(),
+        "LastGC": wall_ns(runtime, gc.cycles[-1].t_end) if gc.cycles else 0,
+        "PauseTotalNs": gc.pause_total_ns,
+        "PauseNs": pause_ns,
+        "PauseEnd": pause_end,
+        "NumGC": len(gc.cycles),
+        "NumForcedGC": sum(1 for cyc in gc.cycles if cyc.forced),
+        "GCCPUFraction": ((cpu.GCTotalTime - cpu.GCIdleTime) / cpu.TotalTime) if cpu.TotalTime else 0.0,
+        "EnableGC": True,
+        "DebugGC": False,
+        "BySize": by_size,
+    }
+
+
+def wall_ns(runtime, t):
+    """Unix time in ns of modeled time t (the machine's wall clock)."""
+    from emu.clock import WALL_EPOCH_NS
+    return WALL_EPOCH_NS + t
+
+
+def write_mem_stats(machine, addr):
+    """runtime.ReadMemStats(m *MemStats) from the program: the fields written at their
+    offsets in the program's MemStats (from its DWARF)."""
+    import struct
+    st = read_mem_stats(machine.runtime)
+    off = machine.image.struct_fields("runtime.MemStats")
+    mem = machine.mem
+    for name, v in st.items():
+        a = addr + off[name]
+        if name in ("PauseNs", "PauseEnd"):
+            mem.write(a, struct.pack(f"<{len(v)}Q", *v))
+        elif name == "BySize":
+            mem.write(a, b"".join(struct.pack("<IxxxxQQ", e["Size"], e["Mallocs"], e["Frees"]) for e in v))
+        elif name in ("NumGC", "NumForcedGC"):
+            mem.w32(a, v)
+        elif name == "GCCPUFraction":
+            mem.write(a, struct.pack("<d", v))
+        elif name in ("EnableGC", "DebugGC"):
+            mem.w8(a, int(v))
+        else:
+            mem.w64(a, v)

@@ -1,0 +1,377 @@
+"""The timing model (emu/timing): recorded streams of real execution, scheduled on Zen 4 and Sunny Cove.
+
+Each test runs real machine code in unicorn with the Recorder, then checks what the
+model makes of it against the µarch description (never against the model's own
+output). Native execution is exercised for what it returns and refuses, never for
+how long it takes (the host may be noisy or not x86-64 at all).
+"""
+
+import keystone
+import pytest
+from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RIP, UC_X86_REG_RSI, UC_X86_REG_RSP
+
+from emu.errors import BadInput
+from emu.timing import UARCHS, host_uarch, mca, uarch
+from emu.timing.decode import FORM_KEYS
+from emu.timing.model import Model
+from emu.timing.native import NativeFault, NativeUnavailable, Region, check_host, run_native
+from emu.timing.recorder import Recorder
+from emu.timing.tsc import ModelClock, TscHook
+
+CODE, DATA, STACK = 0x10000, 0x1000000, 0x7F000000
+_ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
+ZEN4, ICL = uarch("zen4"), uarch("sunny_cove")
+
+
+def asm(src, base=CODE):
+    return bytes(_ks.asm(src, base)[0])
+
+
+class Run:
+    """Machine code run once in a bare unicorn engine, recorded."""
+
+    def __init__(self, src, regs=None, data=b"", data_size=0x400000):
+        self.code = asm(src)
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map(CODE, 0x10000)
+        uc.mem_map(DATA, data_size)
+        uc.mem_map(STACK, 0x10000)
+        uc.mem_write(CODE, self.code)
+        uc.mem_write(DATA, data)
+        uc.reg_write(UC_X86_REG_RSP, STACK + 0x8000)
+        for r, v in (regs or {}).items():
+            uc.reg_write(r, v)
+        with Recorder(uc) as rec:
+            uc.emu_start(CODE, CODE + len(self.code))
+        self.stream = rec.stream()
+
+    def read(self, a, n):
+        return bytes(self.uc.mem_read(a, n))
+
+    def model(self, u):
+        return Model(u, self.read)
+
+
+def loop(body, n):
+    return f"mov rcx, {n:#x}\nl: {body}\n dec rcx\n jnz l\n nop"
+
+
+# ---- the descriptions -------------------------------------------------------------------------
+@pytest.mark.parametrize("u", UARCHS.values(), ids=lambda u: u.name)
+def test_every_uarch_describes_every_instruction_form_with_a_source(u):
+    assert set(u.forms) == set(FORM_KEYS)
+    assert all(f.src for f in u.forms.values())
+    assert all(c.src for c in u.caches) and all(t.src for t in u.tlbs)
+    assert all(c.sets & (c.sets - 1) == 0 for c in u.caches)
+
+
+def test_an_unknown_uarch_is_a_clear_error():
+    with pytest.raises(BadInput, match="unknown µarch 'pentium'"):
+        uarch("pentium")
+
+
+def test_host_uarch_is_a_description_or_none():
+    assert host_uarch() in (None, *UARCHS.values())
+
+
+# ---- latency and throughput -------------------------------------------------------------------
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_dependent_imuls_take_their_latency_each(u):
+    n = 200
+    r = Run("imul rax, rax\n" * n + "nop")
+    t = r.model(u).run(r.stream)
+    lat = u.forms["imul"].lat                        # 3 on both (AMD SOG / uops.info)
+    assert n * lat <= t.cycles <= n * lat + 40       # + the pipeline's fill and drain
+
+
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_independent_adds_are_bound_by_alu_count_not_latency(u):
+    n = 400
+    r = Run("".join(f"add r{8 + i % 8}, 0x1\n" for i in range(n)) + "nop")
+    t = r.model(u).run(r.stream)
+    alus = len(u.forms["alu"].pipes)                 # 4 integer ALUs on both
+    bound = n / min(alus, u.dispatch_width)
+    assert bound <= t.cycles <= bound * 1.15 + 40
+    assert t.cycles < n / 2                          # far below the 1-cycle chain
+
+
+def test_zero_idioms_break_dependency_chains():
+    dep = Run("imul rax, rax\n" * 50 + "nop")
+    broken = Run("imul rax, rax\n xor eax, eax\n" * 50 + "nop")
+    assert broken.model(ZEN4).run(broken.stream).cycles < dep.model(ZEN4).run(dep.stream).cycles / 2
+
+
+def test_a_fused_compare_and_branch_is_counted_once_as_a_fused_pair():
+    r = Run(loop("add rax, 0x1", 100))
+    t_zen, t_icl = r.model(ZEN4).run(r.stream), r.model(ICL).run(r.stream)
+    assert t_zen.fused == 100                        # Zen 3+: DEC+JNZ fuse (corsix.org)
+    assert t_icl.fused == 0                          # Ice Lake dropped INC/DEC fusion
+
+
+# ---- memory --------------------------------------------------------------------------------
+def _chase(lines, stride):
+    """A pointer chain through `lines` cache lines `stride` bytes apart, followed twice."""
+    data = bytearray(lines * stride)
+    for i in range(lines):
+        nxt = DATA + ((i + 1) % lines) * stride
+        data[i * stride:i * stride + 8] = nxt.to_bytes(8, "little")
+    return Run(f"mov rax, {DATA:#x}\n" + loop("mov rax, qword ptr [rax]", 2 * lines),
+               data=bytes(data), data_size=max(0x400000, len(data) + 0x1000))
+
+
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_a_pointer_chase_misses_every_level_cold_then_hits_l1(u):
+    n = 256                                          # 16 KiB: fits every L1D
+    r = _chase(n, 64)
+    m = r.model(u)
+    cold = m.run(r.stream)
+    assert cold.l1d_misses == cold.l2_misses == cold.l3_misses == n      # first pass: every line from memory
+    m.drain()
+    warm = m.run(r.stream)
+    assert warm.l1d_misses == 0
+    per_hop = warm.cycles / (2 * n)
+    assert u.caches[0].latency <= per_hop <= u.caches[0].latency + 1.5
+    assert cold.cycles / (2 * n) > (u.memory_latency + u.caches[0].latency) / 2 - 5
+
+
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_a_chase_larger_than_l1_is_served_by_l2_at_l2_latency(u):
+    lines = 2 * u.caches[0].size // 64               # twice the L1D, far below the L2
+    r = _chase(lines, 64)
+    m = r.model(u)
+    m.run(r.stream)
+    m.drain()
+    warm = m.run(r.stream)
+    assert warm.l1d_misses == 2 * lines and warm.l2_misses == 0
+    assert u.caches[1].latency <= warm.cycles / (2 * lines) <= u.caches[1].latency + 2
+
+
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_a_reload_of_a_just_stored_value_is_forwarded(u):
+    n = 100
+    r = Run(loop(f"mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
+    t = r.model(u).run(r.stream)
+    assert t.forwarded == n
+    assert n * u.stlf_latency <= t.cycles <= n * (u.stlf_latency + 1) + 60
+
+
+def test_a_load_wider_than_the_store_before_it_waits_for_the_store():
+    r = Run(loop("mov dword ptr [rsp - 0x8], eax\n mov rax, qword ptr [rsp - 0x8]", 50))
+    t = r.model(ZEN4).run(r.stream)
+    assert t.forward_failed == 50 and t.forwarded == 0
+
+
+def test_the_dtlb_misses_once_per_page_touched():
+    pages = 40
+    r = _chase(pages, 4096 + 64)                      # one line per page (and a different set)
+    t = r.model(ZEN4).run(r.stream)
+    assert t.dtlb_misses == pages
+
+
+# ---- branches --------------------------------------------------------------------------------
+@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
+def test_a_counted_loop_is_predicted_after_warm_up(u):
+    r = Run(loop("add rax, 0x1", 2000))
+    t = r.model(u).run(r.stream)
+    assert t.branches == 2000 and t.mispredicts <= 3          # the first taken, the exit, one more
+
+
+def test_a_branch_on_random_bits_mispredicts_about_half_the_time():
+    # xorshift64 in registers; branch on its low bit
+    body = ("mov rdx, rax\n shl rdx, 0xd\n xor rax, rdx\n mov rdx, rax\n shr rdx, 0x7\n xor rax, rdx\n"
+            " mov rdx, rax\n shl rdx, 0x11\n xor rax, rdx\n test al, 0x1\n jz skip\n add rbx, 0x1\nskip:")
+    n = 2000
+    r = Run(loop(body, n), regs={UC_X86_REG_RAX: 0x9E3779B97F4A7C15})
+    t = r.model(ZEN4).run(r.stream)
+    assert 0.35 * n <= t.mispredicts <= 0.65 * n
+
+
+def test_calls_and_returns_are_predicted_by_the_return_stack():
+    src = "mov rcx, 0x64\nl: call f\n dec rcx\n jnz l\n jmp done\nf: add rax, 0x1\n ret\ndone: nop"
+    r = Run(src)
+    t = r.model(ZEN4).run(r.stream)
+    assert t.mispredicts <= 3
+
+
+# ---- determinism, REP, records --------------------------------------------------------------
+def test_the_same_stream_gives_identical_timings():
+    r = _chase(64, 192)
+    a = Model(ICL, r.read).run(r.stream, timeline=True)
+    b = Model(ICL, r.read).run(r.stream, timeline=True)
+    assert a.as_dict() == b.as_dict() and a.timeline == b.timeline
+
+
+def test_an_xmm_access_is_recorded_as_two_8_byte_pieces():
+    r = Run(f"mov rax, {DATA:#x}\n movups xmm0, xmmword ptr [rax]\n movups xmmword ptr [rax + 0x20], xmm0\n nop")
+    assert r.stream.accesses() == [(DATA, 8, False), (DATA + 8, 8, False), (DATA + 0x20, 8, True),
+                                   (DATA + 0x28, 8, True)]
+
+
+def test_rep_stos_is_one_instruction_with_every_store():
+    r = Run(f"mov rdi, {DATA:#x}\n mov rcx, 0x20\n xor eax, eax\n rep stosq\n nop")
+    assert [a for a, _, w in r.stream.accesses() if w] == [DATA + 8 * i for i in range(32)]
+    assert len(r.stream.instructions(r.read)) == 5
+    t = r.model(ZEN4).run(r.stream)
+    assert t.instructions == 5 and t.stores == 32
+    assert t.cycles >= ZEN4.rep_startup + 256 // ZEN4.rep_bytes_per_cycle
+
+
+def test_a_full_buffer_is_moved_aside_without_losing_records():
+    code = asm(loop("mov qword ptr [rsp - 0x8], rcx", 300))
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x10000)
+    uc.mem_map(STACK, 0x10000)
+    uc.mem_write(CODE, code)
+    uc.reg_write(UC_X86_REG_RSP, STACK + 0x8000)
+    with Recorder(uc, capacity_words=16) as rec:
+        uc.emu_start(CODE, CODE + len(code))
+    s = rec.stream()
+    assert len(s.block_addr) == 301 and len(s.rec_addr) == 300    # entry+loop, 299 loops, nop
+
+
+def test_a_recording_kept_to_address_ranges_drops_the_other_blocks_and_their_accesses():
+    src = "mov rcx, 0x3\nl: call f\n dec rcx\n jnz l\n jmp done\nf: mov qword ptr [rsp - 0x8], rcx\n ret\ndone: nop"
+    code = asm(src)
+    f = CODE + code.index(bytes.fromhex("48894c24f8"))          # mov [rsp-8], rcx
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x10000)
+    uc.mem_map(STACK, 0x10000)
+    uc.mem_write(CODE, code)
+    uc.reg_write(UC_X86_REG_RSP, STACK + 0x8000)
+    with Recorder(uc, keep=[(f, f + 6)]) as rec:                 # the store and the RET
+        uc.emu_start(CODE, CODE + len(code))
+    s = rec.stream()
+    assert s.block_addr == [f] * 3
+    assert [(n, w) for _, n, w in s.accesses()] == [(8, True), (8, False)] * 3    # the store, the RET
+
+
+# ---- against gomemu's machine ----------------------------------------------------------------
+def _warm_machine():
+    from emu.machine import Machine
+    m = Machine()
+    for _ in range(8):
+        m.mallocgc(16)
+    return m
+
+
+def test_the_recorded_stream_is_the_stepped_instructions_of_an_allocation():
+    a, b = _warm_machine(), _warm_machine()
+    with Recorder(a.uc) as rec:
+        a.mallocgc(16)
+    s = rec.stream()
+    trace = b.trace("runtime.mallocgc", 16, 0, 1)
+    assert s.instructions(a.mem.read) == [t.address for t in trace]
+    assert [(x, n) for x, n, w in s.accesses() if w] == [(x, n) for t in trace for x, n, _ in t.mem_writes]
+
+
+def test_the_first_allocation_into_a_fresh_span_misses_more_than_a_hit():
+    m = _warm_machine()
+    model = Model(ICL, m.mem.read)
+    for _ in range(3):                               # code, predictor and the hit path warm
+        with Recorder(m.uc) as rec:
+            m.mallocgc(16)
+        model.run(rec.stream())
+    with Recorder(m.uc) as rec:
+        m.mallocgc(16)
+    model.drain()
+    hit = model.run(rec.stream())
+    with Recorder(m.uc) as rec:
+        m.mallocgc(96)                               # a size class never used: refill, fresh span
+    model.drain()
+    cold = model.run(rec.stream())
+    assert cold.l1d_misses > hit.l1d_misses
+    assert cold.cycles > hit.cycles
+
+
+def test_lines_warmed_for_a_slow_path_hit_the_l1():
+    r = _chase(64, 64)
+    m = r.model(ZEN4)
+    m.warm(DATA, 64 * 64)
+    t = m.run(r.stream)
+    assert t.l1d_misses == 0 and t.dtlb_misses == 0
+
+
+# ---- RDTSC -----------------------------------------------------------------------------------
+def test_rdtsc_in_the_emulator_returns_the_value_from_python():
+    code = asm("rdtsc\n mov rsi, rax\n rdtscp\n nop")
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x1000)
+    uc.mem_write(CODE, code)
+    values = iter([0x1_2345_6789, 0x1_2345_6790])
+    h = TscHook(uc, lambda: next(values))
+    uc.emu_start(CODE, CODE + len(code))
+    h.check()
+    assert uc.reg_read(UC_X86_REG_RSI) == 0x2345_6789
+    assert uc.reg_read(UC_X86_REG_RAX) == 0x2345_6790
+    h.close()
+
+
+def test_rdtsc_sees_modelled_cycles_of_the_code_before_it():
+    n = 40
+    src = "rdtsc\n mov rsi, rax\n" + "imul rbx, rbx\n" * n + "rdtsc\n sub rax, rsi\n nop"
+    code = asm(src)
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(CODE, 0x1000)
+    uc.mem_write(CODE, code)
+    rec = Recorder(uc)
+    rec.start()
+    clock = ModelClock(rec, Model(ZEN4, lambda a, k: bytes(uc.mem_read(a, k))),
+                       lambda: uc.reg_read(UC_X86_REG_RIP))
+    h = TscHook(uc, clock)
+    uc.emu_start(CODE, CODE + len(code))
+    h.check()
+    assert n * ZEN4.forms["imul"].lat <= uc.reg_read(UC_X86_REG_RAX) <= n * ZEN4.forms["imul"].lat + 80
+
+
+# ---- native ----------------------------------------------------------------------------------
+def _native_or_skip():
+    try:
+        check_host()
+    except NativeUnavailable as e:
+        pytest.skip(str(e))
+
+
+def test_a_native_run_leaves_the_stores_the_code_made():
+    _native_or_skip()
+    code = asm("mov qword ptr [rdi], rsi\n add rsi, 0x1\n mov qword ptr [rdi + 0x8], rsi\n ret", 0x400000)
+    r = run_native([Region(0x400000, 0x1000, code, "rx"), Region(0x7FFF0000, 0x10000, b"", "rw")],
+                   0x400000, {"rsp": 0x7FFF8000, "rdi": 0x7FFF1000, "rsi": 41}, reps=5,
+                   restore=[(0x7FFF1000, 16)], read_back=[(0x7FFF1000, 16), (0x7FFF8000, 8)])
+    assert r.memory[0x7FFF1000] == (41).to_bytes(8, "little") + (42).to_bytes(8, "little")
+    assert r.memory[0x7FFF8000] == bytes(8)          # the return slot as it was
+    assert len(r.ticks) == 5 * len(r.rounds) and r.ticks_per_cycle > 0
+
+
+def test_a_native_run_refuses_a_range_the_host_process_uses():
+    _native_or_skip()
+    import ctypes
+    import mmap as _mmap
+    buf = _mmap.mmap(-1, 0x10000)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf)) & ~0xFFF
+    with pytest.raises(NativeUnavailable, match="is taken in the host process"):
+        run_native([Region(addr, 0x1000, b"\xc3", "rx")], addr, {"rsp": addr + 0x800})
+    del buf
+
+
+def test_a_native_run_refuses_code_the_host_cpu_cannot_run():
+    _native_or_skip()
+    with pytest.raises(NativeUnavailable, match="the host CPU lacks no_such_flag"):
+        run_native([Region(0x400000, 0x1000, b"\xc3", "rx")], 0x400000, {"rsp": 0x400800},
+                   needs={"no_such_flag"})
+
+
+def test_a_native_crash_is_reported_not_fatal():
+    _native_or_skip()
+    with pytest.raises(NativeFault, match="SIGILL|SIGSEGV"):
+        run_native([Region(0x400000, 0x1000, b"\x0f\x0b", "rx"), Region(0x7FFF0000, 0x10000, b"", "rw")],
+                   0x400000, {"rsp": 0x7FFF8000}, reps=1)
+
+
+# ---- llvm-mca ----------------------------------------------------------------------------------
+def test_llvm_mca_estimates_a_dependent_chain_when_installed():
+    if not mca.available("znver4"):
+        pytest.skip("no llvm-mca with znver4 installed")
+    r = Run("imul rax, rax\n" * 50 + "nop")
+    est = mca.estimate(r.stream, r.read, ZEN4)
+    assert 100 <= est <= 250                         # 50 x 3 cycles a pass, in llvm-mca's own model
