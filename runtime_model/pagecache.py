@@ -101,7 +101,8 @@ class PageCache:
         if b < pa.search_addr:
             pa.search_addr = b
         pa._update(b, PAGE_CACHE_PAGES, False, False)
-        # Every run given pages starts at or above the lowest one's, and is at most a chunk.
+        # Runs given pages start at or above the lowest one's and end by the chunk's
+        # end, or run on into the next chunk by its start (_freed_run adds that).
         first = pi + (cache & -cache).bit_length() - 1
         pa._freed_run(ci, (chunk.bits & ((1 << first) - 1)).bit_length(), ci, PALLOC_CHUNK_PAGES)
         self.base = self.cache = self.scav = 0
