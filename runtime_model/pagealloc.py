@@ -1,6 +1,6 @@
 """Go 1.27's page allocator (runtime/mpagealloc.go, mpagealloc_64bit.go) for 64-bit.
 
-Design, as in Go:
+Design (Go's, except where said):
 * The 48-bit address space is cut into 4 MiB chunks of 512 pages of 8 KiB. Each
   grown chunk has a `PallocData` (allocation bitmap + scavenged bitmap, each one
   512-bit Python int; see pallocbits.py).
@@ -9,14 +9,23 @@ Design, as in Go:
   each level as one array and maps pieces on grow; here each level is a dict
   from block number to a list of 2**levelBits[l] entries (level 0 is the single
   block 0 of 16384 entries), created by grow only where Go would map it.
+  Beside each block the model keeps its entries' max fields and the parent's
+  `cross` (the part of its max made of children's ends and starts), so an
+  update that only moves maxes (most do) reaches a parent without a merge.
 * All addresses are handled internally in Go's "offset address space"
   (offAddr: addr - arenaBaseOffset, mod 2**64), so the heap at 0xc000000000 and
   the test chunks at 0x3000000000 order linearly. The API takes and returns
   real (virtual) addresses like Go's pageAlloc.
 * alloc is Go's address-ordered first fit: a fast path in the chunk at
-  searchAddr, else `find` walking the tree from the root (O(levels) blocks of
-  8 entries; the root level is iterated only over entries that grow touched,
-  since all others are zero, which is exactly what Go's scan skips).
+  searchAddr, else `find`. Go's find walks down from the root; with
+  consistent summaries its result (the first fit, and the firstFree base that
+  becomes searchAddr) has a closed form (see _find), so the model finds the
+  first fit from the lowest entry that must hold it, starting from a per-size
+  lower bound on where runs can start (_fit_lb, raised by find, lowered by
+  free and grow). The root level is iterated only over entries that grow
+  touched, since all others are zero, which is exactly what Go's scan skips.
+* free_many frees a batch of ranges (a sweep's spans) with the state free()
+  one by one would leave, touching each chunk and each entry above once.
 * scavenge follows pageAlloc.scavenge/scavengeOne and models the scavenge index
   (scavengeIndex: per-chunk occupancy, generation and "has free" flag, the
   force and background search addresses) rather than tests/data/README.md's "highest
@@ -33,9 +42,13 @@ of mheap_.arenas; summary memory is not mapped here: grow calls the optional
 `on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
 the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The
 per-P page cache (mpagecache.go) is runtime_model/pagecache.py; its refill,
-allocToCache, is PageAlloc.alloc_to_cache here.
+allocToCache, is PageAlloc.alloc_to_cache here. find reaches Go's result
+without Go's walk from the root; the two agree whenever the summaries match the
+bitmaps (which check_page_alloc checks), and differ only in how corrupt
+summaries are reported.
 """
 
+import functools
 import json
 from bisect import bisect_left, bisect_right
 
@@ -59,7 +72,8 @@ from runtime_model.pallocbits import (
     bits_to_ranges,
     block64,
     clear_block64,
-    merge_summaries,
+    max_run,
+    merge_block,
     palloc_find,
     range_mask,
     summarize,
@@ -91,10 +105,66 @@ _LEAF = SUMMARY_LEVELS - 1
 _CHUNK_SHIFT = LOG_PALLOC_CHUNK_BYTES
 _PAGE_MASK = PALLOC_CHUNK_PAGES - 1
 _SUM_FIELD = (1 << LOG_MAX_PACKED_VALUE) - 1
-# find's per-level constants: (level, levelBits, levelLogPages, levelShift, entries per block).
-_FIND_LEVELS = tuple(
-    (lvl, LEVEL_BITS[lvl], LEVEL_LOG_PAGES[lvl], LEVEL_SHIFT[lvl], 1 << LEVEL_BITS[lvl]) for lvl in range(SUMMARY_LEVELS)
+# The start and end fields of a packed summary.
+_START_END = _SUM_FIELD | (_SUM_FIELD << (2 * LOG_MAX_PACKED_VALUE))
+
+
+def _leaf_sum(bits, most):
+    """A chunk's summary from its bitmap (not all free) and its max (summarize without the run search)."""
+    return ((bits & -bits).bit_length() - 1) | (most << LOG_MAX_PACKED_VALUE) | (
+        (PALLOC_CHUNK_PAGES - bits.bit_length()) << (2 * LOG_MAX_PACKED_VALUE)
+    )
+
+
+# Per-size lower bounds on where a free run can start (_fit_lb) cover 1.._FIT_LB_MAX pages.
+_FIT_LB_MAX = 64
+_NO_FIT = 1 << HEAP_ADDR_BITS  # above every address: no run of that size exists
+# find's firstFree: for the highest bit t where the fit and first free page (or the
+# fit's ends) differ, the shift of the shallowest level whose entries split there.
+_FIRST_FREE_SHIFT = tuple(
+    next((LEVEL_SHIFT[lvl] for lvl in range(SUMMARY_LEVELS) if LEVEL_SHIFT[lvl] <= t), 0) for t in range(65)
 )
+
+
+@functools.cache
+def _pagecache():
+    """runtime_model.pagecache, which imports this module."""
+    from runtime_model import pagecache
+
+    return pagecache
+
+
+def _scan(entries, js, npages, log_max):
+    """find's loop over entries js of one block -> (j, None) to descend into
+    entry j, (None, base) for a run starting `base` pages into the block, or
+    (None, None) if none fits. A gap in js (root level) breaks runs."""
+    full = 1 << log_max
+    size = base = 0
+    prev = -2
+    for j in js:
+        if j != prev + 1:
+            size = 0
+        prev = j
+        s = entries[j]
+        if s == 0:
+            size = 0
+            continue
+        if s >> 63:
+            st = mx = en = MAX_PACKED_VALUE
+        else:
+            st = s & _SUM_FIELD
+            mx = (s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD
+            en = s >> (2 * LOG_MAX_PACKED_VALUE)
+        if size + st >= npages:
+            return None, base if size else j << log_max
+        if mx >= npages:
+            return j, None
+        if size == 0 or st < full:
+            size = en
+            base = ((j + 1) << log_max) - size
+        else:
+            size += full
+    return None, (base if size >= npages else None)
 
 
 def to_off(addr):
@@ -178,22 +248,35 @@ class PageAlloc:
     """pageAlloc: chunk bitmaps, radix summaries, searchAddr, inUse and scavenge index."""
 
     def __init__(self, on_grow=None, on_release=None):
-        # summary[l]: block number -> list of 1 << LEVEL_BITS[l] packed sums.
+        # summary[l]: block number -> list of 1 << LEVEL_BITS[l] packed sums. Beside
+        # it, _max[l] holds each summary's max field, and below the root one more
+        # item: the cross part (merge_block) of the block's parent. So max() of a
+        # block is its parent's max; find scans the maxes.
         self.summary = [dict() for _ in range(SUMMARY_LEVELS)]
+        self._max = [dict() for _ in range(SUMMARY_LEVELS)]
         self.summary[0][0] = [0] * (1 << LEVEL_BITS[0])
-        # Per level from the leaves' parents up: what update needs to merge children.
-        self._walk_up = tuple(
-            (
-                LEVEL_SHIFT[lvl],
-                LEVEL_BITS[lvl],
-                (1 << LEVEL_BITS[lvl]) - 1,
-                self.summary[lvl + 1],
-                LEVEL_LOG_PAGES[lvl + 1],
-                self.summary[lvl],
-            )
-            for lvl in range(SUMMARY_LEVELS - 2, -1, -1)
+        self._max[0][0] = [0] * (1 << LEVEL_BITS[0])
+        self._leaf, self._leaf_max = self.summary[_LEAF], self._max[_LEAF]
+        # update's walk from the leaves' parents up, one tuple per level.
+        self._up = tuple(
+            (LEVEL_BITS[lvl], (1 << LEVEL_BITS[lvl]) - 1, self.summary[lvl], self._max[lvl],
+             self.summary[lvl + 1], self._max[lvl + 1], LEVEL_LOG_PAGES[lvl + 1])
+            for lvl in range(_LEAF - 1, -1, -1)
         )
+        # find's walk up from an address (leaves' parents to root), and down from level l.
+        self._ancestors = tuple(
+            (lvl, LEVEL_SHIFT[lvl], LEVEL_BITS[lvl], (1 << LEVEL_BITS[lvl]) - 1, self._max[lvl])
+            for lvl in range(_LEAF - 1, -1, -1)
+        )
+        down = tuple(
+            (lvl, LEVEL_SHIFT[lvl], self._max[lvl], self.summary[lvl], LEVEL_LOG_PAGES[lvl])
+            for lvl in range(1, SUMMARY_LEVELS)
+        )
+        self._down = tuple(down[lvl:] for lvl in range(_LEAF))
         self._root_idx = []  # root entries covered by grown memory (others stay 0)
+        # _fit_lb[n]: no run of n free pages starts below it (n <= _FIT_LB_MAX);
+        # non-decreasing in n, lowered by free and grow, raised by find.
+        self._fit_lb = [MIN_OFF_ADDR] * (_FIT_LB_MAX + 1)
         self.chunks = {}  # chunkIdx -> PallocData
         self._grown = []  # sorted chunk indices, for the scavenge index walk
         self.search_addr = MAX_OFF_ADDR  # offAddr offset; init starts "no free memory"
@@ -258,6 +341,7 @@ class PageAlloc:
             for blk in range(ilo >> lbits, ((ihi - 1) >> lbits) + 1):
                 if blk not in blocks:
                     blocks[blk] = [0] * width
+                    self._max[lvl][blk] = [0] * (width + (lvl > 0))
             if lvl == 0:
                 for i in range(ilo, ihi):
                     k = bisect_left(self._root_idx, i)
@@ -280,6 +364,7 @@ class PageAlloc:
             self._sc[c] = [0, 0, 0, False]
         self._grown[lo:lo] = range(c0, c1)
         self._update(b, (limit - b) >> PAGE_SHIFT, True, False)
+        self._freed_run(c0, 0, c1 - 1, PALLOC_CHUNK_PAGES)
 
     # ---- summaries -----------------------------------------------------
 
@@ -287,42 +372,99 @@ class PageAlloc:
         """update: refresh leaf summaries for [base, +npages) and propagate upwards."""
         limit = base + (npages << PAGE_SHIFT) - 1
         sc, ec = base >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
-        leaf = self.summary[_LEAF]
         chunks = self.chunks
         if sc == ec:
-            blk = leaf[sc >> 3]
             y = summarize(chunks[sc].bits)
-            if blk[sc & 7] == y:
-                return
-            blk[sc & 7] = y
-        elif contig:
-            leaf[sc >> 3][sc & 7] = summarize(chunks[sc].bits)
+            self._set_leaf(sc, y, (y >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD)
+            return
+        if contig:
             whole = 0 if alloc else FREE_CHUNK_SUM
-            for c in range(sc + 1, ec):
-                leaf[c >> 3][c & 7] = whole
-            leaf[ec >> 3][ec & 7] = summarize(chunks[ec].bits)
+            leaves = [(sc, summarize(chunks[sc].bits))]
+            leaves += [(c, whole) for c in range(sc + 1, ec)]
+            leaves.append((ec, summarize(chunks[ec].bits)))
         else:
-            for c in range(sc, ec + 1):
-                leaf[c >> 3][c & 7] = summarize(chunks[c].bits)
-        # Walk up while something changed (addrsToSummaryRange per level).
-        for shift, lbits, imask, children, log_max, blocks in self._walk_up:
-            lo, hi = base >> shift, (limit >> shift) + 1
-            if hi - lo == 1:
-                s = merge_summaries(children[lo], log_max)
-                blk = blocks[lo >> lbits]
-                if blk[lo & imask] == s:
-                    break
-                blk[lo & imask] = s
-                continue
-            changed = False
-            for i in range(lo, hi):
-                s = merge_summaries(children[i], log_max)
-                blk = blocks[i >> lbits]
-                if blk[i & imask] != s:
-                    blk[i & imask] = s
-                    changed = True
+            leaves = [(c, summarize(chunks[c].bits)) for c in range(sc, ec + 1)]
+        self._set_leaves(leaves)
+
+    def _set_leaves(self, leaves):
+        """Store new leaf summaries [(chunk, sum), ...] and refresh each touched
+        entry above them once per level, stopping where nothing changed (update's walk)."""
+        leaf, leaf_max = self._leaf, self._leaf_max
+        changed = {}  # entry index -> its start or end changed (not just its max)
+        for ci, y in leaves:
+            blk = leaf[ci >> 3]
+            x = blk[ci & 7]
+            if x != y:
+                blk[ci & 7] = y
+                leaf_max[ci >> 3][ci & 7] = (y >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD
+                changed[ci] = bool((x ^ y) & _START_END)
+        for lbits, imask, sums, maxes, child_sums, child_maxes, log_max in self._up:
             if not changed:
-                break
+                return
+            parents = {}
+            for i, shape in changed.items():
+                p = i >> 3
+                parents[p] = shape or parents.get(p, False)
+            changed = {}
+            for p, shape in parents.items():
+                b, k = p >> lbits, p & imask
+                x = sums[b][k]
+                if shape or x >> 63:
+                    y, most, child_maxes[p][8] = merge_block(child_sums[p], log_max)
+                else:
+                    # Only children's maxes moved: the parent's start, end and cross stand.
+                    most = max(child_maxes[p])
+                    y = x ^ ((maxes[b][k] ^ most) << LOG_MAX_PACKED_VALUE)
+                if y != x:
+                    sums[b][k] = y
+                    maxes[b][k] = most
+                    changed[p] = bool((x ^ y) & _START_END or (x | y) >> 63)
+
+    def _set_leaf(self, ci, y, most):
+        """One chunk's new summary y (max `most`): update for a single chunk.
+
+        Walks up while an entry changes, as Go's update does. While only maxes
+        change (the common case), each parent's max follows from the child's old
+        and new max, or from max() over the child's block and the parent's cross.
+        """
+        blk = self._leaf[ci >> 3]
+        k = ci & 7
+        x = blk[k]
+        if x == y:
+            return
+        blk[k] = y
+        child_max_blk = self._leaf_max[ci >> 3]
+        old_c = child_max_blk[k]
+        child_max_blk[k] = new_c = most
+        shape = (x ^ y) & _START_END
+        i = ci
+        for lbits, imask, sums, maxes, child_sums, _, log_max in self._up:
+            p = i >> 3
+            max_blk = maxes[p >> lbits]
+            k = p & imask
+            old_p = max_blk[k]
+            if shape or old_p == MAX_PACKED_VALUE:
+                sum_blk = sums[p >> lbits]
+                x = sum_blk[k]
+                y, new_p, child_max_blk[8] = merge_block(child_sums[p], log_max)
+                if y == x:
+                    return
+                sum_blk[k] = y
+                shape = (x ^ y) & _START_END or (x | y) >> 63
+            else:
+                if new_c >= old_p:
+                    if new_c == old_p:
+                        return
+                    new_p = new_c
+                elif old_c < old_p:
+                    return  # the parent's max lies elsewhere
+                else:
+                    new_p = max(child_max_blk)
+                    if new_p == old_p:
+                        return
+                sums[p >> lbits][k] ^= (old_p ^ new_p) << LOG_MAX_PACKED_VALUE
+            max_blk[k] = new_p
+            old_c, new_c, child_max_blk, i = old_p, new_p, max_blk, p
 
     # ---- alloc / find --------------------------------------------------
 
@@ -335,21 +477,18 @@ class PageAlloc:
         if ci >= self.end:
             return 0, 0
         pi = (sa >> PAGE_SHIFT) & _PAGE_MASK
-        addr = None
         # Fast path: try the chunk holding searchAddr if npages can fit in it.
-        if PALLOC_CHUNK_PAGES - pi >= npages:
-            s = self.summary[_LEAF][ci >> 3][ci & 7]
-            if (s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD >= npages:
-                j, sidx = palloc_find(self.chunks[ci].bits, npages, pi)
-                if j is None:
-                    raise InvariantError(
-                        f"bad summary data: chunk {ci:#x} max={(s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD}, "
-                        f"npages={npages}, searchIdx={pi}"
-                    )
-                cb = ci << _CHUNK_SHIFT
-                addr = cb + (j << PAGE_SHIFT)
-                new_sa = cb + (sidx << PAGE_SHIFT)
-        if addr is None:
+        if PALLOC_CHUNK_PAGES - pi >= npages and self._leaf_max[ci >> 3][ci & 7] >= npages:
+            j, sidx = palloc_find(self.chunks[ci].bits, npages, pi)
+            if j is None:
+                raise InvariantError(
+                    f"bad summary data: chunk {ci:#x} max={self._leaf_max[ci >> 3][ci & 7]}, "
+                    f"npages={npages}, searchIdx={pi}"
+                )
+            cb = ci << _CHUNK_SHIFT
+            addr = cb + (j << PAGE_SHIFT)
+            new_sa = cb + (sidx << PAGE_SHIFT)
+        else:
             addr, new_sa = self._find(npages)
             if addr is None:
                 if npages == 1:
@@ -359,112 +498,131 @@ class PageAlloc:
         scav = self._alloc_range(addr, npages)
         if self.search_addr < new_sa:
             self.search_addr = new_sa
-        return from_off(addr), scav
+        return (addr + ARENA_BASE_OFFSET) & _MASK64, scav
 
     def _find(self, npages):
         """find: radix-tree first fit -> (offset addr, candidate searchAddr), or (None, max).
 
-        foundFree narrows the firstFree window to an entry's range when it lies
-        inside the window. Entries are aligned blocks, so at each level only the
-        first non-zero entry visited can narrow it; once one lies outside the
-        window, every later entry (all inside the block we descended into) does
-        too. So the check runs once per level, and stops for good once it fails.
+        Go walks down from the root, narrowing a firstFree window at each level
+        to the first non-zero entry while the walk stays in it; its base becomes
+        the new searchAddr. With consistent summaries that walk's result has a
+        closed form, computed here: the address is the first fit A, and, with F
+        the first free page, firstFree's base is F rounded down to the entries of
+        the shallowest level at which A's entry is not F's, or at which the run
+        [A, A+npages) contains an entry's start (there Go's walk stops; it never
+        descends past it). If no level qualifies, it is F itself.
+
+        A and F are found by _first_fit from a lower bound on where such a run can
+        start: searchAddr, or the tighter per-size bound _fit_lb keeps.
         """
-        i = 0
-        ff_base, ff_bound = MIN_OFF_ADDR, MAX_OFF_ADDR  # firstFree window (inclusive)
-        ff_live = True  # the window can still be narrowed
         sa = self.search_addr
-        summary = self.summary
-        last_sum, last_idx = 0, -1
-        for lvl, lbits, log_max, shift, epb in _FIND_LEVELS:
-            i <<= lbits
-            entries = summary[lvl].get(i >> lbits)
-            j0 = 0
-            sidx = sa >> shift
-            if sidx & ~(epb - 1) == i:
-                j0 = sidx & (epb - 1)
-            if entries is None:
-                js = ()
-            elif lvl == 0:
-                # Only grown root entries can be non-zero; a gap is a zero entry.
-                js = self._root_idx[bisect_left(self._root_idx, j0) :]
-            else:
-                js = range(j0, epb)
-            base = size = 0
-            prev = -2
-            descend = False
-            full = 1 << log_max
-            for j in js:
-                if j != prev + 1:
-                    size = 0
-                prev = j
-                s = entries[j]
-                if s == 0:
-                    size = 0
-                    continue
-                if ff_live:
-                    # foundFree(levelIndexToOffAddr(l, i+j), 1<<shift bytes)
-                    a = (i + j) << shift
-                    a_last = a + (1 << shift) - 1
-                    if ff_base <= a and a_last <= ff_bound:
-                        ff_base, ff_bound = a, a_last
-                    elif not (a_last < ff_base or ff_bound < a):
-                        raise InvariantError(
-                            f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}"
-                        )
-                    else:
-                        ff_live = False
-                if s >> 63:
-                    st = mx = en = MAX_PACKED_VALUE
+        lb = self._fit_lb
+        x = lb[npages] if npages <= _FIT_LB_MAX else sa
+        a = self._first_fit(npages, x if x > sa else sa)
+        if a is None:
+            self._raise_fit_lb(npages, _NO_FIT)
+            return None, MAX_OFF_ADDR
+        if npages <= _FIT_LB_MAX and lb[npages] < a:
+            self._raise_fit_lb(npages, a)
+        if npages == 1:
+            f = a
+        else:
+            # F, the first free page: no free page lies below lb[1], so if it is free it is F.
+            f = lb[1]
+            chunk = self.chunks.get(f >> _CHUNK_SHIFT) if f >= sa else None
+            if chunk is None or (chunk.bits >> ((f >> PAGE_SHIFT) & _PAGE_MASK)) & 1:
+                f = self._first_fit(1, f if f > sa else sa)
+                self._raise_fit_lb(1, f)
+        t = (a ^ (a + (npages << PAGE_SHIFT) - 1)).bit_length() - 1
+        low = ((a & -a).bit_length() - 1) if a else HEAP_ADDR_BITS
+        if low > t:
+            t = low
+        low = (a ^ f).bit_length() - 1
+        if low > t:
+            t = low
+        shift = _FIRST_FREE_SHIFT[t]
+        f = f >> shift << shift
+        bases = self.in_use.bases
+        i = bisect_right(bases, f)
+        if i and f < self.in_use.limits[i - 1]:
+            return a, f  # findMappedAddr: f is mapped
+        return a, self._find_mapped_addr(f)
+
+    def _first_fit(self, npages, x):
+        """Offset of the first run of npages free pages, given that none starts below x; None if none.
+
+        The lowest entry holding x whose max is at least npages holds that run (a
+        run starting in it but running past its end starts after the one inside).
+        """
+        ci = x >> _CHUNK_SHIFT
+        if ci >= self.end:
+            return None
+        blk = self._leaf_max.get(ci >> 3)
+        if blk is not None and blk[ci & 7] >= npages:
+            j, _ = palloc_find(self.chunks[ci].bits, npages, (x >> PAGE_SHIFT) & _PAGE_MASK)
+            if j is None:
+                raise InvariantError(f"bad summary data: chunk {ci:#x} max={blk[ci & 7]}, npages={npages}")
+            return (ci << _CHUNK_SHIFT) + (j << PAGE_SHIFT)
+        for lvl, shift, lbits, imask, maxes in self._ancestors:
+            i = x >> shift
+            blk = maxes.get(i >> lbits)
+            if blk is not None and blk[i & imask] >= npages:
+                return self._descend(lvl, i, npages)
+        # Nothing above x's root entry holds it: scan the root level from there.
+        roots = self._root_idx
+        js = roots[bisect_left(roots, x >> LEVEL_SHIFT[0]) :]
+        j, base = _scan(self.summary[0][0], js, npages, LEVEL_LOG_PAGES[0])
+        if j is not None:
+            return self._descend(0, j, npages)
+        return None if base is None else base * PAGE_SIZE
+
+    def _descend(self, lvl, i, npages):
+        """First fit of npages inside entry i of level lvl, whose max is at least npages.
+
+        Where the entry's cross is below npages, no run over its children's
+        boundaries fits, so the fit is in the first child whose max is large enough.
+        """
+        for child_lvl, shift, maxes, sums, log_max in self._down[lvl]:
+            m = maxes[i]
+            if m[8] < npages:
+                for j in range(8):
+                    if m[j] >= npages:
+                        break
                 else:
-                    st = s & _SUM_FIELD
-                if size + st >= npages:
-                    if size == 0:
-                        base = j << log_max
-                    size += st
-                    break
-                if not s >> 63:
-                    mx = (s >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD
-                    en = s >> (2 * LOG_MAX_PACKED_VALUE)
-                if mx >= npages:
-                    i += j
-                    last_sum, last_idx = s, i
-                    descend = True
-                    break
-                if size == 0 or st < full:
-                    size = en
-                    base = ((j + 1) << log_max) - size
-                    continue
-                size += full
-            if descend:
-                # Entries at the next level lie inside the window only if this
-                # entry is the one that narrowed it.
-                ff_live = ff_live and ff_base == i << shift
-                continue
-            if size >= npages:
-                return (i << shift) + base * PAGE_SIZE, self._find_mapped_addr(ff_base)
-            if lvl == 0:
-                return None, MAX_OFF_ADDR
-            raise InvariantError(
-                f"bad summary data: summary[{lvl - 1}][{last_idx}] = {unpack_palloc_sum(last_sum)} "
-                f"promised {npages} pages but level {lvl} block {i} has no such run"
-            )
-        ci = i
-        j, sidx = palloc_find(self.chunks[ci].bits, npages, 0)
+                    j = None
+            else:
+                j, base = _scan(sums[i], range(8), npages, log_max)
+                if base is not None:
+                    return (i << (shift + SUMMARY_LEVEL_BITS)) + base * PAGE_SIZE
+            if j is None:
+                raise InvariantError(
+                    f"bad summary data: summary[{child_lvl - 1}][{i:#x}] promised {npages} pages but "
+                    f"its children {[unpack_palloc_sum(s) for s in sums[i]]} have no such run"
+                )
+            i = (i << SUMMARY_LEVEL_BITS) + j
+        j, _ = palloc_find(self.chunks[i].bits, npages, 0)
         if j is None:
             raise InvariantError(
-                f"bad summary data: summary[{_LEAF}][{ci}] = {unpack_palloc_sum(self.summary_at(_LEAF, ci))}, "
+                f"bad summary data: summary[{_LEAF}][{i}] = {unpack_palloc_sum(self.summary_at(_LEAF, i))}, "
                 f"npages = {npages}"
             )
-        cb = ci << _CHUNK_SHIFT
-        if ff_live:
-            a = cb + sidx * PAGE_SIZE
-            a_last = cb + PALLOC_CHUNK_BYTES - 1
-            if ff_base <= a and a_last <= ff_bound:
-                ff_base = a
-            elif not (a_last < ff_base or ff_bound < a):
-                raise InvariantError(f"range partially overlaps: addr={a:#x} base={ff_base:#x} bound={ff_bound:#x}")
-        return cb + j * PAGE_SIZE, self._find_mapped_addr(ff_base)
+        return (i << _CHUNK_SHIFT) + (j << PAGE_SHIFT)
+
+    def _raise_fit_lb(self, npages, a):
+        """The first fit of npages is at a, so no run of npages or more starts below a."""
+        if npages <= _FIT_LB_MAX:
+            lb = self._fit_lb
+            j = bisect_left(lb, a, npages, _FIT_LB_MAX + 1)
+            if j > npages:
+                lb[npages:j] = [a] * (j - npages)
+
+    def _lower_fit_lb(self, lo, length=_FIT_LB_MAX):
+        """Freed or grown pages made a free run of `length` pages start at lo (or above it)."""
+        lb = self._fit_lb
+        top = min(length, _FIT_LB_MAX) + 1
+        k = bisect_right(lb, lo, 1, top)
+        if k < top:
+            lb[k:top] = [lo] * (top - k)
 
     def alloc_to_cache(self):
         """allocToCache: take the 64-page aligned block holding the first free page -> PageCache.
@@ -477,40 +635,48 @@ class PageAlloc:
         page (not the page after, which might be unmapped). If there is no free
         page, searchAddr becomes maxSearchAddr and the cache is empty.
         """
-        from runtime_model.pagecache import PAGE_CACHE_PAGES, PageCache
-
+        pagecache = _pagecache()
         sa = self.search_addr
         ci = sa >> _CHUNK_SHIFT
         if ci >= self.end:
-            return PageCache()
-        blk = self.summary[_LEAF].get(ci >> 3)
+            return pagecache.PageCache()
+        blk = self._leaf.get(ci >> 3)
         if blk is not None and blk[ci & 7] != 0:
             # Fast path: the chunk at searchAddr has a free page at or after it.
             chunk = self.chunks[ci]
             j, _ = palloc_find(chunk.bits, 1, (sa >> PAGE_SHIFT) & _PAGE_MASK)
             if j is None:
                 raise InvariantError(f"bad summary data: chunk {ci:#x} summary {unpack_palloc_sum(blk[ci & 7])}")
-            base = (ci << _CHUNK_SHIFT) + ((j & ~63) << PAGE_SHIFT)
         else:
             # Slow path: nothing at searchAddr's chunk; find the first free page.
             addr, _ = self._find(1)
             if addr is None:
                 self.search_addr = MAX_OFF_ADDR
-                return PageCache()
+                return pagecache.PageCache()
             ci = addr >> _CHUNK_SHIFT
             chunk = self.chunks[ci]
             j = (addr >> PAGE_SHIFT) & _PAGE_MASK
-            base = addr & ~(PAGE_CACHE_PAGES * PAGE_SIZE - 1)
+        old = chunk.bits
+        cpi = j & ~63
+        base = (ci << _CHUNK_SHIFT) + (cpi << PAGE_SHIFT)
         cache = ~chunk.pages64(j) & 0xFFFFFFFFFFFFFFFF
         scav = block64(chunk.scavenged, j)
-        cpi = (base >> PAGE_SHIFT) & _PAGE_MASK
         chunk.alloc_pages64(cpi, cache)
         # Only free pages lose their scavenged bit (allocated ones have none anyway).
         chunk.scavenged = clear_block64(chunk.scavenged, cpi, cache & scav)
-        self._update(base, PAGE_CACHE_PAGES, False, True)
+        # update as a non-contiguous alloc, with the chunk's max found as in
+        # _alloc_range: the runs taken from all lie in [lo, hi).
+        first, last = cpi + (cache & -cache).bit_length() - 1, cpi + cache.bit_length() - 1
+        up = old >> (last + 1)
+        hi = (up & -up).bit_length() + last if up else PALLOC_CHUNK_PAGES
+        lo = (old & ((1 << first) - 1)).bit_length()
+        most = self._leaf_max[ci >> 3][ci & 7]
+        if hi - lo >= most:
+            most = max_run(~chunk.bits & FULL)
+        self._set_leaf(ci, _leaf_sum(chunk.bits, most), most)
         self._sc_alloc(ci, cache.bit_count())
-        self.search_addr = base + (PAGE_CACHE_PAGES - 1) * PAGE_SIZE
-        return PageCache(from_off(base), cache, scav)
+        self.search_addr = base + (pagecache.PAGE_CACHE_PAGES - 1) * PAGE_SIZE
+        return pagecache.PageCache(from_off(base), cache, scav)
 
     def _find_mapped_addr(self, off):
         """findMappedAddr (test-mode form: consult inUse)."""
@@ -525,31 +691,45 @@ class PageAlloc:
         chunks = self.chunks
         if sc == ec:
             chunk = chunks[sc]
+            old = chunk.bits
             m = ((1 << npages) - 1) << si
             scav = (chunk.scavenged & m).bit_count()
-            chunk.bits |= m
+            chunk.bits = old | m
             chunk.scavenged &= ~m
             self._sc_alloc(sc, npages)
-        else:
-            ei = (limit >> PAGE_SHIFT) & _PAGE_MASK
-            chunk = chunks[sc]
-            m = FULL >> si << si
-            scav = (chunk.scavenged & m).bit_count()
-            chunk.bits |= m
-            chunk.scavenged &= ~m
-            self._sc_alloc(sc, PALLOC_CHUNK_PAGES - si)
-            for c in range(sc + 1, ec):
-                chunk = chunks[c]
-                scav += chunk.scavenged.bit_count()
-                chunk.bits = FULL
-                chunk.scavenged = 0
-                self._sc_alloc(c, PALLOC_CHUNK_PAGES)
-            chunk = chunks[ec]
-            m = (1 << (ei + 1)) - 1
-            scav += (chunk.scavenged & m).bit_count()
-            chunk.bits |= m
-            chunk.scavenged &= ~m
-            self._sc_alloc(ec, ei + 1)
+            # The chunk's max falls only if the run allocated from was a longest one;
+            # then it is the longest of that run's two rests and the other runs.
+            most = self._leaf_max[sc >> 3][sc & 7]
+            up = old >> (si + npages)
+            hi = (up & -up).bit_length() - 1 + si + npages if up else PALLOC_CHUNK_PAGES
+            lo = (old & ((1 << si) - 1)).bit_length()
+            if hi - lo >= most:
+                most = max(si - lo, hi - si - npages, max_run(~(old | range_mask(lo, hi - lo)) & FULL))
+            # Start and end change only if that run was the leading or trailing one.
+            x = self._leaf[sc >> 3][sc & 7]
+            start = si if lo == 0 else x & _SUM_FIELD
+            end = PALLOC_CHUNK_PAGES - si - npages if hi == PALLOC_CHUNK_PAGES else x >> (2 * LOG_MAX_PACKED_VALUE)
+            self._set_leaf(sc, start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE)), most)
+            return scav * PAGE_SIZE
+        ei = (limit >> PAGE_SHIFT) & _PAGE_MASK
+        chunk = chunks[sc]
+        m = FULL >> si << si
+        scav = (chunk.scavenged & m).bit_count()
+        chunk.bits |= m
+        chunk.scavenged &= ~m
+        self._sc_alloc(sc, PALLOC_CHUNK_PAGES - si)
+        for c in range(sc + 1, ec):
+            chunk = chunks[c]
+            scav += chunk.scavenged.bit_count()
+            chunk.bits = FULL
+            chunk.scavenged = 0
+            self._sc_alloc(c, PALLOC_CHUNK_PAGES)
+        chunk = chunks[ec]
+        m = (1 << (ei + 1)) - 1
+        scav += (chunk.scavenged & m).bit_count()
+        chunk.bits |= m
+        chunk.scavenged &= ~m
+        self._sc_alloc(ec, ei + 1)
         self._update(base, npages, True, True)
         return scav * PAGE_SIZE
 
@@ -557,29 +737,126 @@ class PageAlloc:
 
     def free(self, base, npages):
         """free: return npages pages at base; scavenged bits are untouched."""
+        b = (base - ARENA_BASE_OFFSET) & _MASK64
+        sc = b >> _CHUNK_SHIFT
+        si = (b >> PAGE_SHIFT) & _PAGE_MASK
+        chunk = self.chunks.get(sc)
+        if chunk is not None and 0 < npages <= PALLOC_CHUNK_PAGES - si:
+            # One chunk (the common case).
+            self._sc_free(sc, si, npages)
+            if b < self.search_addr:
+                self.search_addr = b
+            chunk.bits = bits = chunk.bits & ~(((1 << npages) - 1) << si)
+            # Freeing only grows runs: the new max is the old one or that of the
+            # run [lo, hi) now holding the freed pages.
+            up = bits >> (si + npages)
+            hi = (up & -up).bit_length() - 1 + si + npages if up else PALLOC_CHUNK_PAGES
+            lo = (bits & ((1 << si) - 1)).bit_length()
+            most = self._leaf_max[sc >> 3][sc & 7]
+            if hi - lo > most:
+                most = hi - lo
+            # Start and end change only if that run is the leading or trailing one.
+            x = self._leaf[sc >> 3][sc & 7]
+            start = hi if lo == 0 else x & _SUM_FIELD
+            end = PALLOC_CHUNK_PAGES - lo if hi == PALLOC_CHUNK_PAGES else x >> (2 * LOG_MAX_PACKED_VALUE)
+            self._set_leaf(sc, start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE)), most)
+            if 0 < lo and hi < PALLOC_CHUNK_PAGES:
+                start = b - ((si - lo) << PAGE_SHIFT)
+                if self._fit_lb[min(hi - lo, _FIT_LB_MAX)] > start:
+                    self._lower_fit_lb(start, hi - lo)
+            else:
+                self._freed_run(sc, lo, sc, hi)
+            return
+        # Several chunks, or bad input: free_many checks the range first.
+        self.free_many(((base, npages),))
+
+    def _freed_run(self, sc, lo, ec, hi):
+        """Pages were freed or grown inside the free run from page lo of chunk sc to page
+        hi of chunk ec (hi exclusive); lower _fit_lb for it. Summaries must be current.
+
+        A run reaching a chunk's edge goes on by the neighbour's end or start. If
+        that neighbour is wholly free the run goes on further, but then it already
+        held a first fit of every size _fit_lb tracks, so the bounds stand.
+        """
+        start = (sc << _CHUNK_SHIFT) + (lo << PAGE_SHIFT)
+        end = (ec << _CHUNK_SHIFT) + (hi << PAGE_SHIFT)
+        leaf = self._leaf
+        if lo == 0:
+            blk = leaf.get((sc - 1) >> 3)
+            if blk is not None:
+                start -= (blk[(sc - 1) & 7] >> (2 * LOG_MAX_PACKED_VALUE)) << PAGE_SHIFT
+        if hi == PALLOC_CHUNK_PAGES:
+            blk = leaf.get((ec + 1) >> 3)
+            if blk is not None:
+                end += (blk[(ec + 1) & 7] & _SUM_FIELD) << PAGE_SHIFT
+        self._lower_fit_lb(start, (end - start) >> PAGE_SHIFT)
+
+    def _free_extent(self, base, npages):
+        """free's checks -> (offset, first chunk, last chunk, first page, last page)."""
         if npages <= 0:
             raise BadInput(f"pageAlloc.free: npages must be positive, got {npages}")
         b = to_off(base)
-        if b < self.search_addr:
-            self.search_addr = b
         limit = b + (npages << PAGE_SHIFT) - 1
         sc, ec = b >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
-        si, ei = (b >> PAGE_SHIFT) & _PAGE_MASK, (limit >> PAGE_SHIFT) & _PAGE_MASK
-        chunks = self.chunks
-        if sc not in chunks or (ec != sc and bisect_right(self._grown, ec) - bisect_left(self._grown, sc) != ec - sc + 1):
+        if sc not in self.chunks or (
+            ec != sc and bisect_right(self._grown, ec) - bisect_left(self._grown, sc) != ec - sc + 1
+        ):
             raise InvariantError(f"pageAlloc.free: [{base:#x}, +{npages} pages) is not in grown memory")
-        if sc == ec:
-            chunks[sc].bits &= ~range_mask(si, npages)
-            self._sc_free(sc, si, npages)
-        else:
-            chunks[sc].bits &= (1 << si) - 1
-            self._sc_free(sc, si, PALLOC_CHUNK_PAGES - si)
-            for c in range(sc + 1, ec):
-                chunks[c].bits = 0
-                self._sc_free(c, 0, PALLOC_CHUNK_PAGES)
-            chunks[ec].bits &= ~((1 << (ei + 1)) - 1)
-            self._sc_free(ec, 0, ei + 1)
-        self._update(b, npages, True, False)
+        return b, sc, ec, (b >> PAGE_SHIFT) & _PAGE_MASK, (limit >> PAGE_SHIFT) & _PAGE_MASK
+
+    def free_many(self, ranges):
+        """Free every (base, npages) of `ranges`, leaving the state free() on each in turn leaves.
+
+        For a sweep's worth of spans: each touched chunk's bitmap, scavenge index
+        entry and summary are updated once, then each touched entry above once
+        per level. The batch is checked first (free's checks, and that no chunk
+        would count fewer than zero pages in use), so a refused batch changes nothing.
+        """
+        chunks = self.chunks
+        masks = {}  # chunk -> pages freed in it
+        counts = {}  # chunk -> pages freed in it, counting repeats as Go does
+        low = self.search_addr
+        for base, npages in ranges:
+            b = (base - ARENA_BASE_OFFSET) & _MASK64
+            c, i = b >> _CHUNK_SHIFT, (b >> PAGE_SHIFT) & _PAGE_MASK
+            if c in chunks and 0 < npages <= PALLOC_CHUNK_PAGES - i:
+                masks[c] = masks.get(c, 0) | (((1 << npages) - 1) << i)
+                counts[c] = counts.get(c, 0) + npages
+            else:
+                b, sc, ec, si, ei = self._free_extent(base, npages)
+                for c in range(sc, ec + 1):
+                    m = FULL >> si << si if c == sc else FULL
+                    if c == ec:
+                        m &= (1 << (ei + 1)) - 1
+                    masks[c] = masks.get(c, 0) | m
+                    counts[c] = counts.get(c, 0) + m.bit_count()
+            if b < low:
+                low = b
+        for c, n in counts.items():
+            if self._sc[c][0] < n:
+                raise InvariantError(f"allocated pages below zero? chunk {c:#x} inUse={self._sc[c][0]} npages={n}")
+        self.search_addr = low
+        leaves = []
+        for c, m in masks.items():
+            chunk = chunks[c]
+            chunk.bits &= ~m
+            # One scavengeIndex.free for all of the chunk's frees: same counts, same top page.
+            self._sc_free(c, m.bit_length() - counts[c], counts[c])
+            leaves.append((c, summarize(chunk.bits)))
+        self._set_leaves(leaves)
+        for c, m in masks.items():
+            # New runs start at or above the one holding the lowest page freed, and are
+            # no longer than the longest run through the chunk.
+            lo = (chunks[c].bits & ((m & -m) - 1)).bit_length()
+            start = (c << _CHUNK_SHIFT) + (lo << PAGE_SHIFT)
+            prev, cur, nxt = (self.summary_at(_LEAF, x) for x in (c - 1, c, c + 1))
+            if lo == 0:
+                start -= (prev >> (2 * LOG_MAX_PACKED_VALUE)) << PAGE_SHIFT
+            self._lower_fit_lb(start, max(
+                (cur >> LOG_MAX_PACKED_VALUE) & _SUM_FIELD,
+                (prev >> (2 * LOG_MAX_PACKED_VALUE)) + (cur & _SUM_FIELD),
+                (cur >> (2 * LOG_MAX_PACKED_VALUE)) + (nxt & _SUM_FIELD),
+            ))
 
     # ---- scavenge index (scavengeIndex / scavChunkData) ----------------
 
@@ -716,7 +993,8 @@ def new_page_alloc(chunks, scav=None, **hooks):
 
 def check_page_alloc(p):
     """Invariant check (in the spirit of checkPageAlloc): every summary matches the
-    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps."""
+    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps,
+    and the kept maxes, cross parts and per-size bounds (_fit_lb) are right."""
     leaf = p.summary[_LEAF]
     for blk, entries in leaf.items():
         for k, found in enumerate(entries):
@@ -734,11 +1012,19 @@ def check_page_alloc(p):
             for k, found in enumerate(entries):
                 i = (blk << lbits) | k
                 kids = children.get(i)
-                want = 0 if kids is None else merge_summaries(kids, log_max)
+                want, most, cross = (0, 0, 0) if kids is None else merge_block(kids, log_max)
                 if found != want:
                     raise InvariantError(
                         f"summary level {lvl} index {i:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}"
                     )
+                kept = p._max[lvl + 1].get(i, [0] * 9)[8]
+                if kids is not None and kept != cross:
+                    raise InvariantError(f"summary level {lvl} index {i:#x}: kept cross {kept}, expected {cross}")
+    for lvl in range(SUMMARY_LEVELS):
+        for blk, entries in p.summary[lvl].items():
+            maxes = [unpack_palloc_sum(s)[1] for s in entries]
+            if p._max[lvl][blk][: len(maxes)] != maxes:
+                raise InvariantError(f"summary level {lvl} block {blk:#x}: kept maxes {p._max[lvl][blk]}, summaries say {maxes}")
     sa = p.search_addr
     if sa != MAX_OFF_ADDR:
         if not p.in_use.contains(sa):
@@ -757,6 +1043,26 @@ def check_page_alloc(p):
             raise InvariantError(f"scavenge index chunk {ci:#x}: expected inUse {pop}, found {d[0]}")
     if p._grown and (p.start, p.end) != (p._grown[0], p._grown[-1] + 1):
         raise InvariantError(f"bounds: expected {(p._grown[0], p._grown[-1] + 1)}, found {(p.start, p.end)}")
+    lb = p._fit_lb
+    if any(lb[n] > lb[n + 1] for n in range(1, _FIT_LB_MAX)):
+        raise InvariantError(f"per-size bounds decrease: {lb[1:]}")
+    # Free runs in address order, joined across adjacent chunks; the first one of
+    # at least n pages is the first fit of n, which lb[n] must not pass.
+    runs = []
+    for ci in p._grown:
+        for s, n in bits_to_ranges(~p.chunks[ci].bits & FULL):
+            a = (ci << _CHUNK_SHIFT) + (s << PAGE_SHIFT)
+            if runs and runs[-1][1] == a:
+                runs[-1][1] = a + (n << PAGE_SHIFT)
+            else:
+                runs.append([a, a + (n << PAGE_SHIFT)])
+    longest = 0
+    for a, e in runs:
+        length = min((e - a) >> PAGE_SHIFT, _FIT_LB_MAX)
+        for m in range(longest + 1, length + 1):
+            if lb[m] > a:
+                raise InvariantError(f"per-size bound for {m} pages {lb[m]:#x} is above its first fit {a:#x}")
+        longest = max(longest, length)
 
 
 # ---- reference vectors (tests/data/README.md, section B) --------------------

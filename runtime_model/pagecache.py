@@ -14,7 +14,7 @@ PageAlloc.alloc_to_cache (runtime_model/pagealloc.py) builds these.
 
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import _CHUNK_SHIFT, _PAGE_MASK, to_off
-from runtime_model.pallocbits import PAGE_SHIFT, PAGE_SIZE, find_bit_range64
+from runtime_model.pallocbits import PAGE_SHIFT, PAGE_SIZE, PALLOC_CHUNK_PAGES, find_bit_range64
 
 # mpagecache.go: pageCachePages = 8 * sizeof(pageCache.cache)
 PAGE_CACHE_PAGES = 64
@@ -101,4 +101,8 @@ class PageCache:
         if b < pa.search_addr:
             pa.search_addr = b
         pa._update(b, PAGE_CACHE_PAGES, False, False)
+        # Runs given pages start at or above the lowest one's and end by the chunk's
+        # end, or run on into the next chunk by its start (_freed_run adds that).
+        first = pi + (cache & -cache).bit_length() - 1
+        pa._freed_run(ci, (chunk.bits & ((1 << first) - 1)).bit_length(), ci, PALLOC_CHUNK_PAGES)
         self.base = self.cache = self.scav = 0

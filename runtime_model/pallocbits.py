@@ -64,23 +64,35 @@ _FREE_SUM_OF_LOG = {log: pack_palloc_sum(1 << log, 1 << log, 1 << log) for log i
 
 def merge_summaries(sums, log_max_pages_per_sum):
     """mergeSummaries: fold consecutive child summaries into their parent's."""
+    return merge_block(sums, log_max_pages_per_sum)[0]
+
+
+def merge_block(sums, log_max_pages_per_sum):
+    """mergeSummaries -> (packed parent, its max, its `cross` part).
+
+    The parent's max is the larger of its children's maxes and `cross`, the
+    longest run Go's merge assembles from children's ends and starts. `cross`
+    depends only on the children's start and end fields, so while those stay
+    put a child's new max updates the parent without a merge (PageAlloc keeps
+    each entry's max and cross beside its summary for that).
+    """
     full = 1 << log_max_pages_per_sum
     free_child = _FREE_SUM_OF_LOG[log_max_pages_per_sum]
-    start = most = end = 0
+    start = end = cross = inner = 0
     lead = True  # every child so far was wholly free, so start still grows
     for s in sums:
         if s == 0:
             # Fully allocated child (the common case in a full heap).
-            if end > most:
-                most = end
+            if end > cross:
+                cross = end
             end = 0
             lead = False
         elif s == free_child:
             if lead:
                 start += full
             end += full
-            if end > most:
-                most = end
+            if end > cross:
+                cross = end
         else:
             if s & _SUM_ALL_MAX:
                 si = mi = ei = MAX_PACKED_VALUE
@@ -90,14 +102,15 @@ def merge_summaries(sums, log_max_pages_per_sum):
                 start += si
                 # A partly used child ends the all-free prefix (si == full only for the all-max sum).
                 lead = si == full
-            if end + si > most:
-                most = end + si
-            if mi > most:
-                most = mi
+            if end + si > cross:
+                cross = end + si
+            if mi > inner:
+                inner = mi
             end = end + full if ei == full else ei
+    most = cross if cross > inner else inner
     if most == MAX_PACKED_VALUE:
-        return _SUM_ALL_MAX
-    return start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE))
+        return _SUM_ALL_MAX, most, cross
+    return start | (most << LOG_MAX_PACKED_VALUE) | (end << (2 * LOG_MAX_PACKED_VALUE)), most, cross
 
 
 def max_run(free):

@@ -6,6 +6,7 @@ Exhaust, Free, AllocAndFree, Scavenge and TestPallocDataFindScavengeCandidate.
 """
 
 import collections
+import copy
 import json
 import shlex
 
@@ -27,6 +28,7 @@ from runtime_model.pagealloc import (
     new_page_alloc,
     page_base,
     replay,
+    to_off,
     validate_vector,
 )
 from runtime_model.pallocbits import (
@@ -395,6 +397,86 @@ def test_background_scavenge_skips_dense_chunks():
     pa.next_gen()
     assert pa.scavenge(2**64 - 1, force=False) == 412 * PAGE_SIZE  # chunk 0 is >= 496 pages dense
     assert pa.scavenge(2**64 - 1, force=True) == 12 * PAGE_SIZE
+
+
+# ---- batch frees (free_many) and the model's own search state ------------------
+
+
+def go_state(pa):
+    """Everything of Go's pageAlloc the model keeps: bitmaps, summaries, searchAddr, inUse, scavenge index."""
+    return (
+        pa.search_addr,
+        pa.bounds(),
+        pa.in_use_ranges(),
+        {ci: (d.bits, d.scavenged) for ci, d in pa.chunks.items()},
+        [{blk: list(entries) for blk, entries in level.items()} for level in pa.summary],
+        {ci: list(d) for ci, d in pa._sc.items()},
+        (pa._sc_gen, pa._sc_search_force, pa._sc_search_bg, pa._sc_free_hwm),
+    )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.one_of(st.integers(1, 8), st.integers(1, 1200)), min_size=1, max_size=40),
+    gen_at=st.integers(0, 40),
+    data=st.data(),
+)
+def test_free_many_leaves_the_state_of_frees_one_by_one(sizes, gen_at, data):
+    pa = PageAlloc()
+    for first, n in GROUPS[:4]:
+        pa.grow(chunk_base(BASE_CHUNK_IDX + first), n * PALLOC_CHUNK_BYTES)
+    live = []
+    for k, n in enumerate(sizes):
+        if k == gen_at:
+            pa.next_gen()  # a new generation between allocations: the index's lastInUse matters
+        addr, _ = pa.alloc(n)
+        if addr:
+            live.append((addr, n))
+    batch = data.draw(st.permutations(live))[: data.draw(st.integers(0, len(live)))]
+    one = copy.deepcopy(pa)
+    for addr, n in batch:
+        one.free(addr, n)
+    pa.free_many(batch)
+    assert go_state(pa) == go_state(one)
+    check_page_alloc(pa)
+    # Both go on alike.
+    for n in (1, 3, 64, 600, 1):
+        assert pa.alloc(n) == one.alloc(n)
+    assert pa.scavenge(2**64 - 1) == one.scavenge(2**64 - 1)
+    assert go_state(pa) == go_state(one)
+
+
+def test_free_many_refuses_a_bad_batch_and_changes_nothing():
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)], BASE_CHUNK_IDX + 1: [(0, 512)]})
+    before = go_state(pa)
+    ok = (page_base(BASE_CHUNK_IDX, 0), 10)
+    # Outside grown memory, no pages, and more pages than the chunk has in use.
+    with pytest.raises(InvariantError, match="not in grown memory"):
+        pa.free_many([ok, (page_base(BASE_CHUNK_IDX + 2, 0), 1)])
+    with pytest.raises(BadInput, match="npages must be positive"):
+        pa.free_many([ok, (page_base(BASE_CHUNK_IDX, 50), 0)])
+    with pytest.raises(InvariantError, match="allocated pages below zero"):
+        pa.free_many([ok, (page_base(BASE_CHUNK_IDX, 0), 95)])
+    assert go_state(pa) == before
+    check_page_alloc(pa)
+
+
+def test_free_many_of_pages_across_chunks_equals_one_free():
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 512)], BASE_CHUNK_IDX + 1: [(0, 512)], BASE_CHUNK_IDX + 2: [(0, 512)]})
+    one = copy.deepcopy(pa)
+    one.free(page_base(BASE_CHUNK_IDX, 500), 600)
+    pa.free_many([(page_base(BASE_CHUNK_IDX, 500), 300), (page_base(BASE_CHUNK_IDX + 1, 288), 300)])
+    assert go_state(pa) == go_state(one)
+    assert pa.alloc(600) == (page_base(BASE_CHUNK_IDX, 500), 0)
+
+
+def test_check_page_alloc_detects_a_size_bound_above_its_first_fit():
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 10), (12, 100)]})
+    check_page_alloc(pa)
+    # The model's search hint for sizes >= 2 says no run starts below page 20; one does at page 10.
+    pa._fit_lb[2:] = [to_off(page_base(BASE_CHUNK_IDX, 20))] * (len(pa._fit_lb) - 2)
+    with pytest.raises(InvariantError, match="per-size bound for 2 pages .* is above its first fit"):
+        check_page_alloc(pa)
 
 
 # ---- (d) bad vectors ------------------------------------------------------------
