@@ -36,25 +36,26 @@ done:
 
 // Not Go code: calls fn(a, b, c) n times, to measure a call-out's round trip.
 // AX = n, BX = fn, CX = a, DI = b, SI = c.
-// Frame: 0(SP) n, 8 fn, 0x10 a, 0x18 b, 0x20 c.
-TEXT gomemu·calloutloop(SB), 0, $0x28-0
+// Frame: 0(SP)..0x17 the callee's argument spill slots (ABIInternal: compiled Go code
+// writes them), 0x18 n, 0x20 fn, 0x28 a, 0x30 b, 0x38 c.
+TEXT gomemu·calloutloop(SB), 0, $0x40-0
 	PUSHQ	BP
 	MOVQ	SP, BP
-	SUBQ	$0x28, SP
-	MOVQ	AX, 0(SP)
-	MOVQ	BX, 8(SP)
-	MOVQ	CX, 0x10(SP)
-	MOVQ	DI, 0x18(SP)
-	MOVQ	SI, 0x20(SP)
+	SUBQ	$0x40, SP
+	MOVQ	AX, 0x18(SP)
+	MOVQ	BX, 0x20(SP)
+	MOVQ	CX, 0x28(SP)
+	MOVQ	DI, 0x30(SP)
+	MOVQ	SI, 0x38(SP)
 again:
-	DECQ	0(SP)
+	DECQ	0x18(SP)
 	JMI	out
-	MOVQ	0x10(SP), AX
-	MOVQ	0x18(SP), BX
-	MOVQ	0x20(SP), CX
-	CALL	8(SP)
+	MOVQ	0x28(SP), AX
+	MOVQ	0x30(SP), BX
+	MOVQ	0x38(SP), CX
+	CALL	0x20(SP)
 	JMP	again
 out:
-	ADDQ	$0x28, SP
+	ADDQ	$0x40, SP
 	POPQ	BP
 	RET

@@ -18,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emu.callouts import CALLOUTS  # noqa: E402
 from emu.layout import MCache  # noqa: E402
 from emu.machine import Machine  # noqa: E402
 from emu.uc_raw import hook_del  # noqa: E402
@@ -51,14 +50,16 @@ def _free_in_cached_span(m):
 
 
 def callout_cost(m, n):
-    """Seconds per call-out: machine code calling profilealloc(mp, x, size) n times.
-    Returns (round trip, the handler's own Python work, the difference: the mechanism)."""
-    args = (m.symbol("runtime.profilealloc"), m.symbol("runtime.m0"), 0xC000000000, SIZE)
+    """Seconds per call-out: machine code calling a call-out n times, the memory profile's
+    record (mProf_Malloc(mp, x, size); the handwritten machine's profilealloc). Returns
+    (round trip, the handler's own Python work, the difference: the mechanism)."""
+    name = "runtime.mProf_Malloc" if m.image else "runtime.profilealloc"
+    args = (m.symbol(name), m.symbol("runtime.m0"), 0xC000000000, SIZE)
     m.call("gomemu.calloutloop", 10, *args)                   # warm the translation
     t = time.perf_counter()
     m.call("gomemu.calloutloop", n, *args)
     total = (time.perf_counter() - t) / n
-    handler = next(c.handler for c in CALLOUTS if c.symbol == "runtime.profilealloc")
+    handler = next(c.handler for c in m.callouts if c.symbol == name)
     t = time.perf_counter()
     for _ in range(n):
         handler(m, *args[1:])

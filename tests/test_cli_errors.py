@@ -8,7 +8,7 @@ import pytest
 
 from emu.cli import main
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parent / "data"
 
 GO_SRC = """package main
 
