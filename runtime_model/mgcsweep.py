@@ -288,6 +288,5 @@ def sweep_spans(runtime, spans):
             freed.append(s)
         else:
             central.full_swept(sg).append(s)
-    for s in freed:
-        heap.free_span(s)
+    heap.free_spans(freed)
     return freed

@@ -264,15 +264,31 @@ class MHeap:
 
     def free_span(self, s):
         """mheap.go: (*mheap).freeSpan: an empty heap span goes back to the page allocator."""
-        self._free_span_locked(s, manual=False)
+        self._release_span(s, manual=False)
+        self.pages.free(s.base(), s.npages)
+        self._retire_mspan(s)
+
+    def free_spans(self, spans):
+        """A sweep's worth of freeSpan calls: the page allocator frees the whole batch at
+        once (pageAlloc.free_many leaves the state freeing one by one leaves), so a
+        sweep that empties thousands of spans updates each summary once."""
+        ranges = []
+        for s in spans:
+            self._release_span(s, manual=False)
+            ranges.append((s.base(), s.npages))
+        self.pages.free_many(ranges)
+        for s in spans:
+            self._retire_mspan(s)
 
     def free_manual(self, s):
         """mheap.go: (*mheap).freeManual."""
         s.needzero = 1
-        self._free_span_locked(s, manual=True)
+        self._release_span(s, manual=True)
+        self.pages.free(s.base(), s.npages)
+        self._retire_mspan(s)
 
-    def _free_span_locked(self, s, manual):
-        """mheap.go: freeSpanLocked."""
+    def _release_span(self, s, manual):
+        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting."""
         if s.state == MSPAN_MANUAL and manual:
             if s.allocCount:
                 throw("mheap.freeSpanLocked - invalid stack free")
@@ -293,7 +309,9 @@ class MHeap:
             self.stacks_in_use -= nbytes
         else:
             self.heap_in_use -= nbytes
-        self.pages.free(s.base(), s.npages)
+
+    def _retire_mspan(self, s):
+        """mheap.go: freeMSpanLocked: the mspan struct goes back to the span allocator."""
         s.state = MSPAN_DEAD
         self.nspans -= 1
         self.live_mspans.discard(s.addr)
