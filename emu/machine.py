@@ -41,7 +41,7 @@ from emu.errors import BadInput, EmulationFault, GomemuError, InvariantError
 from emu.memory import Memory
 from emu.syscalls import Kernel
 from emu.unicorn_core import status as unicorn_core_status
-from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add
+from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add, hook_del
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import RuntimeThrow
@@ -344,7 +344,7 @@ class Machine:
         hi = self.image.text[1] if self.image else self._text_limit
         self.counter = BlockCounter(self.uc, lo, hi - lo, budget_stop=_uc_emu_stop)
         self._code_cb = CODE_CB(self._on_callout_page)
-        hook_add(self.uc, UC_HOOK_CODE, self._code_cb, self.callout_page, self.callout_page + L.PAGE - 1)
+        self._add_callout_hook()
         self._sys_cb = INSN_CB(self._on_syscall)
         hook_add(self.uc, UC_HOOK_INSN, self._sys_cb, 1, 0, UC_X86_INS_SYSCALL)
         self._bad_access = None
@@ -355,6 +355,17 @@ class Machine:
             self._bad_access = (access, addr, size)
             return False
         self.uc.hook_add(UC_HOOK_MEM_INVALID, on_invalid)
+
+    def _add_callout_hook(self):
+        self._callout_hook = hook_add(self.uc, UC_HOOK_CODE, self._code_cb, self.callout_page,
+                                      self.callout_page + L.PAGE - 1)
+
+    def callout_hook_last(self):
+        """Re-add the call-out page's hook, so that code hooks added before now fire before
+        it at a stub (unicorn calls hooks in the order they were added): recorded stepping
+        sees the registers a call-out's handler is entered with."""
+        hook_del(self.uc, self._callout_hook)
+        self._add_callout_hook()
 
     def _stop_with(self, exc):
         if self._error is None:
@@ -696,16 +707,14 @@ class Machine:
         running after `limit` instructions is finished unrecorded, then reported."""
         A.integer("limit", limit, 1)
         stepper = self.begin(routine, *args)
-        out = []
-        for rec in stepper:
-            out.append(rec)
-            if len(out) >= limit:
-                err = EmulationFault(f"{routine} did not return within {limit} instructions", pc=rec.address)
-                try:
-                    self._finish_stepped_call()
-                except GomemuError as e:
-                    raise err from e
-                raise err
+        out, _ = stepper.record(limit)          # one emu_start for the whole call
+        if len(out) >= limit:
+            err = EmulationFault(f"{routine} did not return within {limit} instructions", pc=out[-1].address)
+            try:
+                self._finish_stepped_call()
+            except GomemuError as e:
+                raise err from e
+            raise err
         self._stepper = None
         return out
 

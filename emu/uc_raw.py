@@ -65,6 +65,11 @@ class BatchRegs:
             uclib.uc_reg_read_batch(self._h, self._ids, self._ptrs, self._n)
         return self._vals[:self._len]
 
+    def read_bytes(self):
+        """The registers as 8 little-endian bytes each (one copy, no Python ints)."""
+        uclib.uc_reg_read_batch(self._h, self._ids, self._ptrs, self._n)
+        return bytes(self._vals)
+
 
 def hook_add(uc, htype, cfunc, begin, end, extra=None):
     """uc_hook_add with a ready ctypes callback; returns the hook handle."""

@@ -31,40 +31,46 @@ def refill(runtime, c, spc):
     """mcache.go: (*mcache).refill(spc); `c` is the mcache's address."""
     mem = runtime.mem
     heap = runtime.mheap
-    slot = c + L.alloc + spc * 8
-    s = MSpan(mem, mem.u64(slot))
+    # the mcache's words through the typed view of its backing (it is 8-aligned)
+    b = mem._backing(c, L.SIZE)
+    q, w = b.q, (c - b.base) >> 3
+    slot = w + (L.alloc >> 3) + spc
+    reusable = w + (L.reusableNoscan >> 3) + spc
+    s = MSpan(mem, q[slot])
     if s.allocCount != s.nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
-        mem.w64(c + L.reusableNoscan + spc * 8, 0)
-    if mem.u64(c + L.reusableNoscan + spc * 8):
+        q[reusable] = 0
+    if q[reusable]:
         throw("refill of span with reusable pointers remaining on pointer free list")
+    central = heap.central[spc]
+    controller = runtime.gc_controller
     if s.addr != runtime.emptymspan:
-        if s.sweepgen != (heap.sweepgen + 3) & 0xFFFFFFFF:
+        if s.sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
-        heap.central[spc].uncache_span(s)
+        central.uncache_span(s)
         used = s.allocCount - s.allocCountBeforeCache
         runtime.stats.small_alloc_count[spc >> 1] += used
         if spc == TINY_SPAN_CLASS:
-            runtime.stats.tiny_alloc_count += mem.u64(c + L.tinyAllocs)
-            mem.w64(c + L.tinyAllocs, 0)
-        runtime.gc_controller.total_alloc += used * s.elemsize
+            runtime.stats.tiny_alloc_count += q[w + (L.tinyAllocs >> 3)]
+            q[w + (L.tinyAllocs >> 3)] = 0
+        controller.total_alloc += used * s.elemsize
         s.allocCountBeforeCache = 0
         # The slot holds no span while mcentral works, so a refill that fails (out of
         # memory) leaves a consistent mcache; Go dies there and never needs to.
-        mem.w64(slot, runtime.emptymspan)
-    s = yield from heap.central[spc].cache_span()
+        q[slot] = runtime.emptymspan
+    s = yield from central.cache_span()
     if s is None:
         throw("out of memory")
-    if s.allocCount == s.nelems:
+    count = s.allocCount
+    if count == s.nelems:
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).
-    s.sweepgen = heap.sweepgen + 3
-    s.allocCountBeforeCache = s.allocCount
-    used_bytes = s.allocCount * s.elemsize
-    runtime.gc_controller.update(s.npages * PAGE_SIZE - used_bytes, mem.u64(c + L.scanAlloc))
-    mem.w64(c + L.scanAlloc, 0)
-    mem.w64(slot, s.addr)
+    s.sweepgen = heap._sweepgen + 3
+    s.allocCountBeforeCache = count
+    controller.update(s.npages * PAGE_SIZE - count * s.elemsize, q[w + (L.scanAlloc >> 3)])
+    q[w + (L.scanAlloc >> 3)] = 0
+    q[slot] = s.addr
     runtime.refills.append((spc, s.addr))
 
 

@@ -14,6 +14,7 @@ from collections import deque
 
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
+from runtime_model.mgcsweep import sweep
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 
@@ -40,43 +41,42 @@ class MCentral:
     def cache_span(self):
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones, then grows."""
-        from runtime_model.mgcsweep import sweep
-        runtime = self.heap.env.runtime
-        sg = self.heap.sweepgen
-        s = self.pop(self.partial_swept(sg))
+        sg = self.heap._sweepgen
+        swept = sg // 2 % 2                      # the swept half of each spanSet pair
+        part = self.partial[swept]
+        s = part.popleft() if part else None
         budget = SPAN_BUDGET
         while s is None and budget >= 0:
-            cand = self.pop(self.partial_unswept(sg))
+            cand = self.pop(self.partial[1 - swept])
             if cand is None:
                 break
             budget -= 1
             if self.try_acquire(cand, sg):
-                sweep(runtime, cand, preserve=True)
+                sweep(self.heap.env.runtime, cand, preserve=True)
                 s = cand
         while s is None and budget >= 0:
-            cand = self.pop(self.full_unswept(sg))
+            cand = self.pop(self.full[1 - swept])
             if cand is None:
                 break
             budget -= 1
             if self.try_acquire(cand, sg):
-                sweep(runtime, cand, preserve=True)
+                sweep(self.heap.env.runtime, cand, preserve=True)
                 # freeIndex := s.nextFreeIndex(), in the machine code Go runs for it
                 free_index, _ = yield OSCall("runtime.(*mspan).nextFreeIndex", (cand.addr,))
                 if free_index != cand.nelems:
                     cand.freeindex = free_index
                     s = cand
                 else:
-                    self.full_swept(sg).append(cand)
+                    self.full[swept].append(cand)
         if s is None:
             s = yield from self.grow()
             if s is None:
                 return None
-        if s.nelems - s.allocCount == 0 or s.freeindex == s.nelems or s.allocCount == s.nelems:
+        nelems, count, fi = s.nelems, s.allocCount, s.freeindex
+        if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
-        # Start the cache at the 64-slot word holding freeindex.
-        free_byte_base = s.freeindex & ~63
-        s.refill_alloc_cache(free_byte_base // 8)
-        s.allocCache >>= s.freeindex % 64
+        # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
+        s.allocCache = (~s.mem.u64(s.allocBits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
         return s
 
     @staticmethod
@@ -93,17 +93,17 @@ class MCentral:
 
     def uncache_span(self, s):
         """mcentral.go: (*mcentral).uncacheSpan: a full or stale span goes back."""
-        if s.allocCount == 0:
+        count = s.allocCount
+        if count == 0:
             throw("uncaching span but s.allocCount == 0")
-        from runtime_model.mgcsweep import sweep
-        sg = self.heap.sweepgen
+        sg = self.heap._sweepgen
         if s.sweepgen == (sg + 1) & 0xFFFFFFFF:
             # Cached before the sweep generation advanced: sweep it now.
             s.sweepgen = sg - 1
             sweep(self.heap.env.runtime, s)
             return
         s.sweepgen = sg
-        (self.partial_swept(sg) if s.nelems - s.allocCount > 0 else self.full_swept(sg)).append(s)
+        (self.partial if s.nelems - count > 0 else self.full)[sg // 2 % 2].append(s)
 
     def grow(self):
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""

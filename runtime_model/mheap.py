@@ -23,8 +23,8 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, gc_bits_bytes, nelems_for,
-                                 span_fields, write_span)
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanWriter, gc_bits_bytes,
+                                 nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
@@ -38,6 +38,10 @@ SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
               if spc >> 1 else None for spc in range(NUM_SPAN_CLASSES)]
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
+# initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
+_INIT_MANUAL = SpanWriter("startAddr", "npages", "state", "needzero", "limit")
+_INIT_HEAP = SpanWriter("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
+                        "divMul", "spanclass", "state", "needzero", "elemsize", "limit")
 SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
 
 
@@ -73,6 +77,7 @@ class MHeap:
         self.arenas_l2 = env.persistentalloc((1 << ARENA_L2_BITS) * 8, 4096)
         self.mem.w64(self.addr + layout.arenas, self.arenas_l2)
         self.sweepgen = 0
+        self.pages_in_use = 0
         # memstats-style accounting (mstats.go names)
         self.heap_sys = 0         # bytes mapped for the heap (Ready or Prepared)
         self.heap_released = 0    # bytes returned to the OS (scavenged)
@@ -85,21 +90,33 @@ class MHeap:
         self.live_mspans = set()  # addresses of those handed out (checked mode asks)
 
     # ---- fields mirrored in emulated memory -------------------------------------------
+    # Only Python writes them (machine code reads them), so each is kept in Python and
+    # written through to mheap_; check_mirrors (checked mode) compares the two.
     @property
     def sweepgen(self):
-        return self.mem.u32(self.addr + self.L.sweepgen)
+        return self._sweepgen
 
     @sweepgen.setter
     def sweepgen(self, v):
+        self._sweepgen = v = v & 0xFFFFFFFF
         self.mem.w32(self.addr + self.L.sweepgen, v)
 
     @property
     def pages_in_use(self):
-        return self.mem.u64(self.addr + self.L.pagesInUse)
+        return self._pages_in_use
 
     @pages_in_use.setter
     def pages_in_use(self, v):
+        self._pages_in_use = v = v & 0xFFFFFFFFFFFFFFFF
         self.mem.w64(self.addr + self.L.pagesInUse, v)
+
+    def check_mirrors(self):
+        """The fields kept in Python match mheap_ in emulated memory."""
+        for name, got in (("sweepgen", self.mem.u32(self.addr + self.L.sweepgen)),
+                          ("pagesInUse", self.mem.u64(self.addr + self.L.pagesInUse))):
+            want = self.sweepgen if name == "sweepgen" else self.pages_in_use
+            if got != want:
+                raise InvariantError(f"mheap_.{name} = {got} in memory, but the heap model holds {want}")
 
     @property
     def heap_idle(self):
@@ -109,7 +126,7 @@ class MHeap:
     # ---- arenas -------------------------------------------------------------------------
     def heap_arena(self, p):
         """h.arenas[0][arenaIndex(p)], or 0 when p is not in a heap arena."""
-        ai = arena_index(p)
+        ai = ((p - ARENA_BASE_OFFSET) & 0xFFFFFFFFFFFFFFFF) // HEAP_ARENA_BYTES     # arenaIndex
         ha = self._arenas.get(ai)
         if ha is None:
             if ai >= 1 << ARENA_L2_BITS:
@@ -220,14 +237,15 @@ class MHeap:
         self.pages.grow(v, size)
 
     # ---- spans --------------------------------------------------------------------------
+    # alloc and alloc_manual hand back allocSpan's generator itself (no frame of their own).
     def alloc(self, npages, spanclass):
         """mheap.go: (*mheap).alloc: a span for heap objects."""
-        return (yield from self.alloc_span(npages, spanclass))
+        return self.alloc_span(npages, spanclass)
 
     def alloc_manual(self, npages):
         """mheap.go: (*mheap).allocManual(npages, spanAllocStack): pages the caller
         manages itself (goroutine stacks)."""
-        return (yield from self.alloc_span(npages, 0, manual=True))
+        return self.alloc_span(npages, 0, manual=True)
 
     def alloc_span(self, npages, spanclass, manual=False):
         """mheap.go: (*mheap).allocSpan (spanAllocHeap, or spanAllocStack when manual)."""
@@ -248,8 +266,8 @@ class MHeap:
                     throw("grew heap, but no adequate free space found")
         if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
             yield from self.scavenger.alloc_scavenge(scav, growth)
-        s = MSpan(self.mem, self._free_mspans.pop() if self._free_mspans
-                  else self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        free = self._free_mspans                # fixalloc: a freed mspan struct first
+        s = MSpan(self.mem, free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
         self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
@@ -339,28 +357,31 @@ class MHeap:
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
         if manual:
-            write_span(self.mem, s.addr, startAddr=base, npages=npages, limit=base + nbytes,
-                       needzero=needzero, state=MSPAN_MANUAL)
+            _INIT_MANUAL.write(self.mem, s.addr, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
             self.set_spans(base, npages, s)
             return
-        sizeclass = spanclass >> 1
-        if sizeclass == 0:
+        shape = SPAN_SHAPE[spanclass]
+        if shape is None:
             elemsize, nelems, divmul = nbytes, 1, 0
+        elif shape[0] == npages:
+            _, elemsize, nelems, divmul = shape
         else:
-            elemsize = sc.CLASS_TO_SIZE[sizeclass]
-            nelems = nelems_for(sizeclass, spanclass & 1, npages)
-            divmul = sc.CLASS_TO_DIVMAGIC[sizeclass]
+            elemsize = sc.CLASS_TO_SIZE[spanclass >> 1]
+            nelems = nelems_for(spanclass >> 1, spanclass & 1, npages)
+            divmul = sc.CLASS_TO_DIVMAGIC[spanclass >> 1]
         nb = gc_bits_bytes(nelems)
-        write_span(self.mem, s.addr, startAddr=base, npages=npages, needzero=needzero, spanclass=spanclass,
-                   elemsize=elemsize, nelems=nelems, divMul=divmul, allocCache=0xFFFFFFFFFFFFFFFF,
-                   gcmarkBits=self.env.persistentalloc(nb, 8), allocBits=self.env.persistentalloc(nb, 8),
-                   limit=base + elemsize * nelems, sweepgen=self.sweepgen, state=MSPAN_IN_USE)
+        # newMarkBits, then newAllocBits: two 8-aligned bitmaps of whole words, one after
+        # the other, so from one bump of the off-heap allocator
+        bits = self.env.persistentalloc(2 * nb, 8)
+        _INIT_HEAP.write(self.mem, s.addr, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
+                         self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
+                         base + elemsize * nelems)
         self.set_spans(base, npages, s)
         ha = self.heap_arena(base)
         page = base // PAGE_SIZE % PAGES_PER_ARENA
         a = ha + HeapArena.pageInUse + page // 8
         self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
-        self.pages_in_use += npages
+        self.pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
         """heapArena.pageMarks: the span starting at base has a marked object."""
@@ -370,11 +391,20 @@ class MHeap:
         self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
 
     def set_spans(self, base, npage, s):
-        """mheap.go: setSpans: point every page's spans[] entry at s (or 0)."""
-        for n in range(npage):
-            p = base + n * PAGE_SIZE
-            ha = self.heap_arena(p)
-            self.mem.w64(ha + HeapArena.spans + (p // PAGE_SIZE % PAGES_PER_ARENA) * 8, s.addr if s else 0)
+        """mheap.go: setSpans: point every page's spans[] entry at s (or 0), each arena's
+        run of entries in one write."""
+        v = s.addr if s else 0
+        p, end = base, base + npage * PAGE_SIZE
+        while p < end:
+            first = p // PAGE_SIZE % PAGES_PER_ARENA
+            n = min(PAGES_PER_ARENA - first, (end - p) // PAGE_SIZE)
+            a = self.heap_arena(p) + HeapArena.spans + first * 8       # heapArena is 8-aligned
+            b = self.mem._backing(a, 8 * n)
+            if n == 1:
+                b.q[(a - b.base) >> 3] = v
+            else:
+                b.buf[a - b.base:a - b.base + 8 * n] = v.to_bytes(8, "little") * n
+            p += n * PAGE_SIZE
 
     def span_problems(self, addr, spanclass=None, cached=None, fields=None):
         """What is wrong with the heap span whose mspan is at addr: every field against the

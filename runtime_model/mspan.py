@@ -113,10 +113,14 @@ class MSpan:
         return bool(self.mem.u8(self.allocBits + index // 8) >> (index % 8) & 1)
 
 
-def _fields_struct():
-    """One struct.Struct over the whole mspan, for reading every field at once."""
+def _fields_struct(wanted=None):
+    """A struct.Struct over the whole mspan holding the fields `wanted` (all when None),
+    in offset order, and their names; the bytes between them are pad bytes, which
+    pack writes as zero."""
     fmt, at, names = "<", 0, []
     for name, width in sorted(_FIELDS.items(), key=lambda f: getattr(L, f[0])):
+        if wanted is not None and name not in wanted:
+            continue
         off = getattr(L, name)
         fmt += "x" * (off - at) + {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
         at = off + width
@@ -132,9 +136,20 @@ def span_fields(mem, addr):
     return dict(zip(_ALL_NAMES, _ALL.unpack(mem.read(addr, L.SIZE))))
 
 
-def write_span(mem, addr, **fields):
-    """The whole mspan at addr in one write: the fields given, every other one zero."""
-    mem.write(addr, _ALL.pack(*(fields.get(n, 0) for n in _ALL_NAMES)))
+class SpanWriter:
+    """Writes a whole mspan in one pack: the named fields, every other byte zero (the
+    pad bytes of its struct). The names are given in offset order, so write's values
+    go straight into the struct."""
+
+    def __init__(self, *names):
+        if list(names) != sorted(names, key=lambda n: getattr(L, n)) or not set(names) <= _FIELDS.keys():
+            raise ValueError(f"SpanWriter{names}: mspan fields in offset order expected")
+        self.names = names
+        self._struct, _ = _fields_struct(set(names))
+
+    def write(self, mem, addr, *values):
+        b = mem._backing(addr, L.SIZE)
+        self._struct.pack_into(b.buf, addr - b.base, *values)
 
 
 def _field(off, width):

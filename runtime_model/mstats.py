@@ -76,8 +76,12 @@ def total_mapped(runtime, sys=None):
 
 
 def mapped_ready(runtime):
-    """gcController.mappedReady: mapped memory that is Ready (totalMapped - heapReleased)."""
-    return total_mapped(runtime) - runtime.mheap.heap_released
+    """gcController.mappedReady: mapped memory that is Ready (totalMapped - heapReleased).
+    Read at every refill (gcTrigger.test, the scavenger): summed without sys_stats' dict."""
+    h = runtime.mheap
+    return (h.heap_in_use + h.heap_free + h.stacks_in_use
+            + fixalloc_sys(h.nspans + len(h._free_mspans), MSpan.SIZE) + fixalloc_sys(1, MCache.SIZE)
+            + (BUCK_HASH_SIZE * 8 if runtime.mem_profile else 0) + len(h.heap_arenas) * HeapArena.SIZE)
 
 
 def heap_counts(runtime):
