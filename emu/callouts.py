@@ -85,6 +85,7 @@ def _refill(m, c, spc):
     yield from mcache.refill(rt, c, spc)
     if m.checked:
         rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
+        rt.mheap.check_mirrors()
     yield from rt.scavenger.background()        # the background scavenger's due work
 
 
@@ -125,6 +126,7 @@ def _alloc_large(m, c, size, noscan):
     s = yield from mcache.alloc_large(m.runtime, size, noscan)
     if m.checked:
         m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
+        m.runtime.mheap.check_mirrors()
     yield from m.runtime.scavenger.background()
     return s.addr
 

@@ -146,14 +146,21 @@ class Stepper:
         self.index += 1
         return rec
 
-    def __iter__(self):
-        while (rec := self.step()) is not None:
-            yield rec
+    CHUNK = 4096          # steps __iter__ records per emu_start
 
-    def record(self, limit):
+    def __iter__(self):
+        """Every remaining step, recorded CHUNK at a time (record): the machine runs ahead
+        of the consumer by at most a chunk, and never past a step that entered a call-out,
+        so a record with call-outs is seen with the slow path's effects just made."""
+        while not self.done:
+            out, _ = self.record(self.CHUNK, stop_after_callout=True)
+            yield from out
+
+    def record(self, limit, stop_after_callout=False):
         """Run the rest of the call in one emu_start, recording every step: (records,
-        finished). After `limit` records the call is stopped before its next instruction
-        (finished is False; the caller decides how it ends)."""
+        finished). After `limit` records (or, with stop_after_callout, after a step that
+        entered a call-out) the call is stopped before its next instruction (finished is
+        False; the caller decides how it goes on)."""
         m, read, log = self.m, self._batch.read_bytes, self.m.kernel.log
         stops = (m.exit_addr, m.goexit_pc)
         uch = m.uc._uch
@@ -162,7 +169,7 @@ class Stepper:
         pcs, snaps, stores, calls, nlog = [], [], [], [], []
 
         def on_code(_uc, addr, _size, _ud):
-            if addr in stops or len(pcs) == limit:
+            if addr in stops or len(pcs) == limit or stop_after_callout and calls and calls[-1]:
                 uclib.uc_emu_stop(uch)        # leaves RIP here, the instruction not run
                 return
             snaps.append(read())

@@ -148,3 +148,13 @@ def test_checked_mode_is_the_default_and_accepts_every_path():
     m.malloc_batch([16, 32, 48] * 400)
     finish_cycle(m.runtime, [])
     m.mallocgc(16)
+
+
+def test_the_heap_fields_python_keeps_are_checked_against_mheap_in_memory():
+    """mheap_.sweepgen and pagesInUse live in emulated memory, where machine code reads
+    them; the model keeps them too and writes them through. A refill compares the two."""
+    m = Machine()
+    m.mallocgc(4096)
+    m.mem.w32(m.symbol("runtime.mheap_") + L.MHeap.sweepgen, 9)
+    with pytest.raises(InvariantError, match=r"mheap_.sweepgen = 9 in memory, but the heap model holds 0"):
+        m.malloc_batch([4096] * 4)

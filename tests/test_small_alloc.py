@@ -260,21 +260,25 @@ func main() {
 
 @pytest.mark.parametrize("kw", [HANDWRITTEN, {}], ids=["handwritten", "compiled"])
 def test_a_recorded_trace_is_the_same_as_stepping_one_instruction_at_a_time(kw):
-    """Machine.trace runs the call in one emu_start; Machine.step one instruction per
-    emu_start. Every field of every record agrees, across a cold refill (call-outs,
-    mmap SYSCALLs), hits, a scan object and a large object."""
+    """Machine.trace runs the call in one emu_start, iterating a Stepper in chunks that
+    end after each call-out, Machine.step one instruction per emu_start. Every field of
+    every record agrees, across a cold refill (call-outs, mmap SYSCALLs), hits, a scan
+    object, a tiny one and a large one."""
     def stepped(m, *args):
         m.begin("runtime.mallocgc", *args)
         out = []
         while (rec := m.step()) is not None:
             out.append(rec.as_dict())
         return out
-    a, b = Machine(**kw), Machine(**kw)
-    for m in (a, b):
-        m.typ = m.runtime.new_type(48, pointer_words=(0, 2))
+    ways = [lambda m, *a: [r.as_dict() for r in m.trace("runtime.mallocgc", *a)],
+            lambda m, *a: [r.as_dict() for r in m.begin("runtime.mallocgc", *a)],
+            stepped]
+    ms = [Machine(**kw) for _ in ways]
+    types = [m.runtime.new_type(48, pointer_words=(0, 2)) for m in ms]
     for size, scan in [(16, False), (16, False), (48, True), (12, False), (40_000, False)]:
-        ta = [r.as_dict() for r in a.trace("runtime.mallocgc", size, a.typ if scan else 0, 1)]
-        tb = stepped(b, size, b.typ if scan else 0, 1)
-        assert ta == tb
-        assert any(r["mem_writes"] for r in ta)
-    assert a.mem.read(a.runtime.mcache, L.MCache.SIZE) == b.mem.read(b.runtime.mcache, L.MCache.SIZE)
+        traces = [way(m, size, t if scan else 0, 1) for way, m, t in zip(ways, ms, types)]
+        assert traces[0] == traces[1] == traces[2]
+        assert any(r["mem_writes"] for r in traces[0])
+    assert any(r["callouts"] for r in traces[0]) and ms[0].kernel.log
+    mcaches = {m.mem.read(m.runtime.mcache, L.MCache.SIZE) for m in ms}
+    assert len(mcaches) == 1
