@@ -1,22 +1,39 @@
 """Speed of the emulated machine: allocations, call-outs and stepping.
 
-Reports, measured in one run on this machine:
-  - mcache-hit allocations per second through the driver loop, with the
-    always-on exact instruction counting, and the same with the counting hook
-    removed (their ratio is what exact counting costs);
-  - the round trip of one call-out into Python (machine code calling
-    profilealloc through the call-out page, and returning);
-  - stepping speed with full records, in instructions per second.
-Targets (issue 2): >= 1,000,000 hit allocations/s with counts, call-out
-<= 2 us, stepping >= 50,000 instructions/s.
+Reports, measured in one run on this machine (CPU time of the process):
+  - mcache-hit allocations per second through the driver loop on the default
+    (size-specialised, compiled go1.27.3) machine, with the always-on exact
+    instruction counting, and the same with the counting hook removed;
+  - the round trip of one call-out into Python (machine code calling the memory
+    profile's record through the call-out page, and returning);
+  - a refill: 4 KiB objects (two per span), each refill a call-out that takes a
+    fresh span from mheap (heap growth included), and the gcTrigger.test call-out
+    mallocgc makes after it; per refill, the whole batch's time and the refill
+    call-out's own Python work; GOGC off and GOGC=100 (collections included);
+  - a large object (40,000 B): mallocgc's allocLarge call-out's Python work;
+  - stepping with full records (Machine.trace), instructions per second, on the
+    16-byte hit path and on a 100-allocation driver loop (refills included).
+Targets (issue 13): >= 2,500,000 hits/s, refill call-out <= 10 us, large-object
+call-out <= 15 us, stepping >= 100,000 instructions/s.
+
+With `--against DIR` (a checkout of gomemu, e.g. `git worktree add /tmp/base main`)
+every measurement also runs on DIR's code, in child processes alternating with this
+tree's, and the figures are printed side by side with their ratio: before and after
+in one run.
 """
 
 import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TREE = os.environ.get("GOMEMU_BENCH_TREE") or str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, TREE)
 
 from emu.layout import MCache  # noqa: E402
 from emu.machine import Machine  # noqa: E402
@@ -24,7 +41,9 @@ from emu.uc_raw import hook_del  # noqa: E402
 from runtime_model.mspan import MSpan  # noqa: E402
 from runtime_model.sizeclasses import make_span_class, size_to_class  # noqa: E402
 
+_clock = time.process_time     # a shared machine: wall time mostly measures the other jobs
 SIZE = 16          # class 2: 504 objects per span
+LARGE = 40_000
 
 
 def hit_rate(m, rounds):
@@ -35,9 +54,9 @@ def hit_rate(m, rounds):
         m.malloc_batch([SIZE] * (_free_in_cached_span(m) + 1))
         refills = len(m.runtime.refills)
         n = _free_in_cached_span(m)
-        t = time.perf_counter()
+        t = _clock()
         m.malloc_batch([SIZE] * n)
-        dt = time.perf_counter() - t
+        dt = _clock() - t
         assert len(m.runtime.refills) == refills, "a timed batch refilled"
         if i:                        # round 0 warms the translation cache
             n_total, t_total = n_total + n, t_total + dt
@@ -56,44 +75,150 @@ def callout_cost(m, n):
     name = "runtime.mProf_Malloc" if m.image else "runtime.profilealloc"
     args = (m.symbol(name), m.symbol("runtime.m0"), 0xC000000000, SIZE)
     m.call("gomemu.calloutloop", 10, *args)                   # warm the translation
-    t = time.perf_counter()
+    t = _clock()
     m.call("gomemu.calloutloop", n, *args)
-    total = (time.perf_counter() - t) / n
+    total = (_clock() - t) / n
     handler = next(c.handler for c in m.callouts if c.symbol == name)
-    t = time.perf_counter()
+    t = _clock()
     for _ in range(n):
         handler(m, *args[1:])
-    work = (time.perf_counter() - t) / n
+    work = (_clock() - t) / n
     return total, work, total - work
 
 
-def step_rate(m, reps):
+@contextlib.contextmanager
+def _timed_handler(m, symbol):
+    """While in the block, the call-out's handler (a generator) adds its own time, to its
+    end, to the yielded one-element list. (The call-out table is shared by every machine
+    of the process, so the handler is put back afterwards.)"""
+    acc = [0.0]
+    co = next(c for c in m.callouts if c.symbol == symbol)
+    f = co.handler
+
+    def timed(*a):
+        t = _clock()
+        r = yield from f(*a)
+        acc[0] += _clock() - t
+        return r
+    object.__setattr__(co, "handler", timed)
+    try:
+        yield acc
+    finally:
+        object.__setattr__(co, "handler", f)
+
+
+def refill_cost(n, gogc):
+    """(seconds per refill for the whole batch, seconds of the refill call-out's Python
+    work per refill): n 4 KiB allocations, a refill every second one."""
+    m = Machine(checked=False, gogc=gogc)
+    m.malloc_batch([4096] * 200)
+    with _timed_handler(m, "runtime.(*mcache).refill") as work:
+        before = len(m.runtime.refills)
+        t = _clock()
+        m.malloc_batch([4096] * n)
+        dt = _clock() - t
+    refills = len(m.runtime.refills) - before
+    return dt / refills, work[0] / refills
+
+
+def large_cost(n):
+    """Seconds of the allocLarge call-out's Python work per large allocation."""
+    m = Machine(checked=False)
+    m.mallocgc(LARGE)
+    with _timed_handler(m, "runtime.(*mcache).allocLarge") as work:
+        for _ in range(n):
+            m.mallocgc(LARGE)
+    return work[0] / n
+
+
+def step_rate(reps):
+    """Instructions/s of Machine.trace: (the 16-byte hit path, a 100-allocation loop)."""
+    m = Machine(checked=False)
     m.malloc_batch([SIZE] * 8)
     m.trace("runtime.mallocgcSmallNoscan", SIZE, 0, 1)
-    n, t = 0, time.perf_counter()
+    n, t = 0, _clock()
     for _ in range(reps):
         n += len(m.trace("runtime.mallocgcSmallNoscan", SIZE, 0, 1))
-    return n / (time.perf_counter() - t)
+    short = n / (_clock() - t)
+    k = 100
+    buf = m._batch_buffer(16 * k)
+    m.mem.write(buf, SIZE.to_bytes(8, "little") * k)
+    n, t = 0, _clock()
+    for _ in range(max(1, reps // 20)):
+        n += len(m.trace("gomemu.mallocloop", buf, k, buf + 8 * k))
+    return short, n / (_clock() - t)
+
+
+def measure(smoke):
+    rounds, calls, reps, nref, nlarge = (20, 2000, 20, 2000, 200) if smoke else (400, 200_000, 300, 40_000, 4000)
+    m = Machine(checked=False)             # speed of the machine itself: no checks at the boundaries
+    counted = hit_rate(m, rounds)
+    co_total, co_work, co_mech = callout_cost(m, calls)
+    bare = Machine(checked=False)          # the counting hook removed before any code runs
+    hook_del(bare.uc, bare.counter.handle)
+    uncounted = hit_rate(bare, rounds)
+    r_off, r_off_work = refill_cost(nref, "off")
+    r_on, r_on_work = refill_cost(nref, 100)
+    large = large_cost(nlarge)
+    st_short, st_long = step_rate(reps)
+    return {
+        "hits/s, counting on": counted,
+        "hits/s, counting removed": uncounted,
+        "call-out round trip (us)": co_total * 1e6,
+        "  handler's own Python work (us)": co_work * 1e6,
+        "  the mechanism (us)": co_mech * 1e6,
+        "refill, GOGC off, whole batch per refill (us)": r_off * 1e6,
+        "refill, GOGC off, refill call-out's work (us)": r_off_work * 1e6,
+        "refill, GOGC=100, whole batch per refill (us)": r_on * 1e6,
+        "refill, GOGC=100, refill call-out's work (us)": r_on_work * 1e6,
+        "large object, allocLarge call-out's work (us)": large * 1e6,
+        "stepping, 16 B hit path (insn/s)": st_short,
+        "stepping, 100-allocation loop (insn/s)": st_long,
+    }
+
+
+TARGETS = {"hits/s, counting on": ">= 2,500,000", "refill, GOGC off, refill call-out's work (us)": "<= 10",
+           "refill, GOGC=100, refill call-out's work (us)": "<= 10",
+           "large object, allocLarge call-out's work (us)": "<= 15",
+           "stepping, 16 B hit path (insn/s)": ">= 100,000", "stepping, 100-allocation loop (insn/s)": ">= 100,000"}
+
+
+def _fmt(v):
+    return f"{v:14,.0f}" if v >= 1000 else f"{v:14.2f}"
+
+
+def _child(tree, smoke):
+    env = dict(os.environ, GOMEMU_BENCH_TREE=tree, PYTHONPATH=tree)
+    out = subprocess.run([sys.executable, __file__, "--child"] + (["--smoke"] if smoke else []),
+                         env=env, capture_output=True, text=True, check=True, cwd=tree)
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a short run (a few seconds)")
+    ap.add_argument("--against", metavar="DIR", help="also measure the gomemu checkout in DIR (before/after)")
+    ap.add_argument("--runs", type=int, default=2, help="with --against: alternating runs of each tree")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    rounds, calls, reps = (20, 2000, 20) if args.smoke else (400, 200_000, 300)
-    m = Machine(checked=False)             # speed of the machine itself: no checks at the boundaries
-    counted = hit_rate(m, rounds)
-    co_total, co_work, co_mech = callout_cost(m, calls)
-    steps = step_rate(m, reps)
-    bare = Machine(checked=False)          # the counting hook removed before any code runs
-    hook_del(bare.uc, bare.counter.handle)
-    uncounted = hit_rate(bare, rounds)
-    print(f"mcache-hit allocations/s, exact counting on : {counted:12,.0f}  (target >= 1,000,000)")
-    print(f"mcache-hit allocations/s, counting removed  : {uncounted:12,.0f}  (counting costs x{uncounted / counted:.2f})")
-    print(f"call-out round trip (profilealloc)           : {co_total * 1e6:12.2f} us")
-    print(f"  of which profilealloc's own Python work    : {co_work * 1e6:12.2f} us")
-    print(f"  of which the call-out mechanism            : {co_mech * 1e6:12.2f} us (target <= 2 us)")
-    print(f"stepping with full records                   : {steps:12,.0f} instructions/s (target >= 50,000)")
+    if args.child:
+        print(json.dumps(measure(args.smoke)))
+        return 0
+    if not args.against:
+        for k, v in measure(args.smoke).items():
+            print(f"{k:<48} {_fmt(v)}  {('target ' + TARGETS[k]) if k in TARGETS else ''}")
+        return 0
+    here = str(Path(__file__).resolve().parents[1])
+    before, after = [], []
+    for _ in range(args.runs):
+        before.append(_child(str(Path(args.against).resolve()), args.smoke))
+        after.append(_child(here, args.smoke))
+    print(f"{'':48} {'before':>14} {'after':>14} {'after/before':>12}   (medians of {args.runs} "
+          f"alternating runs; before = {args.against})")
+    for k in before[0]:
+        b = statistics.median(r[k] for r in before)
+        a = statistics.median(r[k] for r in after)
+        print(f"{k:<48} {_fmt(b)} {_fmt(a)} {a / b:12.2f}   {('target ' + TARGETS[k]) if k in TARGETS else ''}")
     return 0
 
 

@@ -262,8 +262,15 @@ class BitVector:
         return bool(self.data[i >> 3] >> (i & 7) & 1)
 
     def bits(self):
-        """Indexes of the set bits, ascending."""
-        return [i for i in range(self.n) if self.data[i >> 3] >> (i & 7) & 1]
+        """Indexes of the set bits, ascending (stack scanning asks at every frame: the
+        loop visits the set bits only)."""
+        v = int.from_bytes(self.data, "little") & ((1 << self.n) - 1)
+        out = []
+        while v:
+            low = v & -v
+            out.append(low.bit_length() - 1)
+            v ^= low
+        return out
 
 
 EMPTY = BitVector(0, b"")

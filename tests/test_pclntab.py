@@ -496,3 +496,11 @@ def test_a_pc_outside_every_function_is_refused(built, tab):
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(BadInput, match="cannot read"):
         Pclntab.open(tmp_path / "absent")
+
+
+def test_a_bitvector_lists_its_set_bits_in_order_and_only_below_n():
+    from emu.pclntab import BitVector
+    v = BitVector(10, bytes([0b10000101, 0b11111110]))
+    assert v.bits() == [0, 2, 7, 9] == [i for i in range(len(v)) if v[i]]
+    assert BitVector(9, v.data).bits() == [0, 2, 7]
+    assert BitVector(0, b"").bits() == []
