@@ -521,69 +521,99 @@ def _table(rows):
 class BenchFigures:
     name: str                # the benchmark's linker name
     n: int
-    real: float              # callgrind Ir/op inside the benchmark function
-    real_callouts: dict      # call-out -> (calls/op, Ir/op)
-    real_machine_code: float
+    real: float              # callgrind Ir/op inside the benchmark function, everything
+    real_machine_code: float  # of that, the functions gomemu runs as machine code
+    real_clears: float       # memclrNoHeapPointers calls/op from the allocation path
+    real_clear_ir: float     # their Ir/op
     gomemu: float            # gomemu bench's instructions/op over the same ops
     gomemu_machine_code: float
-    gomemu_callouts: dict    # call-out -> calls/op
+    gomemu_clear_ir: float   # memclrNoHeapPointers instructions/op
 
 
-def go_test_figures(pkg, pattern, n, valgrind, tmp):
+CLEAR = "runtime.memclrNoHeapPointers"
+# Leaves the runtime also calls from its slow paths (sweeping, fixalloc, GC): only their
+# calls from machine-code callers count as machine code.
+SHARED_LEAVES = (CLEAR, "runtime.memmove")
+_RECURSION = re.compile(r"'\d+$")
+
+
+def _merged(files):
+    """One profile of every thread's file, with callgrind's recursion levels (fn'2) folded
+    into their function: with the GC on, goroutine switches make it see recursion."""
+    out = Profile()
+    for part in files:
+        p = parse_callgrind(part)
+        out.total += p.total
+        for f, v in p.self_cost.items():
+            out.self_cost[_RECURSION.sub("", f)] += v
+        for (x, y), (k, ir) in p.arcs.items():
+            arc = out.arcs[(_RECURSION.sub("", x), _RECURSION.sub("", y))]
+            arc[0] += k
+            arc[1] += ir
+    return out
+
+
+def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100"):
     """Each benchmark of the package at -benchtime Nx and 2Nx, under callgrind on the real
-    `go test -c` binary (the one gomemu bench builds and runs) and on gomemu: ops N+1..2N
-    of the 2N run, as (2N - N) / N. callgrind collects inside the Benchmark function (what
-    b's timer covers, less runN's own bookkeeping)."""
+    `go test -c` binary (the one gomemu bench builds and runs) and on gomemu bench: ops
+    N+1..2N of the 2N run, as (2N - N) / N. callgrind collects inside the Benchmark
+    function. With the GC on, its call graph is not reliable (a mark assist parks the
+    goroutine and the GC's work shows up under gopark), so the machine-code share is
+    the self cost of the functions gomemu runs as machine code, with the shared leaves
+    (memclr, memmove) counted only where a machine-code function called them."""
     from emu.program import GoProgram
     Path(tmp).mkdir(parents=True, exist_ok=True)
     prog = GoProgram(pkg)
     callouts = {c.symbol for c in prog.machine().callouts}
     out = []
     for name in prog.benchmarks(pattern):
-        runs = []
+        real, emu = [], []
         for k in (n, 2 * n):
             f = Path(tmp) / f"cg.bench.{name}.{k}.out"
             cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={f}", "--separate-threads=yes",
                    f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no",
                    str(prog.built.binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$",
                    f"-test.benchtime={k}x"]
-            env = dict(os.environ, GODEBUG="asyncpreemptoff=1", GOMAXPROCS="1")
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            r = subprocess.run(cmd, env=dict(os.environ, GODEBUG="asyncpreemptoff=1", GOMAXPROCS="1", GOGC=gogc),
+                               capture_output=True, text=True)
             if r.returncode != 0:
                 raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
-            merged = Profile()
-            for part in sorted(Path(tmp).glob(f.name + "-*")) or [f]:
-                p = parse_callgrind(part)
-                merged.total += p.total
-                for key, v in p.arcs.items():
-                    merged.arcs[key][0] += v[0]
-                    merged.arcs[key][1] += v[1]
-            co, _ = callout_costs(merged, callouts)
-            g = prog.bench(name, f"{k}x")
-            slow = sum(v for r_, v in g.by_routine.items() if r_ in callouts or r_ in OS_ROUTINES)
-            gco = {r_: g.by_routine[r_] for r_ in g.by_routine if r_ in callouts}
-            runs.append((merged.total, co, g.instructions, slow, gco))
-        (t1, co1, g1, s1, gc1), (t2, co2, g2, s2, gc2) = runs
-        real_co = {f: ((co2[f][0] - co1.get(f, (0, 0))[0]) / n, (co2[f][1] - co1.get(f, (0, 0))[1]) / n)
-                   for f in sorted(co2)}
-        real = (t2 - t1) / n
-        out.append(BenchFigures(name, n, real, real_co, real - sum(ir for _, ir in real_co.values()),
-                                (g2 - g1) / n, ((g2 - s2) - (g1 - s1)) / n,
-                                {f: (gc2[f] - gc1.get(f, 0)) / n for f in sorted(gc2)}))
+            real.append(_merged(sorted(Path(tmp).glob(f.name + "-*")) or [f]))
+            emu.append(prog.bench(name, f"{k}x", machine=prog.machine(gogc=gogc)))
+        machine = {r_ for g in emu for r_ in g.by_routine if r_ not in callouts and r_ not in OS_ROUTINES} | {name}
+
+        def real_mc(p):
+            own = sum(p.self_cost.get(f, 0) for f in machine)
+            elsewhere = sum(ir for (x, y), (_, ir) in p.arcs.items()
+                            if y in SHARED_LEAVES and x not in machine and x != y)
+            clears = [(k, ir) for (x, y), (k, ir) in p.arcs.items() if y == CLEAR and x in machine]
+            return own - elsewhere, sum(k for k, _ in clears), sum(ir for _, ir in clears)
+
+        (m1, c1, ci1), (m2, c2, ci2) = real_mc(real[0]), real_mc(real[1])
+        g1, g2 = emu
+
+        def emu_mc(g):
+            return g.instructions - sum(v for r_, v in g.by_routine.items() if r_ in callouts or r_ in OS_ROUTINES)
+
+        out.append(BenchFigures(name, n, (real[1].total - real[0].total) / n, (m2 - m1) / n, (c2 - c1) / n,
+                                (ci2 - ci1) / n, (g2.instructions - g1.instructions) / n,
+                                (emu_mc(g2) - emu_mc(g1)) / n,
+                                (g2.by_routine.get(CLEAR, 0) - g1.by_routine.get(CLEAR, 0)) / n))
     return out
 
 
 def format_bench(figs):
-    head = ("benchmark", "real Ir/op", "real, machine code", "gomemu instructions/op", "gomemu, machine code",
-            "diff % (machine code)", "call-outs: calls/op real/gomemu, real Ir/op in them")
+    head = ("benchmark", "real Ir/op", "real, machine code", "gomemu instructions/op", "diff %",
+            "clears/op real/gomemu", "without the clears: real / gomemu, diff %")
     rows = [head]
     for f in figs:
-        names = sorted(set(f.real_callouts) | set(f.gomemu_callouts))
-        co = ", ".join(f"{_short(c)} {f.real_callouts.get(c, (0, 0))[0]:.4g}/{f.gomemu_callouts.get(c, 0):.4g} "
-                       f"{f.real_callouts.get(c, (0, 0))[1]:.5g} Ir" for c in names) or "-"
-        d = 100 * (f.gomemu_machine_code - f.real_machine_code) / f.real_machine_code
-        rows.append((f.name, f"{f.real:.6g}", f"{f.real_machine_code:.6g}", f"{f.gomemu:.6g}",
-                     f"{f.gomemu_machine_code:.6g}", f"{d:+.2f}", co))
+        per = f.real_clear_ir / f.real_clears if f.real_clears else 0.0
+        g_clears = f.gomemu_clear_ir / per if per else 0.0
+        r0, g0 = f.real_machine_code - f.real_clear_ir, f.gomemu_machine_code - f.gomemu_clear_ir
+        rows.append((f.name, f"{f.real:.6g}", f"{f.real_machine_code:.6g}", f"{f.gomemu_machine_code:.6g}",
+                     f"{100 * (f.gomemu_machine_code - f.real_machine_code) / f.real_machine_code:+.2f}",
+                     f"{f.real_clears:.4g}/{g_clears:.4g} ({per:.6g} Ir each)",
+                     f"{r0:.6g} / {g0:.6g}, {100 * (g0 - r0) / r0:+.2f}"))
     return _table(rows)
 
 
@@ -685,6 +715,7 @@ def main(argv=None):
     ap.add_argument("--go-test", metavar="PKG", help="instead: the package's benchmarks, callgrind on its "
                     "go test binary beside gomemu bench (-benchtime Nx and 2Nx, N from --n, default 1000)")
     ap.add_argument("--bench", default=".", metavar="REGEX", help="with --go-test: the benchmarks to run")
+    ap.add_argument("--gogc", default="100", help="with --go-test: GOGC for both (default 100, go test's)")
     args = ap.parse_args(argv)
 
     valgrind = shutil.which("valgrind")
@@ -702,9 +733,11 @@ def main(argv=None):
 
     if args.go_test:
         with tempfile.TemporaryDirectory(prefix="callgrind_go.") as tmp:
-            figs = go_test_figures(args.go_test, args.bench, args.n or 1000, valgrind, args.keep or tmp)
+            figs = go_test_figures(args.go_test, args.bench, args.n or 1000, valgrind, args.keep or tmp,
+                                   args.gogc)
         print(f"{args.go_test}: callgrind on the go test binary (GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1, "
-              f"--toggle-collect=<benchmark>) and gomemu bench, ops N+1..2N of -benchtime 2Nx, N={args.n or 1000}")
+              f"--toggle-collect=<benchmark>, GOGC={args.gogc}) and gomemu bench, ops N+1..2N of -benchtime 2Nx, N={args.n or 1000}; "
+              "machine code = what gomemu runs as machine code (its call-outs, the GC among them, run in Python)")
         print(format_bench(figs))
         return 0
     names = SMOKE_CASES if args.smoke else (
