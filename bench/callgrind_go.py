@@ -19,6 +19,14 @@ difference of the two runs divided by N (so runtime start-up and exit cancel):
                  mallocgc path really ran), and calls per iteration of the
                  slow-path functions (nextFree, refill, mheap.alloc, ...)
 
+Beside each case, gomemu runs the same binary's main.run_<case> (Machine(image=...))
+over the same iterations, and the two are printed side by side: real Go's Ir split
+into what gomemu runs as machine code and the inclusive cost of each call-out
+function (refill, allocLarge, gcTrigger.test, wbBufFlush, ...: gomemu's Python slow
+paths, named with their calls per iteration). `--record` writes the program and the
+figures to tests/data/callgrind for tests/test_callgrind.py; `--go-test PKG` does the
+same for a package's benchmarks, beside `gomemu bench` (docs/machine.md).
+
 Costs come from parsing callgrind's output files (uncompressed names and
 positions). They are counts of executed instructions: with the heap base fixed
 (GOEXPERIMENT=norandomizedheapbase64, the default here) and no preemption by
@@ -27,10 +35,12 @@ sysmon (a run that was preempted is repeated), they repeat exactly.
     python bench/callgrind_go.py            # all cases, full N
     python bench/callgrind_go.py --smoke    # 2 cases, tiny N, < 60 s
     python bench/callgrind_go.py --cases noscan16,tiny8 --n 5000
+    python bench/callgrind_go.py --record   # all cases, into tests/data/callgrind (~20 min)
+    python bench/callgrind_go.py --go-test DIR   # DIR's benchmarks: go test binary vs gomemu bench
 
 This file is deliberately not named bench_*.py: valgrind runs are slow, so
-`bench/run_all.py` (and CI) do not run it. Results are in
-docs/real_runtime_costs.md.
+`bench/run_all.py` (and CI) do not run it. Results are in docs/machine.md
+("Against the real runtime under callgrind") and docs/real_runtime_costs.md.
 """
 
 import argparse

@@ -134,9 +134,7 @@ def test_the_mcache_is_the_same(machines):
     hc, rc = hand.runtime.mcache, real.runtime.mcache
     for m in (hand, real):
         assert m.mem.u64(m.runtime.mcache + L.MCache.tiny) != 0
-    plain = [("nextSample", 8), ("memProfRate", 8), ("scanAlloc", 8), ("tiny", 8), ("tinyoffset", 8),
-             ("tinyAllocs", 8)]
-    for name, _ in plain:
+    for name in ("nextSample", "memProfRate", "scanAlloc", "tiny", "tinyoffset", "tinyAllocs"):
         off = getattr(L.MCache, name)
         assert hand.mem.u64(hc + off) == real.mem.u64(rc + off), f"mcache.{name}"
     assert hand.mem.read(hc + L.MCache.reusableNoscan, L.MCache.SIZE - L.MCache.reusableNoscan) == \
