@@ -2,6 +2,10 @@
 // barrier of Go 1.21 and later (the design is in mbarrier.go, the buffer in
 // mwbbuf.go).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // The compiler guards every pointer store into the heap with
 //
 //	CMPL	runtime·writeBarrier(SB), $0    // writeBarrier.enabled (+ padding)

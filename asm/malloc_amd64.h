@@ -3,6 +3,10 @@
 // nextFreeFast into each mallocgc* function; these macros are those inlined
 // bodies, so each path carries its own copy of the instructions, as in Go.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // Frame of every small path ($0x48):
 //   0x1f(SP) needzero   0x20 span   0x28 c   0x30 size   0x38 mp   0x40 x
 // Callers of a mallocgc* function keep the 24 bytes at the bottom of their

@@ -4,6 +4,10 @@
 // mallocNoScanTable / mallocScanTable for sizes below 81 bytes, plus the slow
 // paths they call. Assembled only into Machine(size_specialized=True).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // Each copy starts with forceSlowPath := debug.malloc || gcBlackenEnabled != 0
 // (the runtime/secret term is constant false: GOEXPERIMENT runtimesecret is off
 // by default). Its fast body is the generic path's with the class's span

@@ -2,6 +2,10 @@
 // charges the GC assist, picks the path by size and by whether the type has
 // pointers, and fixes the assist debt for the slot's internal fragmentation.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ (nil: raw memory), CX = needzero.
 // Returns AX = x.
 //

@@ -3,6 +3,10 @@
 // call-out to Python). The span is cleared after the allocation is
 // published, in 256 KiB chunks, only if its memory may be dirty.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ, CX = needzero. Returns AX = x,
 // BX = span.elemsize (whole pages). Frame: the small paths' frame, plus
 // 8(SP) typ, 0x10 the requested size.

@@ -1,6 +1,10 @@
 // runtime/malloc.go: mallocgcSmallNoscan, mallocgc's path for objects without
 // pointers from 16 bytes to 32 KiB - 8 (smaller ones belong to the tiny allocator).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ (unused on this path), CX = needzero.
 // Returns AX = x, the object; BX = the size of its slot (the class size).
 //

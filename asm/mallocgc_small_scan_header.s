@@ -3,6 +3,10 @@
 // the type (mbitmap.go: heapSetTypeSmallHeader); the object follows it, and
 // the size class is picked with the header included.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ. Returns AX = x (after the header),
 // BX = the slot size. Frame: the small paths' frame, plus 0x10(SP) the
 // requested size, 0x18 typ.

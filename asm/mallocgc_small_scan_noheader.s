@@ -3,6 +3,10 @@
 // bitmap at the end of its page, one bit per word (mbitmap.go:
 // heapSetTypeNoHeader -> (*mspan).writeHeapBitsSmall, inlined here).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ. Returns AX = x, BX = the slot size.
 // Frame: the small paths' frame, plus 0(SP) sizeclass, 8 scanSize,
 // 0x10 dataSize (the requested size), 0x18 typ.

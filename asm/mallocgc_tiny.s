@@ -4,6 +4,10 @@
 // does not fit, a fresh block is taken, which replaces the current one only
 // if it has more room left (the rule that keeps blocks full).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = typ. Returns AX = x and BX = the slot size
 // charged: 0 when the object went into the current block, else 16.
 // Frame: the small paths' frame, plus 0x10(SP) the requested size.

@@ -2,6 +2,10 @@
 // the span's cache of free bits ran out, or the span is full and the mcache
 // must be refilled from mcentral (a call-out to Python: mcache.refill).
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = c, BX = spc. Returns AX = v, BX = s, CX = checkGCTrigger.
 // Frame: 0(SP) checkGCTrigger, 0x8 s, 0x10 c, 0x18 spc.
 TEXT runtime.(*mcache).nextFree(SB), 0, $0x20-0

@@ -2,6 +2,10 @@
 // (the emulated CPU reports neither), so every size takes the SSE paths:
 // X15 is ABIInternal's zero register.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = ptr, BX = n.
 TEXT runtime·memclrNoHeapPointers(SB), NOSPLIT, $0-16
 	MOVQ	AX, DI

@@ -3,6 +3,10 @@
 // There is only one goroutine here, so the preemption check between chunks
 // (getg().preempt -> goschedguarded) is not modelled.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = size, BX = x. Frame: 0(SP) voff, 8 vsize.
 TEXT runtime·memclrNoHeapPointersChunked(SB), 0, $0x10-0
 	PUSHQ	BP

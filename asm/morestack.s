@@ -1,6 +1,10 @@
 // runtime/asm_amd64.s: morestack, morestack_noctxt and gogo: the machine-code
 // half of stack growth.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // A function whose prologue check fails calls morestack_noctxt (after spilling
 // its register arguments). morestack saves where the function was (g.sched:
 // the pc after that call, its SP at entry, BP, the closure context DX) and

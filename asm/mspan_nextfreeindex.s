@@ -3,6 +3,10 @@
 // the next 64 allocation bits (inverted) from allocBits whenever the cache is
 // used up.
 //
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
+//
 // ABIInternal: AX = s. Returns AX = the slot index, or s.nelems when the span is full.
 // s.refillAllocCache(CX / 8): allocCache = ^(the 8 bytes of allocBits at that byte), into BX too.
 #define REFILL_ALLOC_CACHE \

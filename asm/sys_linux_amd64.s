@@ -3,6 +3,10 @@
 // arguments on the stack; here they take ABIInternal registers so the Python
 // slow paths can call them directly. The SYSCALL instructions are real: the
 // machine's syscall hook plays the kernel.
+//
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
 
 // sysMmap(addr AX, n BX, prot CX, flags DI, fd SI, off R8) (p AX, err BX)
 TEXT runtime·sysMmap(SB), NOSPLIT, $0

@@ -2,6 +2,10 @@
 // wbBufFlush is Go code and may clobber any register: save every GPR the
 // caller still needs in the barrier's 96-byte frame (R12, R13 are saved by
 // the barrier itself; R14 is g, RSP the stack), flush, restore them.
+//
+// Handwritten: the commented teaching version that `gomemu step --annotated`
+// walks (Machine(handwritten=True)) and one side of tests/test_differential.py;
+// the default Machine() runs go1.27.3's compiled code instead (docs/machine.md).
 #define WBBUF_FLUSH_SAVING_REGS \
 	MOVQ	DI, 0(SP) \
 	MOVQ	AX, 8(SP) \

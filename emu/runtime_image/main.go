@@ -7,7 +7,10 @@
 // which it would otherwise drop as dead code.
 package main
 
-import "os"
+import (
+	"os"
+	"runtime"
+)
 
 type node struct {
 	next *node
@@ -28,6 +31,7 @@ var (
 	sinkStr    string
 	sinkBig    *big
 	sinkFunc   func() int
+	sinkProf   func([]runtime.MemProfileRecord, bool) (int, bool)
 )
 
 //go:noinline
@@ -61,6 +65,9 @@ func entryPoints(n int, s string) {
 	x := sinkNode
 	sinkFunc = func() int { return x.val }        // a closure
 	clear(sinkPtrs)                               // memclrHasPointers
+	// Reading the memory profile keeps sampling on: without it the linker sets
+	// runtime.disableMemoryProfiling and schedinit sets MemProfileRate = 0.
+	sinkProf = runtime.MemProfile
 }
 
 func main() {
