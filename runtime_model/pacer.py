@@ -617,3 +617,5 @@ def load_scenario(path):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except RecursionError:          # json's decoder recurses once per nested [ or {
+        raise BadInput(f"{path}: not valid JSON: nested too deeply") from None

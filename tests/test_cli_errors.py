@@ -39,6 +39,7 @@ def files(tmp_path):
     with open(tmp_path / "huge.go", "wb") as f:
         f.truncate((16 << 20) + 1)
     (tmp_path / "adir").mkdir()
+    (tmp_path / "deep.json").write_text("[" * 100_000)     # json's decoder recurses per level
     return tmp_path
 
 
@@ -66,6 +67,8 @@ CASES = [
     ([], 2, "the following arguments are required: COMMAND"),
     # files: named, with what was being done
     (["pagealloc", "replay", "/nonexistent.json"], 1, "nonexistent"),
+    (["pagealloc", "replay", "{dir}/deep.json"], 1, "deep.json: invalid JSON: nested too deeply"),
+    (["pacer", "replay", "{dir}/deep.json"], 1, "deep.json: not valid JSON: nested too deeply"),
     (["barrier", "/nonexistent.go", "f"], 1, "/nonexistent.go: cannot read the Go source: No such file or directory"),
     (["barrier", "{dir}/adir", "f"], 1, "adir: cannot read the Go source: Is a directory"),
     (["barrier", "{dir}/utf16.go", "f"], 1, "utf16.go:1:1: the Go source is not UTF-8 (byte 0xff)"),

@@ -18,6 +18,8 @@ def _load(path):
         raise BadInput(f"{path}: cannot read: {e.strerror or e}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInput(f"{path}: invalid JSON: {e}") from e
+    except RecursionError:          # json's decoder recurses once per nested [ or {
+        raise BadInput(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(vector, dict):
         raise BadInput(f"{path}: not a pagealloc vector (top level is not an object)")
     return vector
