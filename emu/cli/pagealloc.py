@@ -2,6 +2,7 @@
 
 import json
 
+from emu.cli.inputs import read_source
 from emu.cli.jsonout import document, dumps
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import compare, replay
@@ -11,12 +12,11 @@ _SHOWN = 3
 
 
 def _load(path):
+    # read_source bounds what is read: /dev/zero is refused, not read until memory runs out
+    text = read_source(path, "the pagealloc vector")
     try:
-        with open(path, encoding="utf-8") as f:
-            vector = json.load(f)
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read: {e.strerror or e}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        vector = json.loads(text)
+    except json.JSONDecodeError as e:
         raise BadInput(f"{path}: invalid JSON: {e}") from e
     except RecursionError:          # json's decoder recurses once per nested [ or {
         raise BadInput(f"{path}: invalid JSON: nested too deeply") from None
