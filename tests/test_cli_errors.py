@@ -69,6 +69,14 @@ CASES = [
     (["pagealloc", "replay", "/nonexistent.json"], 1, "nonexistent"),
     (["pagealloc", "replay", "{dir}/deep.json"], 1, "deep.json: invalid JSON: nested too deeply"),
     (["pacer", "replay", "{dir}/deep.json"], 1, "deep.json: not valid JSON: nested too deeply"),
+    # an empty path names no file (it is not the current directory)
+    (["pagealloc", "replay", ""], 2, "argument FILE: an empty path names no file"),
+    (["pacer", "replay", ""], 2, "argument FILE.json: an empty path names no file"),
+    (["pacer", "replay", "{ref}/pacer/Steady.input.json", "--plot", ""], 2, "argument --plot: an empty path"),
+    (["barrier", "", "f"], 2, "argument file: an empty path names no file"),
+    (["call", "", "f"], 2, "argument path: an empty path names no file"),
+    (["bench", ""], 2, "argument path: an empty path names no file"),
+    (["bench", ".", "-memprofile", ""], 2, "argument -memprofile: an empty path names no file"),
     # an endless file is read up to a bound, not until memory runs out
     (["pagealloc", "replay", "/dev/zero"], 1, "/dev/zero: the pagealloc vector is larger than 16777216 bytes"),
     (["pacer", "replay", "/dev/zero"], 1, "/dev/zero: cannot read pacer scenario: larger than 16777216 bytes"),
