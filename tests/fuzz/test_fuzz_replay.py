@@ -31,7 +31,7 @@ raw_files = st.one_of(st.none(), st.none(), st.none(), st.sampled_from(
     [b"", b"{", b"[]", b"null", b"17", b"\xff\xfe{}", b'{"test": "\xe9"}', b"{" * 100_000, b"[" * 100_000, b"NaN", b'"x"']))
 
 
-@examples(700)
+@examples(350)
 @given(name=st.sampled_from(sorted(VECTORS)), data=st.data(), raw=raw_files, as_json=st.booleans())
 def test_a_mutated_pagealloc_vector_replays_or_is_refused_naming_its_file(tmp_path_factory, capsys, name, data,
                                                                           raw, as_json):
@@ -44,7 +44,7 @@ def test_a_mutated_pagealloc_vector_replays_or_is_refused_naming_its_file(tmp_pa
         assert (doc["failed"] == 1) if as_json else out.startswith("FAIL "), out
 
 
-@examples(250)
+@examples(150)
 @given(name=st.sampled_from(sorted(SCENARIOS)), data=st.data(), raw=raw_files, with_reference=st.booleans(),
        as_json=st.booleans())
 def test_a_mutated_pacer_scenario_replays_or_is_refused_naming_its_file(tmp_path_factory, capsys, name, data, raw,
