@@ -28,7 +28,8 @@ def _write(path, doc, raw):
 
 # Bytes that are not a JSON object, whatever the parser makes of them.
 raw_files = st.one_of(st.none(), st.none(), st.none(), st.sampled_from(
-    [b"", b"{", b"[]", b"null", b"17", b"\xff\xfe{}", b'{"test": "\xe9"}', b"{" * 100_000, b"[" * 100_000, b"NaN", b'"x"']))
+    [b"", b"{", b"[]", b"null", b"17", b"\xff\xfe{}", b'{"test": "\xe9"}', b"{" * 100_000, b"[" * 100_000,
+     b"NaN", b'"x"']))
 
 
 @examples(350)
