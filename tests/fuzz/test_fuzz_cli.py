@@ -188,7 +188,7 @@ def names_of(argv):
     return [t for t in argv if t] + [repr(t) for t in argv] + ["arguments are required"]
 
 
-@examples(220)
+@examples(400)
 @given(data=st.data())
 def test_a_hostile_command_line_is_refused_in_one_line_naming_it(files, capsys, data):
     argv = data.draw(command_lines(files), label="argv")
@@ -219,7 +219,7 @@ def small_runs(files):
     ).map(lambda parts: sum((p if isinstance(p, list) else [p] for p in parts), []))
 
 
-@examples(3)
+@examples(2)
 @given(data=st.data())
 def test_a_small_command_line_runs_or_is_refused_in_one_line(files, go_env, monkeypatch, capsys, data):
     monkeypatch.setenv("GOCACHE", go_env["GOCACHE"])
