@@ -74,12 +74,16 @@ class Memory:
 
     def _backing(self, addr, n):
         b = self._last
-        if b is not None and b.base <= addr and addr + n <= b.end:
-            return b
-        for b in self._backings:
-            if b.base <= addr and addr + n <= b.end:
-                self._last = b
+        try:
+            if b is not None and b.base <= addr and addr + n <= b.end:
                 return b
+            for b in self._backings:
+                if b.base <= addr and addr + n <= b.end:
+                    self._last = b
+                    return b
+        except TypeError:               # addr is not a number: BadInput naming it (free when it is)
+            A.integer("addr", addr)
+            raise
         A.integer("addr", addr)
         raise EmulationFault(f"address {addr:#x} (+{n}) is outside every emulated region", pc=None)
 
@@ -87,18 +91,26 @@ class Memory:
         b = self._backing(addr, n)
         return b.buf, addr - b.base
 
+    # The public entries check addr's type (one comparison): a float inside a region
+    # would pass the bounds and fail as a slice index.
     def read(self, addr, n):
+        if type(addr) is not int:
+            addr = A.integer("addr", addr)
         if type(n) is not int or n < 0:
             n = A.integer("n", n)
         buf, off = self._find(addr, n)
         return bytes(buf[off:off + n])
 
     def write(self, addr, data):
+        if type(addr) is not int:
+            addr = A.integer("addr", addr)
         data = A.data("data", data)
         buf, off = self._find(addr, len(data))
         buf[off:off + len(data)] = data
 
     def fill(self, addr, n, byte=0):
+        if type(addr) is not int:
+            addr = A.integer("addr", addr)
         n = A.integer("n", n)
         byte = A.integer("byte", byte, 0, 0xFF)
         buf, off = self._find(addr, n)

@@ -604,16 +604,26 @@ def replay(scenario, on_cycle=None):
     return {"name": top["name"], "results": results}
 
 
+MAX_SCENARIO_BYTES = 16 << 20   # a scenario file gomemu reads (Go's largest is 17 KB)
+
+
 def load_scenario(path):
     """Read a scenario file; unreadable or malformed JSON becomes BadInput naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)     # bounded: /dev/zero is refused, not read forever
     except OSError as e:
         raise BadInput(f"{path}: cannot read pacer scenario: {e.strerror or e}") from e
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise BadInput(f"{path}: cannot read pacer scenario: larger than {MAX_SCENARIO_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadInput(f"{path}: cannot read pacer scenario: not UTF-8 text") from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except RecursionError:          # json's decoder recurses once per nested [ or {
+        raise BadInput(f"{path}: not valid JSON: nested too deeply") from None

@@ -79,6 +79,11 @@ def test_the_smallest_heap_reservation_is_one_arena():
     (lambda m: m.mem.read(L.OFFHEAP.base, 1.5), "n"),
     (lambda m: m.mem.fill(L.OFFHEAP.base + 1, -5), "n"),
     (lambda m: m.mem.write(L.OFFHEAP.base, "text"), "data"),
+    (lambda m: m.mem.read(None, 4), "addr"),                       # found by the fuzz suite: TypeError
+    (lambda m: m.mem.read(float(L.OFFHEAP.base), 4), "addr"),      # ... a float inside a region
+    (lambda m: m.mem.write(float(L.OFFHEAP.base), b"x"), "addr"),
+    (lambda m: m.mem.fill(float(L.OFFHEAP.base), 2), "addr"),
+    (lambda m: m.mem.u64(None), "addr"),
     (lambda m: m.mallocgc(16, needzero="no"), "needzero"),
     (lambda m: m.mallocgc(16, typ=-1), "typ"),
     (lambda m: m.call("runtime.mallocgc", 16, 1.5), "argument"),

@@ -39,6 +39,7 @@ def files(tmp_path):
     with open(tmp_path / "huge.go", "wb") as f:
         f.truncate((16 << 20) + 1)
     (tmp_path / "adir").mkdir()
+    (tmp_path / "deep.json").write_text("[" * 100_000)     # json's decoder recurses per level
     return tmp_path
 
 
@@ -66,6 +67,19 @@ CASES = [
     ([], 2, "the following arguments are required: COMMAND"),
     # files: named, with what was being done
     (["pagealloc", "replay", "/nonexistent.json"], 1, "nonexistent"),
+    (["pagealloc", "replay", "{dir}/deep.json"], 1, "deep.json: invalid JSON: nested too deeply"),
+    (["pacer", "replay", "{dir}/deep.json"], 1, "deep.json: not valid JSON: nested too deeply"),
+    # an empty path names no file (it is not the current directory)
+    (["pagealloc", "replay", ""], 2, "argument FILE: an empty path names no file"),
+    (["pacer", "replay", ""], 2, "argument FILE.json: an empty path names no file"),
+    (["pacer", "replay", "{ref}/pacer/Steady.input.json", "--plot", ""], 2, "argument --plot: an empty path"),
+    (["barrier", "", "f"], 2, "argument file: an empty path names no file"),
+    (["call", "", "f"], 2, "argument path: an empty path names no file"),
+    (["bench", ""], 2, "argument path: an empty path names no file"),
+    (["bench", ".", "-memprofile", ""], 2, "argument -memprofile: an empty path names no file"),
+    # an endless file is read up to a bound, not until memory runs out
+    (["pagealloc", "replay", "/dev/zero"], 1, "/dev/zero: the pagealloc vector is larger than 16777216 bytes"),
+    (["pacer", "replay", "/dev/zero"], 1, "/dev/zero: cannot read pacer scenario: larger than 16777216 bytes"),
     (["barrier", "/nonexistent.go", "f"], 1, "/nonexistent.go: cannot read the Go source: No such file or directory"),
     (["barrier", "{dir}/adir", "f"], 1, "adir: cannot read the Go source: Is a directory"),
     (["barrier", "{dir}/utf16.go", "f"], 1, "utf16.go:1:1: the Go source is not UTF-8 (byte 0xff)"),

@@ -113,7 +113,7 @@ def write_barrier_json(rows):
 def register(sub):
     p = sub.add_parser("barrier", help="compile a Go function with the real toolchain and run its pointer "
                                        "stores with the write barrier off and on")
-    p.add_argument("file", help="a Go source file, UTF-8 (compiled as package main)")
+    p.add_argument("file", type=inputs.path, help="a Go source file, UTF-8 (compiled as package main)")
     p.add_argument("func", help="the function to run: F, main.F, or a method (*T).M or T.M (methods need --args)")
     p.add_argument("--int", type=inputs.bounded(*inputs.REGISTER_WORD), dest="int_value", metavar="N",
                    help="value for integer parameters (default 1); it must fit each one's Go type "

@@ -9,6 +9,7 @@ ns/op is modeled time (emu/clock.py: instructions at a stated clock), not the ho
 
 import subprocess
 
+from emu.cli import inputs
 from emu.cli.call import path_rows
 from emu.cli.jsonout import document, dumps
 from emu.clock import CLOCK_GHZ, INSTRUCTIONS_PER_CYCLE
@@ -18,11 +19,11 @@ from emu.program import GoProgram
 
 def register(sub):
     p = sub.add_parser("bench", help="run your package's benchmarks on the emulated runtime (like go test -bench)")
-    p.add_argument("path", help="a package directory (or a _test.go file) with Benchmark functions")
+    p.add_argument("path", type=inputs.path, help="a package directory (or a _test.go file) with Benchmark functions")
     p.add_argument("-bench", default=".", metavar="REGEX", help="benchmarks to run (default: all)")
     p.add_argument("-benchtime", default="1000x", metavar="Nx|DURATION",
                    help="iterations (1000x, the default) or modeled time (e.g. 10ms, grown as go test does)")
-    p.add_argument("-memprofile", metavar="FILE", help="write the allocation profile (pprof profile.proto)")
+    p.add_argument("-memprofile", type=inputs.path, metavar="FILE", help="write the allocation profile (pprof profile.proto)")
     p.add_argument("--real", action="store_true", help="also run the benchmarks natively and print the real figures")
     p.add_argument("--no-size-specialized", action="store_true",
                    help="build with GOEXPERIMENT=nosizespecializedmalloc")

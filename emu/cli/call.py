@@ -2,13 +2,14 @@
 runtime and say what it cost: its results, every allocation by mallocgc path, instructions
 per routine, write barriers and wbBuf flushes, stack growths (emu/program.py)."""
 
+from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.program import GoProgram
 
 
 def register(sub):
     p = sub.add_parser("call", help="run a function of your Go code on the emulated runtime and show its costs")
-    p.add_argument("path", help="a .go file or a package directory (built with the real toolchain)")
+    p.add_argument("path", type=inputs.path, help="a .go file or a package directory (built with the real toolchain)")
     p.add_argument("func", help="the function to call, e.g. work or (*T).M")
     p.add_argument("args", nargs="*", metavar="ARG", help="integer arguments (decimal or 0x...)")
     p.add_argument("--no-size-specialized", action="store_true",

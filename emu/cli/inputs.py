@@ -52,6 +52,14 @@ def bounded(lo, hi, unit=""):
     return integer
 
 
+def path(text):
+    """An argparse type for a file argument: any path but the empty one, which names no
+    file (Path('') would be the current directory, and messages would start ': ...')."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names no file")
+    return text
+
+
 def check_total(what, count, limit, why=""):
     """UsageError when what the options add up to (allocations, bytes) passes its bound."""
     if count > limit:

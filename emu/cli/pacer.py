@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import writing
 from emu.errors import BadInput
@@ -29,10 +30,10 @@ def register(subparsers):
         "If <Name>.expected.json lies beside it, every value is compared; the exit code is 1 "
         "when any differs.",
     )
-    r.add_argument("file", metavar="FILE.json", help="scenario input file")
+    r.add_argument("file", type=inputs.path, metavar="FILE.json", help="scenario input file")
     r.add_argument("--json", action="store_true",
                    help="print the results as JSON instead of a table (schema gomemu.pacer-replay/v1, docs/json.md)")
-    r.add_argument("--plot", metavar="FILE.png", help="also draw heap sizes and GC CPU utilisation per cycle")
+    r.add_argument("--plot", type=inputs.path, metavar="FILE.png", help="also draw heap sizes and GC CPU utilisation per cycle")
     r.set_defaults(handler=replay_command)
 
 

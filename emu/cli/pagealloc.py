@@ -2,6 +2,7 @@
 
 import json
 
+from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import compare, replay
@@ -11,13 +12,14 @@ _SHOWN = 3
 
 
 def _load(path):
+    # read_source bounds what is read: /dev/zero is refused, not read until memory runs out
+    text = inputs.read_source(path, "the pagealloc vector")
     try:
-        with open(path, encoding="utf-8") as f:
-            vector = json.load(f)
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read: {e.strerror or e}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        vector = json.loads(text)
+    except json.JSONDecodeError as e:
         raise BadInput(f"{path}: invalid JSON: {e}") from e
+    except RecursionError:          # json's decoder recurses once per nested [ or {
+        raise BadInput(f"{path}: invalid JSON: nested too deeply") from None
     if not isinstance(vector, dict):
         raise BadInput(f"{path}: not a pagealloc vector (top level is not an object)")
     return vector
@@ -68,7 +70,7 @@ def register(subparsers):
         description="Replay page-allocator vectors dumped from Go's own tests (tests/data/README.md) through "
         "the model and compare every recorded value. The exit code is 1 when any vector differs.",
     )
-    rp.add_argument("files", nargs="+", metavar="FILE", help="vector JSON file")
+    rp.add_argument("files", nargs="+", type=inputs.path, metavar="FILE", help="vector JSON file")
     rp.add_argument("--json", action="store_true",
                     help="one JSON document for all files (schema gomemu.pagealloc-replay/v1, docs/json.md)")
     rp.set_defaults(handler=_replay_handler)
