@@ -69,3 +69,14 @@ def host_uarch():
     if vendor == "GenuineIntel" and family == 6 and model in (0x6A, 0x6C, 0x7D, 0x7E):
         return SUNNY_COVE
     return None
+
+
+def choose(name=None):
+    """(description, how it was chosen) for --uarch NAME, or the default: the host's core when
+    gomemu describes it, else DEFAULT."""
+    if name:
+        return uarch(name), "--uarch"
+    u = host_uarch()
+    if u is not None:
+        return u, "the host's (/proc/cpuinfo)"
+    return uarch(DEFAULT), "the default (gomemu has no description of the host's core)"
