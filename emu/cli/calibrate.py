@@ -14,7 +14,7 @@ from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.errors import BadInput
 from emu.timing import DEFAULT, choose, mca
-from emu.timing.calibrate import calibrate
+from emu.timing.calibrate import RESOLUTION, calibrate
 from emu.timing.native import NativeUnavailable, check_host
 
 
@@ -41,7 +41,7 @@ def _num(x):
 
 def _error(f, which):
     v = getattr(f, which)
-    return None if not f.measured or v is None else 100 * (v - f.measured) / f.measured
+    return None if f.measured is None or f.measured < RESOLUTION or v is None else 100 * (v - f.measured) / f.measured
 
 
 def text_lines(c):
@@ -72,7 +72,8 @@ def text_lines(c):
     if c.mca_path:
         line += f", llvm-mca {_num(c.mape('llvm_mca'))}%"
     out.append(line)
-    out.append("(a path measured at 0 cycles is below the harness's resolution and not in the mean)")
+    out.append(f"(a path measured below {RESOLUTION:g} cycles is hidden in the harness's own work: no error, "
+               "not in the mean; the host is shared, so measured figures move between runs)")
     return out
 
 

@@ -221,6 +221,7 @@ class Model:
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
         max_done = self._max_done
+        fence_retire = u.fence_until_retired
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = 0
         unmodelled = t.unmodelled
         mispredicted = t.mispredicted
@@ -261,6 +262,8 @@ class Model:
                         cyc, slots = old, 0
                     if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
+                        if fence_retire and last_retire > f:
+                            f = last_retire
                         if f > cyc:
                             cyc, slots = f, 0
                     if nrec and shape != D.LOAD:
@@ -487,6 +490,8 @@ class Model:
                         rslots = 0
                     rslots += uops
                     last_retire = rcyc
+                    if flags & FENCE and fence_retire and rcyc > cyc:
+                        cyc, slots = rcyc, 0             # dispatch-serialising: younger ones wait for its retirement
                     rob[ri] = rcyc
                     ri = ri + 1 if ri + 1 < nrob else 0
                     if store_recs is not None:

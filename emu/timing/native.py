@@ -146,6 +146,9 @@ def needed_features(code, address):
     return need
 
 
+_needs_cache = {}
+
+
 def check_host(regions=(), needs=None):
     """Raise NativeUnavailable if this host cannot run the code at all."""
     if platform.machine() not in ("x86_64", "AMD64") or not hasattr(os, "fork"):
@@ -155,7 +158,10 @@ def check_host(regions=(), needs=None):
         needs = set()
         for r in regions:
             if "x" in r.prot:
-                needs |= needed_features(r.data, r.address)
+                key = (r.address, len(r.data), hash(r.data))      # one decode per code image
+                if key not in _needs_cache:
+                    _needs_cache[key] = needed_features(r.data, r.address)
+                needs |= _needs_cache[key]
     missing = sorted(set(needs) - host_flags())
     if missing:
         raise NativeUnavailable(f"the host CPU lacks {', '.join(missing)}, which the code needs")

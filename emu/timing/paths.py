@@ -59,7 +59,8 @@ def machine_regions(m):
         if hasattr(b, "mapped"):                 # the heap: only the granules in use
             for k in sorted(b.mapped):
                 a = r.base + k * b.granule
-                regions.append(Region(a, b.granule, bytes(b.buf[k * b.granule:(k + 1) * b.granule]), "rw"))
+                data = bytes(b.buf[k * b.granule:(k + 1) * b.granule])
+                regions.append(Region(a, b.granule, data[:len(data.rstrip(b"\0"))], "rw"))
             continue
         base, size = r.base, r.size
         if base == L.OFFHEAP.base:               # only what persistentalloc handed out
@@ -67,7 +68,8 @@ def machine_regions(m):
         elif base == L.STACK.base:               # the top 64 KiB of g0's stack
             base, size = r.end - 0x10000, 0x10000
         off = base - r.base
-        regions.append(Region(base, size, bytes(b.buf[off:off + size]), r.prot or "r"))
+        data = bytes(b.buf[off:off + size])
+        regions.append(Region(base, size, data[:len(data.rstrip(b"\0"))], r.prot or "r"))   # the rest is zero
     return regions
 
 

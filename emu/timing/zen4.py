@@ -114,6 +114,10 @@ ZEN4 = UArch(
     move_elimination=True,     # SOG: MOV r,r and zeroing idioms handled at rename
     vec_move_elimination=True,
     rmw_extra_uops=0,         # SOG: a load-op-store instruction is one macro-op
+    fence_until_retired=True,  # AMD, "Software Techniques for Managing Speculation on AMD Processors" (2018):
+                               # LFENCE is dispatch serializing (the MSR bit Linux sets), i.e. (AMD64 APM)
+                               # it dispatches when every older instruction has retired, and younger ones
+                               # dispatch after it (approx.: Zen 3 and 4 assumed to keep the definition)
     rep_startup=25,            # AF: REP MOVSB/STOSB startup (approx.)
     rep_bytes_per_cycle=32,    # AF: fast-strings steady state (approx.)
     forms=FORMS,
