@@ -146,3 +146,14 @@ def test_report_cycles_is_byte_identical_between_runs(capsys):
     c = json.loads(outs[0])["cycles"]
     assert c["uarch"] == "zen4" and c["how"] == "modelled"
     assert c["cold"]["first"]["l1d_misses"] > c["cold"]["warm"]["l1d_misses"] == 0
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["calibrate", "--uarch", "pentium"], 1, "gomemu: error: unknown µarch 'pentium': known are sunny_cove, zen3, zen4"),
+    (["calibrate", "--reps", "1"], 2, "argument --reps: 1 is outside 5..10000"),
+    (["report", "--uarch", "zen4"], 2, "--uarch picks the CPU of --cycles; give --cycles too"),
+])
+def test_bad_timing_arguments_are_one_line(argv, code, message, capsys):
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
