@@ -96,80 +96,10 @@ def loops(u, names=None, reps=100, calls=20):
     return rows
 
 
-GO_REGS = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"] + [f"r{i}" for i in range(8, 16)]
-
-
-def machine_regions(m):
-    """The emulated process's memory as native Regions (the current Machine's layout)."""
-    from emu import layout as L
-    regions = []
-    for b in m.mem._backings:
-        r = b.region
-        if hasattr(b, "mapped"):
-            for k in sorted(b.mapped):
-                a = r.base + k * b.granule
-                regions.append(Region(a, b.granule, bytes(b.buf[k * b.granule:(k + 1) * b.granule]), "rw"))
-            continue
-        base, size = r.base, r.size
-        if base == L.OFFHEAP.base:       # only what persistentalloc handed out: the rest may be taken
-            size = (m._offheap_next - base + 0xFFF) & ~0xFFF
-        elif base == L.STACK.base:       # the top 64 KiB of g0's stack
-            base = r.end - 0x10000
-            size = 0x10000
-        off = base - r.base
-        regions.append(Region(base, size, bytes(b.buf[off:off + size]), r.prot or "r"))
-    return regions
-
-
-def record_call(m, routine, *args):
-    """(entry, registers, regions before, stream) of one call of routine on machine m."""
-    import unicorn.x86_const as X
-    entry = m.prepare_call(routine, args)
-    regs = {n: m.regs.read(getattr(X, f"UC_X86_REG_{n.upper()}")) for n in GO_REGS}
-    regions = machine_regions(m)
-    with Recorder(m.uc) as rec:
-        m.run_from(entry)
-    return entry, regs, regions, rec.stream()
-
-
-def allocator_paths():
-    """(name, machine, recorded call) of fast paths on the current Machine."""
-    from emu.machine import Machine, WB_DIALECTS
-    out = []
-    m = Machine()
-    for _ in range(8):
-        m.mallocgc(16)
-    out.append(("small noscan hit (16 B)", m, record_call(m, "runtime.mallocgc", 16, 0, 1)))
-    m = Machine()
-    T = m.runtime.new_type(24, pointer_words=(0, 2))
-    for _ in range(8):
-        m.mallocgc(24, T)
-    out.append(("small scan hit (24 B, heap bits)", m, record_call(m, "runtime.mallocgc", 24, T, 1)))
-    m = Machine()
-    m.mallocgc(4)
-    out.append(("tiny into the current block", m, record_call(m, "runtime.mallocgc", 4, 0, 1)))
-    m = Machine()
-    m.mallocgc(12)
-    m.mallocgc(12)
-    out.append(("tiny new block", m, record_call(m, "runtime.mallocgc", 8, 0, 1)))
-    m = Machine()
-    slot, p = m.mallocgc(8, m.runtime.new_type(8, (0,))), m.mallocgc(16)
-    out.append(("write barrier off", m, record_call(m, WB_DIALECTS["go1.21"], slot, p)))
-    m = Machine()
-    slot, p = m.mallocgc(8, m.runtime.new_type(8, (0,))), m.mallocgc(16)
-    m.set_write_barrier(True)
-    m.store_pointer(slot, p)
-    out.append(("write barrier on, room in wbBuf", m, record_call(m, WB_DIALECTS["go1.21"], slot, p)))
-    return out
-
-
 def paths(u, reps):
-    from emu.timing.calibrate import compare_path
-    rows = []
-    for name, m, (entry, regs, regions, stream) in allocator_paths():
-        f = compare_path(u, regions, entry, regs, stream, m.mem.read, m.mem.read, reps=reps)
-        rows.append((name, f))
-    return rows
+    """(name, PathFigures) of every fast path `gomemu calibrate` checks (emu/timing/paths.py)."""
+    from emu.timing.calibrate import calibrate
+    return calibrate(u, "bench", with_mca=mca.available(mca.MCPU.get(u.name, "")) is not None, reps=reps).rows
 
 
 def model_speed(u, allocations):
@@ -213,22 +143,19 @@ def main(argv=None):
     for name, model, alone, m, native in rows:
         print(f"   {name:34} {_fmt(model)} {_fmt(alone)} {_fmt(m)} {_fmt(native)}")
     if not a.smoke:
+        from emu.timing.calibrate import Calibration
         rows = paths(u, reps=300)
-        print(f"   {'fast path (current Machine)':34} {'model':>8} {'alone':>8} {'llvm-mca':>8} {'native':>8}"
+        print(f"   {'fast path (gomemu calibrate)':34} {'model':>8} {'alone':>8} {'llvm-mca':>8} {'native':>8}"
               f" {'error':>7}  L1 misses, mispredicts (warm), memory")
-        errs, mca_errs = [], []
         for name, f in rows:
             err = f"{100 * f.error:+6.1f}%" if f.error is not None else "      -"
             mem = {True: "same", False: f"DIFFERS at {len(f.differences)} words", None: f.native_refused}[f.memory_equal]
-            print(f"   {name:34} {_fmt(f.modelled)} {_fmt(f.alone)} {_fmt(f.llvm_mca)} {_fmt(f.measured)} {err}"
+            print(f"   {name[:34]:34} {_fmt(f.modelled)} {_fmt(f.alone)} {_fmt(f.llvm_mca)} {_fmt(f.measured)} {err}"
                   f"  {f.counts['l1d_misses']}, {f.counts['mispredicts']}, {mem}")
-            if f.measured:
-                errs.append(abs(f.error))
-                if f.llvm_mca:
-                    mca_errs.append(abs(f.llvm_mca - f.measured) / f.measured)
-        if errs:
-            print(f"   mean absolute error: model {100 * sum(errs) / len(errs):.1f}%"
-                  + (f", llvm-mca {100 * sum(mca_errs) / len(mca_errs):.1f}%" if mca_errs else ""))
+        c = Calibration(u, "bench", rows, True)
+        if c.mape() is not None:
+            print(f"   mean absolute percentage error: model {c.mape():.1f}%"
+                  + (f", llvm-mca {c.mape('llvm_mca'):.1f}%" if c.mape("llvm_mca") is not None else ""))
     n, dt, t = model_speed(u, 200 if a.smoke else 20000)
     ref = python_speed()
     print(f"   model speed: {n} instructions in {dt:.2f} s of CPU = {n / dt:,.0f} instructions/s "

@@ -147,13 +147,25 @@ def test_a_chase_larger_than_l1_is_served_by_l2_at_l2_latency(u):
     assert u.caches[1].latency <= warm.cycles / (2 * lines) <= u.caches[1].latency + 2
 
 
-@pytest.mark.parametrize("u", [ZEN4, ICL], ids=lambda u: u.name)
-def test_a_reload_of_a_just_stored_value_is_forwarded(u):
+def test_a_reload_of_a_just_stored_value_is_forwarded():
     n = 100
     r = Run(loop(f"mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
-    t = r.model(u).run(r.stream)
-    assert t.forwarded == n
-    assert n * u.stlf_latency <= t.cycles <= n * (u.stlf_latency + 1) + 60
+    t = r.model(ICL).run(r.stream)
+    assert t.forwarded == n and t.renamed == 0
+    assert n * ICL.stlf_latency <= t.cycles <= n * (ICL.stlf_latency + 1) + 60
+
+
+def test_zen_renames_a_reload_of_the_bytes_just_stored():
+    # Agner Fog (Zen 2+, "mirroring memory operands"): the reload takes the stored register at
+    # rename; natively on this Zen 3 host the loop ran at 1.1 cycles an iteration (bench_timing)
+    n = 100
+    r = Run(loop(f"mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
+    m = r.model(ZEN4)
+    m.run(r.stream)                                  # warm: the stack line's first store misses (RFO)
+    m.drain()
+    t = m.run(r.stream)
+    assert t.forwarded == t.renamed == n
+    assert t.cycles <= 2 * n + 60                    # far below n x the 7-cycle forwarding
 
 
 def test_a_load_wider_than_the_store_before_it_waits_for_the_store():
@@ -345,13 +357,9 @@ def test_a_native_run_leaves_the_stores_the_code_made():
 
 def test_a_native_run_refuses_a_range_the_host_process_uses():
     _native_or_skip()
-    import ctypes
-    import mmap as _mmap
-    buf = _mmap.mmap(-1, 0x10000)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf)) & ~0xFFF
+    top = 0x7FFFFFFFE000          # the child's own stack: it runs without ASLR, its stack ends at 0x7ffffffff000
     with pytest.raises(NativeUnavailable, match="is taken in the host process"):
-        run_native([Region(addr, 0x1000, b"\xc3", "rx")], addr, {"rsp": addr + 0x800})
-    del buf
+        run_native([Region(top, 0x1000, b"\xc3", "rx")], top, {"rsp": top + 0x800})
 
 
 def test_a_native_run_refuses_code_the_host_cpu_cannot_run():

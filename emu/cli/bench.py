@@ -15,6 +15,7 @@ from emu.cli.jsonout import document, dumps
 from emu.clock import CLOCK_GHZ, INSTRUCTIONS_PER_CYCLE
 from emu.errors import BadInput
 from emu.program import GoProgram
+from emu.timing.meter import Meter, summary_line
 
 
 def register(sub):
@@ -27,6 +28,8 @@ def register(sub):
     p.add_argument("--real", action="store_true", help="also run the benchmarks natively and print the real figures")
     p.add_argument("--no-size-specialized", action="store_true",
                    help="build with GOEXPERIMENT=nosizespecializedmalloc")
+    p.add_argument("--cycles", action="store_true", help="also modelled cycles/op, L1/L2 misses, mispredicts (emu/timing)")
+    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's if described, else zen4)")
     p.add_argument("--json", action="store_true", help="one JSON object (schema gomemu.bench/v1)")
     p.set_defaults(handler=run)
 
@@ -79,7 +82,9 @@ def run(args):
     names = prog.benchmarks(args.bench)
     if not names:
         raise BadInput(f"{args.path}: no benchmark matches -bench {args.bench!r}")
-    results = [prog.bench(n, args.benchtime) for n in names]
+    meters = [Meter.attach(prog.machine(), args.uarch) if args.cycles else None for _ in names]
+    results = [prog.bench(n, args.benchtime, machine=mt and mt.m) for n, mt in zip(names, meters)]
+    cycles = {r.name: mt.bench_summary(r) for r, mt in zip(results, meters) if mt}
     real = real_run(prog.built.binary, args.bench, args.benchtime) if args.real else {}
     nprof = memprofile(prog, names, args.benchtime, args.memprofile) if args.memprofile else None
     clock = f"instructions at {CLOCK_GHZ} GHz, {INSTRUCTIONS_PER_CYCLE:g} per cycle"
@@ -91,7 +96,8 @@ def run(args):
              "paths": [{"path": k, "calls": n, "instructions_min": lo, "instructions_max": hi}
                        for k, n, lo, hi in path_rows(r.allocations)],
              **({"real": dict(zip(("n", "ns_per_op", "bytes_per_op", "allocs_per_op"), real[r.name]))}
-                if r.name in real else {})} for r in results],
+                if r.name in real else {}), **({"cycles": cycles[r.name]} if r.name in cycles else {})}
+            for r in results],
             **({"memprofile": {"file": args.memprofile, "allocations": nprof}} if nprof is not None else {}))))
         return 0
     print("goos: linux\ngoarch: amd64")
@@ -110,6 +116,8 @@ def run(args):
     for r in results:
         rows = path_rows(r.allocations)
         print(f"\n{r.name}: {r.instructions} instructions timed, {len(r.allocations)} allocations")
+        if r.name in cycles:
+            print("  " + summary_line(cycles[r.name], "/op"))
         if rows:
             w = max(len(k) for k, *_ in rows)
             for k, n, lo, hi in rows:

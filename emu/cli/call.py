@@ -5,6 +5,7 @@ per routine, write barriers and wbBuf flushes, stack growths (emu/program.py).""
 from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.program import GoProgram
+from emu.timing.meter import Meter, summary_line
 
 
 def register(sub):
@@ -14,6 +15,8 @@ def register(sub):
     p.add_argument("args", nargs="*", metavar="ARG", help="integer arguments (decimal or 0x...)")
     p.add_argument("--no-size-specialized", action="store_true",
                    help="build with GOEXPERIMENT=nosizespecializedmalloc")
+    p.add_argument("--cycles", action="store_true", help="also modelled cycles, L1/L2 misses, mispredicts (emu/timing)")
+    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's if described, else zen4)")
     p.add_argument("--json", action="store_true", help="one JSON object (schema gomemu.call/v1)")
     p.set_defaults(handler=run)
 
@@ -36,7 +39,9 @@ def growth_dict(c):
 def run(args):
     prog = GoProgram(args.path, [args.func], size_specialized=not args.no_size_specialized)
     m = prog.machine()
+    meter = Meter.attach(m, args.uarch) if args.cycles else None
     res = prog.call(args.func, *args.args, machine=m)
+    cycles = {"cycles": meter.summary()} if meter else {}
     rows = path_rows(res.allocations)
     if args.json:
         print(dumps(document(
@@ -46,7 +51,7 @@ def run(args):
             paths=[{"path": k, "calls": n, "instructions_min": lo, "instructions_max": hi} for k, n, lo, hi in rows],
             by_routine=res.by_routine, write_barriers=res.write_barriers, wb_flushes=res.wb_flushes,
             stack_growths=[growth_dict(c) for c in res.stack_growths], callouts=res.callouts,
-            init_failures=[{"package": p, "error": str(e)} for p, e in m.runtime.init_failures])))
+            init_failures=[{"package": p, "error": str(e)} for p, e in m.runtime.init_failures], **cycles)))
         return 0
     shown_args = ", ".join(str(a) for a in args.args)
     print(f"{res.func}({shown_args}) = {', '.join(str(r) for r in res.results) or '(no results)'}")
@@ -55,6 +60,8 @@ def run(args):
     for pkg, err in m.runtime.init_failures:
         print(f"  note: package {pkg}'s initialisation stopped: {err}")
     print(f"\ninstructions: {res.instructions}")
+    if meter:
+        print(summary_line(cycles["cycles"]))
     print(f"allocations:  {len(res.allocations)} calls into the allocator, {res.mallocs} mallocs, "
           f"{res.bytes_allocated} bytes (MemStats.TotalAlloc)")
     if rows:

@@ -40,6 +40,10 @@ def register(sub):
                         f"counts, or 1000 with --size). In all at most {inputs.MAX_ALLOCATIONS} allocations "
                         f"(sizes under {L.SIZE_SPECIALIZED_LIMIT} B run twice: generic and size-specialised) and "
                         f"{inputs.MAX_HEAP_BYTES >> 30} GiB (the emulated heap's reservation)")
+    p.add_argument("--cycles", action="store_true",
+                   help="also modelled cycles, ns, L1/L2 misses and mispredicts of each hit path, and of a "
+                        "cold allocation (emu/timing; --uarch picks the CPU)")
+    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's when gomemu describes it, else zen4)")
     p.add_argument("--json", action="store_true", help="one JSON document (docs/json.md: gomemu.report)")
     p.set_defaults(handler=run)
 
@@ -241,7 +245,96 @@ def workload_from(args):
     return workload
 
 
+# ---- cycles (--cycles) ---------------------------------------------------------------------------
+
+def cycles_data(u, how, rows):
+    """Modelled cycles of each hit path (its size and type, warm: three calls first) and of the
+    first allocation into a fresh span against the warm hit after three more, on a fresh
+    default Machine with a Meter (emu/timing/meter.py)."""
+    from emu.timing.meter import STATED_GHZ, Meter
+    m = Machine()
+    meter = Meter(m, u)
+    paths = []
+    for entry, r in hit_paths(rows):
+        typ = m.runtime.new_type(r.size, r.pointer_words) if r.pointer_words else 0
+        for _ in range(3):
+            meter.measure(lambda: m.mallocgc(r.size, typ))
+        t = meter.measure(lambda: m.mallocgc(r.size, typ))
+        paths.append({"entry": entry, "size": r.size, "scan": bool(r.pointer_words), "path": r.path,
+                      **_timing_json(t)})
+    for _ in range(3):                                             # the noscan hit code, warm
+        meter.measure(lambda: m.mallocgc(WARM_SIZE))
+    cold = meter.measure(lambda: m.mallocgc(COLD_SIZE))          # a size class not used yet: a fresh span
+    for _ in range(3):
+        meter.measure(lambda: m.mallocgc(COLD_SIZE))
+    warm = meter.measure(lambda: m.mallocgc(COLD_SIZE))
+    meter.close()
+    return {"uarch": u.name, "uarch_name": u.vendor_name, "uarch_chosen": how, "ghz": STATED_GHZ,
+            "how": "modelled", "paths": paths,
+            "cold": {"size": COLD_SIZE, "first": _timing_json(cold), "warm": _timing_json(warm),
+                     "explained": explain_cold(u, cold, warm)}}
+
+
+COLD_SIZE = 96             # a size class the hit paths above do not use: its first allocation refills
+WARM_SIZE = 8              # a noscan size class warmed first, so the cold call's code is warm
+
+
+def _timing_json(t):
+    from emu.timing.meter import STATED_GHZ
+    return {"cycles": t.cycles, "ns": round(t.cycles / STATED_GHZ, 1), "instructions": t.instructions,
+            "l1d_misses": t.l1d_misses, "l2_misses": t.l2_misses, "l3_misses": t.l3_misses,
+            "dtlb_misses": t.dtlb_misses, "mispredicts": t.mispredicts}
+
+
+def explain_cold(u, cold, warm):
+    """The cold call's extra cycles as the cache model counts them: each miss level's latency
+    over the L1's (an upper bound: misses overlap), and the mispredicts' penalty."""
+    lat = [c.latency for c in u.caches] + [u.memory_latency]
+    extra_l1 = cold.l1d_misses - warm.l1d_misses
+    mem = (cold.l3_misses - warm.l3_misses) * (lat[3] - lat[0])
+    l3 = ((cold.l2_misses - cold.l3_misses) - (warm.l2_misses - warm.l3_misses)) * (lat[2] - lat[0])
+    l2 = ((cold.l1d_misses - cold.l2_misses) - (warm.l1d_misses - warm.l2_misses)) * (lat[1] - lat[0])
+    br = (cold.mispredicts - warm.mispredicts) * u.mispredict_penalty
+    return {"extra_cycles": cold.cycles - warm.cycles, "extra_l1d_misses": extra_l1,
+            "serial_miss_cycles": mem + l3 + l2, "mispredict_cycles": br,
+            "text": f"{extra_l1} more L1D misses ({cold.l3_misses - warm.l3_misses} from memory at {lat[3]}, "
+                    f"{(cold.l2_misses - cold.l3_misses) - (warm.l2_misses - warm.l3_misses)} from L3 at {lat[2]}, "
+                    f"{(cold.l1d_misses - cold.l2_misses) - (warm.l1d_misses - warm.l2_misses)} from L2 at {lat[1]}"
+                    f": {mem + l3 + l2} cycles if none overlapped) and "
+                    f"{cold.mispredicts - warm.mispredicts} more mispredicts ({br} cycles); "
+                    f"{cold.instructions - warm.instructions} more instructions"}
+
+
+def cycles_lines(c):
+    out = ["", f"modelled cycles on {c['uarch']} ({c['uarch_name']}, µarch {c['uarch_chosen']}; ns at a stated "
+               f"{c['ghz']} GHz; warm: each path called three times first):",
+           f"  {'path':<60} {'size':>6} {'cycles':>7} {'ns':>6} {'instr':>6} {'L1D':>4} {'L2':>4} {'mispred':>7}"]
+    for p in c["paths"]:
+        out.append(f"  {p['path']:<60} {p['size']:>6} {p['cycles']:>7} {p['ns']:>6} {p['instructions']:>6} "
+                   f"{p['l1d_misses']:>4} {p['l2_misses']:>4} {p['mispredicts']:>7}")
+    cold = c["cold"]
+    for label, t in (("first allocation into a fresh span", cold["first"]), ("the same size, warm (three calls later)", cold["warm"])):
+        out.append(f"  {label + ' (' + str(cold['size']) + ' B)':<60} {cold['size']:>6} {t['cycles']:>7} {t['ns']:>6} "
+                   f"{t['instructions']:>6} {t['l1d_misses']:>4} {t['l2_misses']:>4} {t['mispredicts']:>7}")
+    out.append(f"  cold - warm = {cold['explained']['extra_cycles']} cycles: {cold['explained']['text']} "
+               "(the refill itself runs in Python: its cycles are not modelled)")
+    return out
+
+
 def run(args):
+    if args.uarch and not args.cycles:
+        raise UsageError("--uarch picks the CPU of --cycles; give --cycles too")
     data = report_data(workload_from(args))
+    if args.cycles:
+        from emu.timing import choose
+        u, how = choose(args.uarch)
+        data["cycles"] = cycles_data(u, how, data["machines"][0]["rows"])
+        if args.json:
+            doc = json_document(data)
+            doc["cycles"] = data["cycles"]
+            print(dumps(doc))
+        else:
+            print("\n".join(text_lines(data) + cycles_lines(data["cycles"])))
+        return 0
     print(dumps(json_document(data)) if args.json else "\n".join(text_lines(data)))
     return 0

@@ -3,7 +3,7 @@
   recorder.py   Recorder: the executed blocks and data accesses of a run, recorded by
                 native unicorn callbacks (cheap); Stream: what the model reads
   decode.py     capstone -> instruction forms, registers, memory records, branches
-  uarch.py      what a CPU description holds; zen4.py, sunny_cove.py: the descriptions,
+  uarch.py      what a CPU description holds; zen4.py, zen3.py, sunny_cove.py: the descriptions,
                 every number with its source (as uiCA's microArchConfigs.py)
   model.py      Model: the stream scheduled on one µarch (front end, renamer, pipes,
                 caches and TLBs from cache.py, store forwarding, branch prediction)
@@ -24,10 +24,12 @@ See docs/timing.md for what is modelled, the sources, and the figures measured.
 
 from emu.errors import BadInput
 from emu.timing.sunny_cove import SUNNY_COVE
+from emu.timing.zen3 import ZEN3
 from emu.timing.zen4 import ZEN4
 
-UARCHS = {u.name: u for u in (ZEN4, SUNNY_COVE)}
-ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": "sunny_cove", "znver4": "zen4"}
+UARCHS = {u.name: u for u in (ZEN4, ZEN3, SUNNY_COVE)}
+ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": "sunny_cove", "znver4": "zen4",
+           "znver3": "zen3"}
 DEFAULT = "zen4"
 
 
@@ -61,6 +63,20 @@ def host_uarch():
     if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
                                                         or 0xA0 <= model <= 0xAF):
         return ZEN4
+    if vendor == "AuthenticAMD" and family == 0x19 and (model <= 0x0F or 0x20 <= model <= 0x2F
+                                                        or 0x40 <= model <= 0x5F):
+        return ZEN3
     if vendor == "GenuineIntel" and family == 6 and model in (0x6A, 0x6C, 0x7D, 0x7E):
         return SUNNY_COVE
     return None
+
+
+def choose(name=None):
+    """(description, how it was chosen) for --uarch NAME, or the default: the host's core when
+    gomemu describes it, else DEFAULT."""
+    if name:
+        return uarch(name), "--uarch"
+    u = host_uarch()
+    if u is not None:
+        return u, "the host's (/proc/cpuinfo)"
+    return uarch(DEFAULT), "the default (gomemu has no description of the host's core)"

@@ -37,7 +37,8 @@ from emu.timing import decode as D
 from emu.timing.cache import Hierarchy
 
 _FENCES = {"lfence", "mfence", "rdtsc"}       # rdtsc: RDTSCP waits like LFENCE (RDTSC too, in the model)
-FENCE, UNMODELLED, HAS_LOAD = 1, 2, 4         # flags of a static instruction
+FENCE, UNMODELLED, HAS_LOAD = 1, 2, 4
+_STACK_POPS = {"ret", "pop", "leave"}   # implicit stack loads: not renamed in the model (see zen4.py)         # flags of a static instruction
 RING = 1 << 13             # pipe reservations are kept for this many cycles
 RMASK = RING - 1
 
@@ -58,6 +59,7 @@ class Timing:
     stlb_misses: int = 0
     forwarded: int = 0         # loads served by store-to-load forwarding
     forward_failed: int = 0
+    renamed: int = 0           # of the forwarded: served by memory renaming (the store's data register)
     branches: int = 0
     taken: int = 0             # correctly predicted taken branches
     mispredicts: int = 0
@@ -221,7 +223,9 @@ class Model:
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
         max_done = self._max_done
-        ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = 0
+        fence_retire = u.fence_until_retired
+        ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = nren = 0
+        mren = u.memory_renaming
         unmodelled = t.unmodelled
         mispredicted = t.mispredicted
 
@@ -261,6 +265,8 @@ class Model:
                         cyc, slots = old, 0
                     if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
+                        if fence_retire and last_retire > f:
+                            f = last_retire
                         if f > cyc:
                             cyc, slots = f, 0
                     if nrec and shape != D.LOAD:
@@ -320,7 +326,11 @@ class Model:
                             if e is not None and e[3] > tp and a < e[0] + e[1] and e[0] < a + size:
                                 if e[0] <= a and a + size <= e[0] + e[1]:
                                     nfwd += 1
-                                    x = (e[2] if e[2] > tp else tp) + stlf
+                                    if mren and e[0] == a and e[1] == size and not dec.mem_index and dec.mnemonic not in _STACK_POPS:
+                                        nren += 1        # the load takes the store's data register at rename
+                                        x = e[2] if e[2] > ready else ready
+                                    else:
+                                        x = (e[2] if e[2] > tp else tp) + stlf
                                 else:
                                     nfail += 1
                                     x = e[3] + l1lat + stlf_fail
@@ -487,6 +497,8 @@ class Model:
                         rslots = 0
                     rslots += uops
                     last_retire = rcyc
+                    if flags & FENCE and fence_retire and rcyc > cyc:
+                        cyc, slots = rcyc, 0             # dispatch-serialising: younger ones wait for its retirement
                     rob[ri] = rcyc
                     ri = ri + 1 if ri + 1 < nrob else 0
                     if store_recs is not None:
@@ -535,6 +547,7 @@ class Model:
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
         t.taken = ntaken
         t.forwarded, t.forward_failed, t.loads, t.stores = nfwd, nfail, nld, nst
+        t.renamed = nren
         miss = [a - b for a, b in zip(mem.misses, miss0)] + [0, 0, 0]
         t.l1d_misses, t.l2_misses, t.l3_misses = miss[0], miss[1], miss[2]
         tm = [a - b for a, b in zip(mem.tlb_misses, tlb0)] + [0, 0]

@@ -1,7 +1,8 @@
 """Running the same bytes natively on the host, and timing them.
 
-`run_native` forks a child process (a crash there cannot take the caller
-down), maps each region at its own address with MAP_FIXED_NOREPLACE, and
+`run_native` starts a child interpreter without address-space randomisation
+(a crash there cannot take the caller down, and nothing of the caller's address
+space, such as a Machine's host mappings, is in the way), maps each region at its own address with MAP_FIXED_NOREPLACE, and
 calls the entry through a small trampoline in a page below 2 GiB, `reps`
 times per round for the routine and as many for a bare RET, alternating:
 
@@ -14,9 +15,9 @@ times per round for the routine and as many for a bare RET, alternating:
 The bare RET's ticks are the measurement's own overhead. A chain of
 dependent ADDs (one cycle each on every x86 core) timed before and after each
 round converts TSC ticks to core cycles, because the TSC runs at a constant
-rate and the core clock does not. A round's estimate is (fastest routine
-repetition - fastest empty one) / inner / fastest chain; the result is the
-median of the rounds. The child also reads back chosen memory ranges after
+rate and the core clock does not. A round's estimate is (the routine's
+undisturbed repetitions' mean - the empty ones', see clean_mean) / inner /
+fastest chain; the result is the median of the rounds. The child also reads back chosen memory ranges after
 the first routine call, so a caller can compare them with the emulator's
 memory after the same call (the word at the entry RSP, where the CALL put its
 return address, is put back first).
@@ -28,16 +29,16 @@ range already taken in the host process, an instruction the host CPU lacks
 
 import ctypes
 import errno
-import faulthandler
 import mmap
 import os
 import pickle
 import platform
-import select
 import signal
 import statistics
-import struct
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import capstone
 import keystone
@@ -54,6 +55,7 @@ FEATURES = {**{m: "bmi1" for m in ("tzcnt", "andn", "blsr", "blsi", "blsmsk", "b
             **{m: "bmi2" for m in ("shlx", "shrx", "sarx", "rorx", "bzhi", "pdep", "pext", "mulx")},
             "lzcnt": "abm", "popcnt": "popcnt", "movbe": "movbe", "rdtscp": "rdtscp",
             "crc32": "sse4_2", "ptest": "sse4_1", "pinsrq": "sse4_1", "pextrq": "sse4_1"}
+_ROOT = Path(__file__).resolve().parents[2]     # the directory holding the emu package
 _PROT = {"r": mmap.PROT_READ, "w": mmap.PROT_WRITE, "x": mmap.PROT_EXEC}
 
 
@@ -84,8 +86,9 @@ class NativeResult:
     memory: dict = field(default_factory=dict)   # address -> bytes read back after the first call
 
     # The host is shared and its core clock moves: a repetition that was preempted or ran at
-    # a lower clock only ever takes longer, so each round takes the fastest of each (routine,
-    # empty routine, chain), and the result is the median of the rounds.
+    # a lower clock only ever takes longer, so each round takes the undisturbed repetitions
+    # (clean_mean) of the routine and of the empty routine, and the fastest chain; the result
+    # is the median of the rounds.
     @property
     def ticks_per_cycle(self):
         return min(self.chain_ticks_per_cycle)
@@ -103,6 +106,19 @@ class NativeResult:
         return {"how": "measured", "reps": self.reps, "inner": self.inner, "rounds": self.rounds,
                 "cycles_per_call": self.cycles_per_call, "median_cycles_per_call": self.median_cycles_per_call,
                 "ticks_per_cycle": self.ticks_per_cycle}
+
+
+def clean_mean(ticks):
+    """The mean of the repetitions that nothing else disturbed: those within three TSC steps
+    of the fastest. The TSC advances in steps (about 24 ticks, 30 cycles, on this VM), so the
+    fastest repetition alone is off by up to a step; the repetitions start at random phases of
+    the step, so the mean of the undisturbed ones is not (preemption and interrupts only ever
+    add far more than three steps, and are left out)."""
+    distinct = sorted(set(ticks))
+    gaps = [b - a for a, b in zip(distinct, distinct[1:]) if b - a > 2]
+    step = min(gaps) if gaps else 1
+    kept = [x for x in ticks if x <= distinct[0] + 3 * step]
+    return sum(kept) / len(kept)
 
 
 def host_flags():
@@ -130,6 +146,9 @@ def needed_features(code, address):
     return need
 
 
+_needs_cache = {}
+
+
 def check_host(regions=(), needs=None):
     """Raise NativeUnavailable if this host cannot run the code at all."""
     if platform.machine() not in ("x86_64", "AMD64") or not hasattr(os, "fork"):
@@ -139,21 +158,30 @@ def check_host(regions=(), needs=None):
         needs = set()
         for r in regions:
             if "x" in r.prot:
-                needs |= needed_features(r.data, r.address)
+                key = (r.address, len(r.data), hash(r.data))      # one decode per code image
+                if key not in _needs_cache:
+                    _needs_cache[key] = needed_features(r.data, r.address)
+                needs |= _needs_cache[key]
     missing = sorted(set(needs) - host_flags())
     if missing:
         raise NativeUnavailable(f"the host CPU lacks {', '.join(missing)}, which the code needs")
 
 
 def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_each=False, serialize=True,
-               read_back=(), fs_base=0, needs=None, chain_iterations=2000, rounds=9, timeout=60):
+               read_back=(), fs_base=0, needs=None, chain_iterations=2000, rounds=9, timeout=60, exits=(),
+               resume=False):
     """Run `entry` natively; see the module comment. regs: {name: value} (rsp: the entry
     RSP, pointing at the return address slot as the Go ABI has it). restore: [(address,
     size)] put back to the regions' data before each repetition (restore_each: before each
     call, inside the timed loop, followed by MFENCE; LFENCE, so the empty routine's run
     pays the same). serialize: an LFENCE before and after each call, so calls do not
     overlap and a call's ticks are its latency; without it, back-to-back throughput.
-    read_back: [(address, size)] returned in .memory. Returns a NativeResult."""
+    read_back: [(address, size)] returned in .memory. exits: addresses where the run ends
+    (instead of the routine's RET): each becomes a jump back into the trampoline (R11 is
+    clobbered), for a piece of a routine that stops at a call-out or returns to the
+    emulator's exit address. resume: `entry` is a return address (the instruction after a
+    call-out): the run pops the CALL's return address before jumping there, so the code finds
+    RSP = regs["rsp"] + 8 as after its RET. Returns a NativeResult."""
     check_host(regions, needs)
     regions = list(regions)
     for r in regions:
@@ -163,38 +191,25 @@ def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_e
         raise NativeUnavailable("the entry needs an RSP")
     if fs_base and "fsgsbase" not in host_flags():
         raise NativeUnavailable("the code reads FS-relative memory and the host lacks FSGSBASE")
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                  # the child: never returns
-        os.close(rfd)
-        faulthandler.disable()                    # a crash is the parent's to report, in one line
-        for sig in (signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGFPE):
-            signal.signal(sig, signal.SIG_DFL)
-        try:
-            out = ("ok", _child(regions, entry, regs, reps, inner, restore, restore_each, serialize,
-                                read_back, fs_base, chain_iterations, rounds))
-        except NativeUnavailable as e:
-            out = ("unavailable", str(e))
-        except BaseException as e:                # noqa: BLE001 - reported to the parent
-            out = ("error", f"{type(e).__name__}: {e}")
-        data = pickle.dumps(out)
-        os.write(wfd, struct.pack("<Q", len(data)))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(wfd, view):]
-        os._exit(0)
-    os.close(wfd)
+    args = (regions, entry, regs, reps, inner, restore, restore_each, serialize, read_back, fs_base,
+            chain_iterations, rounds, tuple(exits), resume)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+    env["PYTHONPATH"] = os.pathsep.join([str(_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     try:
-        data = _read_all(rfd, timeout, pid)
-    finally:
-        os.close(rfd)
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        if os.WIFSIGNALED(status):
-            sig = signal.Signals(os.WTERMSIG(status)).name
-            raise NativeFault(f"the native run of {entry:#x} died with {sig}")
-        raise NativeFault(f"the native run of {entry:#x} ended without a result (status {status})")
-    kind, payload = pickle.loads(data)
+        child = subprocess.run([sys.executable, "-c", "from emu.timing.native import _spawned; _spawned()"],
+                               input=pickle.dumps(args), capture_output=True, timeout=timeout, env=env,
+                               preexec_fn=_no_aslr)
+    except subprocess.TimeoutExpired:
+        raise NativeFault(f"the native run of {entry:#x} did not finish within {timeout} s") from None
+    if child.returncode < 0:
+        sig = signal.Signals(-child.returncode).name
+        raise NativeFault(f"the native run of {entry:#x} died with {sig}")
+    try:
+        kind, payload = pickle.loads(child.stdout)
+    except Exception:                              # noqa: BLE001 - no result: say what the child said
+        last = (child.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise NativeFault(f"the native run of {entry:#x} ended without a result "
+                          f"(status {child.returncode}: {last})") from None
     if kind == "unavailable":
         raise NativeUnavailable(payload)
     if kind == "error":
@@ -202,21 +217,25 @@ def run_native(regions, entry, regs, *, reps=200, inner=1, restore=(), restore_e
     return payload
 
 
-def _read_all(fd, timeout, pid):
-    buf = b""
-    need = None
-    while need is None or len(buf) < need + 8:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            raise NativeFault(f"the native run did not finish within {timeout} s")
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b""
-        buf += chunk
-        if need is None and len(buf) >= 8:
-            need = struct.unpack("<Q", buf[:8])[0]
-    return buf[8:8 + need]
+def _no_aslr():
+    """In the child before exec: no address-space randomisation (personality ADDR_NO_RANDOMIZE),
+    so its libraries and mappings sit just below the stack near 0x7ffff7ff0000 and its heap near
+    0x555555554000, away from the emulated process's layout (with ASLR they may land anywhere)."""
+    ctypes.CDLL(None).personality(0x0040000)
+
+
+def _spawned():
+    """The child's main: its arguments pickled on stdin; ("ok" | "unavailable" | "error",
+    payload) pickled on stdout. A crash kills it with its signal, which the parent reports."""
+    args = pickle.loads(sys.stdin.buffer.read())
+    try:
+        out = ("ok", _child(*args))
+    except NativeUnavailable as e:
+        out = ("unavailable", str(e))
+    except BaseException as e:                     # noqa: BLE001 - reported to the parent
+        out = ("error", f"{type(e).__name__}: {e}")
+    sys.stdout.buffer.write(pickle.dumps(out))
+    sys.stdout.flush()
 
 
 # ---- the child ------------------------------------------------------------------------------
@@ -244,7 +263,7 @@ def _mmap_fixed(addr, size, prot):
 # mis-encodes absolute memory operands). Slots: the 16 GPRs in POP order (RSP last), then the rest.
 _SLOTS = ["rax", "rcx", "rdx", "rbx", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
           "r14", "r15", "rsp", "reps", "results", "host_rsp", "inner", "restore", "nrestore",
-          "t0", "rep", "left", "fs", "host_fs", "entry", "entries"]
+          "t0", "rep", "left", "fs", "host_fs", "entry", "entries", "resume"]
 _POP_ORDER = _SLOTS[:15]
 TRAMP_CANDIDATES = [0x20000000, 0x30000000, 0x48000000, 0x58000000, 0x68000000]
 
@@ -369,7 +388,7 @@ chain:
 
 
 def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, read_back, fs_base,
-           chain_iterations, rounds):
+           chain_iterations, rounds, exits, resume):
     global _libc
     _libc = ctypes.CDLL(None, use_errno=True)
     _libc.mmap.restype = ctypes.c_void_p
@@ -392,9 +411,14 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     src, slots = tramp_source(tramp, bool(fs_base), restore_each, serialize)
     code = bytes(ks.asm(src, tramp)[0])
     chain = bytes(ks.asm(_CHAIN_SRC, tramp + 0x600)[0])
-    if len(code) > 0x5F0 or len(chain) > 0x200:
+    if len(code) > 0x5E0 or len(chain) > 0x200:
         raise NativeFault("trampoline does not fit its page")
     ctypes.memmove(tramp, code, len(code))
+    back = tramp + code.index(bytes.fromhex("ff1425")) + 7          # the instruction after the CALL
+    for x in exits:                                                  # movabs r11, back; jmp r11
+        if not any(r.address <= x and x + 13 <= r.address + r.size for r in regions):
+            raise NativeUnavailable(f"exit {x:#x} is outside the regions")
+        ctypes.memmove(x, b"\x49\xbb" + back.to_bytes(8, "little") + b"\x41\xff\xe3", 13)
     ctypes.memmove(tramp + 0x5F8, b"\xc3", 1)            # the empty routine
     ctypes.memmove(tramp + 0x600, chain, len(chain))
     rlist = (ctypes.c_uint64 * (3 * max(1, len(restore))))()
@@ -432,7 +456,10 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
     ticks, empty, chain_ticks, estimates = [], [], [], []
     memory = {}
     # even repetitions: a bare RET; odd ones the routine, so the last leaves the routine's memory
-    entries = (ctypes.c_uint64 * 2)(tramp + 0x5F8, entry)
+    entries = (ctypes.c_uint64 * 2)(tramp + 0x5F8, tramp + 0x5E0 if resume else entry)
+    if resume:                            # lea rsp, [rsp + 8]; jmp qword ptr [resume slot]
+        slot["resume"].value = entry
+        ctypes.memmove(tramp + 0x5E0, bytes.fromhex("488d642408ff2425") + slots["resume"].to_bytes(4, "little"), 13)
     slot["entries"].value = ctypes.addressof(entries)
     slot["reps"].value = 2 * reps
     results = (ctypes.c_uint64 * (2 * reps))()
@@ -443,7 +470,7 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
         tramp_fn()
         c1 = per_add()
         if rnd == 0:
-            if ret_orig is not None:
+            if ret_orig is not None and not resume:     # resume: the slot is dead, the code may reuse it
                 for r in regions:
                     if r.address <= ret_slot < r.address + r.size and "w" in r.prot:
                         ctypes.memmove(ret_slot, ret_orig, 8)
@@ -453,5 +480,5 @@ def _child(regions, entry, regs, reps, inner, restore, restore_each, serialize, 
         ticks += t
         empty += e
         chain_ticks += [c0, c1]
-        estimates.append((min(t) - min(e)) / inner / min(c0, c1))
+        estimates.append((clean_mean(t) - clean_mean(e)) / inner / min(c0, c1))
     return NativeResult(reps, inner, ticks, empty, chain_ticks, estimates, memory)

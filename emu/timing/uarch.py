@@ -92,6 +92,10 @@ class UArch:
     # string instructions (REP MOVS/STOS, fast-strings microcode)
     rep_startup: int         # cycles before the first byte
     rep_bytes_per_cycle: int
+    memory_renaming: bool = False       # a load of exactly the bytes of a buffered store, addressed without an
+                                        # index, takes the store's data register at rename (no forwarding latency)
+    fence_until_retired: bool = False   # LFENCE dispatches when every older instruction has retired and
+                                        # holds younger ones until it retires (else: until they complete)
     forms: dict = field(default_factory=dict)   # form key (decode.FORM_KEYS) -> Form
     sources: tuple = ()      # the documents the numbers come from
     notes: str = ""

@@ -114,6 +114,16 @@ ZEN4 = UArch(
     move_elimination=True,     # SOG: MOV r,r and zeroing idioms handled at rename
     vec_move_elimination=True,
     rmw_extra_uops=0,         # SOG: a load-op-store instruction is one macro-op
+    memory_renaming=True,      # AF (Zen 2 and later, "mirroring memory operands"): a load from the address
+                               # and size of a recent store, base + displacement without an index, gets
+                               # the stored register's value at rename, latency 0 (SOG: the "memfile");
+                               # measured here on Zen 3: bench_timing's store/reload loop, 1.1 cycles per
+                               # iteration natively vs 7 with forwarding (approx.: the real conditions,
+                               # e.g. which base registers, are narrower)
+    fence_until_retired=True,  # AMD, "Software Techniques for Managing Speculation on AMD Processors" (2018):
+                               # LFENCE is dispatch serializing (the MSR bit Linux sets), i.e. (AMD64 APM)
+                               # it dispatches when every older instruction has retired, and younger ones
+                               # dispatch after it (approx.: Zen 3 and 4 assumed to keep the definition)
     rep_startup=25,            # AF: REP MOVSB/STOSB startup (approx.)
     rep_bytes_per_cycle=32,    # AF: fast-strings steady state (approx.)
     forms=FORMS,

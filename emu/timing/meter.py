@@ -1,0 +1,99 @@
+"""Cycles of what a Machine runs: the recorded blocks and accesses, modelled on one µarch.
+
+A `Meter` keeps one Recorder on the machine's unicorn engine and one Model (caches,
+predictor and pipeline carry over from call to call, as on a real core). Counting
+stays as it is when no meter is attached; with one, every block and access is also
+recorded (a few ns each) and modelled when asked. The figures are deterministic: the
+same run on the same µarch gives the same cycles.
+
+    meter = Meter(machine, uarch("zen4"))
+    t = meter.measure(lambda: machine.mallocgc(16))    # a Timing: cycles, l1d_misses, ...
+    meter.cycles()                                     # every cycle so far (for a clock)
+
+Python slow paths (call-outs) touch memory the model does not see, and take no
+modelled cycles: their lines stay cold to the model (docs/timing.md).
+"""
+
+from emu.timing import choose
+from emu.timing.model import Model, Timing
+from emu.timing.recorder import Recorder
+
+SUMMED = ("cycles", "instructions", "uops", "loads", "stores", "l1d_misses", "l2_misses", "l3_misses",
+          "dtlb_misses", "stlb_misses", "forwarded", "forward_failed", "branches", "taken", "mispredicts", "fused")
+STATED_GHZ = 3.6           # ns = cycles / this (emu/clock.py's CLOCK_GHZ: this VM's core clock, stated)
+
+
+class Meter:
+    def __init__(self, machine, u, how="--uarch"):
+        self.m, self.u, self.how = machine, u, how
+        self.model = Model(u, machine.mem.read)
+        self.rec = Recorder(machine.uc)
+        self.rec.start()
+        self.total = Timing(u.name)              # every run so far, summed
+
+    @classmethod
+    def attach(cls, machine, uarch_name=None):
+        """A meter on `machine` for --cycles [--uarch NAME] (emu.timing.choose)."""
+        u, how = choose(uarch_name)
+        return cls(machine, u, how)
+
+    def close(self):
+        self.rec.stop()
+
+    def _pending(self):
+        """Model what was recorded since the last call; returns its Timing."""
+        t = self.model.run(self.rec.stream())
+        self.rec.clear()
+        for k in SUMMED:
+            setattr(self.total, k, getattr(self.total, k) + getattr(t, k))
+        return t
+
+    def measure(self, fn, drain=True):
+        """Run fn() and return the Timing of what it ran (from an empty pipeline when drain)."""
+        self._pending()
+        if drain:
+            self.model.drain()
+        fn()
+        return self._pending()
+
+    def cycles(self):
+        """Every modelled cycle since the meter was attached: what a modelled clock reads."""
+        self._pending()
+        return self.total.cycles
+
+    def summary(self):
+        """summary() of everything run since the meter was attached."""
+        self._pending()
+        return summary(self.u, self.how, self.total)
+
+    def bench_summary(self, r):
+        """Per operation of a benchmark (emu/benchmark.py's BenchResult r): the run's modelled
+        cycles per instruction times the timed instructions, per iteration (the meter sees
+        the whole run, setup included; the timer counts instructions only)."""
+        self._pending()
+        scale = r.instructions / max(1, self.total.instructions) / max(1, r.n)
+        s = summary(self.u, self.how, self.total, per=1 / scale if scale else float("inf"))
+        s["how"] = "modelled: the run's cycles (and misses) per instruction x the timed instructions per op"
+        return s
+
+    def ns(self, cycles):
+        return cycles / STATED_GHZ
+
+    def clock_ns(self):
+        """Modelled nanoseconds so far at the stated clock: what emu/clock.py's Clock.ns()
+        returns when it runs on cycles (its hook: `if self.m.meter: return
+        int(self.m.meter.clock_ns()) + self.extra_ns`)."""
+        return self.cycles() / STATED_GHZ
+
+
+def summary(u, how, t, per=1):
+    """The --cycles figures of a Timing (per `per` operations), as data; "how" says what they are."""
+    return {"uarch": u.name, "uarch_chosen": how, "how": "modelled", "ghz": STATED_GHZ,
+            "cycles": t.cycles / per, "ns": t.cycles / per / STATED_GHZ, "instructions": t.instructions / per,
+            "l1d_misses": t.l1d_misses / per, "l2_misses": t.l2_misses / per, "mispredicts": t.mispredicts / per}
+
+
+def summary_line(s, unit=""):
+    return (f"cycles{unit}: {s['cycles']:.6g} modelled on {s['uarch']} ({s['uarch_chosen']}) = {s['ns']:.1f} ns at "
+            f"a stated {s['ghz']} GHz; L1D misses {s['l1d_misses']:g}, L2 misses {s['l2_misses']:g}, "
+            f"mispredicts {s['mispredicts']:g}")
