@@ -122,6 +122,7 @@ class Collector:
         self.pause_total_ns = 0
         self.gc_cpu_ns = 0               # all GC CPU time (memstats.gc_cpu_fraction's numerator)
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
+        self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
         self.gctrace = []                # the gctrace lines printed so far
 
@@ -346,6 +347,8 @@ class Collector:
         cyc, c = self.cycle, rt.gc_controller
         cyc.t_mark_term = clock.ns()
         cyc.heap1 = c.heap_live
+        if self.checker is not None:
+            self.checker.marked(rt)      # marking is complete: the mark bits are the cycle's
         self._set_phase(GC_MARKTERMINATION)
         bytes_marked = self.marker.bytes_marked + rt.bytes_marked
         if self._gcw_marked:
@@ -369,6 +372,8 @@ class Collector:
         rt.cpu_stats.accumulate(rt, cyc, cyc.t_end)
         rt.limiter.finish_gc_transition(cyc.t_end)
         sweep_all(rt)
+        if self.checker is not None:
+            self.checker.swept(rt)
         rt.scavenger.sweep_done()        # the last sweeper: scavtrace, scavenger.ready()
         self.cycles.append(cyc)
         cyc.cpu_fraction = self.gc_cpu_ns / max(1, clock.ns() * self.procs)
