@@ -270,3 +270,75 @@ class Mutator:
             return np.zeros(0, dtype=np.int64)
         uniq, inv = np.unique(sizes, return_inverse=True)
         return np.asarray([make(int(u)) for u in uniq], dtype=np.int64)[inv]
+
+
+class WorkloadRun:
+    """A workload on a fresh machine, with what `gomemu run` reports: a record per GC
+    cycle (docs/json.md, gomemu.run/v1) and samples of the heap over modeled time (one
+    per batch of operations)."""
+
+    def __init__(self, workload, *, gogc=None, memory_limit=None, gctrace_out=None, scavtrace_out=None,
+                 checked=False, on_progress=None):
+        from emu.machine import Machine
+        self.wl = workload
+        self.m = Machine(checked=False)
+        self.rt = self.m.runtime
+        self.on_progress = on_progress
+        self.mutator = Mutator(self.m, workload, gctrace_out=gctrace_out, scavtrace=scavtrace_out is not None,
+                               on_batch=self._sample, gogc=gogc, memory_limit=memory_limit)
+        self.rt.scavenger.trace_out = scavtrace_out
+        self.checker = None
+        if checked:
+            from runtime_model.checkgc import Checker
+            self.checker = self.rt.gc.checker = Checker()
+        self.rt.gc.on_cycle = self._cycle
+        self.cycles = []
+        self.samples = []              # (t_ns, heap_live, goal, trigger, rss, released)
+        self.peak_rss = 0
+
+    @property
+    def memory_limit(self):
+        return self.rt.gc_controller.memory_limit
+
+    def _now(self):
+        c = self.rt.gc_controller
+        trigger, goal = c.trigger()
+        rss = self.m.kernel.rss_bytes()
+        self.peak_rss = max(self.peak_rss, rss)
+        return self.m.clock.ns(), c.heap_live, goal, trigger, rss, self.rt.mheap.heap_released
+
+    def _sample(self, mutator):
+        self.samples.append(self._now())
+        if self.on_progress is not None:
+            self.on_progress(mutator.allocated)
+
+    def _cycle(self, cyc):
+        t, live, goal, trigger, rss, released = self._now()
+        self.cycles.append({
+            "cycle": cyc.n, "forced": cyc.forced,
+            "start_ns": cyc.t_sweep_term, "mark_ns": cyc.t_mark, "mark_termination_ns": cyc.t_mark_term,
+            "end_ns": cyc.t_end,
+            "heap_start": cyc.heap0, "heap_end": cyc.heap1, "heap_marked": cyc.heap2, "heap_goal": cyc.goal,
+            "next_trigger": trigger, "stacks": cyc.stacks, "globals": cyc.globals,
+            "assist_cpu_ns": cyc.assist_ns, "background_cpu_ns": cyc.bg_ns, "idle_cpu_ns": cyc.idle_ns,
+            "scan_work": cyc.scan_work, "objects_marked": cyc.objects_marked,
+            "gc_cpu_fraction": cyc.cpu_fraction, "rss": rss, "heap_released": released,
+            "gctrace": cyc.gctrace(),
+        })
+
+    def run(self):
+        self.mutator.run()
+        self.samples.append(self._now())
+        return self
+
+    def summary(self):
+        ns, gc = self.m.clock.ns(), self.rt.gc
+        peak_heap = max([s[1] for s in self.samples] + [c["heap_end"] for c in self.cycles] + [0])
+        return {
+            "workload": self.wl.name, "cycles": len(self.rt.gc.cycles),
+            "allocated": self.mutator.allocated, "allocations": self.mutator.allocs,
+            "peak_heap": peak_heap, "peak_rss": self.peak_rss,
+            "gc_cpu_fraction": gc.gc_cpu_ns / (ns * gc.procs) if ns else 0.0,     # gctrace's U%
+            "modeled_ns": ns,
+            "checked_cycles": self.checker.cycles if self.checker else None,
+        }

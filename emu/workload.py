@@ -2,8 +2,8 @@
 
 A workload says what a Go program allocates and keeps, not how: a live set allocated
 first and kept reachable from a global, garbage allocated until a total is reached
-(each object unreachable at once, or after a lifetime), pointer-typed globals, parked
-goroutines' stacks, and optionally phases (a spike, a leak, an idle time). emu/mutator.py
+(each object unreachable at once, or after a lifetime), pointer-typed globals, and
+optionally phases (a spike, a leak, an idle time). emu/mutator.py
 turns it into machine code's operations; `gomemu run` runs it.
 
 Every field is checked here; a bad one is a BadInput naming the file and the field
@@ -89,7 +89,6 @@ class Workload:
     seed: int = 1
     live: Live = field(default_factory=Live)
     globals_bytes: int = 0
-    goroutine_stacks: tuple = ()    # bytes of stack each parked goroutine holds
     phases: tuple = ()
 
     @property
@@ -294,12 +293,6 @@ def parse(text, src):
         if glb % 8:
             raise gt.err("bytes", f"{glb} is not a whole number of pointer words (8 bytes)")
         gt.done()
-    stacks = []
-    for g in f.tables("goroutines"):
-        stacks.append(g.size("stack", None, lo=1, hi=1 << 30) or 0)
-        if not stacks[-1]:
-            raise g.err("stack", "missing")
-        g.done()
     garbage = tuple(_garbage(g) for g in f.tables("garbage"))
 
     phases = []
@@ -327,4 +320,4 @@ def parse(text, src):
     if writes and not live.pointers:
         raise f.err("live.pointers", "must be true: some [[garbage]] has pointer_writes, stores into the live set")
     f.done()
-    return Workload(name, src, gogc, limit, procs, seed, live, glb, tuple(stacks), tuple(phases))
+    return Workload(name, src, gogc, limit, procs, seed, live, glb, tuple(phases))

@@ -39,13 +39,15 @@ from runtime_model.mgcsweep import release_all, sweep_all
 from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 
 # Modeled costs of the collector's work, in ns (emu/clock.py runs the mutator at 3.6 GHz,
-# one instruction per cycle). Calibrated against go1.27.3's own gctrace on this machine:
-# docs/gc.md gives the runs and the arithmetic.
-MARK_NS_PER_BYTE = 0.5           # scanning heap, stacks and globals: ns per byte of scan work
-MARK_NS_PER_OBJECT = 10.0        # greying one object (findObject, mark bit)
-STW_SWEEP_TERM_NS = 30_000       # sweep termination: stop the world, finishsweep_m, start
-STW_MARK_TERM_NS = 25_000        # mark termination, with the flush of every P's state
-SWEEP_NS_PER_SPAN = 150          # sweeping one span (its bitmaps, its central list)
+# one instruction per cycle). Each is a median of real go1.27.3 gctrace figures of
+# tests/programs/churn on this machine (tests/data/churn/*.gctrace, cycles 10 on, GOMAXPROCS=2);
+# docs/real_runtime_costs.md gives the arithmetic, tests/test_workload.py rechecks it.
+STW_SWEEP_TERM_NS = 48_000       # sweep termination's clock (gogc100: median 0.048 ms)
+STW_MARK_TERM_NS = 40_000        # mark termination's clock (gogc100: median 0.041 ms)
+MARK_ROOT_NS = 120_000           # a cycle's fixed mark CPU: root jobs, workers' start and stop
+                                 # (small: 0.138 ms of assist+bg+idle, less its 128 objects)
+MARK_NS_PER_OBJECT = 150         # greying one object: (gogc100 0.278 - small 0.138 ms) / 896 objects
+MARK_NS_PER_BYTE = 0.23          # scan work: (globals 2.209 - gogc100 0.278 ms) / 8 MiB of pointer globals
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
 TRIGGER_HEAP, TRIGGER_TIME, TRIGGER_CYCLE = 0, 1, 2   # mgc.go: gcTriggerKind
@@ -124,6 +126,7 @@ class Collector:
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
         self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
+        self._root_ns = 0                # the cycle's fixed root work still to do (MARK_ROOT_NS)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -169,6 +172,7 @@ class Collector:
         self._set_phase(GC_MARK)
         cyc.t_mark = clock.ns()
         self._last_step = cyc.t_mark
+        self._root_ns = MARK_ROOT_NS
         self._mark_roots()
         self.rt.gc_assist_credit = 0
 
@@ -274,11 +278,20 @@ class Collector:
         c.dedicated_mark_time += int(frac)
         c.idle_mark_time += int(bg - frac)
         self.gc_cpu_ns += int(bg)
-        if not len(self.marker.grey):
+        if self._drained():
             self.mark_done()
 
+    def _drained(self):
+        return not len(self.marker.grey) and not self._root_ns
+
     def _work(self, budget_ns):
-        """Scan up to budget_ns of mark work; returns the ns it took."""
+        """Scan up to budget_ns of mark work (the cycle's fixed root work first); returns the
+        ns it took."""
+        fixed = min(self._root_ns, budget_ns)
+        self._root_ns -= fixed
+        budget_ns -= fixed
+        if budget_ns <= 0:
+            return fixed
         marker = self.marker
         before_objs, before = marker.objects_marked, marker.scan_work
         budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
@@ -287,7 +300,7 @@ class Collector:
         c = self.rt.gc_controller
         c.heap_scan_work += work
         self.cycle.scan_work += work
-        return work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
+        return fixed + work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
 
     def assist(self, gp):
         """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work, stopping gp
@@ -317,7 +330,7 @@ class Collector:
         mem.w64(gp + G.gcAssistBytes, _i64(mem.u64(gp + G.gcAssistBytes)) + debt +
                 int(c.assist_bytes_per_work * GC_OVER_ASSIST_WORK))
         self.rt.assists.append((gp, scan_work))
-        if not len(self.marker.grey):
+        if self._drained():
             self.mark_done()
 
     def shade(self, ptrs):
@@ -374,7 +387,6 @@ class Collector:
         sweep_all(rt)
         if self.checker is not None:
             self.checker.swept(rt)
-        rt.scavenger.sweep_done()        # the last sweeper: scavtrace, scavenger.ready()
         self.cycles.append(cyc)
         cyc.cpu_fraction = self.gc_cpu_ns / max(1, clock.ns() * self.procs)
         self.cycle = None
@@ -382,6 +394,9 @@ class Collector:
         self.gctrace.append(line)
         if self.rt.gctrace_out is not None:
             self.rt.gctrace_out(line)
+        # the last sweeper: scavtrace, scavenger.ready(); after gctrace's line, as in Go,
+        # where the background sweep ends after gcMarkTermination has printed
+        rt.scavenger.sweep_done()
         if self.on_cycle is not None:
             self.on_cycle(cyc)
 

@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     "emu.cli.stack",
     "emu.cli.call",
     "emu.cli.bench",
+    "emu.cli.run",
 ]
 EXIT_BAD_INPUT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 70, 130
 
