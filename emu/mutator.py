@@ -35,7 +35,7 @@ from runtime_model.gcsettings import gcinit
 OP_WORDS = 8                   # asm/mutator.s: an operation is 8 words
 ELEM = 24                      # a slice header in the live holder: ptr, len, cap
 LIVE, SINK, LEAK, TMP, NIL, RING = range(6)
-BATCH = 4096                   # operations per emu_start
+BATCH = 2048                   # operations per emu_start (and per sample of the heap)
 
 
 class Mutator:
@@ -156,15 +156,20 @@ class Mutator:
         if self.live_cap:
             holder = self._array_type(self.live_cap, ELEM // 8)
             self._emit(self.alloc_rows([ELEM * self.live_cap], [holder], self._root(LIVE), -1, -1))
-            self.allocs -= 1            # the holder is the program's slice, not a counted object
+            self._uncount(ELEM * self.live_cap)     # the program's slice, not the workload's bytes
         for k, g in enumerate(self.kinds):
             if g.lifetime:
                 self._emit(self.alloc_rows([8 * g.lifetime], [self._array_type(g.lifetime, 1)],
                                            self._root(RING + k), -1, -1))
-                self.allocs -= 1
+                self._uncount(8 * g.lifetime)
         for ph in wl.phases:
             self.phase(ph)
         self.flush()
+
+    def _uncount(self, size):
+        """The program's own bookkeeping objects (slices, rings) are not the workload's bytes."""
+        self.allocs -= 1
+        self.allocated -= size
 
     def resize_live(self, nbytes):
         """Grow the live set with new objects, or drop objects from its end."""

@@ -87,8 +87,12 @@ def plot(run, path):
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     t = [s[0] / 1e6 for s in run.samples]
-    for i, label, style in ((1, "heap live", "-"), (2, "goal", "--"), (3, "trigger", ":"), (4, "RSS", "-"),
-                            (5, "released", "-")):
+    # the live heap also at each cycle's start and end, where its sawtooth turns
+    live = sorted([(s[0], s[1]) for s in run.samples] +
+                  [(c["start_ns"], c["heap_start"]) for c in run.cycles] +
+                  [(c["mark_termination_ns"], c["heap_end"]) for c in run.cycles])
+    ax.plot([x / 1e6 for x, _ in live], [y / MIB for _, y in live], "-", label="heap live", linewidth=1.2)
+    for i, label, style in ((2, "goal", "--"), (3, "trigger", ":"), (4, "RSS", "-"), (5, "released", "-")):
         ax.plot(t, [s[i] / MIB for s in run.samples], style, label=label, linewidth=1.2)
     marked = [c["heap_marked"] / MIB for c in run.cycles]
     ax.plot([c["mark_termination_ns"] / 1e6 for c in run.cycles], marked, "k.", markersize=5,

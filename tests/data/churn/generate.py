@@ -7,7 +7,8 @@ a loaded 2-core machine the mutator otherwise outruns the descheduled mark worke
 the heap overshoots the goal by 50-100%. Even so, a run that loses the CPU mid-cycle
 merges two cycles into one (the heap passes the next trigger before the cycle ends):
 GOGC=100 gave 24-30 cycles on this machine with 5 other jobs, 29 on a quiet one. Each
-setting is run RUNS times and the run with the most cycles is kept, the least disturbed.
+setting is run RUNS times: the run with the most cycles, the least disturbed, is kept, and
+the cycle counts of all runs go in its `# runs:` line (tests compare with their median).
 """
 
 import os
@@ -59,7 +60,8 @@ def main():
         lines = max(runs, key=len)
         head = f"# {' '.join(f'{k}={v}' for k, v in sorted(env.items()))} GOMAXPROCS=2 " \
                f"GODEBUG=gctrace=1 churn {' '.join(flags)}".rstrip()
-        (HERE / f"{name}.gctrace").write_text(head + "\n" + "\n".join(lines) + "\n")
+        counts = "# runs: " + " ".join(str(len(r)) for r in runs) + " cycles"
+        (HERE / f"{name}.gctrace").write_text(head + "\n" + counts + "\n" + "\n".join(lines) + "\n")
         print(f"{name}: {len(lines)} cycles (runs: {' '.join(str(len(r)) for r in runs)})", file=sys.stderr)
 
 
