@@ -277,10 +277,13 @@ class Mutator:
         return np.asarray([make(int(u)) for u in uniq], dtype=np.int64)[inv]
 
 
+SAMPLES = 500                  # samples of the heap over a run, about
+
+
 class WorkloadRun:
     """A workload on a fresh machine, with what `gomemu run` reports: a record per GC
-    cycle (docs/json.md, gomemu.run/v1) and samples of the heap over modeled time (one
-    per batch of operations)."""
+    cycle (docs/json.md, gomemu.run/v1) and samples of the heap over modeled time (after
+    a batch of operations, about SAMPLES over the run, and at every cycle's end)."""
 
     def __init__(self, workload, *, gogc=None, memory_limit=None, gctrace_out=None, scavtrace_out=None,
                  checked=False, on_progress=None):
@@ -300,6 +303,8 @@ class WorkloadRun:
         self.cycles = []
         self.samples = []              # (t_ns, heap_live, goal, trigger, rss, released)
         self.peak_rss = 0
+        self._every = max(1, workload.total_allocated // SAMPLES)
+        self._next_sample = 0
 
     @property
     def memory_limit(self):
@@ -313,12 +318,16 @@ class WorkloadRun:
         return self.m.clock.ns(), c.heap_live, goal, trigger, rss, self.rt.mheap.heap_released
 
     def _sample(self, mutator):
-        self.samples.append(self._now())
+        if mutator.allocated >= self._next_sample:
+            self.samples.append(self._now())
+            self._next_sample = mutator.allocated + self._every
         if self.on_progress is not None:
             self.on_progress(mutator.allocated)
 
     def _cycle(self, cyc):
-        t, live, goal, trigger, rss, released = self._now()
+        now = self._now()
+        self.samples.append(now)
+        t, live, goal, trigger, rss, released = now
         self.cycles.append({
             "cycle": cyc.n, "forced": cyc.forced,
             "start_ns": cyc.t_sweep_term, "mark_ns": cyc.t_mark, "mark_termination_ns": cyc.t_mark_term,

@@ -44,9 +44,11 @@ from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 # docs/real_runtime_costs.md gives the arithmetic, tests/test_workload.py rechecks it.
 STW_SWEEP_TERM_NS = 48_000       # sweep termination's clock (gogc100: median 0.048 ms)
 STW_MARK_TERM_NS = 40_000        # mark termination's clock (gogc100: median 0.041 ms)
-MARK_ROOT_NS = 120_000           # a cycle's fixed mark CPU: root jobs, workers' start and stop
-                                 # (small: 0.138 ms of assist+bg+idle, less its 128 objects)
 MARK_NS_PER_OBJECT = 150         # greying one object: (gogc100 0.278 - small 0.138 ms) / 896 objects
+# Not modeled: the real runs' fixed mark CPU of about 0.12 ms a cycle (root jobs, the
+# workers' start and stop; small: 0.138 ms less its 129 objects). As scan work the pacer
+# does not know of, it stretched a GOMAXPROCS=1 mark phase (the 25% fractional worker)
+# to 0.5 ms with no assist pacing it, and the heap overshot limits the real runtime keeps.
 MARK_NS_PER_BYTE = 0.23          # scan work: (globals 2.209 - gogc100 0.278 ms) / 8 MiB of pointer globals
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
@@ -126,7 +128,6 @@ class Collector:
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
         self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
-        self._root_ns = 0                # the cycle's fixed root work still to do (MARK_ROOT_NS)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -172,7 +173,6 @@ class Collector:
         self._set_phase(GC_MARK)
         cyc.t_mark = clock.ns()
         self._last_step = cyc.t_mark
-        self._root_ns = MARK_ROOT_NS
         self._mark_roots()
         self.rt.gc_assist_credit = 0
 
@@ -282,16 +282,10 @@ class Collector:
             self.mark_done()
 
     def _drained(self):
-        return not len(self.marker.grey) and not self._root_ns
+        return not len(self.marker.grey)
 
     def _work(self, budget_ns):
-        """Scan up to budget_ns of mark work (the cycle's fixed root work first); returns the
-        ns it took."""
-        fixed = min(self._root_ns, budget_ns)
-        self._root_ns -= fixed
-        budget_ns -= fixed
-        if budget_ns <= 0:
-            return fixed
+        """Scan up to budget_ns of mark work; returns the ns it took."""
         marker = self.marker
         before_objs, before = marker.objects_marked, marker.scan_work
         budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
@@ -300,7 +294,7 @@ class Collector:
         c = self.rt.gc_controller
         c.heap_scan_work += work
         self.cycle.scan_work += work
-        return fixed + work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
+        return work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
 
     def assist(self, gp):
         """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work, stopping gp
