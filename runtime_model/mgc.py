@@ -44,11 +44,14 @@ from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 # docs/real_runtime_costs.md gives the arithmetic, tests/test_workload.py rechecks it.
 STW_SWEEP_TERM_NS = 48_000       # sweep termination's clock (gogc100: median 0.048 ms)
 STW_MARK_TERM_NS = 40_000        # mark termination's clock (gogc100: median 0.041 ms)
-MARK_NS_PER_OBJECT = 150         # greying one object: (gogc100 0.278 - small 0.138 ms) / 896 objects
+MARK_NS_PER_OBJECT = 10          # greying one small object (findObject, the mark bit). Stated, at
+                                 # most the real figure: gogc100 against small, 0.14 ms for 896
+                                 # more 64 KiB objects, is 150 ns each, but that difference also
+                                 # holds a bigger heap's per-span costs the model does not have;
+                                 # at 150 a GOMAXPROCS=1 mark of 2,048 blocks took 1.2 ms.
 # Not modeled: the real runs' fixed mark CPU of about 0.12 ms a cycle (root jobs, the
-# workers' start and stop; small: 0.138 ms less its 129 objects). As scan work the pacer
-# does not know of, it stretched a GOMAXPROCS=1 mark phase (the 25% fractional worker)
-# to 0.5 ms with no assist pacing it, and the heap overshot limits the real runtime keeps.
+# workers' start and stop; small: 0.138 ms less its objects), scan work the pacer does
+# not know of, so its assists would not pace it.
 MARK_NS_PER_BYTE = 0.23          # scan work: (globals 2.209 - gogc100 0.278 ms) / 8 MiB of pointer globals
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
@@ -128,6 +131,7 @@ class Collector:
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
         self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
+        self._owed_ns = 0                # background work done ahead of its CPU time (background)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -173,6 +177,7 @@ class Collector:
         self._set_phase(GC_MARK)
         cyc.t_mark = clock.ns()
         self._last_step = cyc.t_mark
+        self._owed_ns = 0
         self._mark_roots()
         self.rt.gc_assist_credit = 0
 
@@ -270,7 +275,12 @@ class Collector:
         cpu_ns = dt * (dedicated + idle + fractional)
         if fractional:
             self.m.clock.advance(dt * fractional)        # the fractional worker shares the mutator's P
-        done = self._work(cpu_ns)
+        # what the workers did past their time (a batch of objects greyed at once) is owed:
+        # the cycle cannot end before the CPU time it takes has passed
+        paid = min(self._owed_ns, cpu_ns)
+        self._owed_ns -= paid
+        done = paid + (self._work(cpu_ns - paid) if cpu_ns > paid else 0)
+        self._owed_ns += max(0, done - cpu_ns)
         bg = min(cpu_ns, done)
         frac = bg * (dedicated + fractional) / max(dedicated + idle + fractional, 1e-9)
         self.cycle.bg_ns += int(frac)
@@ -282,7 +292,7 @@ class Collector:
             self.mark_done()
 
     def _drained(self):
-        return not len(self.marker.grey)
+        return not len(self.marker.grey) and not self._owed_ns
 
     def _work(self, budget_ns):
         """Scan up to budget_ns of mark work; returns the ns it took."""
