@@ -84,12 +84,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.smoke:
         timed("churn (smoke)", parse(CHURN_SMOKE, "churn-smoke.toml"), 30)
-        # about 200,000 allocations of 16-256 bytes (mean about 76)
+        # about 200,000 allocations of 16-256 bytes
         timed("small (smoke)", parse(SMALL.format(live=4, a=10, b=2, c=2), "small.toml"), 60)
     else:
         timed("churn", load("churn"), 30)
-        # 10 million allocations at a mean of about 76 bytes: 725 MiB
-        timed("small", parse(SMALL.format(live=16, a=600, b=75, c=50), "small.toml"), 60)
+        # 10 million allocations at a mean of about 85 bytes (8.75 M in 725 MiB): 850 MiB
+        timed("small", parse(SMALL.format(live=16, a=700, b=90, c=60), "small.toml"), 60)
     return 0
 
 

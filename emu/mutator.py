@@ -312,6 +312,7 @@ class WorkloadRun:
 
     def _now(self):
         c = self.rt.gc_controller
+        self.rt.gc.sync_stats()          # the memory-limit goal reads mappedReady as it is now
         trigger, goal = c.trigger()
         rss = self.m.kernel.rss_bytes()
         self.peak_rss = max(self.peak_rss, rss)

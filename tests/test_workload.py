@@ -340,3 +340,34 @@ def test_cli_run_bad_workload_is_one_line_exit_1(tmp_path, capsys):
     assert err == ["gomemu: error: bad.toml: total_allocated: 'much' is not a byte count "
                    "(digits with B, KiB, MiB, GiB or TiB)"]
     assert main(["run", "churn", "--gogc", "lots"]) == 1
+
+
+MIXED = """
+[live]
+bytes = "2MiB"
+object_size = "64KiB"
+pointers = true
+[[garbage]]
+object_size = {choices = [64, 256, 1024], weights = [4, 3, 2]}
+[[garbage]]
+object_size = 128
+pointers = true
+pointer_writes = 2
+lifetime = 50
+[[phases]]
+allocate = "24MiB"
+retain = 0.02
+[[phases]]
+live = "1MiB"
+allocate = "8MiB"
+"""
+
+
+def test_checked_run_of_every_feature_keeps_the_invariants():
+    # size choices, pointer objects written into the live set while marking, lifetimes,
+    # a leak, a shrinking live set: checkgc at every cycle (--checked)
+    run = run_text(MIXED, checked=True)
+    s = run.summary()
+    assert s["checked_cycles"] == s["cycles"] >= 3
+    # the leak: 2% of about 24 MiB stays reachable, so the marked heap ends above the live set
+    assert run.cycles[-1]["heap_marked"] > 1 * MB + 0.01 * 24 * MB
