@@ -7,6 +7,15 @@ CLOCK_GHZ) until the cycle model gives cycles; Python slow paths add the costs
 they state (`advance`).
 """
 
+# The slow paths that run in Python cost, in modeled instructions, what the real go1.27.3
+# runtime executes for them (callgrind, docs/real_runtime_costs.md): a refill with its
+# mcentral.cacheSpan and mheap.alloc is noscan32760's 2553 Ir per mallocgc call (one refill
+# each) less the ~150 Ir of the mcache-hit path (noscan1024's mallocgcSmallNoscan + mallocgc);
+# a large allocation is large_noscan's 3180 Ir per mallocgc less ~80 of mallocgc/mallocgcLarge.
+SLOW_PATH_INSTRUCTIONS = {
+    "runtime.(*mcache).refill": 2400,
+    "runtime.(*mcache).allocLarge": 3100,
+}
 CLOCK_GHZ = 3.6           # this VM's core clock (emulator-facts.md 11: a dependent ADD chain, 3.6-3.7 GHz)
 INSTRUCTIONS_PER_CYCLE = 1.0   # stated, not modeled: the cycle model replaces it
 WALL_EPOCH_NS = 1_767_225_600 * 10**9   # the wall clock starts at 2026-01-01T00:00:00Z
@@ -18,8 +27,10 @@ class Clock:
         self.extra_ns = 0          # time of work done in Python (slow paths, GC), as stated by it
 
     def instructions(self):
-        """Machine instructions executed since the machine started (the block counter)."""
-        return self.m.total_instructions()
+        """Machine instructions executed since the machine started (the block counter), and
+        the stated instructions of the slow paths run in Python."""
+        counts = self.m.callout_counts
+        return self.m.total_instructions() + sum(counts.get(k, 0) * n for k, n in SLOW_PATH_INSTRUCTIONS.items())
 
     def ns(self):
         """Nanoseconds since the machine started."""

@@ -225,13 +225,19 @@ class HeapMarker:
 
     def _scan(self, objs):
         """(scan work, pointer values) of a batch of grey objects."""
+        work, slots, (base, elemsize, divmul) = self.pointer_slots(objs)
+        self._set_scanned(objs, base, elemsize, divmul)
+        return work, self.view.h64(slots)
+
+    def pointer_slots(self, objs):
+        """scanobject's reading, without its effects: (scan work, the addresses of the
+        objects' pointer words, (span base, elemsize, divMul) per object)."""
         from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
         v = self.view
         spans = v.span_of(objs)
         us, inv = np.unique(spans, return_inverse=True)
         f = v.spans_fields(us)
         base, elemsize, spc = f["base"][inv], f["elemsize"][inv], f["spanclass"][inv]
-        self._set_scanned(objs, base, elemsize, f["divMul"][inv])
         values, work = [], 0
         small = (spc >> 1) != 0
         hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
@@ -245,8 +251,7 @@ class HeapMarker:
             word = np.repeat(w0, nw) + k
             byte = v.heap8[(np.repeat(bm, nw) - np.uint64(v.heap_base)).astype(np.int64) + word // 8]
             isptr = ((byte >> (word % 8).astype(np.uint8)) & 1).astype(bool)
-            addrs = np.repeat(b, nw)[isptr] + word[isptr].astype(np.uint64) * np.uint64(8)
-            values.append(v.h64(addrs))
+            values.append(np.repeat(b, nw)[isptr] + word[isptr].astype(np.uint64) * np.uint64(8))
             # scan work: up to the last pointer word of each object (scanobject's scanSize)
             last = np.zeros(len(o), dtype=np.int64)
             owner = np.repeat(np.arange(len(o)), nw)[isptr]
@@ -269,9 +274,10 @@ class HeapMarker:
                 if not len(w):
                     continue
                 d = data[ginv.ravel() == gi]
-                values.append(v.h64((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel()))
+                values.append((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel())
                 work += int(w[-1] + 1) * 8 * len(d)
-        return work, (np.concatenate(values) if values else np.zeros(0, dtype=np.uint64))
+        slots = np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)
+        return work, slots, (base, elemsize, f["divMul"][inv])
 
     def _words_of(self, typ, size):
         """Pointer word indexes of `size` bytes holding values of typ back to back."""

@@ -129,6 +129,7 @@ class Scavenger:
         self.sleep_start = 0
         self.sleep_worked = 0.0
         self.wakes = []                   # times at which wake() was called or sysmon wakes it
+        self._sysmon_wake = None          # the time of the pending sysmon wake-up (sysmonWake set)
         self.sleep_ratio = STARTING_SCAV_SLEEP_RATIO
         self.controller = PIController(0.3375, 3.2e6, 1e9, 0.001, 1000.0)
         self.controller_cooldown = 0
@@ -191,7 +192,11 @@ class Scavenger:
         if self.scavtrace > 0:
             self._print(self.released_bg, self.released_eager, False)
             self.released_bg = self.released_eager = 0
-        self.wakes.append(self.rt.machine.clock.ns() + SYSMON_WAKE_DELAY_NS)
+        # ready() sets sysmonWake, a flag: one wake-up pending at a time, however many
+        # sweeps end before sysmon's tick sees it
+        if self._sysmon_wake not in self.wakes:
+            self._sysmon_wake = self.rt.machine.clock.ns() + SYSMON_WAKE_DELAY_NS
+            self.wakes.append(self._sysmon_wake)
 
     def wake(self):
         """scavengerState.wake, as finishsweep_m calls it at sweep termination."""

@@ -39,6 +39,7 @@ COMMAND_MODULES = [
     "emu.cli.call",
     "emu.cli.bench",
     "emu.cli.calibrate",
+    "emu.cli.run",
 ]
 EXIT_BAD_INPUT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 70, 130
 
