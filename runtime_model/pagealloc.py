@@ -561,8 +561,10 @@ class PageAlloc:
         blk = self._leaf_max.get(ci >> 3)
         if blk is not None and blk[ci & 7] >= npages:
             # palloc_find's first fit, inline (this is find's most common exit)
+            c = ~self.chunks[ci].bits & FULL
             w0 = ((x >> PAGE_SHIFT) & _PAGE_MASK) & ~63
-            c = (~self.chunks[ci].bits & FULL) >> w0 << w0
+            if w0:
+                c = c >> w0 << w0
             if npages > 1:
                 c = find_run(c, npages)
             if not c:
