@@ -72,6 +72,7 @@ from runtime_model.pallocbits import (
     bits_to_ranges,
     block64,
     clear_block64,
+    find_run,
     max_run,
     merge_block,
     palloc_find,
@@ -559,10 +560,16 @@ class PageAlloc:
             return None
         blk = self._leaf_max.get(ci >> 3)
         if blk is not None and blk[ci & 7] >= npages:
-            j, _ = palloc_find(self.chunks[ci].bits, npages, (x >> PAGE_SHIFT) & _PAGE_MASK)
-            if j is None:
+            # palloc_find's first fit, inline (this is find's most common exit)
+            c = ~self.chunks[ci].bits & FULL
+            w0 = ((x >> PAGE_SHIFT) & _PAGE_MASK) & ~63
+            if w0:
+                c = c >> w0 << w0
+            if npages > 1:
+                c = find_run(c, npages)
+            if not c:
                 raise InvariantError(f"bad summary data: chunk {ci:#x} max={blk[ci & 7]}, npages={npages}")
-            return (ci << _CHUNK_SHIFT) + (j << PAGE_SHIFT)
+            return (ci << _CHUNK_SHIFT) + (((c & -c).bit_length() - 1) << PAGE_SHIFT)
         for lvl, shift, lbits, imask, maxes in self._ancestors:
             i = x >> shift
             blk = maxes.get(i >> lbits)
@@ -600,13 +607,15 @@ class PageAlloc:
                     f"its children {[unpack_palloc_sum(s) for s in sums[i]]} have no such run"
                 )
             i = (i << SUMMARY_LEVEL_BITS) + j
-        j, _ = palloc_find(self.chunks[i].bits, npages, 0)
-        if j is None:
+        c = ~self.chunks[i].bits & FULL
+        if npages > 1:
+            c = find_run(c, npages)
+        if not c:
             raise InvariantError(
                 f"bad summary data: summary[{_LEAF}][{i}] = {unpack_palloc_sum(self.summary_at(_LEAF, i))}, "
                 f"npages = {npages}"
             )
-        return (i << _CHUNK_SHIFT) + (j << PAGE_SHIFT)
+        return (i << _CHUNK_SHIFT) + (((c & -c).bit_length() - 1) << PAGE_SHIFT)
 
     def _raise_fit_lb(self, npages, a):
         """The first fit of npages is at a, so no run of npages or more starts below a."""
