@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from emu.errors import BadInput
+from emu.cli.inputs import read_source
 from runtime_model.gcsettings import parse_byte_count
 
 BUILTINS = ("churn", "spiky", "leak", "big-live-heap")
@@ -109,11 +110,7 @@ def load(name_or_path):
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
         raise BadInput(f"{name_or_path}: not a built-in workload ({', '.join(BUILTINS)}) nor a file")
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise BadInput(f"{name_or_path}: cannot read: {e.strerror or e}") from None
-    return parse(text, p.name)
+    return parse(read_source(name_or_path, "a workload"), str(name_or_path))   # bounded, UTF-8 checked
 
 
 class _Fields:

@@ -337,9 +337,11 @@ def test_cli_run_bad_workload_is_one_line_exit_1(tmp_path, capsys):
     wl.write_text("total_allocated = 'much'\n")
     assert main(["run", str(wl)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["gomemu: error: bad.toml: total_allocated: 'much' is not a byte count "
+    assert err == [f"gomemu: error: {wl}: total_allocated: 'much' is not a byte count "
                    "(digits with B, KiB, MiB, GiB or TiB)"]
     assert main(["run", "churn", "--gogc", "lots"]) == 1
+    assert main(["run", "/dev/zero"]) == 1          # read up to a bound, not until memory runs out
+    assert "/dev/zero" in capsys.readouterr().err
 
 
 MIXED = """

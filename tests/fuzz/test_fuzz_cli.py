@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from emu import gobuild
 from emu.cli import COMMAND_MODULES
+from emu.cli import calibrate as cli_calibrate
 from emu.machine import Machine
 from tests.conftest import DATA
 from tests.fuzz.harness import cli, examples
@@ -147,6 +148,16 @@ def command_lines(draw, files):
     elif command == "call":
         argv = at_most(1, f) + at_most(1, fn) + at_most(3, ints()) + options(draw, [
             ("--no-size-specialized", None), ("--json", None)])
+    elif command == "run":
+        sizes = st.sampled_from(["80MiB", "off", "1", "0", "-1", "1.5GiB", "80MB", "x", "9" * 30, ""])
+        argv = at_most(1, st.one_of(f, st.sampled_from(["churn", "spiky", "leak", "big-live-heap", "nosuch"]))) + \
+            options(draw, [("--gogc", st.sampled_from(["100", "off", "50", "-1", "0", "x", str(1 << 64), ""])),
+                           ("--memlimit", sizes), ("--gctrace", None), ("--scavtrace", None), ("--checked", None),
+                           ("--plot", outputs(files)), ("--json", None)])
+    elif command == "calibrate":
+        argv = options(draw, [("--uarch", st.sampled_from(["zen3", "zen4", "sunny_cove", "nosuch", ""])),
+                              ("--compare", st.sampled_from(["llvm-mca", "uica", ""])),
+                              ("--reps", small_ints(-1, 20000)), ("--runs", small_ints(-1, 30)), ("--json", None)])
     else:
         assert command == "bench", f"a new command needs its strategy here: {command}"
         argv = at_most(1, f) + options(draw, [
@@ -178,6 +189,7 @@ def stop_when_accepted():
         return real_run(cmd, *a, **kw)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Machine, "__init__", machine)
+        mp.setattr(cli_calibrate, "calibrate", machine)     # its native runs are the expensive part
         mp.setattr(gobuild.subprocess, "run", run)
         yield
 
