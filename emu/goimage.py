@@ -220,14 +220,22 @@ class GoImage:
             top = cu.get_top_DIE()
             if "DW_AT_name" not in top.attributes or top.attributes["DW_AT_name"].value.decode() not in cus:
                 continue
-            for die in top.iter_children():
-                if die.tag != "DW_TAG_subprogram" or "DW_AT_name" not in die.attributes:
+            subs = [d for d in top.iter_children() if d.tag == "DW_TAG_subprogram"]
+            for die in subs:
+                if "DW_AT_name" not in die.attributes or die.attributes["DW_AT_name"].value.decode() not in want:
                     continue
-                if die.attributes["DW_AT_name"].value.decode() not in want:
-                    continue
+                if "DW_AT_inline" in die.attributes:
+                    # An abstract entry (the function is also inlined, e.g. into itself): the
+                    # out-of-line instance refers to it and lists what it lacks (unnamed results).
+                    die = next((d for d in subs if "DW_AT_abstract_origin" in d.attributes
+                                and d.get_DIE_from_attribute("DW_AT_abstract_origin").offset == die.offset), die)
                 params, results = [], []
                 for c in die.iter_children():
-                    if c.tag != "DW_TAG_formal_parameter" or "DW_AT_type" not in c.attributes:
+                    if c.tag != "DW_TAG_formal_parameter":
+                        continue
+                    if "DW_AT_abstract_origin" in c.attributes:
+                        c = c.get_DIE_from_attribute("DW_AT_abstract_origin")
+                    if "DW_AT_type" not in c.attributes:
                         continue
                     t = c.get_DIE_from_attribute("DW_AT_type")
                     tname, kind = _param_kind(t)
