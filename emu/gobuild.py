@@ -473,9 +473,10 @@ class BuiltPackage:
         return f"{self.package}.{func}"
 
     def image(self):
-        """The binary as a GoImage; a main package's symbols read `main.F` as in `go build`."""
+        """The binary as a GoImage; a main package's symbols read `main.F` as in `go build`.
+        The alias also tells the image which package is the user's (traceback: user code)."""
         from emu.goimage import load_image
-        return load_image(self.binary, {self.import_path: self.package} if self.import_path != self.package else None)
+        return load_image(self.binary, {self.import_path: self.package})
 
 
 _PKG_CLAUSE = re.compile(r"^package\s+(\w+)", re.M)

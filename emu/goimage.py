@@ -240,7 +240,9 @@ class GoImage:
                     t = c.get_DIE_from_attribute("DW_AT_type")
                     tname, kind = _param_kind(t)
                     size = t.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in t.attributes else 8
-                    p = Param(c.attributes["DW_AT_name"].value.decode(), self.display(tname), kind, size)
+                    rt = t.attributes.get(DW_AT_GO_RUNTIME_TYPE)
+                    p = Param(c.attributes["DW_AT_name"].value.decode(), self.display(tname), kind, size,
+                              self.pclntab.module.types + rt.value if rt is not None else 0)
                     is_result = "DW_AT_variable_parameter" in c.attributes and c.attributes["DW_AT_variable_parameter"].value
                     (results if is_result else params).append(p)
                 return Signature(tuple(params), tuple(results))
@@ -358,6 +360,7 @@ class Param:
     type: str          # as Go spells it: int, *main.T, []int, string
     kind: str          # int, uint, bool, float, pointer, string, slice, interface, struct, other
     size: int
+    rtype: int = 0     # the address of its runtime type descriptor (0: DWARF does not say)
 
     @property
     def words(self):
@@ -371,6 +374,8 @@ class Signature:
     results: tuple
 
 
+# cmd/internal/dwarf: DW_AT_go_runtime_type, the type descriptor's offset from moduledata.types.
+DW_AT_GO_RUNTIME_TYPE = 0x2904
 _DW_ATE = {2: "bool", 4: "float", 5: "int", 7: "uint", 8: "uint"}     # DW_ATE_boolean, float, signed, unsigned, unsigned_char
 
 
@@ -389,6 +394,8 @@ def _param_kind(t):
         inner_name, kind = _param_kind(under)
         if kind == "struct" and (name.startswith("map[") or name.startswith("chan ")):
             kind = "pointer"
+        elif kind == "struct" and (name.startswith("interface {") or inner_name in ("runtime.eface", "runtime.iface")):
+            kind = "interface"
         return name or inner_name, kind
     if tag == "DW_TAG_structure_type":
         if name == "string":
