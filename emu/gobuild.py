@@ -552,7 +552,15 @@ def build_package(path, keep=(), *, go=None, experiment=""):
     if keep_src:
         (work / "zz_gomemu_keep_test.go").write_text(keep_src)
     tmp = d / f"prog.{os.getpid()}.tmp"
-    build_program(work, tmp, go=go, experiment=experiment, test=True)
+    try:
+        build_program(work, tmp, go=go, experiment=experiment, test=True)
+    except BadInput as e:
+        # a complaint about the generated keep file is about the wanted function names
+        keep_errs = re.findall(r"zz_gomemu_keep_test\.go:\d+:\d+: ([^;]*)", str(e))
+        if not keep_errs:
+            raise
+        raise BadInput(f"cannot load {', '.join(keep)} from {path}: {'; '.join(keep_errs[:3])} "
+                       "(gomemu loads functions the file declares; a generic one needs an instantiation)") from None
     os.replace(tmp, d / "prog")
     import_path = _module_path(pkg)
     meta.write_text(json.dumps({"package": pkg, "import_path": import_path}))      # last: the build is whole
