@@ -557,8 +557,10 @@ def build_package(path, keep=(), *, go=None, experiment=""):
     except BadInput as e:
         # a complaint about the generated keep file is about the wanted function names
         keep_errs = re.findall(r"zz_gomemu_keep_test\.go:\d+:\d+: ([^;]*)", str(e))
-        if not keep_errs:
-            raise
+        if not keep_errs:       # positions in the user's own files, as they named them
+            raise BadInput(re.sub(r"(?<![\w/])\./([\w.-]+\.go):",
+                                  lambda mo: f"{src_dir / mo.group(1)}:" if mo.group(1) in texts else mo.group(0),
+                                  str(e))) from None
         raise BadInput(f"cannot load {', '.join(keep)} from {path}: {'; '.join(keep_errs[:3])} "
                        "(gomemu loads functions the file declares; a generic one needs an instantiation)") from None
     os.replace(tmp, d / "prog")
