@@ -478,9 +478,10 @@ class BuiltPackage:
         return f"{self.package}.{func}"
 
     def image(self):
-        """The binary as a GoImage; a main package's symbols read `main.F` as in `go build`."""
+        """The binary as a GoImage; a main package's symbols read `main.F` as in `go build`.
+        The alias also tells the image which package is the user's (traceback: user code)."""
         from emu.goimage import load_image
-        return load_image(self.binary, {self.import_path: self.package} if self.import_path != self.package else None)
+        return load_image(self.binary, {self.import_path: self.package})
 
 
 _PKG_CLAUSE = re.compile(r"^package\s+(\w+)", re.M)
@@ -556,7 +557,17 @@ def build_package(path, keep=(), *, go=None, experiment=""):
     if keep_src:
         (work / "zz_gomemu_keep_test.go").write_text(keep_src)
     tmp = d / f"prog.{os.getpid()}.tmp"
-    build_program(work, tmp, go=go, experiment=experiment, test=True)
+    try:
+        build_program(work, tmp, go=go, experiment=experiment, test=True)
+    except BadInput as e:
+        # a complaint about the generated keep file is about the wanted function names
+        keep_errs = re.findall(r"zz_gomemu_keep_test\.go:\d+:\d+: ([^;]*)", str(e))
+        if not keep_errs:       # positions in the user's own files, as they named them
+            raise BadInput(re.sub(r"(?<![\w/])\./([\w.-]+\.go):",
+                                  lambda mo: f"{src_dir / mo.group(1)}:" if mo.group(1) in texts else mo.group(0),
+                                  str(e))) from None
+        raise BadInput(f"cannot load {', '.join(keep)} from {path}: {'; '.join(keep_errs[:3])} "
+                       "(gomemu loads functions the file declares; a generic one needs an instantiation)") from None
     os.replace(tmp, d / "prog")
     import_path = _module_path(pkg)
     meta.write_text(json.dumps({"package": pkg, "import_path": import_path}))      # last: the build is whole

@@ -67,12 +67,12 @@ class GoImage:
         except OSError as e:
             raise BadInput(f"{path}: cannot read the program: {e.strerror or e}") from None
         import io
+        self.digest = hashlib.sha256(self._raw).hexdigest()[:16]
         try:
             self._elf = ELFFile(io.BytesIO(self._raw))
             self._read(self._elf)
         except ELFError as e:
             raise BadInput(f"{path}: not a readable ELF file: {e}") from None
-        self.digest = hashlib.sha256(self._raw).hexdigest()[:16]
         self._pclntab = None
         self._starts = None
 
@@ -95,12 +95,11 @@ class GoImage:
             raise BadInput(f"{self.path}: no symbol table (built with -ldflags=-s?)")
         self.symbols = {}
         funcs = []
-        for s in symtab.iter_symbols():
-            kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(s["st_info"]["type"])
-            if not s.name or kind is None or s.name in self.symbols:
+        for name, value, size, kind in self._symtab(symtab):
+            if name in self.symbols:
                 continue
-            sym = Symbol(self.display(s.name), s["st_value"], s["st_size"], kind)
-            self.symbols[s.name] = self.symbols[sym.name] = sym
+            sym = Symbol(self.display(name), value, size, kind)
+            self.symbols[name] = self.symbols[sym.name] = sym
             if kind == "func":
                 funcs.append(sym)
         funcs.sort(key=lambda f: f.addr)
@@ -109,6 +108,29 @@ class GoImage:
         text = elf.get_section_by_name(".text")
         self.text = (text["sh_addr"], text["sh_addr"] + text["sh_size"])
         self.sections = {s.name: (s["sh_addr"], s["sh_size"]) for s in elf.iter_sections() if s["sh_addr"]}
+
+    def _symtab(self, symtab):
+        """[(name, value, size, func|object)] of the symbol table; reading it with pyelftools
+        takes about a second for a test binary, so it is kept per binary in the cache."""
+        import json
+        cached = cache_dir() / "symtab" / f"{self.digest}.json"
+        try:
+            return json.loads(cached.read_text())
+        except (OSError, ValueError):
+            pass
+        out = []
+        for s in symtab.iter_symbols():
+            kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(s["st_info"]["type"])
+            if s.name and kind is not None:
+                out.append((s.name, s["st_value"], s["st_size"], kind))
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(out))
+            os.replace(tmp, cached)
+        except OSError:
+            pass
+        return out
 
     # ---- symbols ----------------------------------------------------------------------
     def display(self, name):
@@ -154,14 +176,27 @@ class GoImage:
         """Addresses of every instruction of every function, decoded once (capstone, from the
         linked bytes): what the block counter's running instruction total counts."""
         if self._starts is None:
-            import capstone
             import numpy as np
+            cached = cache_dir() / "starts" / f"{self.digest}.npy"
+            try:
+                self._starts = np.load(cached)
+                return self._starts
+            except (OSError, ValueError):
+                pass
+            import capstone
             cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
             out = []
             for f in self.funcs:
                 if f.size:
                     out.extend(a for a, _, _, _ in cs.disasm_lite(self.read(f.addr, f.size), f.addr))
             self._starts = np.asarray(out, dtype=np.int64)
+            try:                      # decoding a program takes a second: kept per binary
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_name(f"{self.digest}.{os.getpid()}.tmp.npy")
+                np.save(tmp, self._starts)
+                os.replace(tmp, cached)
+            except OSError:
+                pass
         return self._starts
 
     @property
@@ -220,19 +255,29 @@ class GoImage:
             top = cu.get_top_DIE()
             if "DW_AT_name" not in top.attributes or top.attributes["DW_AT_name"].value.decode() not in cus:
                 continue
-            for die in top.iter_children():
-                if die.tag != "DW_TAG_subprogram" or "DW_AT_name" not in die.attributes:
+            subs = [d for d in top.iter_children() if d.tag == "DW_TAG_subprogram"]
+            for die in subs:
+                if "DW_AT_name" not in die.attributes or die.attributes["DW_AT_name"].value.decode() not in want:
                     continue
-                if die.attributes["DW_AT_name"].value.decode() not in want:
-                    continue
+                if "DW_AT_inline" in die.attributes:
+                    # An abstract entry (the function is also inlined, e.g. into itself): the
+                    # out-of-line instance refers to it and lists what it lacks (unnamed results).
+                    die = next((d for d in subs if "DW_AT_abstract_origin" in d.attributes
+                                and d.get_DIE_from_attribute("DW_AT_abstract_origin").offset == die.offset), die)
                 params, results = [], []
                 for c in die.iter_children():
-                    if c.tag != "DW_TAG_formal_parameter" or "DW_AT_type" not in c.attributes:
+                    if c.tag != "DW_TAG_formal_parameter":
+                        continue
+                    if "DW_AT_abstract_origin" in c.attributes:
+                        c = c.get_DIE_from_attribute("DW_AT_abstract_origin")
+                    if "DW_AT_type" not in c.attributes:
                         continue
                     t = c.get_DIE_from_attribute("DW_AT_type")
                     tname, kind = _param_kind(t)
                     size = t.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in t.attributes else 8
-                    p = Param(c.attributes["DW_AT_name"].value.decode(), self.display(tname), kind, size)
+                    rt = t.attributes.get(DW_AT_GO_RUNTIME_TYPE)
+                    p = Param(c.attributes["DW_AT_name"].value.decode(), self.display(tname), kind, size,
+                              self.pclntab.module.types + rt.value if rt is not None else 0)
                     is_result = "DW_AT_variable_parameter" in c.attributes and c.attributes["DW_AT_variable_parameter"].value
                     (results if is_result else params).append(p)
                 return Signature(tuple(params), tuple(results))
@@ -350,6 +395,7 @@ class Param:
     type: str          # as Go spells it: int, *main.T, []int, string
     kind: str          # int, uint, bool, float, pointer, string, slice, interface, struct, other
     size: int
+    rtype: int = 0     # the address of its runtime type descriptor (0: DWARF does not say)
 
     @property
     def words(self):
@@ -363,6 +409,8 @@ class Signature:
     results: tuple
 
 
+# cmd/internal/dwarf: DW_AT_go_runtime_type, the type descriptor's offset from moduledata.types.
+DW_AT_GO_RUNTIME_TYPE = 0x2904
 _DW_ATE = {2: "bool", 4: "float", 5: "int", 7: "uint", 8: "uint"}     # DW_ATE_boolean, float, signed, unsigned, unsigned_char
 
 
@@ -381,6 +429,8 @@ def _param_kind(t):
         inner_name, kind = _param_kind(under)
         if kind == "struct" and (name.startswith("map[") or name.startswith("chan ")):
             kind = "pointer"
+        elif kind == "struct" and (name.startswith("interface {") or inner_name in ("runtime.eface", "runtime.iface")):
+            kind = "interface"
         return name or inner_name, kind
     if tag == "DW_TAG_structure_type":
         if name == "string":

@@ -27,7 +27,7 @@ func rec(n int) int {
 \treturn rec(n-1) + 1
 }
 
-func named(s string) int { return len(s) }
+func named(f float64) int { return int(f) }
 """
 
 
@@ -99,7 +99,7 @@ CASES = [
      "--int 9223372036854775808 does not fit parameter 1 of rec (int: -9223372036854775808..9223372036854775807)"),
     (["barrier", "{dir}/prog.go", "shift", "--int", "256"], 2, "does not fit parameter 1 of shift (uint8: 0..255)"),
     (["barrier", "{dir}/prog.go", "shift", "--int", "-1"], 2, "does not fit parameter 1 of shift (uint8: 0..255)"),
-    (["barrier", "{dir}/prog.go", "named"], 1, "parameter 1 of named has type 'string'"),
+    (["barrier", "{dir}/prog.go", "named"], 1, "parameter 1 of named has type 'float64'"),
     (["barrier", "{dir}/prog.go", "rec", "--int", "3", "--args", "4"], 2, "--int makes the integer arguments"),
     (["barrier", "{dir}/prog.go", "nosuch"], 1, "no top-level func nosuch in the source"),
     (["barrier", "{dir}/prog.go", "a}}; func init() {{"], 1, "is not a Go function name"),
@@ -131,11 +131,12 @@ def test_a_go_error_is_placed_in_the_users_file(files, go_env, monkeypatch, caps
 
 
 def test_gomemu_barrier_runs_a_closure_whose_context_type_has_spaces(files, go_env, monkeypatch, capsys):
-    """The closure's context is allocated with type:noalg.struct { F uintptr; X0 *main.T }."""
+    """The closure's context is allocated with type:noalg.struct { F uintptr; X0 *main.T }, whose
+    descriptor names it `struct { F uintptr; X0 *main.T }`."""
     monkeypatch.setenv("GOCACHE", go_env["GOCACHE"])
     src = files / "closure.go"
     src.write_text("package main\n\ntype T struct{ p *int }\n\nfunc mk(x *T) func() *T {\n"
                    "\treturn func() *T { return x }\n}\n")
     assert main(["barrier", str(src), "mk", "--no-trace"]) == 0
     out = capsys.readouterr().out
-    assert "type:noalg.struct { F uintptr; X0 *main.T }" in out and "wbBuf after the barrier-on run: 1 pointers" in out
+    assert "type:struct { F uintptr; X0 *main.T }" in out and "wbBuf after the barrier-on run: 1 pointers" in out

@@ -5,18 +5,22 @@ Two uses:
     (`*slot = ptr`, the compiled call site plus the barrier routines) in
     either dialect: barrier off; on, with room in p.wbBuf; on, with the buffer
     full so wbBufFlush runs. `gomemu report` prints them for both dialects.
-  - `gomemu barrier FILE.go FUNC` compiles the user's file with the real Go
-    toolchain (emu/gobuild.py), loads FUNC's machine code into the emulator,
-    and runs it with the barrier off and on: it prints the step trace of the
+  - `gomemu barrier FILE.go FUNC` builds the user's file with the real Go
+    toolchain (emu/gobuild.py: build_package), loads the whole program on its
+    own go1.27.3 runtime (globals, closures, maps, channels are real), and runs
+    FUNC with the barrier off and on: it prints the step trace of the
     barrier-on run, the wbBuf contents, and the instruction counts.
 
-Arguments for FUNC come from its Go signature: every pointer-shaped parameter
-(`*T`, map, chan, func, unsafe.Pointer) gets a fresh 256-byte heap object
-whose words all hold pointers to distinct "old" objects; a slice gets such an
-object with len = cap = 8; integers get --int (default 1), which must fit
-each one's Go type. Other parameter types (strings, floats, structs by
-value) need --args. The code is compiled with Go 1.27's defaults, so it runs
-on a size-specialised machine (its allocations call mallocgc*SC*).
+Arguments for FUNC come from its Go signature (DWARF): a pointer parameter
+(`*T`, func, unsafe.Pointer) gets a fresh 256-byte heap object whose words
+all hold pointers to distinct "old" objects; a slice gets such an object with
+len = cap = 8; a map a real empty map (makemap_small); a channel a real one
+with a buffer of one (makechan); a string 6 bytes on the heap; an `any` such
+an object, boxed; integers get --int (default 1), which must fit each one's
+Go type. Other parameter types (floats, structs by value, interfaces with
+methods) need --args. Before each run, every heap span of an argument (and of
+what its words point at) and every global of the package is put back as it
+was, so both runs start from the same state. Runs are on g0, as a bare call.
 --json: docs/json.md, gomemu.barrier.
 """
 
@@ -29,11 +33,13 @@ from emu.cli.inputs import UsageError
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import status
 from emu.errors import BadInput
+from emu import layout as L
 from emu.machine import ABI_INT_REGS, REG_NAMES, WB_DIALECTS, Machine
 
 TRACE_LIMIT = 100_000         # instructions of the barrier-on trace: half a minute of stepping
 PATHS = ("barrier off", "barrier on, buffer has room", "barrier on, buffer full: wbBufFlush")
 ARG_OBJECT_BYTES = 256
+ARG_STRING = b"gomemu"     # a string argument's bytes
 
 
 @dataclass
@@ -179,33 +185,79 @@ def signature_params(src, func):
 
 
 class _Args:
+    """Arguments made on the program's own heap, and what each run must find as it was."""
+
     def __init__(self, m, int_value):
         self.m, self.int_value = m, int_value
-        self.objects = []            # (address, words of old pointers) to restore between runs
+        self.objects = []            # (address, words of old pointers)
         self.typ = m.runtime.new_type(ARG_OBJECT_BYTES, range(ARG_OBJECT_BYTES // 8), name="gomemu.argobj")
 
     def obj(self):
+        """A fresh 256-byte object whose words all point at distinct old objects."""
         m = self.m
         x = m.mallocgc(ARG_OBJECT_BYTES, self.typ)
         olds = [m.malloc_small_noscan(16)[0] for _ in range(ARG_OBJECT_BYTES // 8)]
+        for i, o in enumerate(olds):
+            m.mem.w64(x + 8 * i, o)
         self.objects.append((x, olds))
         return x
 
-    def restore(self):
-        for x, olds in self.objects:
-            for i, o in enumerate(olds):
-                self.m.mem.w64(x + 8 * i, o)
-
-    def for_type(self, t):
-        """[(value, what it is)] for a parameter of Go type t (see check_derivable)."""
-        if _POINTERISH.match(t):
+    def for_param(self, p):
+        """[(value, what it is)] for a parameter (emu/goimage.py: Param) of the function."""
+        m = self.m
+        if p.type.startswith("map["):
+            return [(m.call("runtime.makemap_small"), "map")]          # map.go: makemap_small
+        if p.type.startswith("chan ") and p.rtype:
+            return [(m.call("runtime.makechan", p.rtype, 1), "chan")]   # chan.go: makechan(t, 1): a send does not wait
+        if p.kind == "pointer":
             return [(self.obj(), "object")]
-        if t.startswith("[]"):
+        if p.kind == "slice":
             return [(self.obj(), "slice array"), (8, "slice len"), (8, "slice cap")]
+        if p.kind == "string":
+            s, _ = m.malloc_small_noscan(16)
+            m.mem.write(s, ARG_STRING)
+            return [(s, "string data"), (len(ARG_STRING), "string len")]
+        if p.kind == "interface":
+            if p.type not in ("interface {}", "any"):
+                raise BadInput(f"parameter {p.name} has type {p.type!r} (an interface with methods, which needs "
+                               "an itab); pass --args")
+            return [(self.typ, "interface type"), (self.obj(), "interface data")]      # an argobj, boxed
         return [(self.int_value, "integer")]
 
     def given(self, words):
         return [(self.obj(), "object") if w == "obj" else (w, "given") for w in words]
+
+
+class _Restore:
+    """The bytes a run may change that the next run must find as they were: the heap
+    spans of the arguments and of what their words point at (old objects, a map's or a
+    channel's insides), and the package's globals."""
+
+    def __init__(self, m, image, package, values):
+        heap = m.runtime.mheap
+        spans = {}
+
+        def add(p):
+            s = heap.span_of_heap(p) if p >= L.HEAP_BASE else None
+            if s is not None and s.base() not in spans:
+                spans[s.base()] = s.npages * L.PAGE_SIZE
+                return True
+            return False
+
+        for v in values:
+            s = heap.span_of_heap(v) if v >= L.HEAP_BASE else None
+            if s is not None:
+                add(v)
+                for w in range(v, min(s.base() + s.npages * L.PAGE_SIZE, v + ARG_OBJECT_BYTES), 8):
+                    add(m.mem.u64(w))          # one level down: old objects, a channel's buffer
+        ranges = sorted(spans.items())
+        ranges += [(s.addr, s.size) for name, s in image.symbols.items()
+                   if s.kind == "object" and s.size and name == s.name and name.startswith(package + ".")]
+        self.m, self.saved = m, [(a, m.mem.read(a, n)) for a, n in ranges]
+
+    def __call__(self):
+        for a, data in self.saved:
+            self.m.mem.write(a, data)
 
 
 def check_derivable(types, func, int_value):
@@ -216,12 +268,13 @@ def check_derivable(types, func, int_value):
             lo, hi = INT_RANGES[t]
             if not lo <= int_value <= hi:
                 raise UsageError(f"--int {int_value} does not fit {where} ({t}: {lo}..{hi})")
-        elif not (_POINTERISH.match(t) or t.startswith("[]")):
+        elif not (_POINTERISH.match(t) or t.startswith("[]") or t in ("string", "any", "interface{}")):
             raise BadInput(f"{where} has type {t!r}, which is not derived automatically; pass --args")
 
 
 def run(args):
     from emu import gobuild
+    from emu.program import GoProgram
     gobuild.check_function_name(args.func)
     if args.args and args.int_value is not None:
         raise UsageError("--int makes the integer arguments that --args gives: use one of them")
@@ -231,39 +284,23 @@ def run(args):
     if types is not None:
         check_derivable(types, args.func, int_value)                 # before a build of seconds
     with status(f"go build of {args.file}"):
-        fn = gobuild.build_functions(src, [args.func], source_name=args.file)[args.func]
-    # Built with Go 1.27's default GOEXPERIMENT sizespecializedmalloc: its allocations
-    # call the size-specialised routines.
-    m = Machine(size_specialized=True)
-    gobuild.load(m, fn)
-    made = _Args(m, int_value)
-    argv = made.given(args.args) if args.args else [v for t in types for v in made.for_type(t)]
-    if len(argv) > len(ABI_INT_REGS):
-        raise BadInput(f"{fn.name} takes {len(argv)} register words; at most {len(ABI_INT_REGS)} are supported")
-    regs = [v for v, _ in argv]
-    runs, trace = {}, []
-    for on in (False, True):
-        made.restore()
-        m.wbbuf_reset()
-        m.set_write_barrier(on)
-        if on and not args.no_trace:
-            trace = m.trace(fn.name, *regs, limit=TRACE_LIMIT)
-            made.restore()
-            m.wbbuf_reset()
-        runs[on] = (_measure(m, m.call, fn.name, *regs), m.wbbuf())
-    m.set_write_barrier(False)
-    relocated = sorted({r.symbol for r in fn.relocations if r.size})
+        prog = GoProgram(args.file, [args.func.removeprefix("main.")])
+    r = barrier_run(prog, args.func, int_value=int_value, given=args.args, trace=not args.no_trace)
+    name, argv, runs, trace, olds = r.function, r.arguments, r.runs, r.trace, r.points_to
+    code = prog.image.symbols[name]
+    referred = referred_symbols(prog.image, code.addr, code.size)
     if args.json:
         print(dumps(document(
-            "barrier", file=args.file, function=fn.name, code_bytes=len(fn.code), relocated=relocated,
-            arguments=[{"register": REG_NAMES[reg], "value": v, "kind": kind}
+            "barrier", file=args.file, function=name, code_bytes=code.size, relocated=referred,
+            arguments=[{"register": REG_NAMES[reg], "value": v, "kind": kind,
+                        **({"points_to": olds[v]} if v in olds else {})}
                        for reg, (v, kind) in zip(ABI_INT_REGS, argv)],
             runs=[{"write_barrier": on, **_count_json(pc), "wbbuf": buf} for on, (pc, buf) in runs.items()],
             trace=None if args.no_trace else [rec.as_dict() for rec in trace])))
         return 0
-    print(f"{fn.name}: {len(fn.code)} bytes from the go build of {args.file}; relocated: "
-          + (", ".join(relocated) or "nothing"))
-    print("arguments: " + " ".join(f"{v:#x}" for v in regs))
+    print(f"{name}: {code.size} bytes from the go build of {args.file}; refers to: "
+          + (", ".join(referred) or "nothing"))
+    print("arguments: " + " ".join(f"{v:#x}" for v, _ in argv))
     if trace:
         print("\n-- trace, write barrier on --")
         for rec in trace:
@@ -279,3 +316,83 @@ def run(args):
     for i in range(0, len(buf), 2):
         print("  " + "  ".join(f"{v:#x}" for v in buf[i:i + 2]))
     return 0
+
+
+@dataclass
+class BarrierRun:
+    function: str
+    arguments: list          # [(register word, what it is)] in ABI order
+    points_to: dict          # argument object -> the old pointers its words held
+    runs: dict               # barrier on? -> (PathCount, p.wbBuf's words after the run)
+    trace: list              # StepRecords of the barrier-on run ([] without a trace)
+
+
+def barrier_run(prog, func, machine=None, *, int_value=1, given=None, trace=True):
+    """Run `func` of a built GoProgram with the barrier off, then on, each from the same
+    state (see the module docstring). `machine`: one of prog.machine()'s (a fresh one
+    by default); a machine can run many functions one after another."""
+    from emu.program import GoProgram
+    if not isinstance(prog, GoProgram):
+        raise BadInput("prog must be an emu.program.GoProgram")
+    # The whole program is loaded: globals, closures, maps and channels are its own
+    # runtime's; built with Go 1.27's default sizespecializedmalloc.
+    m = machine or prog.machine()
+    name = prog.symbol(func.removeprefix("main."))
+    m.symbol(name)
+    made = _Args(m, int_value)
+    if given:
+        argv = made.given(given)
+    else:
+        argv = [v for p in prog.image.signature(name).params for v in made.for_param(p)]
+    if len(argv) > len(ABI_INT_REGS):
+        raise BadInput(f"{name} takes {len(argv)} register words; at most {len(ABI_INT_REGS)} are supported")
+    regs = [v for v, _ in argv]
+    restore = _Restore(m, prog.image, prog.built.package, regs)
+    runs, steps = {}, []
+    try:
+        for on in (False, True):
+            restore()
+            m.wbbuf_reset()
+            m.set_write_barrier(on)
+            if on and trace:
+                steps = m.trace(name, *regs, limit=TRACE_LIMIT)
+                restore()
+                m.wbbuf_reset()
+            runs[on] = (_measure(m, m.call, name, *regs), m.wbbuf())
+    finally:
+        m.set_write_barrier(False)
+        m.wbbuf_reset()
+    return BarrierRun(name, argv, dict(made.objects), runs, steps)
+
+
+def referred_symbols(img, addr, size):
+    """What a function's code calls or takes the address of (rip-relative operands and call
+    targets), by symbol, or type descriptor name as `type:NAME`; sorted."""
+    import capstone
+    lo, hi = img.pclntab.module.types, img.pclntab.module.etypes
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    out = set()
+    for a, n, mn, ops in cs.disasm_lite(img.read(addr, size), addr):
+        target = None
+        hit = re.search(r"\[rip ([+-]) (0x[0-9a-f]+)\]", ops)
+        if hit:
+            target = a + n + int(hit.group(2), 16) * (1 if hit.group(1) == "+" else -1)
+        elif mn == "call" and re.fullmatch(r"0x[0-9a-f]+", ops):
+            target = int(ops, 16)
+        if target is None:
+            continue
+        if lo <= target < hi:
+            out.add("type:" + img.type_name(target))
+            continue
+        f = img.func_at(target)
+        sym = f.name if f is not None and f.addr == target else _data_symbol(img, target)
+        if sym:
+            out.add(sym)
+    return sorted(out)
+
+
+def _data_symbol(img, addr):
+    for name, s in img.symbols.items():
+        if s.kind == "object" and s.addr <= addr < s.addr + max(s.size, 1) and name == s.name:
+            return s.name
+    return None
