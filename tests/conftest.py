@@ -69,3 +69,17 @@ def go_asm_h(go, go_env, tmp_path_factory):
                 for m in re.finditer(r"^#define (\w+) (-?\d+)$", header.read_text(), re.M)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# The Go file the CLI tests build: a two-pointer store and a scalar-only function
+# (tests add functions of their own after it).
+CLI_GO_SRC = """package main
+
+type T struct{ a, b *int }
+
+//go:noinline
+func storeTwo(t *T, p, q *int) { t.a = p; t.b = q }
+
+//go:noinline
+func shift(x uint8, p *int) uint8 { return x + 1 }
+"""

@@ -12,6 +12,7 @@ from emu.cli import main
 from emu.cli.output import Progress, status
 from emu.machine import Machine
 from emu.version import GO_VERSION, GOMEMU_VERSION
+from tests.conftest import CLI_GO_SRC
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,16 +152,7 @@ def test_stack_json_has_each_measurement(capsys):
     assert str(rec["instructions"]) in text
 
 
-GO_SRC = """package main
-
-type T struct{ a, b *int }
-
-//go:noinline
-func storeTwo(t *T, p, q *int) { t.a = p; t.b = q }
-
-//go:noinline
-func shift(x uint8, p *int) uint8 { return x + 1 }
-"""
+GO_SRC = CLI_GO_SRC
 
 
 def test_barrier_json_has_arguments_counts_and_the_buffer(tmp_path, go_env, monkeypatch, capsys):

@@ -7,19 +7,11 @@ from pathlib import Path
 import pytest
 
 from emu.cli import main
+from tests.conftest import CLI_GO_SRC
 
 REFERENCE = Path(__file__).resolve().parent / "data"
 
-GO_SRC = """package main
-
-type T struct{ a, b *int }
-
-//go:noinline
-func storeTwo(t *T, p, q *int) { t.a = p; t.b = q }
-
-//go:noinline
-func shift(x uint8, p *int) uint8 { return x + 1 }
-
+GO_SRC = CLI_GO_SRC + """
 func rec(n int) int {
 \tif n == 0 {
 \t\treturn 0

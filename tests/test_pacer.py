@@ -7,14 +7,12 @@ formulas; (c) bad scenarios are refused by name, and the loops are bounded;
 (d) the `gomemu pacer replay` command.
 """
 
-import contextlib
 import copy
 import io
 import json
 import math
 import re
 import shlex
-import signal
 
 import pytest
 
@@ -24,6 +22,7 @@ from emu.errors import BadInput
 from runtime_model import pacer
 from runtime_model.pacer import MAX_INT64, MAX_UINT64, GcControllerState, HarnessController, replay
 from tests.conftest import DATA, ROOT, goroot
+from tests.fuzz.harness import watchdog
 
 REF = DATA / "pacer"
 SCENARIOS = sorted(p.name[: -len(".input.json")] for p in REF.glob("*.input.json"))
@@ -403,24 +402,6 @@ def test_constants_of_another_go_build_are_refused():
         replay(s)
 
 
-class _Deadline(BaseException):
-    """Raised by the watchdog; a BaseException so no `except Exception` swallows it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds):
-    def fire(*_):
-        raise _Deadline(f"still running after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def _steady_with(change):
     s = load("Steady", "input")
     change(s)
@@ -450,7 +431,7 @@ def test_scenario_the_harness_could_not_finish_is_refused_at_once(case, tmp_path
     change, message = UNRUNNABLE[case]
     path = tmp_path / "Steady.input.json"
     path.write_text(json.dumps(_steady_with(change)))
-    with deadline(20):
+    with watchdog(20):
         assert main(["pacer", "replay", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == ""

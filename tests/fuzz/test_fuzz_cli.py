@@ -22,20 +22,11 @@ from emu import gobuild
 from emu.cli import COMMAND_MODULES
 from emu.cli import calibrate as cli_calibrate
 from emu.machine import Machine
-from tests.conftest import DATA
+from tests.conftest import CLI_GO_SRC, DATA
 from tests.fuzz.harness import cli, examples
 from tests.fuzz.strategies import EDGE_INTS
 
-GO_SRC = """package main
-
-type T struct{ a, b *int }
-
-//go:noinline
-func storeTwo(t *T, p, q *int) { t.a = p; t.b = q }
-
-//go:noinline
-func shift(x uint8, p *int) uint8 { return x + 1 }
-
+GO_SRC = CLI_GO_SRC + """
 //go:noinline
 func work(n int) int {
 \ts := make([]*T, 0)
