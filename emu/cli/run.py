@@ -108,6 +108,6 @@ def plot(run, path):
     gogc = run.rt.gc_controller.gc_percent
     ax.set_title(f"gomemu run {wl.name}: GOGC={'off' if gogc < 0 else gogc}, GOMAXPROCS={wl.gomaxprocs}, "
                  f"{len(run.cycles)} cycles (grey lines: cycle starts)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
