@@ -1,3 +1,4 @@
+import io
 import os
 import shutil
 import subprocess
@@ -83,3 +84,14 @@ func storeTwo(t *T, p, q *int) { t.a = p; t.b = q }
 //go:noinline
 func shift(x uint8, p *int) uint8 { return x + 1 }
 """
+
+
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal (or not), for the progress displays."""
+
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty

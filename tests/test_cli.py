@@ -1,7 +1,6 @@
 """The gomemu command: report, step, stack and barrier as text and as JSON, --version,
 and how output ends (a closed pipe, progress on a terminal)."""
 
-import io
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from emu.cli import main
 from emu.cli.output import Progress, status
 from emu.machine import Machine
 from emu.version import GO_VERSION, GOMEMU_VERSION
-from tests.conftest import CLI_GO_SRC
+from tests.conftest import CLI_GO_SRC, FakeTerminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,15 +197,6 @@ def test_a_full_disk_is_one_line_naming_standard_output():
                              stderr=subprocess.PIPE, text=True, timeout=60)
     assert (out.returncode, out.stderr) == (1, "gomemu: error: standard output: cannot write: "
                                                "No space left on device\n")
-
-
-class FakeTerminal(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self):
-        return self.tty
 
 
 def test_progress_shows_on_a_terminal_after_a_second_and_is_erased():

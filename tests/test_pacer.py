@@ -8,7 +8,6 @@ formulas; (c) bad scenarios are refused by name, and the loops are bounded;
 """
 
 import copy
-import io
 import json
 import math
 import re
@@ -21,7 +20,7 @@ from emu.cli.pacer import Progress
 from emu.errors import BadInput
 from runtime_model import pacer
 from runtime_model.pacer import MAX_INT64, MAX_UINT64, GcControllerState, HarnessController, replay
-from tests.conftest import DATA, ROOT, goroot
+from tests.conftest import DATA, ROOT, FakeTerminal, goroot
 from tests.fuzz.harness import watchdog
 
 REF = DATA / "pacer"
@@ -459,15 +458,6 @@ def test_a_twenty_thousand_cycle_steady_scenario_runs_to_the_end():
     results = replay(s)["results"]
     assert len(results) == 20000
     assert results[-1]["heap_live"] == results[-2]["heap_live"]  # the heap has settled
-
-
-class FakeTerminal(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self):
-        return self.tty
 
 
 def test_progress_appears_on_a_terminal_after_a_second():

@@ -77,10 +77,10 @@ def returns(value):
     return int.from_bytes(asm(f"mov eax, {value:#x}; ret", 0).ljust(8, b"\x90"), "little")
 
 
-def test_guest_store_over_code_that_already_ran_runs_the_new_code():
-    uc = engine(data_prot=UC_PROT_ALL)
-    uc.mem_write(DATA, returns(1).to_bytes(8, "little"))
-    rax = run(uc, f"""
+def call_rewrite_call():
+    """Guest code that calls the routine at DATA, overwrites it with `return 2` by a
+    store, and calls it again: rax = second result << 8 | first result."""
+    return f"""
         mov rdi, {DATA:#x}
         call rdi
         mov r8, rax
@@ -89,7 +89,13 @@ def test_guest_store_over_code_that_already_ran_runs_the_new_code():
         call rdi
         shl rax, 8
         or rax, r8
-    """)
+    """
+
+
+def test_guest_store_over_code_that_already_ran_runs_the_new_code():
+    uc = engine(data_prot=UC_PROT_ALL)
+    uc.mem_write(DATA, returns(1).to_bytes(8, "little"))
+    rax = run(uc, call_rewrite_call())
     assert rax == 0x201
 
 
@@ -109,16 +115,7 @@ def test_code_made_executable_by_mem_protect_sees_later_guest_stores():
     uc = engine()
     first = load(uc, f"mov rdi, {DATA:#x}; mov rax, {returns(1):#x}; mov qword ptr [rdi], rax")
     second_at = CODE + 0x100
-    second = load(uc, f"""
-        mov rdi, {DATA:#x}
-        call rdi
-        mov r8, rax
-        mov rax, {returns(2):#x}
-        mov qword ptr [rdi], rax
-        call rdi
-        shl rax, 8
-        or rax, r8
-    """, at=second_at)
+    second = load(uc, call_rewrite_call(), at=second_at)
     start(uc, CODE, first)
     uc.mem_protect(DATA, 0x1000, UC_PROT_ALL)
     assert start(uc, second_at, second) == 0x201
