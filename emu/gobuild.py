@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emu.errors import BadInput, GoToolchainMissing
+from emu.textfile import read_text
 
 BUILD_TIMEOUT = 300
 PROGRAM = "prog"            # the linked executable's name in the work directory
@@ -506,29 +507,19 @@ def _package_sources(path):
     return p.parent, [p]
 
 
-def _read_source(f):
-    try:
-        return f.read_bytes().decode("utf-8")
-    except OSError as e:
-        raise BadInput(f"{f}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise BadInput(f"{f}: not UTF-8 text (byte {e.start}): Go source must be UTF-8") from None
-
-
-def build_package(path, keep=(), *, go=None, experiment=""):
+def build_package(path, keep=(), *, go=None, experiment="", sources=None):
     """Link the package at `path` (a .go file, or a directory of one package) into a test
     binary with the real toolchain, so gomemu can load it whole (emu/goimage.py): its
     functions, benchmarks, globals, types and the runtime it was built with. Functions in
-    `keep` are referenced from a generated test file so the linker keeps them. The binary
+    `keep` are referenced from a generated test file so the linker keeps them; `sources`
+    are the files' texts by name when the caller has read them already. The binary
     is cached in gomemu's cache directory by the sources, the toolchain and the options;
     Go's own build cache makes a rebuild after an edit quick."""
     from emu.goimage import cache_dir
     import hashlib
     go = go or find_go()
     src_dir, files = _package_sources(path)
-    texts = {f.name: _read_source(f) for f in files}
-    if Path(path).is_file():
-        texts = {f.name: t for f, t in zip(files, texts.values()) if f == Path(path)}
+    texts = sources or {f.name: read_text(f, "the Go source") for f in files}
     names = {m.group(1) for t in texts.values() for m in [_PKG_CLAUSE.search(t)] if m}
     names.discard("documentation")
     plain = {n.removesuffix("_test") for n in names}

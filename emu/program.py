@@ -84,10 +84,10 @@ def decode_result(machine, param, words):
 class GoProgram:
     """A user's package (a .go file or a directory), built and loaded (see module doc)."""
 
-    def __init__(self, path, funcs=(), *, size_specialized=True):
+    def __init__(self, path, funcs=(), *, size_specialized=True, sources=None):
         self.path = path
         self.funcs = tuple(funcs)
-        self.built = build_package(path, keep=self.funcs,
+        self.built = build_package(path, keep=self.funcs, sources=sources,
                                    experiment="" if size_specialized else "nosizespecializedmalloc")
         self.image = self.built.image()
         self.size_specialized = size_specialized

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from emu.errors import BadInput
-from emu.cli.inputs import read_source
+from emu.textfile import read_text
 from runtime_model.gcsettings import parse_byte_count
 
 BUILTINS = ("churn", "spiky", "leak", "big-live-heap")
@@ -110,7 +110,7 @@ def load(name_or_path):
     p = Path(name_or_path)
     if not p.suffix and not p.exists():
         raise BadInput(f"{name_or_path}: not a built-in workload ({', '.join(BUILTINS)}) nor a file")
-    return parse(read_source(name_or_path, "a workload"), str(name_or_path))   # bounded, UTF-8 checked
+    return parse(read_text(name_or_path, "a workload"), str(name_or_path))
 
 
 class _Fields:

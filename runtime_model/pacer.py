@@ -28,9 +28,9 @@ plain bookkeeping; atomics are plain fields; the memory statistics
 
 import json
 import math
-from pathlib import Path
 
 from emu.errors import BadInput, InvariantError
+from emu.textfile import read_text
 
 MASK64 = (1 << 64) - 1
 MAX_INT64 = (1 << 63) - 1
@@ -604,23 +604,9 @@ def replay(scenario, on_cycle=None):
     return {"name": top["name"], "results": results}
 
 
-MAX_SCENARIO_BYTES = 16 << 20   # a scenario file gomemu reads (Go's largest is 17 KB)
-
-
 def load_scenario(path):
     """Read a scenario file; unreadable or malformed JSON becomes BadInput naming the file."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SCENARIO_BYTES + 1)     # bounded: /dev/zero is refused, not read forever
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read pacer scenario: {e.strerror or e}") from e
-    if len(data) > MAX_SCENARIO_BYTES:
-        raise BadInput(f"{path}: cannot read pacer scenario: larger than {MAX_SCENARIO_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadInput(f"{path}: cannot read pacer scenario: not UTF-8 text") from e
+    text = read_text(path, "the pacer scenario")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -71,7 +71,7 @@ CASES = [
     (["bench", ".", "-memprofile", ""], 2, "argument -memprofile: an empty path names no file"),
     # an endless file is read up to a bound, not until memory runs out
     (["pagealloc", "replay", "/dev/zero"], 1, "/dev/zero: the pagealloc vector is larger than 16777216 bytes"),
-    (["pacer", "replay", "/dev/zero"], 1, "/dev/zero: cannot read pacer scenario: larger than 16777216 bytes"),
+    (["pacer", "replay", "/dev/zero"], 1, "/dev/zero: the pacer scenario is larger than 16777216 bytes"),
     (["barrier", "/nonexistent.go", "f"], 1, "/nonexistent.go: cannot read the Go source: No such file or directory"),
     (["barrier", "{dir}/adir", "f"], 1, "adir: cannot read the Go source: Is a directory"),
     (["barrier", "{dir}/utf16.go", "f"], 1, "utf16.go:1:1: the Go source is not UTF-8 (byte 0xff)"),

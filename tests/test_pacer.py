@@ -16,7 +16,6 @@ import shlex
 import pytest
 
 from emu.cli import main
-from emu.cli.pacer import Progress
 from emu.errors import BadInput
 from runtime_model import pacer
 from runtime_model.pacer import MAX_INT64, MAX_UINT64, GcControllerState, HarnessController, replay
@@ -460,35 +459,18 @@ def test_a_twenty_thousand_cycle_steady_scenario_runs_to_the_end():
     assert results[-1]["heap_live"] == results[-2]["heap_live"]  # the heap has settled
 
 
-def test_progress_appears_on_a_terminal_after_a_second():
-    now = [100.0]
+def test_a_replay_on_a_terminal_shows_its_cycles_on_the_shared_progress_line(monkeypatch, capsys):
+    # emu/cli/output.Progress (its timing is tested in test_cli.py) with the scenario's length
+    from emu.cli import output
+    monkeypatch.setattr(output.Progress, "DELAY", 0.0)
+    monkeypatch.setattr(output.Progress, "PERIOD", 0.0)
     term = FakeTerminal(True)
-    p = Progress("pacer replay x.json", stream=term, clock=lambda: now[0])
-    p(0, 500)
-    now[0] = 100.9
-    p(1, 500)
-    assert term.getvalue() == ""
-    now[0] = 101.0
-    p(2, 500)
-    assert term.getvalue() == "\rpacer replay x.json: cycle 3/500"
-    now[0] = 101.05  # then at most ten updates a second
-    p(3, 500)
-    assert term.getvalue() == "\rpacer replay x.json: cycle 3/500"
-    now[0] = 101.1
-    p(4, 500)
-    assert term.getvalue() == "\rpacer replay x.json: cycle 3/500\rpacer replay x.json: cycle 5/500"
-    p.done()
-    assert term.getvalue().endswith("\r" + " " * len("\rpacer replay x.json: cycle 5/500") + "\r")
-
-
-def test_progress_stays_off_when_stderr_is_not_a_terminal():
-    now = [0.0]
-    pipe = FakeTerminal(False)
-    p = Progress("pacer replay x.json", stream=pipe, clock=lambda: now[0])
-    now[0] = 50.0
-    p(7, 500)
-    p.done()
-    assert pipe.getvalue() == ""
+    monkeypatch.setattr(output.sys, "stderr", term)
+    assert main(["pacer", "replay", str(REF / "Steady.input.json")]) == 0
+    shown = term.getvalue()
+    assert "\rgomemu: pacer replay Steady.input.json: cycles: 1/50" in shown
+    assert "\rgomemu: pacer replay Steady.input.json: cycles: 50/50" in shown
+    assert shown.endswith(" " * len("gomemu: pacer replay Steady.input.json: cycles: 50/50") + "\r")
 
 
 def test_a_replay_reports_progress_through_its_callback():

@@ -26,9 +26,11 @@ was, so both runs start from the same state. Runs are on g0, as a bare call.
 
 import argparse
 import re
+from pathlib import Path
 from dataclasses import dataclass
 
 from emu.cli import inputs
+from emu.textfile import read_text
 from emu.cli.inputs import UsageError
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import status
@@ -279,12 +281,13 @@ def run(args):
     if args.args and args.int_value is not None:
         raise UsageError("--int makes the integer arguments that --args gives: use one of them")
     int_value = 1 if args.int_value is None else args.int_value
-    src = inputs.read_source(args.file, "the Go source")
+    src = read_text(args.file, "the Go source")
     types = None if args.args else signature_params(src, args.func)
     if types is not None:
         check_derivable(types, args.func, int_value)                 # before a build of seconds
     with status(f"go build of {args.file}"):
-        prog = GoProgram(args.file, [args.func.removeprefix("main.")])
+        prog = GoProgram(args.file, [args.func.removeprefix("main.")],
+                         sources={Path(args.file).name: src})
     r = barrier_run(prog, args.func, int_value=int_value, given=args.args, trace=not args.no_trace)
     name, argv, runs, trace, olds = r.function, r.arguments, r.runs, r.trace, r.points_to
     code = prog.image.symbols[name]

@@ -1,5 +1,5 @@
 """What the commands accept: integers within bounds the emulator can finish, and
-input files read with errors that name the file and what was being read.
+paths that name a file (emu/textfile.py reads them).
 
 Every bound is stated where the option is (its --help) and in the refusal.
 """
@@ -15,7 +15,6 @@ MAX_ALLOCATIONS = 1_000_000
 # Bytes one command may allocate in all (nothing is freed): the emulated heap's reservation.
 MAX_HEAP_BYTES = L.DEFAULT_HEAP_RESERVE
 MAX_OBJECT = (1 << 32) - 1              # the largest --size (4 GiB - 1)
-MAX_SOURCE_BYTES = 16 << 20             # a Go source file gomemu reads
 INT64 = (-(1 << 63), (1 << 63) - 1)
 UINT64 = (0, (1 << 64) - 1)
 REGISTER_WORD = (INT64[0], UINT64[1])   # a register argument, as signed or as unsigned
@@ -67,20 +66,3 @@ def check_total(what, count, limit, why=""):
 
 
 HEAP_BOUND = f" (the {MAX_HEAP_BYTES >> 30} GiB the emulated heap reserves; nothing is freed)"
-
-
-def read_source(path, what, limit=MAX_SOURCE_BYTES):
-    """The text of a UTF-8 input file; BadInput naming the file, what it is and why not."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read {what}: {e.strerror or e}") from None
-    if len(data) > limit:
-        raise BadInput(f"{path}: {what} is larger than {limit} bytes")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - data.rfind(b"\n", 0, e.start)
-        raise BadInput(f"{path}:{line}:{col}: {what} is not UTF-8 (byte {data[e.start]:#04x})") from None

@@ -6,13 +6,11 @@ that runs for over a second shows its progress on stderr when that is a terminal
 """
 
 import math
-import sys
-import time
 from pathlib import Path
 
 from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
-from emu.cli.output import writing
+from emu.cli.output import Progress, writing
 from emu.errors import BadInput
 from runtime_model.pacer import GC_GOAL_UTILIZATION, RESULT_FIELDS, load_scenario, replay
 
@@ -126,30 +124,6 @@ def _plot(name, results, out):
     fig.savefig(out, format="png")
 
 
-class Progress:
-    """`cycle i/n` on a terminal's stderr once a replay has run for `delay` seconds,
-    then at most every `interval` seconds."""
-
-    def __init__(self, label, stream=None, clock=time.monotonic, delay=1.0, interval=0.1):
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = self.stream.isatty()
-        self.label, self.clock, self.interval = label, clock, interval
-        self.next_at = clock() + delay
-        self.shown = ""
-
-    def __call__(self, i, n):
-        if self.enabled and self.clock() >= self.next_at:
-            self.next_at = self.clock() + self.interval
-            self.shown = f"\r{self.label}: cycle {i + 1}/{n}"
-            self.stream.write(self.shown)
-            self.stream.flush()
-
-    def done(self):
-        if self.shown:
-            self.stream.write("\r" + " " * len(self.shown) + "\r")
-            self.stream.flush()
-
-
 def _json_number(v):
     # Go's 0/0 utilisation of a cycle that took no time is NaN, which JSON cannot hold.
     return None if isinstance(v, float) and math.isnan(v) else v
@@ -158,13 +132,14 @@ def _json_number(v):
 def replay_command(args):
     path = Path(args.file)
     scenario = load_scenario(path)
-    progress = Progress(f"pacer replay {path.name}")
-    try:
-        out = replay(scenario, on_cycle=progress)
-    except BadInput as e:
-        raise BadInput(f"{path}: {e}") from e
-    finally:
-        progress.done()
+    with Progress(f"pacer replay {path.name}: cycles", 0) as progress:
+        def on_cycle(i, n):
+            progress.total = n
+            progress.advance()
+        try:
+            out = replay(scenario, on_cycle=on_cycle)
+        except BadInput as e:
+            raise BadInput(f"{path}: {e}") from e
     results = out["results"]
     ref_path = _reference_path(path)
     n_diff, bad_rows = _compare(results, ref_path) if ref_path.is_file() else (None, set())

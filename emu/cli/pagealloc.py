@@ -3,6 +3,7 @@
 import json
 
 from emu.cli import inputs
+from emu.textfile import read_text
 from emu.cli.jsonout import document, dumps
 from emu.errors import BadInput, InvariantError
 from runtime_model.pagealloc import compare, replay
@@ -12,8 +13,7 @@ _SHOWN = 3
 
 
 def _load(path):
-    # read_source bounds what is read: /dev/zero is refused, not read until memory runs out
-    text = inputs.read_source(path, "the pagealloc vector")
+    text = read_text(path, "the pagealloc vector")
     try:
         vector = json.loads(text)
     except json.JSONDecodeError as e:
