@@ -31,6 +31,7 @@ from emu.version import GO_PLATFORM, GO_VERSION, GOMEMU_VERSION
 # Subcommand modules, in the order `gomemu --help` lists them.
 COMMAND_MODULES = [
     "emu.cli.report",
+    "emu.cli.diff",
     "emu.cli.step",
     "emu.cli.pagealloc",
     "emu.cli.pacer",

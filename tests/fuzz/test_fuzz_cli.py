@@ -134,6 +134,8 @@ def command_lines(draw, files):
         args = st.lists(st.sampled_from(["obj", "zz", "1", "-1", "0x10", str(1 << 64), ""]), max_size=10)
         argv = at_most(1, f) + at_most(1, fn) + options(draw, [
             ("--int", ints()), ("--no-trace", None), ("--json", None), ("--args", args.map(",".join))])
+    elif command == "diff":
+        argv = at_most(2, f) + options(draw, [("--all", None), ("--json", None)])
     elif command == "stack":
         argv = options(draw, [("--depth", small_ints(1, 50)), ("--json", None)])
     elif command == "call":
