@@ -28,8 +28,7 @@ def register(sub):
     p.add_argument("--real", action="store_true", help="also run the benchmarks natively and print the real figures")
     p.add_argument("--no-size-specialized", action="store_true",
                    help="build with GOEXPERIMENT=nosizespecializedmalloc")
-    p.add_argument("--cycles", action="store_true", help="also modelled cycles/op, L1/L2 misses, mispredicts (emu/timing)")
-    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's if described, else zen4)")
+    inputs.add_cycles_options(p, "cycles/op, L1/L2 misses, mispredicts")
     p.add_argument("--json", action="store_true", help="one JSON object (schema gomemu.bench/v1)")
     p.set_defaults(handler=run)
 
@@ -78,6 +77,7 @@ def memprofile(prog, names, benchtime, path):
 
 
 def run(args):
+    inputs.check_cycles_options(args)
     prog = GoProgram(args.path, size_specialized=not args.no_size_specialized)
     names = prog.benchmarks(args.bench)
     if not names:

@@ -15,8 +15,7 @@ def register(sub):
     p.add_argument("args", nargs="*", metavar="ARG", help="integer arguments (decimal or 0x...)")
     p.add_argument("--no-size-specialized", action="store_true",
                    help="build with GOEXPERIMENT=nosizespecializedmalloc")
-    p.add_argument("--cycles", action="store_true", help="also modelled cycles, L1/L2 misses, mispredicts (emu/timing)")
-    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's if described, else zen4)")
+    inputs.add_cycles_options(p, "cycles, L1/L2 misses, mispredicts")
     p.add_argument("--json", action="store_true", help="one JSON object (schema gomemu.call/v1)")
     p.set_defaults(handler=run)
 
@@ -37,6 +36,7 @@ def growth_dict(c):
 
 
 def run(args):
+    inputs.check_cycles_options(args)
     prog = GoProgram(args.path, [args.func], size_specialized=not args.no_size_specialized)
     m = prog.machine()
     meter = Meter.attach(m, args.uarch) if args.cycles else None

@@ -59,6 +59,21 @@ def path(text):
     return text
 
 
+def add_cycles_options(p, what):
+    """--cycles (also modelled `what`) and --uarch, as every command that models cycles takes them."""
+    p.add_argument("--cycles", action="store_true", help=f"also modelled {what} (emu/timing; --uarch picks the CPU)")
+    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's when gomemu describes it, else zen4)")
+
+
+def check_cycles_options(args):
+    """Refuse --uarch without --cycles, and an unknown --uarch, before anything is built."""
+    if args.uarch and not args.cycles:
+        raise UsageError("--uarch picks the CPU of --cycles; give --cycles too")
+    if args.uarch:
+        from emu.timing import uarch
+        uarch(args.uarch)
+
+
 def check_total(what, count, limit, why=""):
     """UsageError when what the options add up to (allocations, bytes) passes its bound."""
     if count > limit:

@@ -40,10 +40,8 @@ def register(sub):
                         f"counts, or 1000 with --size). In all at most {inputs.MAX_ALLOCATIONS} allocations "
                         f"(sizes under {L.SIZE_SPECIALIZED_LIMIT} B run twice: generic and size-specialised) and "
                         f"{inputs.MAX_HEAP_BYTES >> 30} GiB (the emulated heap's reservation)")
-    p.add_argument("--cycles", action="store_true",
-                   help="also modelled cycles, ns, L1/L2 misses and mispredicts of each hit path, and of a "
-                        "cold allocation (emu/timing; --uarch picks the CPU)")
-    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's when gomemu describes it, else zen4)")
+    inputs.add_cycles_options(p, "cycles, ns, L1/L2 misses and mispredicts of each hit path, and of a "
+                                 "cold allocation")
     p.add_argument("--json", action="store_true", help="one JSON document (docs/json.md: gomemu.report)")
     p.set_defaults(handler=run)
 
@@ -322,8 +320,7 @@ def cycles_lines(c):
 
 
 def run(args):
-    if args.uarch and not args.cycles:
-        raise UsageError("--uarch picks the CPU of --cycles; give --cycles too")
+    inputs.check_cycles_options(args)
     data = report_data(workload_from(args))
     if args.cycles:
         from emu.timing import choose

@@ -12,8 +12,10 @@ from emu.cli.inputs import UsageError
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import Progress
 from emu.machine import Machine, check_small_noscan_size
+from emu.timing.meter import summary, summary_line
 
-DEFAULTS = {"size": 16, "warm": 1, "depth": 20, "no_size_specialized": False, "annotated": False}
+DEFAULTS = {"size": 16, "warm": 1, "depth": 20, "no_size_specialized": False, "annotated": False, "cycles": False}
+METER_WARM = 64             # --cycles: the model sees the last this many --warm allocations (caches, predictor)
 MAX_STEP_DEPTH = 1000       # rec(1000) is 21 k instructions, five growths
 
 
@@ -37,6 +39,8 @@ def register(sub):
                         "statement it stands for, instead of the runtime's compiled code")
     p.add_argument("--json", action="store_true",
                    help="JSON Lines: a header, one object per instruction, the result (docs/json.md: gomemu.step)")
+    inputs.add_cycles_options(p, "timing of each instruction: the cycle it was dispatched, issued, "
+                                 "completed and retired, as llvm-mca's -timeline shows it (malloc, small)")
     p.add_argument("--depth", type=inputs.bounded(1, MAX_STEP_DEPTH),
                    help=f"stack: recursion depth of gomemu.rec (1..{MAX_STEP_DEPTH}; default 20: the 2 KiB "
                         "stack grows once)")
@@ -45,9 +49,9 @@ def register(sub):
 
 def options(args):
     """The options that apply to args.path, defaults filled in; UsageError for the others."""
-    applies = {"malloc": ("size", "scan", "warm", "no_size_specialized", "annotated"),
-               "small": ("size", "warm", "no_size_specialized", "annotated"), "stack": ("depth",)}[args.path]
-    given = [name for name in ("size", "scan", "warm", "no_size_specialized", "annotated", "depth")
+    applies = {"malloc": ("size", "scan", "warm", "no_size_specialized", "annotated", "cycles"),
+               "small": ("size", "warm", "no_size_specialized", "annotated", "cycles"), "stack": ("depth",)}[args.path]
+    given = [name for name in ("size", "scan", "warm", "no_size_specialized", "annotated", "depth", "cycles")
              if getattr(args, name) not in (None, False) and name not in applies]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -74,7 +78,54 @@ def stream(records, header, as_json, extra=None):
     return n
 
 
+def timeline(make, size, typ, warm, uarch_name):
+    """(Timing with its timeline, the meter's summary) of the stepped allocation, modelled on
+    a twin machine (`make()`, deterministic: the same instructions) that made the same
+    warm-up allocations, its last METER_WARM with the meter on."""
+    from emu.timing.meter import Meter
+    m = make()
+    for _ in range(max(0, warm - METER_WARM)):
+        m.mallocgc(size, typ)
+    meter = Meter.attach(m, uarch_name)
+    for _ in range(min(warm, METER_WARM)):
+        m.mallocgc(size, typ)
+    t = meter.measure(lambda: m.mallocgc(size, typ), timeline=True)
+    meter.close()
+    return t, meter
+
+
+def timed(entries):
+    """extra() for stream(): each record's timeline entry, matched by address in order (a
+    REP instruction's iterations are one entry of the model's); cycles counted from the
+    first instruction's dispatch."""
+    t0 = entries[0].dispatched if entries else 0
+    it, last = iter(entries), None
+    pending = next(it, None)
+
+    def extra(rec):
+        nonlocal pending, last
+        if pending is not None and pending.address == rec.address:
+            last, pending = pending, next(it, None)
+        elif last is None or last.address != rec.address:
+            return {}
+        e = last
+        d = {k: getattr(e, k) - t0 for k in ("dispatched", "issued", "completed", "retired")}
+        return {"cycles": (d, f"{'':7}cycles: dispatched {d['dispatched']}, issued {d['issued']}, completed "
+                              f"{d['completed']}, retired {d['retired']}  {_bar(e)}")}
+    return extra
+
+
+def _bar(e, width=40):
+    """llvm-mca's timeline letters for one instruction, from its dispatch: D, = waiting to
+    issue, e executing, E completed, - waiting to retire, R retired."""
+    s = "D" + "=" * max(0, e.issued - e.dispatched - 1)
+    s += "e" * max(0, e.completed - max(e.issued, e.dispatched + 1)) + "E"
+    s += "-" * max(0, e.retired - e.completed - 1) + ("R" if e.retired > e.completed else "")
+    return s if len(s) <= width else s[:width - 1] + "…"
+
+
 def run(args):
+    inputs.check_cycles_options(args)
     opts = options(args)
     if args.path == "stack":
         from emu.cli.stack import step
@@ -86,8 +137,14 @@ def run(args):
         raise UsageError(f"--scan needs a size of 8 bytes or more (a pointer word), not {size}")
     inputs.check_total("the bytes of the --warm allocations", warm * size, inputs.MAX_HEAP_BYTES, inputs.HEAP_BOUND)
     spec = not opts["no_size_specialized"]
-    m = Machine(size_specialized=spec, handwritten=opts["annotated"])
+
+    def make():
+        return Machine(size_specialized=spec, handwritten=opts["annotated"])
+    m = make()
     typ = m.runtime.new_type(size, (0,)) if scan else 0
+    timing = meter = None
+    if opts["cycles"]:
+        timing, meter = timeline(make, size, typ, warm, args.uarch)
     with Progress("warming up (allocations)", warm) as progress:
         for _ in range(warm):
             m.mallocgc(size, typ)
@@ -95,8 +152,16 @@ def run(args):
     header = document("step", path=args.path, routine="runtime.mallocgc", args=[size, typ, 1], size=size,
                       scan=scan, warm=warm, size_specialized=spec,
                       code="handwritten" if opts["annotated"] else "compiled")
-    n = stream(m.begin("runtime.mallocgc", size, typ, 1), header, args.json)
+    if timing is not None:
+        header["cycles"] = {"uarch": meter.u.name, "uarch_chosen": meter.how, "how": "modelled"}
+    n = stream(m.begin("runtime.mallocgc", size, typ, 1), header, args.json,
+               timed(timing.timeline) if timing is not None else None)
     result = m.regs.read(UC_X86_REG_RAX)
-    print(dumps({"instructions": n, "returned": result}) if args.json
-          else f"-- {n} instructions; returned {result:#x}")
+    end = {"instructions": n, "returned": result}
+    if timing is not None:
+        end["cycles"] = {k: getattr(timing, k) for k in ("cycles", "l1d_misses", "l2_misses", "mispredicts")}
+    print(dumps(end) if args.json else f"-- {n} instructions; returned {result:#x}")
+    if timing is not None and not args.json:
+        print(f"-- {summary_line(summary(meter.u, meter.how, timing))}; from an empty pipeline, caches and "
+              f"predictor as the last {min(warm, METER_WARM)} --warm allocations left them")
     return 0

@@ -40,21 +40,22 @@ class Meter:
     def close(self):
         self.rec.stop()
 
-    def _pending(self):
+    def _pending(self, timeline=False):
         """Model what was recorded since the last call; returns its Timing."""
-        t = self.model.run(self.rec.stream())
+        t = self.model.run(self.rec.stream(), timeline=timeline)
         self.rec.clear()
         for k in SUMMED:
             setattr(self.total, k, getattr(self.total, k) + getattr(t, k))
         return t
 
-    def measure(self, fn, drain=True):
-        """Run fn() and return the Timing of what it ran (from an empty pipeline when drain)."""
+    def measure(self, fn, drain=True, timeline=False):
+        """Run fn() and return the Timing of what it ran (from an empty pipeline when drain;
+        with each instruction's dispatch, issue, completion and retirement when timeline)."""
         self._pending()
         if drain:
             self.model.drain()
         fn()
-        return self._pending()
+        return self._pending(timeline)
 
     def cycles(self):
         """Every modelled cycle since the meter was attached: what a modelled clock reads."""

@@ -125,7 +125,8 @@ def command_lines(draw, files):
     elif command == "step":
         argv = [draw(st.sampled_from(["malloc", "small", "stack", "walk", ""]))] + options(draw, [
             ("--size", size), ("--scan", None), ("--warm", small_ints(0, 3)), ("--no-size-specialized", None),
-            ("--annotated", None), ("--json", None), ("--depth", small_ints(1, 30))])
+            ("--annotated", None), ("--json", None), ("--depth", small_ints(1, 30)), ("--cycles", None),
+            ("--uarch", st.sampled_from(["zen4", "nosuch", ""]))])
     elif command in ("pagealloc", "pacer"):
         argv = [draw(st.sampled_from(["replay", "replay", "replay", "grow"]))] + at_most(3 if command == "pagealloc"
                                                                                          else 1, f)
