@@ -72,7 +72,8 @@ _MOVX = {"MOVBLZX": ("movzx", 8, 32), "MOVBQZX": ("movzx", 8, 64), "MOVWLZX": ("
 _SSE = {"MOVOU": "movdqu", "MOVO": "movdqa", "MOVUPS": "movups", "PXOR": "pxor", "XORPS": "xorps"}
 _NOOPERAND = {"RET": "ret", "SYSCALL": "syscall", "HLT": "hlt", "NOPL": "nop", "CQO": "cqo",
               "CLD": "cld", "STOSQ": "stosq", "MOVSQ": "movsq", "PAUSE": "pause", "UD2": "ud2",
-              "MFENCE": "mfence", "LFENCE": "lfence", "SFENCE": "sfence", "INT3": "int3"}
+              "MFENCE": "mfence", "LFENCE": "lfence", "SFENCE": "sfence", "INT3": "int3",
+              "RDTSC": "rdtsc", "RDTSCP": "rdtscp"}
 _PREFIXES = {"REP": "rep", "LOCK": "lock"}
 # Pseudo-instructions of cmd/asm and -S listings that emit no bytes here.
 # NOP is Go's zero-length pseudo-instruction (a real one-byte nop is NOPL).

@@ -198,8 +198,12 @@ class Machine:
         self._install_hooks()
         self._mark_instructions()
         self.callout_counts = {c.symbol: 0 for c in self.callouts}
-        from emu.clock import Clock
+        from emu.clock import CLOCK_GHZ, Clock
+        from emu.timing.tsc import TscHook
         self.clock = Clock(self)
+        # RDTSC/RDTSCP (runtime.cputicks) read the modelled clock in cycles at the stated
+        # clock rate, never the host's TSC: runs stay deterministic.
+        self.tsc = TscHook(self.uc, lambda: int(self.clock.ns() * CLOCK_GHZ))
         self._gen = None
         self._error = None
         self.runtime = Runtime(self, mem_profile_rate)

@@ -336,6 +336,32 @@ def test_rdtsc_sees_modelled_cycles_of_the_code_before_it():
     assert n * ZEN4.forms["imul"].lat <= uc.reg_read(UC_X86_REG_RAX) <= n * ZEN4.forms["imul"].lat + 80
 
 
+TICKS = "TEXT gomemu·ticks(SB), 4, $0-0\n\tRDTSCP\n\tSHLQ\t$32, DX\n\tORQ\tDX, AX\n\tRET\n"
+
+
+def _machine_ticks():
+    from emu.machine import Machine
+    m = Machine()
+    m.load([("ticks.s", TICKS)])                    # runtime.cputicks' RDTSCP; SHLQ; ADDQ
+    first = m.call("gomemu.ticks")
+    before = m.clock.instructions()        # machine code, and the slow paths' stated costs
+    for _ in range(200):
+        m.mallocgc(16)
+    second = m.call("gomemu.ticks")
+    return first, second, m.clock.instructions() - before, m
+
+
+def test_rdtsc_on_a_machine_reads_its_modelled_clock_not_the_hosts():
+    from emu.clock import CLOCK_GHZ, INSTRUCTIONS_PER_CYCLE
+    first, second, ran, m = _machine_ticks()
+    # the host's TSC would be billions (boot time at 2.6 GHz); the machine's starts at 0
+    assert 0 <= first < 100
+    # 200 allocations later: the modelled cycles of the instructions that ran
+    assert abs((second - first) - ran / INSTRUCTIONS_PER_CYCLE) <= 20
+    assert abs(second - m.clock.ns() * CLOCK_GHZ) <= 10
+    assert _machine_ticks()[:3] == (first, second, ran)          # deterministic
+
+
 # ---- native ----------------------------------------------------------------------------------
 def _native_or_skip():
     try:
