@@ -6,6 +6,7 @@ output). Native execution is exercised for what it returns and refuses, never fo
 how long it takes (the host may be noisy or not x86-64 at all).
 """
 
+import json
 import keystone
 import pytest
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
@@ -409,3 +410,16 @@ def test_llvm_mca_estimates_a_dependent_chain_when_installed():
     r = Run("imul rax, rax\n" * 50 + "nop")
     est = mca.estimate(r.stream, r.read, ZEN4)
     assert 100 <= est <= 250                         # 50 x 3 cycles a pass, in llvm-mca's own model
+
+
+# ---- report --cycles -----------------------------------------------------------------------------
+def test_report_cycles_time_the_call_that_took_the_path_they_name(capsys):
+    # 8 B tiny allocations alternate between a new block and the current one: the timed
+    # call must be one that started a block, as the row's name says
+    from emu.cli import main
+    assert main(["report", "--size", "8", "--size", "16", "-n", "50", "--cycles", "--uarch", "zen4", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    hit = {(h["size"], h["path"]): h["instructions"] for h in d["machines"][0]["hit_paths"]}
+    assert len(d["cycles"]["paths"]) == len(hit) >= 2
+    for p in d["cycles"]["paths"]:
+        assert p["instructions"] == hit[(p["size"], p["path"])], p["path"]
