@@ -589,7 +589,7 @@ def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100"):
             if r.returncode != 0:
                 raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
             real.append(_merged(sorted(Path(tmp).glob(f.name + "-*")) or [f]))
-            emu.append(prog.bench(name, f"{k}x", machine=prog.machine(gogc=gogc)))
+            emu.append(prog.bench(name, f"{k}x", machine=prog.machine(gogc=gogc if gogc == "off" else int(gogc))))
         machine = {r_ for g in emu for r_ in g.by_routine if r_ not in callouts and r_ not in OS_ROUTINES} | {name}
 
         def real_mc(p):
