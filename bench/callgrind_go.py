@@ -37,6 +37,8 @@ sysmon (a run that was preempted is repeated), they repeat exactly.
     python bench/callgrind_go.py --cases noscan16,tiny8 --n 5000
     python bench/callgrind_go.py --record   # all cases, into tests/data/callgrind (~20 min)
     python bench/callgrind_go.py --go-test DIR   # DIR's benchmarks: go test binary vs gomemu bench
+    python bench/callgrind_go.py --go-test examples/seed --bench 'NewInt|NewArray' --repeat 3 --record
+                                                 # ... into tests/data/callgrind/go_test_seed.json
 
 This file is deliberately not named bench_*.py: valgrind runs are slow, so
 `bench/run_all.py` (and CI) do not run it. Results are in docs/machine.md
@@ -538,12 +540,16 @@ class BenchFigures:
     gomemu: float            # gomemu bench's instructions/op over the same ops
     gomemu_machine_code: float
     gomemu_clear_ir: float   # memclrNoHeapPointers instructions/op
+    real_callouts: dict = field(default_factory=dict)   # call-out -> (calls/op, inclusive Ir/op)
+    gomemu_callouts: dict = field(default_factory=dict)  # call-out -> calls/op
+    real_runs: list = field(default_factory=list)       # (Ir/op, machine code Ir/op) of each repetition
 
 
 CLEAR = "runtime.memclrNoHeapPointers"
-# Leaves the runtime also calls from its slow paths (sweeping, fixalloc, GC): only their
-# calls from machine-code callers count as machine code.
-SHARED_LEAVES = (CLEAR, "runtime.memmove")
+# Leaves the runtime also calls from its slow paths (sweeping, fixalloc, GC, mcentral's
+# cacheSpan for nextFreeIndex): only their calls from machine-code callers count as
+# machine code.
+SHARED_LEAVES = (CLEAR, "runtime.memmove", "runtime.(*mspan).nextFreeIndex")
 _RECURSION = re.compile(r"'\d+$")
 
 
@@ -563,53 +569,94 @@ def _merged(files):
     return out
 
 
-def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100"):
+def go_test_command(valgrind, out, binary, name, k):
+    return [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "--separate-threads=yes",
+            f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no",
+            str(binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$", f"-test.benchtime={k}x"]
+
+
+GO_TEST_ENV = {"GODEBUG": "asyncpreemptoff=1", "GOMAXPROCS": "1"}
+
+
+def _real_bench(binary, name, k, valgrind, tmp, gogc, rep):
+    f = Path(tmp) / f"cg.bench.{name}.{k}.{rep}.out"
+    r = subprocess.run(go_test_command(valgrind, f, binary, name, k),
+                       env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
+    return _merged(sorted(Path(tmp).glob(f.name + "-*")) or [f])
+
+
+def _real_split(p, machine, callouts):
+    """(machine-code Ir, memclr calls and Ir from machine code, {call-out: [calls, Ir]})."""
+    own = sum(p.self_cost.get(f, 0) for f in machine)
+    elsewhere = sum(ir for (x, y), (_, ir) in p.arcs.items()
+                    if y in SHARED_LEAVES and x not in machine and x != y)
+    clears = [(k, ir) for (x, y), (k, ir) in p.arcs.items() if y == CLEAR and x in machine]
+    co = {}
+    for (x, y), (k, ir) in p.arcs.items():
+        if y in callouts and x in machine:
+            c = co.setdefault(y, [0, 0])
+            c[0] += k
+            c[1] += ir
+    return own - elsewhere, sum(k for k, _ in clears), sum(ir for _, ir in clears), co
+
+
+def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1):
     """Each benchmark of the package at -benchtime Nx and 2Nx, under callgrind on the real
     `go test -c` binary (the one gomemu bench builds and runs) and on gomemu bench: ops
     N+1..2N of the 2N run, as (2N - N) / N. callgrind collects inside the Benchmark
     function. With the GC on, its call graph is not reliable (a mark assist parks the
     goroutine and the GC's work shows up under gopark), so the machine-code share is
     the self cost of the functions gomemu runs as machine code, with the shared leaves
-    (memclr, memmove) counted only where a machine-code function called them."""
+    (memclr, memmove, nextFreeIndex) counted only where a machine-code function called
+    them. The real run depends on wall time (the GC's workers and the scavenger), so
+    with repeat > 1 the pair of runs whose machine code is the median is reported."""
     from emu.program import GoProgram
     Path(tmp).mkdir(parents=True, exist_ok=True)
     prog = GoProgram(pkg)
     callouts = {c.symbol for c in prog.machine().callouts}
+    machine_gogc = gogc if gogc == "off" else int(gogc)
     out = []
     for name in prog.benchmarks(pattern):
-        real, emu = [], []
-        for k in (n, 2 * n):
-            f = Path(tmp) / f"cg.bench.{name}.{k}.out"
-            cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={f}", "--separate-threads=yes",
-                   f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no",
-                   str(prog.built.binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$",
-                   f"-test.benchtime={k}x"]
-            r = subprocess.run(cmd, env=dict(os.environ, GODEBUG="asyncpreemptoff=1", GOMAXPROCS="1", GOGC=gogc),
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
-            real.append(_merged(sorted(Path(tmp).glob(f.name + "-*")) or [f]))
-            emu.append(prog.bench(name, f"{k}x", machine=prog.machine(gogc=gogc)))
+        emu = [prog.bench(name, f"{k}x", machine=prog.machine(gogc=machine_gogc)) for k in (n, 2 * n)]
         machine = {r_ for g in emu for r_ in g.by_routine if r_ not in callouts and r_ not in OS_ROUTINES} | {name}
-
-        def real_mc(p):
-            own = sum(p.self_cost.get(f, 0) for f in machine)
-            elsewhere = sum(ir for (x, y), (_, ir) in p.arcs.items()
-                            if y in SHARED_LEAVES and x not in machine and x != y)
-            clears = [(k, ir) for (x, y), (k, ir) in p.arcs.items() if y == CLEAR and x in machine]
-            return own - elsewhere, sum(k for k, _ in clears), sum(ir for _, ir in clears)
-
-        (m1, c1, ci1), (m2, c2, ci2) = real_mc(real[0]), real_mc(real[1])
-        g1, g2 = emu
-
-        def emu_mc(g):
-            return g.instructions - sum(v for r_, v in g.by_routine.items() if r_ in callouts or r_ in OS_ROUTINES)
-
-        out.append(BenchFigures(name, n, (real[1].total - real[0].total) / n, (m2 - m1) / n, (c2 - c1) / n,
-                                (ci2 - ci1) / n, (g2.instructions - g1.instructions) / n,
-                                (emu_mc(g2) - emu_mc(g1)) / n,
-                                (g2.by_routine.get(CLEAR, 0) - g1.by_routine.get(CLEAR, 0)) / n))
+        runs = []
+        for rep in range(repeat):
+            p1, p2 = (_real_bench(prog.built.binary, name, k, valgrind, tmp, gogc, rep) for k in (n, 2 * n))
+            (m1, c1, ci1, co1), (m2, c2, ci2, co2) = _real_split(p1, machine, callouts), \
+                _real_split(p2, machine, callouts)
+            co = {f: ((v[0] - co1.get(f, [0, 0])[0]) / n, (v[1] - co1.get(f, [0, 0])[1]) / n)
+                  for f, v in sorted(co2.items())}
+            runs.append(((m2 - m1) / n, (p2.total - p1.total) / n, (c2 - c1) / n, (ci2 - ci1) / n, co))
+        med = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+        g = gomemu_split(emu, n, callouts)
+        out.append(BenchFigures(name, n, med[1], med[0], med[2], med[3], g.per_op, g.machine_code, g.clear_ir,
+                                med[4], g.callouts, [(r[1], r[0]) for r in runs]))
     return out
+
+
+@dataclass
+class GomemuBench:
+    per_op: float            # every instruction gomemu counted, per op
+    machine_code: float      # without the call-outs' entry JMPs and their OS routines
+    clear_ir: float          # memclrNoHeapPointers instructions/op
+    callouts: dict           # call-out -> calls/op
+
+
+def gomemu_split(results, n, callouts):
+    """gomemu bench's BenchResults at -benchtime Nx and 2Nx, as ops N+1..2N per op."""
+    g1, g2 = results
+
+    def delta(f):
+        return (f(g2) - f(g1)) / n
+
+    def mc(g):
+        return g.instructions - sum(v for r_, v in g.by_routine.items() if r_ in callouts or r_ in OS_ROUTINES)
+
+    return GomemuBench(delta(lambda g: g.instructions), delta(mc), delta(lambda g: g.by_routine.get(CLEAR, 0)),
+                       {f: delta(lambda g: g.by_routine.get(f, 0)) for f in sorted(callouts)
+                        if g2.by_routine.get(f, 0) != g1.by_routine.get(f, 0)})
 
 
 def format_bench(figs):
@@ -624,7 +671,50 @@ def format_bench(figs):
                      f"{100 * (f.gomemu_machine_code - f.real_machine_code) / f.real_machine_code:+.2f}",
                      f"{f.real_clears:.4g}/{g_clears:.4g} ({per:.6g} Ir each)",
                      f"{r0:.6g} / {g0:.6g}, {100 * (g0 - r0) / r0:+.2f}"))
-    return _table(rows)
+    out = _table(rows)
+    co_rows = [("benchmark", "call-out (gomemu runs it in Python)", "real calls/op", "real inclusive Ir/op",
+                "gomemu calls/op")]
+    for f in figs:
+        for c in sorted(set(f.real_callouts) | set(f.gomemu_callouts)):
+            k, ir = f.real_callouts.get(c, (0, 0))
+            co_rows.append((f.name, c, f"{k:.4g}", f"{ir:.6g}", f"{f.gomemu_callouts.get(c, 0):.4g}"))
+    if len(co_rows) > 1:
+        out += "\n\n" + _table(co_rows)
+    return out
+
+
+GO_TEST_RECORD = "go_test_{pkg}.json"
+
+
+def record_go_test(figs, pkg, out_dir, *, go_version, vg_version, argv, gogc, repeat):
+    """Add the benchmarks' callgrind figures to out_dir/go_test_<package>.json (other
+    benchmarks already there are kept: each may be recorded with its own N)."""
+    import json
+    import shlex
+    path = Path(out_dir) / GO_TEST_RECORD.format(pkg=Path(pkg).name)
+    old = json.loads(path.read_text()) if path.exists() else {}
+    data = {
+        "toolchain": go_version, "valgrind": vg_version, "package": str(pkg),
+        "recorded_by": "python bench/callgrind_go.py --go-test PKG ... --record: each benchmark's command "
+                       "is its recorded_by",
+        "run": f"GOGC={gogc} " + " ".join(f"{k}={v}" for k, v in GO_TEST_ENV.items()) + " " +
+               " ".join(go_test_command("valgrind", "OUT", "<gomemu's go test -c binary>", "<pkg>.<Benchmark>", "<N>")) +
+               f", then 2N; each repeated {repeat} times; figures are (2N run - N run) / N of the repetition "
+               "whose machine-code Ir/op is the median",
+        "benchmarks": dict(old.get("benchmarks", {})),
+    }
+    for f in figs:
+        data["benchmarks"][f.name] = {
+            "recorded_by": "python bench/callgrind_go.py " + shlex.join(argv),
+            "n": f.n, "ir_per_op": f.real, "machine_code_ir_per_op": f.real_machine_code,
+            "clears_per_op": f.real_clears, "clear_ir_per_op": f.real_clear_ir,
+            "callouts": {c: {"calls_per_op": k, "ir_per_op": ir} for c, (k, ir) in f.real_callouts.items()},
+            "runs": [{"ir_per_op": a, "machine_code_ir_per_op": b} for a, b in f.real_runs],
+        }
+    data["benchmarks"] = dict(sorted(data["benchmarks"].items()))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
 
 
 # --- recorded figures (tests/data/callgrind) ---------------------------------
@@ -726,6 +816,7 @@ def main(argv=None):
                     "go test binary beside gomemu bench (-benchtime Nx and 2Nx, N from --n, default 1000)")
     ap.add_argument("--bench", default=".", metavar="REGEX", help="with --go-test: the benchmarks to run")
     ap.add_argument("--gogc", default="100", help="with --go-test: GOGC for both (default 100, go test's)")
+    ap.add_argument("--repeat", type=int, default=1, help="with --go-test: real runs per N (the median is kept)")
     args = ap.parse_args(argv)
 
     valgrind = shutil.which("valgrind")
@@ -744,11 +835,17 @@ def main(argv=None):
     if args.go_test:
         with tempfile.TemporaryDirectory(prefix="callgrind_go.") as tmp:
             figs = go_test_figures(args.go_test, args.bench, args.n or 1000, valgrind, args.keep or tmp,
-                                   args.gogc)
+                                   args.gogc, args.repeat)
         print(f"{args.go_test}: callgrind on the go test binary (GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1, "
               f"--toggle-collect=<benchmark>, GOGC={args.gogc}) and gomemu bench, ops N+1..2N of -benchtime 2Nx, N={args.n or 1000}; "
               "machine code = what gomemu runs as machine code (its call-outs, the GC among them, run in Python)")
         print(format_bench(figs))
+        if args.record:
+            vg_version = subprocess.run([valgrind, "--version"], capture_output=True, text=True).stdout.strip()
+            go_version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+            print("recorded in", record_go_test(figs, args.go_test, args.record, go_version=go_version,
+                                               vg_version=vg_version, argv=argv, gogc=args.gogc,
+                                               repeat=args.repeat))
         return 0
     names = SMOKE_CASES if args.smoke else (
         args.cases.split(",") if args.cases else [c.name for c in CASES])

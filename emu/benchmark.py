@@ -10,7 +10,7 @@ the timer reads the machine's modeled clock (emu/clock.py), the alloc counters
 read MemStats the way runtime.ReadMemStats does (flushing the mcache), and
 the instructions and allocations between StartTimer and StopTimer are counted.
 
-Simplified: runN does not call runtime.GC first (no collector runs yet); b.Run,
+runN calls runtime.GC first, as Go's does (a whole forced cycle). Simplified: b.Run,
 b.Fatal and the other methods of testing.common are real code that may reach
 something gomemu does not run (then the benchmark fails with that message);
 sub-benchmarks and RunParallel are not supported.
@@ -215,6 +215,7 @@ def run_benchmark(machine, symbol, name, benchtime_n, benchtime_ns):
 
     def run_n(n):
         """benchmark.go: (*B).runN."""
+        m.runtime.gc.collect()      # runtime.GC(): "clearing garbage from previous runs"
         st.put("N", n)
         for f in ("loop.n", "loop.i"):
             st.put(f, 0)

@@ -160,6 +160,7 @@ class Runtime:
     def _boot_image(self, image):
         """What the program's own initialisation would have set that its runtime's
         machine code reads (schedinit, mallocinit, parsedebugvars, osinit, procresize).
+        CPU features come from the emulated CPU's CPUID (emu/cpuinit.py).
         The program's data and bss are loaded as linked: the size-class and malloc
         tables, MemProfileRate and firstmoduledata already hold their values.
         Simplified: p0 comes from persistentalloc (Go: new(p) in procresize) and is
@@ -180,6 +181,8 @@ class Runtime:
         # debug.malloc (bool): mallocgc's pre/post debug hooks, by the name the handwritten
         # machine gives it
         self.machine.symbols["runtime.debug.malloc"] = dbg + image.field_offset("runtime.debug", "malloc")
+        from emu.cpuinit import write_cpu_features
+        self.cpu_features = write_cpu_features(mem, image, sym)   # rt0_go, cpuinit, memmoveBits
 
     def run_inits(self):
         """proc.go: main's doInit over firstmoduledata.inittasks: each package's init

@@ -100,6 +100,8 @@ def run(args):
             for r in results],
             **({"memprofile": {"file": args.memprofile, "allocations": nprof}} if nprof is not None else {}))))
         return 0
+    from emu.callouts import callouts_for
+    callouts = {c.symbol for c in callouts_for(prog.image) if not c.models.startswith("not run by gomemu")}
     print("goos: linux\ngoarch: amd64")
     print(f"pkg: {prog.built.package}")
     print(f"cpu: gomemu: the program's go1.27.3 runtime in unicorn; ns/op is modeled ({clock})")
@@ -124,6 +126,11 @@ def run(args):
                 print(f"  {k:<{w}}  {n:>8} calls  {lo if lo == hi else f'{lo}..{hi}'} instructions")
         top = sorted(r.by_routine.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
         print("  by routine: " + ", ".join(f"{name} {k}" for name, k in top))
+        # A call-out's count is its one entry instruction: the call, not the work.
+        python = sorted((name, k) for name, k in r.by_routine.items() if name in callouts)
+        if python:
+            print("  in Python (call-outs, their work not counted): " +
+                  ", ".join(f"{name} {k} calls" for name, k in python))
     if nprof is not None:
         print(f"\nmemory profile: {nprof} allocations with their stacks in {args.memprofile} "
               "(go tool pprof -top or -traces reads it)")
