@@ -28,7 +28,7 @@ the same stream on the same µarch gives the same cycles, always.
 Simplifications (also in docs/timing.md): one pass in program order rather
 than a cycle-by-cycle simulation (an instruction never waits for a younger
 one's pipe), no scheduler-queue sizes, no i-cache or ITLB, no prefetchers,
-no memory renaming, no partial-flag merges, the predictor is not the CPU's.
+memory renaming by a simple rule, no partial-flag merges, the predictor is not the CPU's.
 """
 
 from dataclasses import dataclass, field
@@ -152,6 +152,9 @@ class Model:
             special = d.special
             if special == D.MOVE and not (u.vec_move_elimination if d.key == "vmov" else u.move_elimination):
                 special = 0
+            if special == D.FOLD:
+                # folded at rename: the result is ready with its source, like an eliminated move
+                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) else 0
             shape = d.shape
             if shape == D.RMW:
                 uops += u.rmw_extra_uops
@@ -217,7 +220,7 @@ class Model:
         hist_mask = (1 << u.ghist_bits) - 1
         ras_max = u.ras
         line_level, tlb = mem.line_level, mem.tlb
-        l1sets, l1mask = mem.levels[0].sets, mem.levels[0].mask
+        l1sets, l1n = mem.levels[0].sets, mem.levels[0].nsets
         last_line = last_page = -1        # the most recent line and page: already most recently used
         cyc, slots, rcyc, rslots = self._cyc, self._slots, self._rcyc, self._rslots
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
@@ -336,8 +339,8 @@ class Model:
                                     x = e[3] + l1lat + stlf_fail
                             else:
                                 line = a >> line_shift
-                                st = l1sets[line & l1mask]
-                                if line in st:
+                                st = l1sets.get(line % l1n)
+                                if st is not None and line in st:
                                     lvl = 0
                                     if line != last_line:
                                         del st[line]
@@ -554,6 +557,19 @@ class Model:
         t.dtlb_misses, t.stlb_misses = tm[0], tm[1]
         t.timeline = tl
         return t
+
+
+def _flags_dead(decoded, k):
+    """Whether the flags instruction k writes are overwritten, unread, later in its block (a
+    folding renamer folds an ADD only then: measured, golden_cove.py; LEA writes no flags)."""
+    if decoded[k].mnemonic == "lea":
+        return True
+    for d in decoded[k + 1:]:
+        if D.FLAGS in d.srcs:
+            return False
+        if D.FLAGS in d.dsts:
+            return True
+    return False
 
 
 def _take(busy, pipes, t, occ):
