@@ -125,6 +125,7 @@ class Model:
         self._itarget = {}
         self.retired = 0                          # last retire cycle so far
         self._max_done = 0                        # latest completion so far (for fences)
+        self._xbar = 0                            # Intel: the last LFENCE's completion (younger ops execute after)
 
     # ---- static information, per block ----------------------------------------------------
     def _block(self, addr, size):
@@ -226,6 +227,7 @@ class Model:
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
         max_done = self._max_done
+        xbar = self._xbar
         fence_retire = u.fence_until_retired
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = nren = 0
         mren = u.memory_renaming
@@ -266,12 +268,16 @@ class Model:
                     old = rob[ri]
                     if old > cyc:
                         cyc, slots = old, 0
+                    fence_wait = 0
                     if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
-                        if fence_retire and last_retire > f:
-                            f = last_retire
-                        if f > cyc:
-                            cyc, slots = f, 0
+                        if fence_retire:         # AMD: dispatch serializing
+                            if last_retire > f:
+                                f = last_retire
+                            if f > cyc:
+                                cyc, slots = f, 0
+                        else:                    # Intel: it executes then, younger ones are dispatched meanwhile
+                            fence_wait = f
                     if nrec and shape != D.LOAD:
                         old = sbq[si]
                         if old > cyc:
@@ -280,6 +286,10 @@ class Model:
                     slots += uops
                     nuops += uops
                     ready = d + 1
+                    if xbar > ready:             # Intel: nothing younger than an LFENCE executes before it completes
+                        ready = xbar
+                    if fence_wait > ready:
+                        ready = fence_wait
                     if flags & UNMODELLED:
                         unmodelled[dec.mnemonic] = unmodelled.get(dec.mnemonic, 0) + 1
 
@@ -435,7 +445,10 @@ class Model:
                 if done > max_done:
                     max_done = done
                 if flags & FENCE and not fused:
-                    cyc, slots = (done, 0) if done > cyc else (cyc, slots)   # and younger ones wait for it
+                    if fence_retire:             # and younger ones are dispatched after it
+                        cyc, slots = (done, 0) if done > cyc else (cyc, slots)
+                    else:
+                        xbar = done
 
                 # ---- branches
                 if br:
@@ -546,6 +559,7 @@ class Model:
         self._ri, self._si, self._ghist, self._last_commit = ri, si, ghist, last_commit
         self.retired = last_retire
         self._max_done = max_done
+        self._xbar = xbar
         t.cycles = last_retire - start
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
         t.taken = ntaken
