@@ -61,6 +61,8 @@ GOLDEN_COVE = UArch(
     opcache_width=8,           # ORM: the decoded ICache (DSB) delivers 8 µops per cycle, 4K entries
     retire_width=8,            # ORM: 8 µops retired per cycle
     rob=512,                   # ORM, C&C: 512-entry ROB
+    scheduler=97,              # C&C: a 97-entry unified scheduler for the math ports (Intel's Architecture Day
+                               # 2021 figure); loads and stores have their own queues (approx.: one limit for all)
     store_buffer=114,          # ORM: 114-entry store buffer (C&C: 114)
     mispredict_penalty=17,     # AF: about 17 cycles on Alder Lake P (approx.; C&C: the pipeline is longer
                                # than Sunny Cove's)

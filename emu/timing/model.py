@@ -106,6 +106,8 @@ class Model:
         self._rr = [0] * D.NSLOTS                 # cycle each register slot is ready
         self._rob = [0] * uarch.rob               # retire cycle of the instruction ROB places back
         self._ri = 0
+        self._rs = [0] * uarch.scheduler          # issue cycle of the instruction that many back (0: unbounded)
+        self._rsi = 0
         self._sbq = [0] * uarch.store_buffer      # commit cycle of the store that many stores back
         self._si = 0
         self._sb = {}                             # 8-byte chunk -> (address, size, data ready, commit)
@@ -210,6 +212,7 @@ class Model:
         bim, tags = self._bim, self._tags
         width, dwidth, rwidth = u.dispatch_width, u.decode_width, u.retire_width
         nrob, nsb = len(rob), len(sbq)
+        rs, rsi, nrs = self._rs, self._rsi, len(self._rs)
         l1lat = mem.latency[0]
         lat_of = mem.latency
         line_shift = mem.line_shift
@@ -268,6 +271,10 @@ class Model:
                     old = rob[ri]
                     if old > cyc:
                         cyc, slots = old, 0
+                    if nrs:                      # a scheduler entry: freed when that many back has issued
+                        old = rs[rsi]
+                        if old > cyc:
+                            cyc, slots = old, 0
                     fence_wait = 0
                     if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
@@ -517,6 +524,9 @@ class Model:
                         cyc, slots = rcyc, 0             # dispatch-serialising: younger ones wait for its retirement
                     rob[ri] = rcyc
                     ri = ri + 1 if ri + 1 < nrob else 0
+                    if nrs:
+                        rs[rsi] = issued
+                        rsi = rsi + 1 if rsi + 1 < nrs else 0
                     if store_recs is not None:
                         commit = rcyc + 1
                         if commit <= last_commit:
@@ -557,6 +567,7 @@ class Model:
 
         self._cyc, self._slots, self._rcyc, self._rslots = cyc, slots, rcyc, rslots
         self._ri, self._si, self._ghist, self._last_commit = ri, si, ghist, last_commit
+        self._rsi = rsi
         self.retired = last_retire
         self._max_done = max_done
         self._xbar = xbar
