@@ -149,7 +149,7 @@ def test_report_cycles_is_byte_identical_between_runs(capsys):
 
 
 @pytest.mark.parametrize("argv, code, message", [
-    (["calibrate", "--uarch", "pentium"], 1, "gomemu: error: unknown µarch 'pentium': known are sunny_cove, zen3, zen4"),
+    (["calibrate", "--uarch", "pentium"], 1, "gomemu: error: unknown µarch 'pentium': known are golden_cove, sunny_cove, zen3, zen4"),
     (["calibrate", "--reps", "1"], 2, "argument --reps: 1 is outside 5..10000"),
     (["report", "--uarch", "zen4"], 2, "--uarch picks the CPU of --cycles; give --cycles too"),
 ])

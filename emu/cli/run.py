@@ -12,6 +12,8 @@ from emu.cli.jsonout import document, dumps
 from emu.cli.output import Progress, writing
 from emu.errors import BadInput
 from emu.mutator import WorkloadRun
+from emu.timing.meter import Meter
+from emu.timing.meter import summary_line as meter_line
 from emu.workload import BUILTINS, load
 from runtime_model.gcsettings import read_gogc, read_gomemlimit
 
@@ -31,6 +33,10 @@ def register(sub):
                    help="check the collector's invariants at every cycle (runtime_model/checkgc.py; slower)")
     p.add_argument("--plot", metavar="FILE.png", help="draw heap, goal, trigger, RSS and released memory over time")
     p.add_argument("--json", action="store_true", help="one JSON document: a record per cycle (gomemu.run/v1)")
+    p.add_argument("--cycles", action="store_true",
+                   help="modeled time from the cycle model of the machine code that ran (emu/timing; "
+                        "deterministic, far slower) instead of its instructions at 1 per cycle")
+    p.add_argument("--uarch", help="with --cycles: the µarch (default: the host's if described, else zen4)")
     p.set_defaults(handler=run_command)
 
 
@@ -55,18 +61,22 @@ def run_command(args):
                       gctrace_out=echo if args.gctrace else None,
                       scavtrace_out=echo if args.scavtrace else None,
                       on_progress=lambda allocated: progress.advance(allocated // MIB - progress.done))
+    meter = Meter.attach(run.m, args.uarch) if args.cycles else None
     with progress:
         run.run()
     s = run.summary()
+    cycles = {"cycles_model": meter.summary()} if meter else {}
     if args.plot:
         with writing(args.plot, "the plot"):
             plot(run, args.plot)
     if args.json:
         print(dumps(document("run", workload=wl.name, source=wl.source, gogc=run.rt.gc_controller.gc_percent,
                              memory_limit=run.memory_limit, gomaxprocs=wl.gomaxprocs, summary=s,
-                             cycles=run.cycles)))
+                             cycles=run.cycles, **cycles)))
         return 0
     print(summary_line(s))
+    if meter:
+        print(meter_line(cycles["cycles_model"]) + " (the modeled time above)")
     return 0
 
 

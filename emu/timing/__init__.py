@@ -67,7 +67,11 @@ def host_uarch():
         family, model = int(info.get("cpu family", "")), int(info.get("model", ""))
     except ValueError:
         return None
-    vendor = info.get("vendor_id")
+    return core_of(info.get("vendor_id"), family, model)
+
+
+def core_of(vendor, family, model):
+    """The description of the core of a CPU named by its CPUID vendor, family and model, or None."""
     if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
                                                         or 0xA0 <= model <= 0xAF):
         return ZEN4

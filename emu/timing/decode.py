@@ -135,10 +135,10 @@ class Decoded:
     records: int              # memory records unicorn reports (8-byte pieces; -1: REP, variable)
     branch: int
     special: int              # ZERO_IDIOM, MOVE, FOLD or 0
-    imm: int                  # the immediate (FOLD: the constant; inc/dec: +-1; lea: the displacement)
     mem_index: bool           # address has an index register (or a displacement over 2 KiB)
     vector_mem: bool          # the memory operand is an XMM load/store
     has_imm: bool
+    imm: int                  # FOLD: the constant added (inc/dec: +-1; lea: the displacement)
 
 
 _cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

@@ -12,15 +12,20 @@ same run on the same µarch gives the same cycles.
 
 Python slow paths (call-outs) touch memory the model does not see, and take no
 modelled cycles: their lines stay cold to the model (docs/timing.md).
+
+A meter drives the machine's clock (emu/clock.py: Clock.drive) while attached: nanotime,
+walltime and benchmark timers then read modelled cycles at the stated clock; `close`
+gives the clock back to instructions. Machines without a meter are not slowed at all.
 """
 
+from emu.clock import CLOCK_GHZ
 from emu.timing import choose
 from emu.timing.model import Model, Timing
 from emu.timing.recorder import Recorder
 
 SUMMED = ("cycles", "instructions", "uops", "loads", "stores", "l1d_misses", "l2_misses", "l3_misses",
           "dtlb_misses", "stlb_misses", "forwarded", "forward_failed", "branches", "taken", "mispredicts", "fused")
-STATED_GHZ = 3.6           # ns = cycles / this (emu/clock.py's CLOCK_GHZ: this VM's core clock, stated)
+STATED_GHZ = CLOCK_GHZ     # ns = cycles / this (emu/clock.py: the core clock, stated)
 
 
 class Meter:
@@ -30,6 +35,7 @@ class Meter:
         self.rec = Recorder(machine.uc)
         self.rec.start()
         self.total = Timing(u.name)              # every run so far, summed
+        machine.clock.drive(self)
 
     @classmethod
     def attach(cls, machine, uarch_name=None):
@@ -38,6 +44,7 @@ class Meter:
         return cls(machine, u, how)
 
     def close(self):
+        self.m.clock.drive(None)
         self.rec.stop()
 
     def _pending(self):
@@ -78,12 +85,6 @@ class Meter:
 
     def ns(self, cycles):
         return cycles / STATED_GHZ
-
-    def clock_ns(self):
-        """Modelled nanoseconds so far at the stated clock: what emu/clock.py's Clock.ns()
-        returns when it runs on cycles (its hook: `if self.m.meter: return
-        int(self.m.meter.clock_ns()) + self.extra_ns`)."""
-        return self.cycles() / STATED_GHZ
 
 
 def summary(u, how, t, per=1):
