@@ -42,7 +42,7 @@ class Clock:
     def _source(self):
         if self.meter is None:
             return self.instructions() / INSTRUCTIONS_PER_CYCLE
-        return self.meter.cycles() + self._slow_instructions() / INSTRUCTIONS_PER_CYCLE
+        return self.meter.cycles(running=True) + self._slow_instructions() / INSTRUCTIONS_PER_CYCLE
 
     def cycles(self):
         """Cycles since the machine started: instructions at the stated rate, and from `drive`

@@ -18,10 +18,12 @@ walltime and benchmark timers then read modelled cycles at the stated clock; `cl
 gives the clock back to instructions. Machines without a meter are not slowed at all.
 """
 
+import numpy as np
+
 from emu.clock import CLOCK_GHZ
 from emu.timing import choose
 from emu.timing.model import Model, Timing
-from emu.timing.recorder import Recorder
+from emu.timing.recorder import BLOCK_TAG, Recorder, Stream
 
 SUMMED = ("cycles", "instructions", "uops", "loads", "stores", "l1d_misses", "l2_misses", "l3_misses",
           "dtlb_misses", "stlb_misses", "forwarded", "forward_failed", "branches", "taken", "mispredicts", "fused")
@@ -35,6 +37,7 @@ class Meter:
         self.rec = Recorder(machine.uc)
         self.rec.start()
         self.total = Timing(u.name)              # every run so far, summed
+        self._held = np.zeros(0, dtype=np.uint64)  # recorded words not modelled yet (see _pending)
         machine.clock.drive(self)
 
     @classmethod
@@ -47,10 +50,18 @@ class Meter:
         self.m.clock.drive(None)
         self.rec.stop()
 
-    def _pending(self):
-        """Model what was recorded since the last call; returns its Timing."""
-        t = self.model.run(self.rec.stream())
+    def _pending(self, hold_last=False):
+        """Model what was recorded since the last call; returns its Timing. hold_last: keep the
+        last block for the next call (called from a slow path, the block running the call-out
+        has not made all its accesses yet)."""
+        words = np.concatenate([self._held, self.rec.words()])
         self.rec.clear()
+        self._held = words[:0]
+        if hold_last:
+            blocks = np.flatnonzero(words[1::2] & BLOCK_TAG)
+            if len(blocks):
+                words, self._held = words[:2 * blocks[-1]], words[2 * blocks[-1]:]
+        t = self.model.run(Stream.from_words(words))
         for k in SUMMED:
             setattr(self.total, k, getattr(self.total, k) + getattr(t, k))
         return t
@@ -63,9 +74,10 @@ class Meter:
         fn()
         return self._pending()
 
-    def cycles(self):
-        """Every modelled cycle since the meter was attached: what a modelled clock reads."""
-        self._pending()
+    def cycles(self, running=False):
+        """Every modelled cycle since the meter was attached: what the machine's clock reads
+        (running: from inside a run, the block still running left out until it is complete)."""
+        self._pending(hold_last=running)
         return self.total.cycles
 
     def summary(self):
