@@ -83,6 +83,8 @@ GOLDEN_COVE = UArch(
     memory_renaming=True,      # C&C: zero-latency forwarding when the load's address matches the store's
                                # exactly; HOST: MOV [r+8], r; MOV r, [r+8] chained 0.5 cycles a pair, with
                                # [rsp-8] too (PUSH/POP: 4.7, implicit stack loads not renamed, as in the model)
+    renamed_sizes=frozenset({1, 4, 8}),  # HOST: byte, dword and qword reloads renamed (0.7-0.8 cycles a
+                               # store/reload pair), a word store and its MOVZX word reload not (5.6)
     imm_fold=1024,             # HOST: chains of ADD/SUB/INC/DEC r64, imm and LEA r64, [r64 + disp] run at
                                # 0.18-0.2 cycles an instruction for |imm| < 1024, 1 cycle from 1024; 32-bit
                                # forms and ADDs whose flags a later instruction reads are not folded
