@@ -67,8 +67,8 @@ GOLDEN_COVE = UArch(
     mispredict_penalty=17,     # AF: about 17 cycles on Alder Lake P (approx.; C&C: the pipeline is longer
                                # than Sunny Cove's)
     btb_miss_penalty=8,        # redirect at decode, as sunny_cove (approx.)
-    taken_bubble=0,            # C&C: the 6K-entry L1 BTB handles a taken branch a cycle; HOST: 4 ADDs and a
-                               # JMP a cycle and a third (denser branches: much slower, not modelled)
+    taken_bubble=0,            # HOST: a taken JMP every 16-64 bytes 1.1-1.25 cycles, 4 ADDs and a JMP 1.3 (a
+                               # taken branch ends the dispatch group: 1); one every 2 bytes 6.4 (not modelled)
     ghist_bits=12,             # the model's gshare (not Intel's TAGE-like predictor)
     pht_bits=14,
     ras=16,                    # approx.: AF gives no Golden Cove figure; Skylake's 16
@@ -87,8 +87,9 @@ GOLDEN_COVE = UArch(
                                # store/reload pair), a word store and its MOVZX word reload not (5.6)
     imm_fold=1024,             # HOST: chains of ADD/SUB/INC/DEC r64, imm and LEA r64, [r64 + disp] run at
                                # 0.18-0.2 cycles an instruction for |imm| < 1024, 1 cycle from 1024; 32-bit
-                               # forms and ADDs whose flags a later instruction reads are not folded
-                               # (C&C's Golden Cove renamer: immediate additions handled at rename)
+                               # forms and ADDs whose flags a later instruction reads are not folded (the
+                               # documents above give no figure for this: HOST only; the accumulated-offset
+                               # limit, 0.28-0.44 cycles for repeated 64-256, is not modelled)
     caches=(
         CacheLevel("L1D", 48 << 10, 12, 64, 5, "SYSFS: 48 KiB, 12-way; ORM: 5-cycle load-to-use; HOST: 5.0"),
         CacheLevel("L2", 2 << 20, 16, 64, 16, "SYSFS: 2 MiB, 16-way; C&C: about 16 cycles on Sapphire Rapids "
