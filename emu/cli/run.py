@@ -8,6 +8,7 @@ cycle instead (docs/json.md, gomemu.run/v1); --plot draws the heap over modeled 
 
 import sys
 
+from emu.cli.inputs import UsageError
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import Progress, writing
 from emu.errors import BadInput
@@ -52,6 +53,8 @@ def _settings(args):
 
 
 def run_command(args):
+    if args.uarch and not args.cycles:
+        raise UsageError("--uarch picks the CPU of --cycles; give --cycles too")
     wl = load(args.workload)
     gogc, limit = _settings(args)
     out = sys.stdout
