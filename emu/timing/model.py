@@ -27,7 +27,7 @@ the same stream on the same µarch gives the same cycles, always.
 
 Simplifications (also in docs/timing.md): one pass in program order rather
 than a cycle-by-cycle simulation (an instruction never waits for a younger
-one's pipe), no scheduler-queue sizes, no i-cache or ITLB, no prefetchers,
+one's pipe), one scheduler bound at most (uarch.scheduler), no i-cache or ITLB, no prefetchers,
 memory renaming by a simple rule, no partial-flag merges, the predictor is not the CPU's.
 """
 
