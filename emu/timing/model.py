@@ -346,7 +346,8 @@ class Model:
                             if e is not None and e[3] > tp and a < e[0] + e[1] and e[0] < a + size:
                                 if e[0] <= a and a + size <= e[0] + e[1]:
                                     nfwd += 1
-                                    if mren and e[0] == a and e[1] == size and size in rsizes and not dec.mem_index and dec.mnemonic not in _STACK_POPS:
+                                    if mren and e[0] == a and e[1] == size and size in rsizes and \
+                                            not dec.mem_index and dec.mnemonic not in _STACK_POPS:
                                         nren += 1        # the load takes the store's data register at rename
                                         x = e[2] if e[2] > ready else ready
                                     else:
