@@ -2,9 +2,11 @@
 
 Go code that reads the clock (time.Now, runtime.nanotime, a benchmark's timer)
 sees modeled time, never the host's, so runs are reproducible. Time advances with
-the machine code that ran: instructions at a stated rate (one per cycle at
-CLOCK_GHZ) until the cycle model gives cycles; Python slow paths add the costs
-they state (`advance`).
+the machine code that ran: by default its instructions at a stated rate (one per
+cycle at CLOCK_GHZ); once a cycle meter drives the clock (`drive`, done by
+emu/timing/meter.py's Meter when cycles are asked for: --cycles), by the modelled
+cycles of that code instead. Python slow paths add the instructions they state
+(SLOW_PATH_INSTRUCTIONS, one a cycle in both cases) and the costs they state (`advance`).
 """
 
 # The slow paths that run in Python cost, in modeled instructions, what the real go1.27.3
@@ -25,16 +27,40 @@ class Clock:
     def __init__(self, machine):
         self.m = machine
         self.extra_ns = 0          # time of work done in Python (slow paths, GC), as stated by it
+        self.meter = None          # emu/timing/meter.Meter driving the clock, or None: instructions
+        self._offset = 0           # cycles so far at the last change of source, less the new source's count then
 
     def instructions(self):
         """Machine instructions executed since the machine started (the block counter), and
         the stated instructions of the slow paths run in Python."""
+        return self.m.total_instructions() + self._slow_instructions()
+
+    def _slow_instructions(self):
         counts = self.m.callout_counts
-        return self.m.total_instructions() + sum(counts.get(k, 0) * n for k, n in SLOW_PATH_INSTRUCTIONS.items())
+        return sum(counts.get(k, 0) * n for k, n in SLOW_PATH_INSTRUCTIONS.items())
+
+    def _source(self):
+        if self.meter is None:
+            return self.instructions() / INSTRUCTIONS_PER_CYCLE
+        return self.meter.cycles(running=True) + self._slow_instructions() / INSTRUCTIONS_PER_CYCLE
+
+    def cycles(self):
+        """Cycles since the machine started: instructions at the stated rate, and from `drive`
+        on the meter's modelled cycles of the machine code."""
+        return self._offset + self._source()
+
+    def drive(self, meter):
+        """From now on machine code advances the clock by `meter`'s modelled cycles (None: by its
+        instructions again); the time so far is kept, so the clock never jumps."""
+        now = self.cycles()
+        self.meter = meter
+        self._offset = now - self._source()
 
     def ns(self):
         """Nanoseconds since the machine started."""
-        return int(self.instructions() / (CLOCK_GHZ * INSTRUCTIONS_PER_CYCLE)) + self.extra_ns
+        if self.meter is None and not self._offset:        # the default: no meter ever attached
+            return int(self.instructions() / (CLOCK_GHZ * INSTRUCTIONS_PER_CYCLE)) + self.extra_ns
+        return int(self.cycles() / CLOCK_GHZ) + self.extra_ns
 
     def advance(self, ns):
         self.extra_ns += int(ns)

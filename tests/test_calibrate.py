@@ -137,6 +137,21 @@ def test_record_of_a_path_without_a_call_out_is_one_segment_ending_at_the_exit()
     assert len(rec.segments) == 1 and rec.segments[0].exits == (m.exit_addr,) and rec.callouts == []
 
 
+def test_run_cycles_puts_the_workload_on_modelled_time(capsys, tmp_path):
+    wl = tmp_path / "small.toml"
+    wl.write_text('total_allocated = "256KiB"\n[[garbage]]\nobject_size = 64\n')
+    docs = []
+    for extra in ([], ["--cycles", "--uarch", "golden_cove"]):
+        assert main(["run", str(wl), "--json", *extra]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    plain, metered = docs
+    assert metered["cycles_model"]["uarch"] == "golden_cove" and "cycles_model" not in plain
+    assert metered["summary"]["allocations"] == plain["summary"]["allocations"]
+    # the same allocations, another clock: instructions at one a cycle against modelled cycles
+    # (which here, every new object's line cold to the model, are more)
+    assert metered["summary"]["modeled_ns"] > plain["summary"]["modeled_ns"]
+
+
 def test_report_cycles_is_byte_identical_between_runs(capsys):
     outs = []
     for _ in range(2):
@@ -149,9 +164,10 @@ def test_report_cycles_is_byte_identical_between_runs(capsys):
 
 
 @pytest.mark.parametrize("argv, code, message", [
-    (["calibrate", "--uarch", "pentium"], 1, "gomemu: error: unknown µarch 'pentium': known are sunny_cove, zen3, zen4"),
+    (["calibrate", "--uarch", "pentium"], 1, "gomemu: error: unknown µarch 'pentium': known are golden_cove, sunny_cove, zen3, zen4"),
     (["calibrate", "--reps", "1"], 2, "argument --reps: 1 is outside 5..10000"),
     (["report", "--uarch", "zen4"], 2, "--uarch picks the CPU of --cycles; give --cycles too"),
+    (["run", "churn", "--uarch", "zen4"], 2, "--uarch picks the CPU of --cycles; give --cycles too"),
 ])
 def test_bad_timing_arguments_are_one_line(argv, code, message, capsys):
     assert main(argv) == code

@@ -13,7 +13,7 @@ from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RIP, UC_X86_REG_RSI, UC_X86_REG_RSP
 
 from emu.errors import BadInput
-from emu.timing import UARCHS, host_uarch, mca, uarch
+from emu.timing import UARCHS, core_of, host_uarch, mca, uarch
 from emu.timing.decode import FORM_KEYS
 from emu.timing.model import Model
 from emu.timing.native import NativeFault, NativeUnavailable, Region, check_host, run_native
@@ -22,7 +22,7 @@ from emu.timing.tsc import ModelClock, TscHook
 
 CODE, DATA, STACK = 0x10000, 0x1000000, 0x7F000000
 _ks = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64)
-ZEN4, ICL = uarch("zen4"), uarch("sunny_cove")
+ZEN4, ICL, GLC = uarch("zen4"), uarch("sunny_cove"), uarch("golden_cove")
 
 
 def asm(src, base=CODE):
@@ -54,6 +54,14 @@ class Run:
         return Model(u, self.read)
 
 
+def _warm(r, u):
+    """The Timing of r's stream run a second time (caches, TLBs, op cache and predictor warm)."""
+    model = r.model(u)
+    model.run(r.stream)
+    model.drain()
+    return model.run(r.stream)
+
+
 def loop(body, n):
     return f"mov rcx, {n:#x}\nl: {body}\n dec rcx\n jnz l\n nop"
 
@@ -64,7 +72,7 @@ def test_every_uarch_describes_every_instruction_form_with_a_source(u):
     assert set(u.forms) == set(FORM_KEYS)
     assert all(f.src for f in u.forms.values())
     assert all(c.src for c in u.caches) and all(t.src for t in u.tlbs)
-    assert all(c.sets & (c.sets - 1) == 0 for c in u.caches)
+    assert all(c.sets * c.ways * c.line == c.size for c in u.caches)
 
 
 def test_an_unknown_uarch_is_a_clear_error():
@@ -74,6 +82,83 @@ def test_an_unknown_uarch_is_a_clear_error():
 
 def test_host_uarch_is_a_description_or_none():
     assert host_uarch() in (None, *UARCHS.values())
+
+
+# CPUID family/model of each part, from Intel's SDM vol. 4 table 2-1 and AMD's revision guides
+@pytest.mark.parametrize("vendor, family, model, core", [
+    ("GenuineIntel", 6, 0xCF, "golden_cove"),        # Emerald Rapids (Raptor Cove)
+    ("GenuineIntel", 6, 0x8F, "golden_cove"),        # Sapphire Rapids
+    ("GenuineIntel", 6, 0x97, "golden_cove"),        # Alder Lake-S (P-cores)
+    ("GenuineIntel", 6, 0xB7, "golden_cove"),        # Raptor Lake-S
+    ("GenuineIntel", 6, 0xBE, None),                 # Alder Lake-N: Gracemont E-cores only
+    ("GenuineIntel", 6, 0xAD, None),                 # Granite Rapids: Redwood Cove, not described
+    ("GenuineIntel", 6, 0x6A, "sunny_cove"),         # Ice Lake SP
+    ("GenuineIntel", 6, 0x55, None),                 # Skylake SP
+    ("AuthenticAMD", 0x19, 0x01, "zen3"),            # Milan
+    ("AuthenticAMD", 0x19, 0x11, "zen4"),            # Genoa
+    ("AuthenticAMD", 0x1A, 0x02, None),              # Zen 5
+])
+def test_the_core_is_named_by_cpuid_family_and_model(vendor, family, model, core):
+    u = core_of(vendor, family, model)
+    assert (u.name if u else None) == core
+
+
+def test_golden_cove_numbers_are_the_sources():
+    # Intel ORM (Golden Cove): 6-wide rename, 512-entry ROB, 5 ALU ports, 3 load ports, 2 store-data
+    # ports, 48 KiB 12-way L1D with 5-cycle load-to-use; uops.info ADL-P: IMUL r64 and TZCNT/BSF
+    # latency 3 on port 1
+    assert (GLC.dispatch_width, GLC.rob) == (6, 512)
+    assert len(GLC.forms["alu"].pipes) == 5 and len(GLC.load_pipes) == 3 and len(GLC.std_pipes) == 2
+    l1 = GLC.caches[0]
+    assert (l1.size, l1.ways, l1.latency) == (48 << 10, 12, 5)
+    assert GLC.forms["imul"].lat == GLC.forms["bitcount"].lat == GLC.forms["bsf"].lat == 3
+    assert GLC.forms["imul"].pipes == ("p1",)
+
+
+# ---- Golden Cove's renamer, against chains measured on the Emerald Rapids host (golden_cove.py)
+@pytest.mark.parametrize("insn, per", [
+    ("add rax, 0x1", 0.18),            # folded: 0.18 cycles each natively (rename-bound)
+    ("lea rax, [rax + 0x8]", 0.18),    # folded: 0.18
+    ("add rax, rsi", 1.0),             # a register source: 1
+    ("add eax, 0x1", 1.0),             # 32-bit: not folded, 1
+    ("add rax, 0x400", 1.0),           # too large: not folded, 1
+])
+def test_golden_cove_folds_small_immediates_at_rename(insn, per):
+    n = 400
+    r = Run(f"{insn}\n" * n + "xor ecx, ecx\nnop")       # the XOR overwrites the last ADD's flags
+    t = r.model(GLC).run(r.stream)
+    assert n * per * 0.8 <= t.cycles <= n * per * 1.1 + 30
+    t = r.model(ICL).run(r.stream)                   # Sunny Cove has no folding: 1 each
+    assert n <= t.cycles <= n + 30
+
+
+def test_an_add_whose_flags_are_read_is_not_folded():
+    n = 200
+    r = Run("add rax, 0x1\nadc rsi, 0x0\n" * n + "nop")    # natively 1.0 cycle a pair
+    t = r.model(GLC).run(r.stream)
+    assert n <= t.cycles <= n + 30
+
+
+def test_golden_cove_loads_take_5_cycles_with_or_without_an_index():
+    for src in ("mov rax, qword ptr [rax]", "mov rax, qword ptr [rax + rsi*8]"):
+        r = Run(f"mov rax, {DATA:#x}\nxor esi, esi\n" + f"{src}\n" * 100 + "nop",
+                data=DATA.to_bytes(8, "little"))
+        t = _warm(r, GLC)                            # ORM: 5; natively 5.0 both
+        assert 500 <= t.cycles <= 500 + 30
+
+
+def test_golden_cove_runs_the_front_end_ahead_across_an_lfence():
+    # natively (Emerald Rapids, repeated): 20 dependent IMULs and an LFENCE take 76.7 cycles, 77.8
+    # with 20 taken JMPs after the LFENCE: the front end fetches them while the fence waits, and
+    # they execute beside the next IMULs. AMD's LFENCE is dispatch serializing: there they cannot.
+    def body(k, jmps):
+        js = "".join(f"jmp j{k}_{i}\n.byte " + ", ".join(["0x90"] * 40) + f"\nj{k}_{i}:\n" for i in range(jmps))
+        return "imul rax, rax\n" * 20 + "lfence\n" + js
+    n = 10
+    with_j, without = (Run("".join(body(k, jmps) for k in range(n)) + "nop") for jmps in (20, 0))
+    extra = {u.name: (_warm(with_j, u).cycles - _warm(without, u).cycles) / n for u in (GLC, ZEN4)}
+    assert extra["golden_cove"] <= 3
+    assert extra["zen4"] >= 15
 
 
 # ---- latency and throughput -------------------------------------------------------------------
@@ -306,6 +391,40 @@ def test_lines_warmed_for_a_slow_path_hit_the_l1():
 
 
 # ---- RDTSC -----------------------------------------------------------------------------------
+def _metered_allocations(n):
+    """ns on a warm machine's clock before and at attaching a golden_cove meter, after 10 16-byte
+    allocations (the model starts cold), after n more, after close, and after one more
+    allocation; and the instructions of the n."""
+    from emu.timing.meter import Meter
+    m = _warm_machine()
+    ns = [m.clock.ns()]
+    meter = Meter(m, GLC)
+    ns.append(m.clock.ns())
+    for _ in range(10):
+        m.mallocgc(16)
+    ns.append(m.clock.ns())
+    i0 = m.clock.instructions()
+    for _ in range(n):
+        m.mallocgc(16)
+    ns.append(m.clock.ns())
+    instructions = m.clock.instructions() - i0
+    meter.close()
+    ns.append(m.clock.ns())
+    m.mallocgc(16)
+    ns.append(m.clock.ns())
+    return ns, instructions
+
+
+def test_the_clock_runs_on_modelled_cycles_while_a_meter_is_attached():
+    ns, instructions = _metered_allocations(50)
+    assert ns[0] == ns[1]                            # attaching keeps the time so far
+    # natively a warm 16-byte allocation runs ~117 instructions in ~35 cycles (docs/timing.md):
+    # modelled time is well under the instruction clock's one instruction a cycle
+    assert 0 < ns[3] - ns[2] < 0.6 * instructions / 3.6
+    assert ns[4] == ns[3] < ns[5]                    # closing keeps it; instructions drive it again
+    assert _metered_allocations(50)[0] == ns         # deterministic
+
+
 def test_rdtsc_in_the_emulator_returns_the_value_from_python():
     code = asm("rdtsc\n mov rsi, rax\n rdtscp\n nop")
     uc = Uc(UC_ARCH_X86, UC_MODE_64)

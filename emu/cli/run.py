@@ -8,10 +8,13 @@ cycle instead (docs/json.md, gomemu.run/v1); --plot draws the heap over modeled 
 
 import sys
 
+from emu.cli import inputs
 from emu.cli.jsonout import document, dumps
 from emu.cli.output import Progress, writing
 from emu.errors import BadInput
 from emu.mutator import WorkloadRun
+from emu.timing.meter import Meter
+from emu.timing.meter import summary_line as meter_line
 from emu.workload import BUILTINS, load
 from runtime_model.gcsettings import read_gogc, read_gomemlimit
 
@@ -31,6 +34,9 @@ def register(sub):
                    help="check the collector's invariants at every cycle (runtime_model/checkgc.py; slower)")
     p.add_argument("--plot", metavar="FILE.png", help="draw heap, goal, trigger, RSS and released memory over time")
     p.add_argument("--json", action="store_true", help="one JSON document: a record per cycle (gomemu.run/v1)")
+    inputs.add_cycles_options(p, "time: gctrace's clock, the pacer's and the plot's from the cycle model of "
+                                 "the machine code that ran, not its instructions at one a cycle "
+                                 "(deterministic, about 50x slower)")
     p.set_defaults(handler=run_command)
 
 
@@ -46,6 +52,7 @@ def _settings(args):
 
 
 def run_command(args):
+    inputs.check_cycles_options(args)
     wl = load(args.workload)
     gogc, limit = _settings(args)
     out = sys.stdout
@@ -55,18 +62,22 @@ def run_command(args):
                       gctrace_out=echo if args.gctrace else None,
                       scavtrace_out=echo if args.scavtrace else None,
                       on_progress=lambda allocated: progress.advance(allocated // MIB - progress.done))
+    meter = Meter.attach(run.m, args.uarch) if args.cycles else None
     with progress:
         run.run()
     s = run.summary()
+    cycles = {"cycles_model": meter.summary()} if meter else {}
     if args.plot:
         with writing(args.plot, "the plot"):
             plot(run, args.plot)
     if args.json:
         print(dumps(document("run", workload=wl.name, source=wl.source, gogc=run.rt.gc_controller.gc_percent,
                              memory_limit=run.memory_limit, gomaxprocs=wl.gomaxprocs, summary=s,
-                             cycles=run.cycles)))
+                             cycles=run.cycles, **cycles)))
         return 0
     print(summary_line(s))
+    if meter:
+        print(meter_line(cycles["cycles_model"]) + " (the modeled time above)")
     return 0
 
 

@@ -3,7 +3,7 @@
   recorder.py   Recorder: the executed blocks and data accesses of a run, recorded by
                 native unicorn callbacks (cheap); Stream: what the model reads
   decode.py     capstone -> instruction forms, registers, memory records, branches
-  uarch.py      what a CPU description holds; zen4.py, zen3.py, sunny_cove.py: the descriptions,
+  uarch.py      what a CPU description holds; zen4.py, zen3.py, sunny_cove.py, golden_cove.py: the descriptions,
                 every number with its source (as uiCA's microArchConfigs.py)
   model.py      Model: the stream scheduled on one µarch (front end, renamer, pipes,
                 caches and TLBs from cache.py, store forwarding, branch prediction)
@@ -23,13 +23,21 @@ See docs/timing.md for what is modelled, the sources, and the figures measured.
 """
 
 from emu.errors import BadInput
+from emu.timing.golden_cove import GOLDEN_COVE
 from emu.timing.sunny_cove import SUNNY_COVE
 from emu.timing.zen3 import ZEN3
 from emu.timing.zen4 import ZEN4
 
-UARCHS = {u.name: u for u in (ZEN4, ZEN3, SUNNY_COVE)}
+UARCHS = {u.name: u for u in (ZEN4, ZEN3, SUNNY_COVE, GOLDEN_COVE)}
 ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": "sunny_cove", "znver4": "zen4",
-           "znver3": "zen3"}
+           "znver3": "zen3", "raptor_cove": "golden_cove", "alderlake": "golden_cove",
+           "sapphirerapids": "golden_cove", "emeraldrapids": "golden_cove"}
+# Intel family 6 models whose (P-)core is Golden Cove or Raptor Cove (Intel SDM vol. 4, table 2-1;
+# Linux arch/x86/include/asm/intel-family.h): Alder Lake 97h/9Ah, Raptor Lake B7h/BAh/BFh,
+# Sapphire Rapids 8Fh, Emerald Rapids CFh. Alder Lake-N (BEh) is E-cores only; Granite Rapids
+# (ADh/AEh) and Meteor Lake (AAh/ACh) have Redwood Cove, which gomemu does not describe.
+GOLDEN_COVE_MODELS = frozenset({0x97, 0x9A, 0xB7, 0xBA, 0xBF, 0x8F, 0xCF})
+SUNNY_COVE_MODELS = frozenset({0x6A, 0x6C, 0x7D, 0x7E})
 DEFAULT = "zen4"
 
 
@@ -59,15 +67,21 @@ def host_uarch():
         family, model = int(info.get("cpu family", "")), int(info.get("model", ""))
     except ValueError:
         return None
-    vendor = info.get("vendor_id")
+    return core_of(info.get("vendor_id"), family, model)
+
+
+def core_of(vendor, family, model):
+    """The description of the core of a CPU named by its CPUID vendor, family and model, or None."""
     if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
                                                         or 0xA0 <= model <= 0xAF):
         return ZEN4
     if vendor == "AuthenticAMD" and family == 0x19 and (model <= 0x0F or 0x20 <= model <= 0x2F
                                                         or 0x40 <= model <= 0x5F):
         return ZEN3
-    if vendor == "GenuineIntel" and family == 6 and model in (0x6A, 0x6C, 0x7D, 0x7E):
+    if vendor == "GenuineIntel" and family == 6 and model in SUNNY_COVE_MODELS:
         return SUNNY_COVE
+    if vendor == "GenuineIntel" and family == 6 and model in GOLDEN_COVE_MODELS:
+        return GOLDEN_COVE
     return None
 
 

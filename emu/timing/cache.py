@@ -9,18 +9,20 @@ SP's is non-inclusive, which matters only when L2 evictions matter).
 
 
 class SetAssoc:
-    """One level: `sets` dicts of tags in LRU order (least recent first)."""
+    """One level: `nsets` sets (any count: a sliced L3 such as Sapphire Rapids' 300 MiB, 20-way, has
+    245,760), each a dict of tags in LRU order (least recent first), made when first used."""
 
     def __init__(self, sets, ways):
         self.ways = ways
-        self.mask = sets - 1
-        if sets & self.mask:
-            raise ValueError(f"set count {sets} is not a power of two")
-        self.sets = [{} for _ in range(sets)]
+        self.nsets = sets
+        self.sets = {}
 
     def touch(self, key):
         """True on a hit; on a miss the key is filled (evicting the least recently used)."""
-        s = self.sets[key & self.mask]
+        i = key % self.nsets
+        s = self.sets.get(i)
+        if s is None:
+            s = self.sets[i] = {}
         if key in s:
             del s[key]
             s[key] = None
@@ -31,7 +33,8 @@ class SetAssoc:
         return False
 
     def __contains__(self, key):
-        return key in self.sets[key & self.mask]
+        s = self.sets.get(key % self.nsets)
+        return s is not None and key in s
 
 
 class Hierarchy:

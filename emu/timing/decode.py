@@ -21,8 +21,9 @@ from capstone import x86
 ALU, LOAD, LOADOP, STORE, RMW, ELIM = range(6)
 # Branch kinds.
 NOBR, COND, JUMP, JUMP_IND, CALL, CALL_IND, RET = range(7)
-# Renamer special cases.
-ZERO_IDIOM, MOVE = 1, 2
+# Renamer special cases. FOLD: a 64-bit ADD/SUB/INC/DEC of a small immediate, or LEA r64, [r64 + disp],
+# which a renamer that folds immediates (Golden Cove: uarch.imm_fold) completes at rename.
+ZERO_IDIOM, MOVE, FOLD = 1, 2, 3
 
 FORM_KEYS = (
     "alu",        # add sub and or xor cmp test neg not inc dec, cdq/cqo/cdqe (reg, imm)
@@ -133,10 +134,11 @@ class Decoded:
     dsts: tuple
     records: int              # memory records unicorn reports (8-byte pieces; -1: REP, variable)
     branch: int
-    special: int              # ZERO_IDIOM, MOVE or 0
+    special: int              # ZERO_IDIOM, MOVE, FOLD or 0
     mem_index: bool           # address has an index register (or a displacement over 2 KiB)
     vector_mem: bool          # the memory operand is an XMM load/store
     has_imm: bool
+    imm: int                  # FOLD: the constant added (inc/dec: +-1; lea: the displacement)
 
 
 _cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
@@ -216,6 +218,9 @@ def classify(insn):
         special = MOVE
     elif m in _VMOV and len(regops) == 2 and not mem:
         special = MOVE
+    imm = _fold_constant(insn, m, mem, regops)
+    if imm is not None:
+        special = FOLD
 
     # memory records: unicorn reports accesses in pieces of at most 8 bytes
     size = mem.size if accesses else 0
@@ -257,7 +262,23 @@ def classify(insn):
         records = pieces + 1
     return Decoded(insn.address, insn.size, insn.mnemonic, f"{insn.mnemonic} {insn.op_str}".strip(), key,
                    shape, tuple(addr), tuple(data), tuple(dsts), records, branch, special, mem_index,
-                   bool(vector_mem), has_imm)
+                   bool(vector_mem), has_imm, imm or 0)
+
+
+def _fold_constant(insn, m, mem, regops):
+    """The constant of add/sub r64, imm, inc/dec r64 or lea r64, [r64 + disp] (one 64-bit register,
+    no index), else None: what a folding renamer adds to the register's value at rename."""
+    if len(regops) != 1 or regops[0].size != 8 or insn.reg_name(regops[0].reg) == "rsp":
+        return None
+    if m in ("inc", "dec") and len(insn.operands) == 1:
+        return 1 if m == "inc" else -1
+    imms = [op.imm for op in insn.operands if op.type == x86.X86_OP_IMM]
+    if m in ("add", "sub") and len(insn.operands) == 2 and len(imms) == 1:
+        return imms[0] if m == "add" else -imms[0]
+    if m == "lea" and mem is not None and mem.mem.base and not mem.mem.index and mem.size == 8 and \
+            insn.reg_name(mem.mem.base) not in ("rip", "rsp"):
+        return mem.mem.disp
+    return None
 
 
 def _form_key(m, rep, locked, mem, accesses, regops, is_lea, has_imm, insn):

@@ -14,7 +14,7 @@ import subprocess
 
 import capstone
 
-MCPU = {"zen4": "znver4", "zen3": "znver3", "sunny_cove": "icelake-server"}
+MCPU = {"zen4": "znver4", "zen3": "znver3", "sunny_cove": "icelake-server", "golden_cove": "sapphirerapids"}
 _VERSIONS = [f"llvm-mca-{v}" for v in range(30, 13, -1)] + ["llvm-mca"]
 _found = {}
 MAX_INSTRUCTIONS = 50_000

@@ -12,15 +12,22 @@ same run on the same µarch gives the same cycles.
 
 Python slow paths (call-outs) touch memory the model does not see, and take no
 modelled cycles: their lines stay cold to the model (docs/timing.md).
+
+A meter drives the machine's clock (emu/clock.py: Clock.drive) while attached: nanotime,
+walltime and benchmark timers then read modelled cycles at the stated clock; `close`
+gives the clock back to instructions. Machines without a meter are not slowed at all.
 """
 
+import numpy as np
+
+from emu.clock import CLOCK_GHZ
 from emu.timing import choose
 from emu.timing.model import Model, Timing
-from emu.timing.recorder import Recorder
+from emu.timing.recorder import BLOCK_TAG, Recorder, Stream
 
 SUMMED = ("cycles", "instructions", "uops", "loads", "stores", "l1d_misses", "l2_misses", "l3_misses",
           "dtlb_misses", "stlb_misses", "forwarded", "forward_failed", "branches", "taken", "mispredicts", "fused")
-STATED_GHZ = 3.6           # ns = cycles / this (emu/clock.py's CLOCK_GHZ: this VM's core clock, stated)
+STATED_GHZ = CLOCK_GHZ     # ns = cycles / this (emu/clock.py: the core clock, stated)
 
 
 class Meter:
@@ -30,6 +37,8 @@ class Meter:
         self.rec = Recorder(machine.uc)
         self.rec.start()
         self.total = Timing(u.name)              # every run so far, summed
+        self._held = np.zeros(0, dtype=np.uint64)  # recorded words not modelled yet (see _pending)
+        machine.clock.drive(self)
 
     @classmethod
     def attach(cls, machine, uarch_name=None):
@@ -38,12 +47,22 @@ class Meter:
         return cls(machine, u, how)
 
     def close(self):
+        self.m.clock.drive(None)
         self.rec.stop()
 
-    def _pending(self, timeline=False):
-        """Model what was recorded since the last call; returns its Timing."""
-        t = self.model.run(self.rec.stream(), timeline=timeline)
+    def _pending(self, hold_last=False, timeline=False):
+        """Model what was recorded since the last call; returns its Timing (with each
+        instruction's timeline when asked). hold_last: keep the last block for the next call
+        (called from a slow path, the block running the call-out has not made all its
+        accesses yet)."""
+        words = np.concatenate([self._held, self.rec.words()])
         self.rec.clear()
+        self._held = words[:0]
+        if hold_last:
+            blocks = np.flatnonzero(words[1::2] & BLOCK_TAG)
+            if len(blocks):
+                words, self._held = words[:2 * blocks[-1]], words[2 * blocks[-1]:]
+        t = self.model.run(Stream.from_words(words), timeline=timeline)
         for k in SUMMED:
             setattr(self.total, k, getattr(self.total, k) + getattr(t, k))
         return t
@@ -55,11 +74,12 @@ class Meter:
         if drain:
             self.model.drain()
         fn()
-        return self._pending(timeline)
+        return self._pending(timeline=timeline)
 
-    def cycles(self):
-        """Every modelled cycle since the meter was attached: what a modelled clock reads."""
-        self._pending()
+    def cycles(self, running=False):
+        """Every modelled cycle since the meter was attached: what the machine's clock reads
+        (running: from inside a run, the block still running left out until it is complete)."""
+        self._pending(hold_last=running)
         return self.total.cycles
 
     def summary(self):
@@ -79,12 +99,6 @@ class Meter:
 
     def ns(self, cycles):
         return cycles / STATED_GHZ
-
-    def clock_ns(self):
-        """Modelled nanoseconds so far at the stated clock: what emu/clock.py's Clock.ns()
-        returns when it runs on cycles (its hook: `if self.m.meter: return
-        int(self.m.meter.clock_ns()) + self.extra_ns`)."""
-        return self.cycles() / STATED_GHZ
 
 
 def summary(u, how, t, per=1):

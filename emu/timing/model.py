@@ -27,8 +27,8 @@ the same stream on the same µarch gives the same cycles, always.
 
 Simplifications (also in docs/timing.md): one pass in program order rather
 than a cycle-by-cycle simulation (an instruction never waits for a younger
-one's pipe), no scheduler-queue sizes, no i-cache or ITLB, no prefetchers,
-no memory renaming, no partial-flag merges, the predictor is not the CPU's.
+one's pipe), one scheduler bound at most (uarch.scheduler), no i-cache or ITLB, no prefetchers,
+memory renaming by a simple rule, no partial-flag merges, the predictor is not the CPU's.
 """
 
 from dataclasses import dataclass, field
@@ -106,6 +106,8 @@ class Model:
         self._rr = [0] * D.NSLOTS                 # cycle each register slot is ready
         self._rob = [0] * uarch.rob               # retire cycle of the instruction ROB places back
         self._ri = 0
+        self._rs = [0] * uarch.scheduler          # issue cycle of the instruction that many back (0: unbounded)
+        self._rsi = 0
         self._sbq = [0] * uarch.store_buffer      # commit cycle of the store that many stores back
         self._si = 0
         self._sb = {}                             # 8-byte chunk -> (address, size, data ready, commit)
@@ -125,6 +127,7 @@ class Model:
         self._itarget = {}
         self.retired = 0                          # last retire cycle so far
         self._max_done = 0                        # latest completion so far (for fences)
+        self._xbar = 0                            # Intel: the last LFENCE's completion (younger ops execute after)
 
     # ---- static information, per block ----------------------------------------------------
     def _block(self, addr, size):
@@ -152,6 +155,9 @@ class Model:
             special = d.special
             if special == D.MOVE and not (u.vec_move_elimination if d.key == "vmov" else u.move_elimination):
                 special = 0
+            if special == D.FOLD:
+                # folded at rename: the result is ready with its source, like an eliminated move
+                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) else 0
             shape = d.shape
             if shape == D.RMW:
                 uops += u.rmw_extra_uops
@@ -206,6 +212,7 @@ class Model:
         bim, tags = self._bim, self._tags
         width, dwidth, rwidth = u.dispatch_width, u.decode_width, u.retire_width
         nrob, nsb = len(rob), len(sbq)
+        rs, rsi, nrs = self._rs, self._rsi, len(self._rs)
         l1lat = mem.latency[0]
         lat_of = mem.latency
         line_shift = mem.line_shift
@@ -217,15 +224,16 @@ class Model:
         hist_mask = (1 << u.ghist_bits) - 1
         ras_max = u.ras
         line_level, tlb = mem.line_level, mem.tlb
-        l1sets, l1mask = mem.levels[0].sets, mem.levels[0].mask
+        l1sets, l1n = mem.levels[0].sets, mem.levels[0].nsets
         last_line = last_page = -1        # the most recent line and page: already most recently used
         cyc, slots, rcyc, rslots = self._cyc, self._slots, self._rcyc, self._rslots
         ri, si, ghist, last_commit = self._ri, self._si, self._ghist, self._last_commit
         last_retire = self.retired
         max_done = self._max_done
+        xbar = self._xbar
         fence_retire = u.fence_until_retired
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = nren = 0
-        mren = u.memory_renaming
+        mren, rsizes = u.memory_renaming, u.renamed_sizes
         unmodelled = t.unmodelled
         mispredicted = t.mispredicted
 
@@ -263,12 +271,20 @@ class Model:
                     old = rob[ri]
                     if old > cyc:
                         cyc, slots = old, 0
+                    if nrs:                      # a scheduler entry: freed when that many back has issued
+                        old = rs[rsi]
+                        if old > cyc:
+                            cyc, slots = old, 0
+                    fence_wait = 0
                     if flags & FENCE:            # waits for every older instruction to complete
                         f = max_done if key != "mfence" or max_done > last_commit else last_commit
-                        if fence_retire and last_retire > f:
-                            f = last_retire
-                        if f > cyc:
-                            cyc, slots = f, 0
+                        if fence_retire:         # AMD: dispatch serializing
+                            if last_retire > f:
+                                f = last_retire
+                            if f > cyc:
+                                cyc, slots = f, 0
+                        else:                    # Intel: it executes then, younger ones are dispatched meanwhile
+                            fence_wait = f
                     if nrec and shape != D.LOAD:
                         old = sbq[si]
                         if old > cyc:
@@ -277,6 +293,10 @@ class Model:
                     slots += uops
                     nuops += uops
                     ready = d + 1
+                    if xbar > ready:             # Intel: nothing younger than an LFENCE executes before it completes
+                        ready = xbar
+                    if fence_wait > ready:
+                        ready = fence_wait
                     if flags & UNMODELLED:
                         unmodelled[dec.mnemonic] = unmodelled.get(dec.mnemonic, 0) + 1
 
@@ -326,7 +346,8 @@ class Model:
                             if e is not None and e[3] > tp and a < e[0] + e[1] and e[0] < a + size:
                                 if e[0] <= a and a + size <= e[0] + e[1]:
                                     nfwd += 1
-                                    if mren and e[0] == a and e[1] == size and not dec.mem_index and dec.mnemonic not in _STACK_POPS:
+                                    if mren and e[0] == a and e[1] == size and size in rsizes and \
+                                            not dec.mem_index and dec.mnemonic not in _STACK_POPS:
                                         nren += 1        # the load takes the store's data register at rename
                                         x = e[2] if e[2] > ready else ready
                                     else:
@@ -336,8 +357,8 @@ class Model:
                                     x = e[3] + l1lat + stlf_fail
                             else:
                                 line = a >> line_shift
-                                st = l1sets[line & l1mask]
-                                if line in st:
+                                st = l1sets.get(line % l1n)
+                                if st is not None and line in st:
                                     lvl = 0
                                     if line != last_line:
                                         del st[line]
@@ -432,7 +453,10 @@ class Model:
                 if done > max_done:
                     max_done = done
                 if flags & FENCE and not fused:
-                    cyc, slots = (done, 0) if done > cyc else (cyc, slots)   # and younger ones wait for it
+                    if fence_retire:             # and younger ones are dispatched after it
+                        cyc, slots = (done, 0) if done > cyc else (cyc, slots)
+                    else:
+                        xbar = done
 
                 # ---- branches
                 if br:
@@ -501,6 +525,9 @@ class Model:
                         cyc, slots = rcyc, 0             # dispatch-serialising: younger ones wait for its retirement
                     rob[ri] = rcyc
                     ri = ri + 1 if ri + 1 < nrob else 0
+                    if nrs:
+                        rs[rsi] = issued
+                        rsi = rsi + 1 if rsi + 1 < nrs else 0
                     if store_recs is not None:
                         commit = rcyc + 1
                         if commit <= last_commit:
@@ -541,8 +568,10 @@ class Model:
 
         self._cyc, self._slots, self._rcyc, self._rslots = cyc, slots, rcyc, rslots
         self._ri, self._si, self._ghist, self._last_commit = ri, si, ghist, last_commit
+        self._rsi = rsi
         self.retired = last_retire
         self._max_done = max_done
+        self._xbar = xbar
         t.cycles = last_retire - start
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
         t.taken = ntaken
@@ -554,6 +583,19 @@ class Model:
         t.dtlb_misses, t.stlb_misses = tm[0], tm[1]
         t.timeline = tl
         return t
+
+
+def _flags_dead(decoded, k):
+    """Whether the flags instruction k writes are overwritten, unread, later in its block (a
+    folding renamer folds an ADD only then: measured, golden_cove.py; LEA writes no flags)."""
+    if decoded[k].mnemonic == "lea":
+        return True
+    for d in decoded[k + 1:]:
+        if D.FLAGS in d.srcs:
+            return False
+        if D.FLAGS in d.dsts:
+            return True
+    return False
 
 
 def _take(busy, pipes, t, occ):

@@ -13,7 +13,9 @@ times per round for the routine and as many for a bare RET, alternating:
     RDTSCP; LFENCE
 
 The bare RET's ticks are the measurement's own overhead. A chain of
-dependent ADDs (one cycle each on every x86 core) timed before and after each
+dependent register-register ADDs (one cycle each on every x86 core; not ADDs of
+an immediate, which Golden Cove's renamer folds: 0.18 cycles each on the Raptor
+Cove host, docs/timing.md) timed before and after each
 round converts TSC ticks to core cycles, because the TSC runs at a constant
 rate and the core clock does not. A round's estimate is (the routine's
 undisturbed repetitions' mean - the empty ones', see clean_mean) / inner /
@@ -47,7 +49,7 @@ from emu.errors import GomemuError
 
 PAGE = 4096
 MAP_FIXED_NOREPLACE = 0x100000
-CHAIN_ADDS = 100            # dependent ADDs per chain iteration
+CHAIN_ADDS = 100            # dependent ADD rax, rsi per chain iteration
 GPRS = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
 # mnemonic -> the /proc/cpuinfo flag the host needs for it
@@ -374,8 +376,9 @@ _CHAIN_SRC = """
  or rax, rdx
  mov r8, rax
  xor eax, eax
+ mov esi, 0x1
 chain:
-""" + " add rax, 0x1\n" * CHAIN_ADDS + """
+""" + " add rax, rsi\n" * CHAIN_ADDS + """
  dec rcx
  jnz chain
  rdtscp

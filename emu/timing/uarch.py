@@ -94,6 +94,10 @@ class UArch:
     rep_bytes_per_cycle: int
     memory_renaming: bool = False       # a load of exactly the bytes of a buffered store, addressed without an
                                         # index, takes the store's data register at rename (no forwarding latency)
+    scheduler: int = 0                  # instructions dispatched and not yet issued at most (0: not modelled)
+    imm_fold: int = 0                   # ADD/SUB/INC/DEC r64 of an immediate below this (in magnitude) and
+                                        # LEA r64, [r64 + disp] complete at rename when their flags are dead
+    renamed_sizes: frozenset = frozenset({1, 2, 4, 8})   # load sizes memory renaming serves
     fence_until_retired: bool = False   # LFENCE dispatches when every older instruction has retired and
                                         # holds younger ones until it retires (else: until they complete)
     forms: dict = field(default_factory=dict)   # form key (decode.FORM_KEYS) -> Form
