@@ -44,15 +44,19 @@ from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 # docs/real_runtime_costs.md gives the arithmetic, tests/test_workload.py rechecks it.
 STW_SWEEP_TERM_NS = 48_000       # sweep termination's clock (gogc100: median 0.048 ms)
 STW_MARK_TERM_NS = 40_000        # mark termination's clock (gogc100: median 0.041 ms)
-MARK_NS_PER_OBJECT = 10          # greying one small object (findObject, the mark bit). Stated, at
-                                 # most the real figure: gogc100 against small, 0.14 ms for 896
-                                 # more 64 KiB objects, is 150 ns each, but that difference also
-                                 # holds a bigger heap's per-span costs the model does not have;
-                                 # at 150 a GOMAXPROCS=1 mark of 2,048 blocks took 1.2 ms.
-# Not modeled: the real runs' fixed mark CPU of about 0.12 ms a cycle (root jobs, the
-# workers' start and stop; small: 0.138 ms less its objects), scan work the pacer does
-# not know of, so its assists would not pace it.
-MARK_NS_PER_BYTE = 0.23          # scan work: (globals 2.209 - gogc100 0.278 ms) / 8 MiB of pointer globals
+# Mark CPU (assist + background + idle, median a cycle) of the real shapes: gogc100 0.301 ms
+# (1,025 live objects of 64 KiB), small 0.202 ms (129), globals 2.735 ms (gogc100 plus 8 MiB
+# of pointer globals), stacks 1.904 ms (gogc100 plus 16 MiB of parked stacks).
+MARK_NS_PER_LARGE_OBJECT = 110   # greying an object of a large span (spanOf, its own mspan's mark
+                                 # bit, pageMarks): (0.301 - 0.202 ms) / 896 more 64 KiB objects
+MARK_FIXED_NS = 188_000          # a cycle's fixed mark work (root jobs: spans, finalizers, the
+                                 # workers' start and stop): small's 0.202 ms less 129 objects
+MARK_NS_PER_BYTE = 0.29          # scan work, globals and heap: (2.735 - 0.301 ms) / 8 MiB of globals
+STACK_NS_PER_BYTE = 0.0955       # stack scanning, per byte in use: (1.904 - 0.301 ms) / 16 MiB
+                                 # of stacks in 1 KiB frames (scanstack: unwinding, stack maps)
+MARK_NS_PER_OBJECT = 10          # greying a small object. Stated: the real shapes have none; a
+                                 # span-at-a-time (Green Tea) mark bit is cheaper than a large
+                                 # object's, whose figure is per span as much as per object.
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
 TRIGGER_HEAP, TRIGGER_TIME, TRIGGER_CYCLE = 0, 1, 2   # mgc.go: gcTriggerKind
@@ -127,11 +131,13 @@ class Collector:
         self.root_ranges = []            # (address, words): registered roots, every word a pointer
         self.enabled = True              # memstats.enablegc
         self.pause_total_ns = 0
-        self.gc_cpu_ns = 0               # all GC CPU time (memstats.gc_cpu_fraction's numerator)
+        self.gc_cpu_ns = 0               # GC CPU time but the idle workers' (memstats.gc_cpu_fraction's
+                                         # numerator: GCTotalTime - GCIdleTime, mgc.go)
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
         self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
         self._owed_ns = 0                # background work done ahead of its CPU time (background)
+        self._roots_ns = 0               # the root jobs' time not yet worked (markroot)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -219,12 +225,18 @@ class Collector:
         c = self.rt.gc_controller
         c.globals_scan = globals_bytes
         c.globals_scan_work += globals_bytes
-        stack_bytes = 8 * len(stack_slots)
+        # parked goroutines' stacks: scanned (their frames hold no pointers, Stacks.hold)
+        parked_used, parked_size = self.rt.stacks.parked()
+        stack_bytes = 8 * len(stack_slots) + parked_used
         c.stack_scan_work += stack_bytes
-        c.max_stack_scan = max(c.max_stack_scan, stack_bytes)
+        c.max_stack_scan = max(c.max_stack_scan, 8 * len(stack_slots) + parked_size)
         self.cycle.globals, self.cycle.stacks = globals_bytes, stack_bytes
         if words:
             marker.shade(np.concatenate(words))
+        # The roots are shaded now; their CPU time is work the workers (or assists) still owe
+        # (markroot's jobs), so the mark phase lasts at least that long.
+        self._roots_ns = (MARK_FIXED_NS + globals_bytes * MARK_NS_PER_BYTE + stack_bytes * STACK_NS_PER_BYTE
+                          + self._object_ns(marker.objects_marked, marker.large_marked))
 
     def _stack_slots(self):
         """Pointer slots of every goroutine stack with frames: the running one (stopped in a
@@ -287,24 +299,35 @@ class Collector:
         self.cycle.idle_ns += int(bg - frac)
         c.dedicated_mark_time += int(frac)
         c.idle_mark_time += int(bg - frac)
-        self.gc_cpu_ns += int(bg)
+        self.gc_cpu_ns += int(frac)
         if self._drained():
             self.mark_done()
 
     def _drained(self):
-        return not len(self.marker.grey) and not self._owed_ns
+        return not len(self.marker.grey) and not self._owed_ns and not self._roots_ns
+
+    @staticmethod
+    def _object_ns(objects, large):
+        return large * MARK_NS_PER_LARGE_OBJECT + (objects - large) * MARK_NS_PER_OBJECT
 
     def _work(self, budget_ns):
-        """Scan up to budget_ns of mark work; returns the ns it took."""
+        """Up to budget_ns of mark work, the root jobs first (as gcDrain takes them);
+        returns the ns it took."""
+        roots = min(self._roots_ns, budget_ns)
+        self._roots_ns -= roots
+        budget_ns -= roots
+        if budget_ns <= 0:
+            return roots
         marker = self.marker
-        before_objs, before = marker.objects_marked, marker.scan_work
+        before_objs, before_large, before = marker.objects_marked, marker.large_marked, marker.scan_work
         budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
         marker.drain(budget)
         work = marker.scan_work - before
         c = self.rt.gc_controller
         c.heap_scan_work += work
         self.cycle.scan_work += work
-        return work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
+        return roots + work * MARK_NS_PER_BYTE + self._object_ns(marker.objects_marked - before_objs,
+                                                                 marker.large_marked - before_large)
 
     def assist(self, gp):
         """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work, stopping gp
