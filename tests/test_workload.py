@@ -171,14 +171,17 @@ def test_live_heap_above_limit_allocation_continues_gc_cpu_capped(above_limit):
     assert work <= 0.5 + 0.05, work
 
 
-@pytest.mark.xfail(strict=True, reason="gomemu runs 87 cycles at 46% GC CPU, real 185-249 at 29%: its "
-                   "mutator allocates ~0.6 MiB during each mark where the real one, slowed by assists "
-                   "that park (gcParkAssist) and by sweeping, allocates ~0.25 (docs/gc.md)")
-def test_live_heap_above_limit_cycles_and_gc_cpu_against_real(above_limit):
-    rows = real("small_memlimit4")
+def test_live_heap_above_limit_cycles_within_the_real_range(above_limit):
+    # back to back, each cycle's count set by what the mutator allocates while it runs: its
+    # assists find no work once the root jobs are done and park until mark termination
     counts = [int(n) for n in (DATA / "small_memlimit4.gctrace").read_text().splitlines()[1].split()[2:-1]]
     assert min(counts) <= len(above_limit.cycles) <= max(counts), (len(above_limit.cycles), counts)
-    util = rows[-1][2] / 100                        # gctrace's U% at the end: 29%
+
+
+@pytest.mark.xfail(strict=True, reason="gomemu's GC CPU is 46% here, the real run's 29%: its cycles "
+                   "are 0.34 ms apart, the real ones 0.42 ms, for the same GC CPU a cycle (docs/gc.md)")
+def test_live_heap_above_limit_gc_cpu_near_real(above_limit):
+    util = real("small_memlimit4")[-1][2] / 100     # gctrace's U% at the end: 29%
     assert abs(above_limit.summary()["gc_cpu_fraction"] - util) <= 0.05
 
 
