@@ -10,13 +10,15 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
               set in emulated memory, so from here the mutator's machine code (the
               compiler's and the runtime's) takes the write barrier and allocates
               black, exactly where Go would. The roots are shaded: data and bss
-              through the program's pointer masks, goroutine stacks through their
-              stack maps, the mcache's tiny block, registered root ranges.
+              through the program's pointer masks, the running goroutine's stack
+              through its stack maps, parked goroutines' stacks, the mcache's tiny
+              block, registered root ranges. Their CPU time (the root jobs) is owed.
   marking     concurrent: whenever the mutator enters the runtime's slow paths,
               the background workers get the CPU time that passed (the pacer's
-              dedicated/fractional workers, and idle workers on idle Ps), turned
-              into scan work at MARK_NS_PER_BYTE; allocating goroutines in debt do
-              assist work (gcAssistAlloc), which stops them for its duration.
+              dedicated/fractional workers, and idle workers on idle Ps): root jobs
+              first, then scan work at MARK_NS_PER_BYTE; allocating goroutines in
+              debt do assist work (gcAssistAlloc), which stops them for its
+              duration, and park (gcParkAssist) when there is none to do.
   gcMarkDone  when the grey set is empty: p.wbBuf is flushed and shaded; if that
               leaves nothing to scan, mark termination.
   termination writeBarrier and gcBlackenEnabled off, the pacer's endCycle and
@@ -26,7 +28,8 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
 Simplified: one mutator goroutine runs at a time (the others are parked at the
 top of their stacks), so "concurrent" work is interleaved at the runtime's slow
 paths; stop-the-world phases cost fixed modeled times; sweeping runs right after
-mark termination (as if bgsweep finished at once); objects with finalizers are
+mark termination, its modeled time worked off by bgsweep on idle Ps and, for what
+is left at the next gcStart, by the mutator; objects with finalizers are
 roots (finalizers never run). The costs are stated constants (below, with their
 sources), not measurements of the host.
 """
