@@ -127,7 +127,7 @@ def test_memlimit_small_more_cycles_heap_and_rss_within_limit(small100):
     limit = 12 * MB
     run = run_text(CHURN_SMALL, memory_limit=limit)
     want = real("small_memlimit12")
-    # real: 492-655 cycles against 26-27. gomemu runs fewer (138): its goal is 9 MB,
+    # real: 492-655 cycles against 26-27. gomemu runs fewer (171): its goal is 9 MB,
     # not 8, as mappedReady leaves out about 1 MiB of the runtime's non-heap memory
     # (docs/gc.md, "Simplified"), which triples the runway left under 12 MiB.
     assert len(run.cycles) > 3 * len(small100.cycles)
