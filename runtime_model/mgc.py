@@ -536,4 +536,6 @@ class Collector:
 
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork
-PARK_STEP_NS = 10_000                # a parked assist looks again after the workers' next 10 us
+PARK_STEP_NS = 10_000                # a parked assist looks at the workers' credit once the owed
+                                     # root and overrun work is done, at least every 10 us (coarser
+                                     # than Go's flush per work buffer: an early wake-up is missed)
