@@ -18,6 +18,14 @@ SLOW_PATH_INSTRUCTIONS = {
     "runtime.(*mcache).refill": 2400,
     "runtime.(*mcache).allocLarge": 3100,
 }
+# Zeroing reused heap memory (mallocgc's memclrNoHeapPointers on a needzero span) runs at
+# memory bandwidth once the heap outgrows the cache, which counting instructions misses:
+# on this VM a 4 KiB clear takes ~820 ns cycling through a 128 MiB buffer and ~142 ns in a
+# 256 KiB one (bench/gocosts/clear, the range-clear idiom; docs/real_runtime_costs.md,
+# "Zeroing"). The difference is charged per byte a span handed to the mcache will have
+# cleared (mcache.refill, allocLarge). Stated for every heap size: the cache is not
+# modeled, so a small heap pays it too.
+CLEAR_COLD_NS_PER_BYTE = (820 - 142) / 4096
 CLOCK_GHZ = 3.6           # this VM's core clock (emulator-facts.md 11: a dependent ADD chain, 3.6-3.7 GHz)
 INSTRUCTIONS_PER_CYCLE = 1.0   # stated, not modeled: the cycle model replaces it
 WALL_EPOCH_NS = 1_767_225_600 * 10**9   # the wall clock starts at 2026-01-01T00:00:00Z

@@ -77,6 +77,9 @@ class Mutator:
             rt.gc.root_ranges.append((glb, workload.globals_bytes // 8))
         self.ops = machine.persistentalloc(BATCH * OP_WORDS * 8, 64)
         self.g = machine.new_goroutine()
+        for gs in workload.goroutines:             # [[goroutines]]: parked, holding stack
+            for _ in range(gs.count):
+                machine.run_slow_path(rt.stacks.hold(gs.stack))
         self._types = {}
         self.allocs = 0                # allocations so far (the next stamp is allocs + 1)
         self.allocated = 0             # bytes requested so far

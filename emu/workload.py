@@ -26,6 +26,8 @@ BUILTINS = ("churn", "spiky", "leak", "big-live-heap")
 MAX_OBJECT = 1 << 30                # one object at most 1 GiB
 MAX_TOTAL = 1 << 40
 MAX_PROCS = 256
+MAX_STACK = 512 << 20               # below Go's 1 GB maxstacksize, with the guard kept free
+MAX_GOROUTINES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,15 @@ class Live:
 
 
 @dataclass(frozen=True)
+class Goroutines:
+    """`count` parked goroutines, each with `stack` bytes of its stack in use (frames
+    without pointers, as a blocked recursion of byte arrays holds), on a stack of the next
+    power of two that keeps the guard free (what copystack's doubling leaves)."""
+    stack: int
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class Phase:
     """One stretch of the run: the live set resized to `live` bytes (grown by new objects or
     dropped from its end), then `allocate` bytes of garbage (`garbage`, else the workload's),
@@ -91,6 +102,7 @@ class Workload:
     live: Live = field(default_factory=Live)
     globals_bytes: int = 0
     phases: tuple = ()
+    goroutines: tuple = ()          # Goroutines
 
     @property
     def total_allocated(self):
@@ -291,6 +303,13 @@ def parse(text, src):
             raise gt.err("bytes", f"{glb} is not a whole number of pointer words (8 bytes)")
         gt.done()
     garbage = tuple(_garbage(g) for g in f.tables("garbage"))
+    goroutines = []
+    for g in f.tables("goroutines"):
+        stack = g.size("stack", None, lo=1, hi=MAX_STACK)
+        if stack is None:
+            raise g.err("stack", "missing (the bytes of stack each goroutine holds, such as \"4MiB\")")
+        goroutines.append(Goroutines(stack, g.integer("count", 1, 1, MAX_GOROUTINES)))
+        g.done()
 
     phases = []
     for i, p in enumerate(f.tables("phases")):
@@ -317,4 +336,4 @@ def parse(text, src):
     if writes and not live.pointers:
         raise f.err("live.pointers", "must be true: some [[garbage]] has pointer_writes, stores into the live set")
     f.done()
-    return Workload(name, src, gogc, limit, procs, seed, live, glb, tuple(phases))
+    return Workload(name, src, gogc, limit, procs, seed, live, glb, tuple(phases), tuple(goroutines))

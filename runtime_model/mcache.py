@@ -72,6 +72,13 @@ def refill(runtime, c, spc):
     q[w + (L.scanAlloc >> 3)] = 0
     q[slot] = s.addr
     runtime.refills.append((spc, s.addr))
+    if s.needzero:          # the mcache-hit path will clear every free slot (emu/clock.py)
+        _charge_clear(runtime, (s.nelems - count) * s.elemsize)
+
+
+def _charge_clear(runtime, nbytes):
+    from emu.clock import CLEAR_COLD_NS_PER_BYTE
+    runtime.machine.clock.advance(nbytes * CLEAR_COLD_NS_PER_BYTE)
 
 
 def alloc_large(runtime, size, noscan):
@@ -90,4 +97,6 @@ def alloc_large(runtime, size, noscan):
     heap.central[spc].full_swept(heap.sweepgen).append(s)
     s.limit = s.base() + size
     s.init_heap_bits()
+    if s.needzero:          # mallocgcLarge clears it (memclrNoHeapPointersChunked)
+        _charge_clear(runtime, size)
     return s

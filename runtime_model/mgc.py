@@ -10,13 +10,15 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
               set in emulated memory, so from here the mutator's machine code (the
               compiler's and the runtime's) takes the write barrier and allocates
               black, exactly where Go would. The roots are shaded: data and bss
-              through the program's pointer masks, goroutine stacks through their
-              stack maps, the mcache's tiny block, registered root ranges.
+              through the program's pointer masks, the running goroutine's stack
+              through its stack maps, parked goroutines' stacks, the mcache's tiny
+              block, registered root ranges. Their CPU time (the root jobs) is owed.
   marking     concurrent: whenever the mutator enters the runtime's slow paths,
               the background workers get the CPU time that passed (the pacer's
-              dedicated/fractional workers, and idle workers on idle Ps), turned
-              into scan work at MARK_NS_PER_BYTE; allocating goroutines in debt do
-              assist work (gcAssistAlloc), which stops them for its duration.
+              dedicated/fractional workers, and idle workers on idle Ps): root jobs
+              first, then scan work at MARK_NS_PER_BYTE; allocating goroutines in
+              debt do assist work (gcAssistAlloc), which stops them for its
+              duration, and park (gcParkAssist) when there is none to do.
   gcMarkDone  when the grey set is empty: p.wbBuf is flushed and shaded; if that
               leaves nothing to scan, mark termination.
   termination writeBarrier and gcBlackenEnabled off, the pacer's endCycle and
@@ -26,7 +28,8 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
 Simplified: one mutator goroutine runs at a time (the others are parked at the
 top of their stacks), so "concurrent" work is interleaved at the runtime's slow
 paths; stop-the-world phases cost fixed modeled times; sweeping runs right after
-mark termination (as if bgsweep finished at once); objects with finalizers are
+mark termination, its modeled time worked off by bgsweep on idle Ps and, for what
+is left at the next gcStart, by the mutator; objects with finalizers are
 roots (finalizers never run). The costs are stated constants (below, with their
 sources), not measurements of the host.
 """
@@ -44,15 +47,28 @@ from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 # docs/real_runtime_costs.md gives the arithmetic, tests/test_workload.py rechecks it.
 STW_SWEEP_TERM_NS = 48_000       # sweep termination's clock (gogc100: median 0.048 ms)
 STW_MARK_TERM_NS = 40_000        # mark termination's clock (gogc100: median 0.041 ms)
-MARK_NS_PER_OBJECT = 10          # greying one small object (findObject, the mark bit). Stated, at
-                                 # most the real figure: gogc100 against small, 0.14 ms for 896
-                                 # more 64 KiB objects, is 150 ns each, but that difference also
-                                 # holds a bigger heap's per-span costs the model does not have;
-                                 # at 150 a GOMAXPROCS=1 mark of 2,048 blocks took 1.2 ms.
-# Not modeled: the real runs' fixed mark CPU of about 0.12 ms a cycle (root jobs, the
-# workers' start and stop; small: 0.138 ms less its objects), scan work the pacer does
-# not know of, so its assists would not pace it.
-MARK_NS_PER_BYTE = 0.23          # scan work: (globals 2.209 - gogc100 0.278 ms) / 8 MiB of pointer globals
+STW_MARK_TERM_PARKED_NS = 4_000  # the same when the mutator is parked in an assist, so stopping the
+                                 # world preempts no running goroutine: small_memlimit4 (live heap
+                                 # above the limit, assists park) median 0.004 ms, 63% of its
+                                 # cycles under 0.01 ms against 0-13% in the other shapes
+# Mark CPU (assist + background + idle, median a cycle) of the real shapes: gogc100 0.301 ms
+# (1,025 live objects of 64 KiB), small 0.202 ms (129), globals 2.735 ms (gogc100 plus 8 MiB
+# of pointer globals), stacks 1.904 ms (gogc100 plus 16 MiB of parked stacks).
+MARK_NS_PER_LARGE_OBJECT = 110   # greying an object of a large span (spanOf, its own mspan's mark
+                                 # bit, pageMarks): (0.301 - 0.202 ms) / 896 more 64 KiB objects
+MARK_FIXED_NS = 188_000          # a cycle's fixed mark work (root jobs: spans, finalizers, the
+                                 # workers' start and stop): small's 0.202 ms less 129 objects
+MARK_NS_PER_BYTE = 0.29          # scan work, globals and heap: (2.735 - 0.301 ms) / 8 MiB of globals
+STACK_NS_PER_BYTE = 0.0955       # stack scanning, per byte in use: (1.904 - 0.301 ms) / 16 MiB
+                                 # of stacks in 1 KiB frames (scanstack: unwinding, stack maps)
+MARK_NS_PER_OBJECT = 10          # greying a small object. Stated: the real shapes have none; a
+                                 # span-at-a-time (Green Tea) mark bit is cheaper than a large
+                                 # object's, whose figure is per span as much as per object.
+
+SWEEP_NS_PER_SPAN = 600          # sweeping one span (sweepone: mark bits to alloc bits, the span
+                                 # freed): runtime.GC at GOMAXPROCS=1 (its caller sweeps everything)
+                                 # took 592-610 ns more a span with 9,000 than with 1,000 spans of
+                                 # 4 KiB garbage (docs/real_runtime_costs.md, "Sweeping")
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
 TRIGGER_HEAP, TRIGGER_TIME, TRIGGER_CYCLE = 0, 1, 2   # mgc.go: gcTriggerKind
@@ -127,11 +143,15 @@ class Collector:
         self.root_ranges = []            # (address, words): registered roots, every word a pointer
         self.enabled = True              # memstats.enablegc
         self.pause_total_ns = 0
-        self.gc_cpu_ns = 0               # all GC CPU time (memstats.gc_cpu_fraction's numerator)
+        self.gc_cpu_ns = 0               # GC CPU time but the idle workers' (memstats.gc_cpu_fraction's
+                                         # numerator: GCTotalTime - GCIdleTime, mgc.go)
         self.on_cycle = None             # callback(Cycle) after each cycle (workload drivers)
         self.checker = None              # runtime_model/checkgc.py: Checker, run at every cycle
         self._last_step = 0
         self._owed_ns = 0                # background work done ahead of its CPU time (background)
+        self._roots_ns = 0               # the root jobs' time not yet worked (markroot)
+        self._parked = False             # the mutator waits in gcParkAssist
+        self._sweep_left_ns = self._sweep_since = 0     # the last sweep's time (_finish_sweep)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -161,6 +181,7 @@ class Collector:
         if self.phase != GC_OFF:
             return
         rt, m, clock = self.rt, self.m, self.m.clock
+        self._finish_sweep()
         sweep_all(rt)                                # finishsweep_m
         rt.scavenger.wake()                          # finishsweep_m: scavenger.wake()
         cyc = self.cycle = Cycle(len(self.cycles) + 1, kind == TRIGGER_CYCLE, self.procs)
@@ -180,6 +201,18 @@ class Collector:
         self._owed_ns = 0
         self._mark_roots()
         self.rt.gc_assist_credit = 0
+        for gp in self.rt.stacks.allgs:              # gcResetMarkState: no assist credit or debt
+            self.m.mem.w64(gp + G.gcAssistBytes, 0)
+
+    def _finish_sweep(self):
+        """The sweep's modeled time (the spans are swept at mark termination): bgsweep on
+        the Ps the mutator leaves idle works through it from mark termination on; what it has
+        not done when the next cycle starts, gcStart's sweepone loop does, the mutator with
+        the background sweepers."""
+        left = self._sweep_left_ns - (self.m.clock.ns() - self._sweep_since) * (self.procs - 1)
+        if left > 0:
+            self.m.clock.advance(left / self.procs)
+        self._sweep_left_ns = 0
 
     def _set_phase(self, phase):
         """mgc.go: setGCPhase, and gcBlackenEnabled as gcStart/gcMarkDone set it."""
@@ -218,13 +251,21 @@ class Collector:
             words.append(np.asarray(list(self.rt.finalizers), dtype=np.uint64))
         c = self.rt.gc_controller
         c.globals_scan = globals_bytes
-        c.globals_scan_work += globals_bytes
-        stack_bytes = 8 * len(stack_slots)
-        c.stack_scan_work += stack_bytes
-        c.max_stack_scan = max(c.max_stack_scan, stack_bytes)
+        # parked goroutines' stacks: scanned (their frames hold no pointers, Stacks.hold)
+        parked_used, parked_size = self.rt.stacks.parked()
+        stack_bytes = 8 * len(stack_slots) + parked_used
+        c.max_stack_scan = max(c.max_stack_scan, 8 * len(stack_slots) + parked_size)
         self.cycle.globals, self.cycle.stacks = globals_bytes, stack_bytes
         if words:
             marker.shade(np.concatenate(words))
+        # The roots are shaded now; their CPU time is work the workers (or assists) still owe
+        # (markroot's jobs), so the mark phase lasts at least that long.
+        # Their scan work reaches the pacer (globalsScanWork, stackScanWork) as the jobs are done.
+        self._roots_ns = self._roots_total = int(
+            MARK_FIXED_NS + globals_bytes * MARK_NS_PER_BYTE + stack_bytes * STACK_NS_PER_BYTE
+            + self._object_ns(marker.objects_marked, marker.large_marked))
+        self._root_bytes = (globals_bytes, stack_bytes)
+        self._root_credited = [0, 0]
 
     def _stack_slots(self):
         """Pointer slots of every goroutine stack with frames: the running one (stopped in a
@@ -269,9 +310,7 @@ class Collector:
             return
         self._last_step = now
         c = self.rt.gc_controller
-        dedicated = c.dedicated_mark_workers_needed
-        idle = max(0, min(self.procs - 1 - dedicated, c.max_idle_mark_workers))
-        fractional = c.fractional_utilization_goal * self.procs if dedicated == 0 and idle == 0 else 0.0
+        dedicated, idle, fractional = self._workers()
         cpu_ns = dt * (dedicated + idle + fractional)
         if fractional:
             self.m.clock.advance(dt * fractional)        # the fractional worker shares the mutator's P
@@ -279,7 +318,9 @@ class Collector:
         # the cycle cannot end before the CPU time it takes has passed
         paid = min(self._owed_ns, cpu_ns)
         self._owed_ns -= paid
-        done = paid + (self._work(cpu_ns - paid) if cpu_ns > paid else 0)
+        done, work = self._work(cpu_ns - paid) if cpu_ns > paid else (0, 0)
+        done += paid
+        c.bg_scan_credit += work                   # gcFlushBgCredit (parked assists take it)
         self._owed_ns += max(0, done - cpu_ns)
         bg = min(cpu_ns, done)
         frac = bg * (dedicated + fractional) / max(dedicated + idle + fractional, 1e-9)
@@ -287,28 +328,64 @@ class Collector:
         self.cycle.idle_ns += int(bg - frac)
         c.dedicated_mark_time += int(frac)
         c.idle_mark_time += int(bg - frac)
-        self.gc_cpu_ns += int(bg)
+        self.gc_cpu_ns += int(frac)
         if self._drained():
             self.mark_done()
 
+    def _workers(self):
+        """(dedicated, idle, fractional) workers now, as findRunnableGCWorker schedules them
+        beside one mutator goroutine: every other P runs an idle worker, and the mutator's
+        P too while it is parked in an assist."""
+        c = self.rt.gc_controller
+        dedicated = c.dedicated_mark_workers_needed
+        free = self.procs - dedicated - (0 if self._parked else 1)
+        idle = max(0, min(free, c.max_idle_mark_workers))
+        fractional = c.fractional_utilization_goal * self.procs if dedicated == 0 and idle == 0 else 0.0
+        return dedicated, idle, fractional
+
     def _drained(self):
-        return not len(self.marker.grey) and not self._owed_ns
+        return not len(self.marker.grey) and not self._owed_ns and not self._roots_ns
+
+    @staticmethod
+    def _object_ns(objects, large):
+        return large * MARK_NS_PER_LARGE_OBJECT + (objects - large) * MARK_NS_PER_OBJECT
 
     def _work(self, budget_ns):
-        """Scan up to budget_ns of mark work; returns the ns it took."""
+        """Up to budget_ns of mark work, the root jobs first (as gcDrain takes them);
+        returns (the ns it took, the scan work done in bytes)."""
+        roots = self._roots_ns if budget_ns >= self._roots_ns else int(budget_ns)
+        root_work = self._pay_roots(roots) if roots else 0
+        budget_ns -= roots
+        if budget_ns <= 0:
+            return roots, root_work
         marker = self.marker
-        before_objs, before = marker.objects_marked, marker.scan_work
+        before_objs, before_large, before = marker.objects_marked, marker.large_marked, marker.scan_work
         budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
         marker.drain(budget)
         work = marker.scan_work - before
         c = self.rt.gc_controller
         c.heap_scan_work += work
         self.cycle.scan_work += work
-        return work * MARK_NS_PER_BYTE + (marker.objects_marked - before_objs) * MARK_NS_PER_OBJECT
+        ns = work * MARK_NS_PER_BYTE + self._object_ns(marker.objects_marked - before_objs,
+                                                      marker.large_marked - before_large)
+        return roots + ns, root_work + work
+
+    def _pay_roots(self, ns):
+        """ns of the root jobs done: their globals and stack bytes in proportion (all of
+        them with the last job) go to the pacer's scan work. Returns those bytes."""
+        self._roots_ns -= ns
+        c = self.rt.gc_controller
+        done = 1 - self._roots_ns / self._roots_total
+        credit = [int(b * done) - k for b, k in zip(self._root_bytes, self._root_credited)]
+        self._root_credited = [k + d for k, d in zip(self._root_credited, credit)]
+        c.globals_scan_work += credit[0]
+        c.stack_scan_work += credit[1]
+        return credit[0] + credit[1]
 
     def assist(self, gp):
-        """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work, stopping gp
-        for the time it takes."""
+        """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work (stolen
+        background credit first), stopping gp for the time it takes; credited with the work
+        it did; when that is not enough, gp parks (gcParkAssist)."""
         from emu.layout import G
         from runtime_model.pacer import _i64
         mem, c = self.m.mem, self.rt.gc_controller
@@ -317,25 +394,64 @@ class Collector:
         self.background()
         if self.phase != GC_MARK:
             return
-        debt = -_i64(mem.u64(gp + G.gcAssistBytes))
-        if debt <= 0 or self.rt.limiter.limiting():    # the CPU limiter: no assist, debt kept
+        credit = _i64(mem.u64(gp + G.gcAssistBytes))
+        if credit >= 0 or self.rt.limiter.limiting():    # the CPU limiter: no assist, debt kept
             return
-        scan_work = max(int(c.assist_work_per_byte * debt), GC_OVER_ASSIST_WORK)
+        debt = -credit
+        scan_work = int(c.assist_work_per_byte * debt)
+        if scan_work < GC_OVER_ASSIST_WORK:
+            scan_work = GC_OVER_ASSIST_WORK
+            debt = int(c.assist_bytes_per_work * scan_work)
         if c.bg_scan_credit > 0:                    # steal background credit first
-            stolen = min(c.bg_scan_credit, scan_work)
+            if c.bg_scan_credit < scan_work:
+                stolen = c.bg_scan_credit
+                credit += 1 + int(c.assist_bytes_per_work * stolen)
+            else:
+                stolen = scan_work
+                credit += debt
             c.bg_scan_credit -= stolen
             scan_work -= stolen
-        ns = self._work(scan_work * MARK_NS_PER_BYTE) if scan_work else 0
-        self.m.clock.advance(ns)
-        self.cycle.assist_ns += int(ns)
-        c.assist_time += int(ns)
-        self.rt.limiter.assist_done(int(ns), self.m.clock.ns())
-        self.gc_cpu_ns += int(ns)
-        mem.w64(gp + G.gcAssistBytes, _i64(mem.u64(gp + G.gcAssistBytes)) + debt +
-                int(c.assist_bytes_per_work * GC_OVER_ASSIST_WORK))
-        self.rt.assists.append((gp, scan_work))
+        if scan_work:
+            ns, work = self._work(scan_work * MARK_NS_PER_BYTE)       # gcAssistAlloc1: gcDrainN
+            self.m.clock.advance(ns)
+            self.cycle.assist_ns += int(ns)
+            c.assist_time += int(ns)
+            self.rt.limiter.assist_done(int(ns), self.m.clock.ns())
+            self.gc_cpu_ns += int(ns)
+            credit += 1 + int(c.assist_bytes_per_work * work)
+            self.rt.assists.append((gp, scan_work))
+        mem.w64(gp + G.gcAssistBytes, credit)
         if self._drained():
             self.mark_done()
+        elif credit < 0:
+            self._park_assist(gp)
+
+    def _park_assist(self, gp):
+        """mgcmark.go: gcParkAssist: gp waits on the assist queue until the background
+        workers' scan credit pays its debt (gcFlushBgCredit) or the mark phase ends
+        (gcWakeAllAssists); meanwhile its P runs an idle worker. The wait is the mutator's
+        time, not GC CPU."""
+        from emu.layout import G
+        from runtime_model.pacer import _i64
+        mem, c = self.m.mem, self.rt.gc_controller
+        self._parked = True
+        try:
+            while self.phase == GC_MARK and not self.rt.limiter.limiting():
+                dedicated, idle, fractional = self._workers()
+                ahead = self._roots_ns + self._owed_ns
+                self.m.clock.advance(max(PARK_STEP_NS, ahead / max(1e-9, dedicated + idle + fractional)))
+                self.background()
+                credit = _i64(mem.u64(gp + G.gcAssistBytes))
+                if c.bg_scan_credit > 0:
+                    scan_bytes = int(c.bg_scan_credit * c.assist_bytes_per_work)
+                    c.bg_scan_credit = 0
+                    if scan_bytes + credit >= 0:
+                        c.bg_scan_credit = int((scan_bytes + credit) * c.assist_work_per_byte)
+                        mem.w64(gp + G.gcAssistBytes, 0)
+                        return
+                    mem.w64(gp + G.gcAssistBytes, credit + scan_bytes)
+        finally:
+            self._parked = False
 
     def shade(self, ptrs):
         """What the write barrier's flush hands the collector (wbBufFlush1)."""
@@ -373,7 +489,7 @@ class Collector:
         cyc.heap2 = bytes_marked
         cyc.objects_marked = self.marker.objects_marked
         rt.limiter.start_gc_transition(False, clock.ns())    # gcMarkDone
-        self._pause(STW_MARK_TERM_NS)
+        self._pause(STW_MARK_TERM_PARKED_NS if self._parked else STW_MARK_TERM_NS)
         cyc.t_end = clock.ns()
         self.sync_stats()
         c.end_cycle(cyc.t_mark_term, self.procs)
@@ -388,7 +504,11 @@ class Collector:
         rt.scavenger.mark_termination()  # lastHeapInUse, gcPaceScavenger, index.nextGen
         rt.cpu_stats.accumulate(rt, cyc, cyc.t_end)
         rt.limiter.finish_gc_transition(cyc.t_end)
-        sweep_all(rt)
+        cyc.spans_swept = sweep_all(rt)
+        self._sweep_left_ns, self._sweep_since = cyc.spans_swept * SWEEP_NS_PER_SPAN, clock.ns()
+        if self.procs == 1:          # no idle P for bgsweep: the mutator sweeps it all (deductSweepCredit)
+            clock.advance(self._sweep_left_ns)
+            self._sweep_left_ns = 0
         if self.checker is not None:
             self.checker.swept(rt)
         self.cycles.append(cyc)
@@ -416,3 +536,6 @@ class Collector:
 
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork
+PARK_STEP_NS = 10_000                # a parked assist looks at the workers' credit once the owed
+                                     # root and overrun work is done, at least every 10 us (coarser
+                                     # than Go's flush per work buffer: an early wake-up is missed)

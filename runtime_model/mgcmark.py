@@ -139,6 +139,7 @@ class HeapMarker:
         self.bytes_marked = 0        # gcw.bytesMarked: every object marked by the collector
         self.scan_work = 0           # gcw.heapScanWork: bytes of heap objects scanned
         self.objects_marked = 0
+        self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
 
     # ---- greyobject --------------------------------------------------------------------
@@ -194,6 +195,7 @@ class HeapMarker:
         self._mark_pages(np.unique(base))
         self.bytes_marked += int(elemsize.sum())
         self.objects_marked += len(obj)
+        self.large_marked += int(((f["spanclass"][inv] >> 1) == 0).sum())
         scan = (f["spanclass"][inv] & 1) == 0
         if scan.any():
             self.grey = np.concatenate([self.grey, obj[scan]])

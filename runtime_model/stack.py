@@ -401,6 +401,33 @@ class Stacks:
         self.next_goid += 1
         return gp
 
+    def hold(self, used):
+        """A parked goroutine with `used` bytes of its stack in use, frames without pointers
+        (a goroutine blocked deep in a recursion over byte arrays: tests/programs/churn
+        -goroutines), on the power-of-two stack that leaves the guard free, where newstack's
+        doublings end. Large stacks come from the heap (stackalloc). Generator; returns the g."""
+        gp = yield from self.malg(round2(used + L.STACK_GUARD))
+        self.allgs.append(gp)
+        self._park_at_top(gp)
+        self.mem.w64(gp + G.sched + GOBUF.sp, self.stack(gp)[1] - used)
+        self.mem.w64(gp + G.goid, self.next_goid)
+        self.next_goid += 1
+        return gp
+
+    def parked(self):
+        """(bytes in use, bytes allocated) of the stacks of every waiting goroutine but the
+        running one: what markroot's stack jobs scan (scanstack: hi - sched.sp) and what
+        gcController.maxStackScan counts (addScannableStack: hi - lo)."""
+        curg = self.mem.u64(self.m0 + M.curg)
+        used = size = 0
+        for gp in self.allgs:
+            if gp == curg or self.mem.u32(gp + G.atomicstatus) != L.G_WAITING:
+                continue
+            lo, hi = self.stack(gp)
+            used += hi - self.mem.u64(gp + G.sched + GOBUF.sp)
+            size += hi - lo
+        return used, size
+
     def _park_at_top(self, gp):
         sp = self.stack(gp)[1] - L.NEWPROC_TOP
         mem = self.mem

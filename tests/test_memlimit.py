@@ -5,7 +5,7 @@ import pytest
 
 from runtime_model.mgclimit import CAPACITY_PER_PROC_NS, GcCPULimiter
 from runtime_model.mstats import mapped_ready, read_mem_stats
-from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
+from runtime_model.pacer import GC_BACKGROUND_UTILIZATION, MAX_OVERSHOOT
 from tests.gcprog import BLOCK, call, machine
 
 MS, SECOND, HOUR = 1_000_000, 1_000_000_000, 3600 * 1_000_000_000
@@ -118,8 +118,12 @@ def test_memory_limit_makes_the_gc_run_more_often(limited, unlimited):
 def test_memory_limit_bounds_the_goal_mapped_memory_and_rss(limited):
     m, seen = limited
     assert seen and all(goal < LIMIT for _, goal, _ in seen)
-    assert all(ready <= LIMIT for _, _, ready in seen)
-    assert all(rss <= LIMIT + RSS_OVERHEAD for rss, _, _ in seen)
+    # the heap may pass its goal while a cycle marks by the pacer's own allowance
+    # (mgcpacer.go revise: a 10% overshoot, maxOvershoot); at GOMAXPROCS=1 the fractional
+    # worker marks at 25% of the one P, so a mark lasts about 0.6 ms of allocation
+    over = (MAX_OVERSHOOT - 1) * max(goal for _, goal, _ in seen)
+    assert all(ready <= LIMIT + over for _, _, ready in seen)
+    assert all(rss <= LIMIT + over + RSS_OVERHEAD for rss, _, _ in seen)
 
 
 def test_goal_under_a_limit_is_memory_limit_heap_goal_of_the_heaps_statistics(limited):
@@ -137,7 +141,10 @@ def test_live_heap_above_the_limit_goes_on_allocating_with_the_goal_at_the_live_
     c = m.runtime.gc_controller
     assert c.heap_marked > 4 << 20
     assert c.memory_limit_heap_goal() == c.heap_marked            # the soft limit: never below live
-    assert len(seen) > 20                                         # back to back
+    # back to back: the trigger is the marked heap, so each cycle starts a refill or so
+    # after the one before ended (gcControllerState.trigger: marked >= goal)
+    cycles = m.runtime.gc.cycles[-len(seen):]
+    assert len(seen) >= 4 and all(c.heap0 <= prev.heap2 + 64 * 1024 for prev, c in zip(cycles, cycles[1:]))
     assert all(goal >= 2048 * BLOCK for _, goal, _ in seen[1:])    # from cycles after Live
 
 

@@ -127,7 +127,7 @@ def test_memlimit_small_more_cycles_heap_and_rss_within_limit(small100):
     limit = 12 * MB
     run = run_text(CHURN_SMALL, memory_limit=limit)
     want = real("small_memlimit12")
-    # real: 492-655 cycles against 26-27. gomemu runs fewer (138): its goal is 9 MB,
+    # real: 492-655 cycles against 26-27. gomemu runs fewer (171): its goal is 9 MB,
     # not 8, as mappedReady leaves out about 1 MiB of the runtime's non-heap memory
     # (docs/gc.md, "Simplified"), which triples the runway left under 12 MiB.
     assert len(run.cycles) > 3 * len(small100.cycles)
@@ -138,20 +138,20 @@ def test_memlimit_small_more_cycles_heap_and_rss_within_limit(small100):
     assert abs(statistics.median(steady_goals(parsed(run.rt.gc.gctrace))) - goal) <= 1, goal
 
 
-def test_live_heap_above_limit_allocation_continues_gc_cpu_capped():
-    # 8 MiB live under a 4 MiB limit: the soft limit lets allocation go on with cycles back
-    # to back, the goal at the marked heap. GC work besides the stop-the-world pauses stays
-    # within the CPU limiter's 50% cap (here its bucket never fills: assists are few, as
-    # the noscan heap leaves little to scan). The pauses it cannot cut, in Go neither: with
-    # them gomemu's GC takes 98% of the CPU here in about 2,800 cycles, the real run
-    # (small_memlimit4) 29% in 185-249 cycles for 64 MiB: gomemu's mark phases are short
-    # (no fixed root work) and its mutator cheap, so a cycle ends a few allocations after
-    # it began and the next starts at once (docs/gc.md, "Simplified").
-    text = CHURN_SMALL.replace('"192MiB"', '"40MiB"')
-    run = run_text(text, memory_limit=4 * MB)
+@pytest.fixture(scope="module")
+def above_limit():
+    # the real shape: 8 MiB live under a 4 MiB limit, 64 MiB allocated (small_memlimit4)
+    return run_text(CHURN_SMALL.replace('"192MiB"', '"64MiB"'), memory_limit=4 * MB)
+
+
+def test_live_heap_above_limit_allocation_continues_gc_cpu_capped(above_limit):
+    # The soft limit lets allocation go on with cycles back to back, the goal at the marked
+    # heap. GC work besides the stop-the-world pauses stays within the CPU limiter's 50%
+    # cap (its bucket never fills here: the noscan heap leaves assists little to scan).
+    run = above_limit
     s = run.summary()
-    assert s["allocated"] == 40 * MB
-    assert len(run.cycles) > 50                     # back to back (real: 185-249 for 64 MiB)
+    assert s["allocated"] == 64 * MB
+    assert len(run.cycles) > 50                     # back to back (real: 185-249)
     # the goal never drops below the heap the previous cycle marked (the soft limit); the
     # second half of the cycles runs with the whole live set built
     half = len(run.cycles) // 2
@@ -160,6 +160,20 @@ def test_live_heap_above_limit_allocation_continues_gc_cpu_capped():
     gc, ns = run.rt.gc, s["modeled_ns"]
     work = (gc.gc_cpu_ns - gc.pause_total_ns * gc.procs) / (ns * gc.procs)
     assert work <= 0.5 + 0.05, work
+
+
+def test_live_heap_above_limit_cycles_within_the_real_range(above_limit):
+    # back to back, each cycle's count set by what the mutator allocates while it runs: its
+    # assists find no work once the root jobs are done and park until mark termination
+    counts = [int(n) for n in (DATA / "small_memlimit4.gctrace").read_text().splitlines()[1].split()[2:-1]]
+    assert min(counts) <= len(above_limit.cycles) <= max(counts), (len(above_limit.cycles), counts)
+
+
+@pytest.mark.xfail(strict=True, reason="gomemu's GC CPU is 46% here, the real run's 29%: its cycles "
+                   "are 0.34 ms apart, the real ones 0.42 ms, for about the same GC CPU a cycle (docs/gc.md)")
+def test_live_heap_above_limit_gc_cpu_near_real(above_limit):
+    util = real("small_memlimit4")[-1][2] / 100     # gctrace's U% at the end: 29%
+    assert abs(above_limit.summary()["gc_cpu_fraction"] - util) <= 0.05
 
 
 SPIKE = """
@@ -212,11 +226,13 @@ def test_stated_costs_are_the_real_medians():
     assert mgc.STW_SWEEP_TERM_NS == pytest.approx(median_col(g100, 3) * 1e6, rel=0.25)
     assert mgc.STW_MARK_TERM_NS == pytest.approx(median_col(g100, 5) * 1e6, rel=0.25)
     cpu = lambda rows: statistics.median(r[7] + r[8] + r[9] for r in rows if r[0] >= STEADY) * 1e6
-    per_byte = (cpu(glb) - cpu(g100)) / (8 * MB)
-    assert mgc.MARK_NS_PER_BYTE == pytest.approx(per_byte, rel=0.35)
-    # an object: at most the difference of the two shapes' mark CPU over their 896 live
-    # blocks' difference (which also holds the bigger heap's other costs)
-    assert 0 < mgc.MARK_NS_PER_OBJECT <= (cpu(g100) - cpu(small)) / 896
+    stacks = real("stacks")
+    n_small, n_100 = 129, 1025              # live objects: 8 or 64 MiB of 64 KiB and the slice
+    per_object = (cpu(g100) - cpu(small)) / (n_100 - n_small)
+    assert mgc.MARK_NS_PER_LARGE_OBJECT == pytest.approx(per_object, rel=0.05)
+    assert mgc.MARK_FIXED_NS == pytest.approx(cpu(small) - n_small * per_object, rel=0.05)
+    assert mgc.MARK_NS_PER_BYTE == pytest.approx((cpu(glb) - cpu(g100)) / (8 * MB), rel=0.05)
+    assert mgc.STACK_NS_PER_BYTE == pytest.approx((cpu(stacks) - cpu(g100)) / (16 * MB), rel=0.05)
 
 
 def test_gomemu_mark_and_pause_clock_near_real(small100):
@@ -224,8 +240,8 @@ def test_gomemu_mark_and_pause_clock_near_real(small100):
     want = real("small")
     for col in (3, 5):                                          # the two stop-the-world clocks
         assert median_col(rows, col) == pytest.approx(median_col(want, col), rel=0.5)
-    # the mark phase: gomemu's is shorter (no fixed root work, runtime_model/mgc.py)
-    assert 0 < median_col(rows, 4) < median_col(want, 4)
+    # the mark phase: its root jobs and objects at the real costs, one worker's P
+    assert median_col(rows, 4) == pytest.approx(median_col(want, 4), rel=0.25)
 
 
 # ---- full shapes (slow) ---------------------------------------------------------------------
@@ -252,21 +268,80 @@ def test_churn_full_memlimit80():
         assert c["rss"] <= limit + rss_overhead(limit)
 
 
+def churn_with(extra, name):
+    text = (Path(__file__).resolve().parents[1] / "emu" / "examples" / "churn.toml").read_text()
+    return WorkloadRun(parse(text + extra, name)).run()
+
+
+def steady_marked(rows):
+    return statistics.median(r[13] for r in rows if r[0] >= STEADY)
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="gomemu's mark phase is shorter than the real one's (no fixed root "
-                   "work, docs/gc.md), so less is allocated black while 8 MiB of globals are scanned: real "
-                   "marked heap 69-71 MB and goal 150 MB, gomemu 64 MB and 136 MB")
 def test_churn_full_globals_against_real():
-    wl = parse((Path(__file__).resolve().parents[1] / "emu" / "examples" / "churn.toml").read_text()
-               + '\n[globals]\nbytes = "8MiB"\n', "churn-globals.toml")
-    run = WorkloadRun(wl).run()
+    # 8 MiB of pointer globals: the mark phase scans them (about 2.4 ms, real 2.4-2.7) and
+    # what the mutator allocates meanwhile is black: marked 69-72 MB, goal 150
+    run = churn_with('\n[globals]\nbytes = "8MiB"\n', "churn-globals.toml")
     want, n = real("globals"), real_cycles("globals")
     assert abs(len(run.cycles) - n) <= 0.1 * n, (len(run.cycles), n)
     rows = parsed(run.rt.gc.gctrace)
     assert {r[16] for r in rows} == {8.0}                       # "8 MB globals"
+    marked = steady_marked(want)
+    assert abs(steady_marked(rows) - marked) <= 0.02 * marked + 1, (steady_marked(rows), marked)
     goal = statistics.median(steady_goals(want))
     for g in steady_goals(rows):
         assert abs(g - goal) <= 0.02 * goal + 1, (g, goal)
+
+
+@pytest.fixture(scope="module")
+def full_stacks():
+    return churn_with('\n[[goroutines]]\nstack = "4MiB"\ncount = 4\n', "churn-stacks.toml")
+
+
+@pytest.mark.slow
+def test_churn_full_stacks_column_against_real(full_stacks):
+    # churn -goroutines 4 -stack 4194304: 16 MB of parked stacks, scanned every cycle
+    rows = parsed(full_stacks.rt.gc.gctrace)
+    assert {r[15] for r in rows} == {16.0} == {r[15] for r in real("stacks") if r[0] >= 2}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="gomemu's steady goal is 155 MB (marked 67-69), the real median "
+                   "151 (146-161, marked 64-72): 2.6% over")
+def test_churn_full_stacks_goal_against_real(full_stacks):
+    # medians: the real goals spread over 146-161 MB, as which worker or assist scans each
+    # goroutine's stack decides how long the mutator allocates black
+    goal = statistics.median(r[14] for r in real("stacks") if r[0] >= STEADY)
+    got = statistics.median(r[14] for r in parsed(full_stacks.rt.gc.gctrace) if r[0] >= STEADY)
+    assert abs(got - goal) <= 0.02 * goal, (got, goal)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="gomemu runs 21 cycles, real 24-26 (10% of the least disturbed "
+                   "run's 26 allows 24)")
+def test_churn_full_stacks_cycles_against_real(full_stacks):
+    n = real_cycles("stacks")
+    assert abs(len(full_stacks.cycles) - n) <= 0.1 * n, (len(full_stacks.cycles), n)
+
+
+def test_parked_goroutines_stacks_are_counted_scanned_and_from_the_heap():
+    # the real shape's 4 goroutines of 4 MiB on the small heap: "16 MB stacks" as in stacks.gctrace,
+    # each stack an 8 MiB manual span (4 MiB in use and the guard: the next power of two)
+    from runtime_model.mspan import MSPAN_MANUAL
+    run = WorkloadRun(parse(CHURN_SMALL.replace('"192MiB"', '"40MiB"') +
+                            '[[goroutines]]\nstack = "4MiB"\ncount = 4\n', "t.toml"))
+    parked = [g for g in run.rt.stacks.allgs if g != run.mutator.g]
+    assert len(parked) == 4
+    for g in parked:
+        lo, hi = run.rt.stacks.stack(g)
+        s = run.rt.mheap.span_of(lo)
+        assert hi - lo == 8 * MB and s.state == MSPAN_MANUAL and s.base() == lo
+    run.run()
+    rows = parsed(run.rt.gc.gctrace)
+    assert {r[15] for r in rows} == {16.0}
+    c = run.rt.gc_controller
+    assert c.max_stack_scan >= 32 * MB                         # the stacks' whole sizes
+    assert 16 * MB <= run.rt.gc.cycles[-1].stacks < 17 * MB    # in use, and the running goroutine's
 
 
 # ---- the format ----------------------------------------------------------------------------
@@ -298,6 +373,11 @@ def test_churn_builtin_is_the_issue_shape():
     ("[[phases]]\nidle = 'soon'", "phases[0].idle"),
     ("total_allocated = '1MiB'", "garbage"),
     ("gomaxprocs = 0\ntotal_allocated = '1MiB'\n[[garbage]]\nobject_size = 8", "gomaxprocs"),
+    ("total_allocated = '1MiB'\n[[garbage]]\nobject_size = 8\n[[goroutines]]\ncount = 2", "goroutines[0].stack"),
+    ("total_allocated = '1MiB'\n[[garbage]]\nobject_size = 8\n[[goroutines]]\nstack = '4MiB'\ncount = 0", "goroutines[0].count"),
+    ("total_allocated = '1MiB'\n[[garbage]]\nobject_size = 8\n[[goroutines]]\nstack = '4MiB'\nsize = 1", "goroutines[0].size"),
+    ("total_allocated = '1MiB'\n[[garbage]]\nobject_size = 8\n[[goroutines]]\nstack = '1GiB'", "goroutines[0].stack"),
+    ("goroutines = 3\ntotal_allocated = '1MiB'\n[[garbage]]\nobject_size = 8", "goroutines"),
 ])
 def test_bad_field_is_named_with_the_file(text, field):
     with pytest.raises(BadInput) as e:
@@ -314,7 +394,7 @@ def test_not_toml_and_unknown_builtin():
 
 # ---- gomemu run ----------------------------------------------------------------------------
 
-TINY = CHURN_SMALL.replace('"192MiB"', '"24MiB"')
+TINY = CHURN_SMALL.replace('"192MiB"', '"40MiB"')
 
 
 def test_cli_run_json_has_a_record_per_cycle_and_plot_is_written(tmp_path, capsys):
@@ -340,7 +420,7 @@ def test_cli_run_prints_gctrace_then_the_summary(tmp_path, capsys):
     assert main(["run", str(wl), "--gctrace", "--memlimit", "off", "--gogc", "100"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert all(GCTRACE.match(line) for line in lines[:-1]) and len(lines) > 3
-    assert re.match(r"churn-small: \d+ GC cycles, 24 MiB allocated \(\d+ objects\), peak heap [\d.]+ MiB, "
+    assert re.match(r"churn-small: \d+ GC cycles, 40 MiB allocated \(\d+ objects\), peak heap [\d.]+ MiB, "
                     r"peak RSS [\d.]+ MiB, GC CPU [\d.]+%, [\d.]+ s modeled$", lines[-1]), lines[-1]
 
 

@@ -1,0 +1,3 @@
+module gocosts
+
+go 1.27
