@@ -267,15 +267,15 @@ class Machine:
         """Where instructions start, for the block counter's running total: the assembled
         routines' listings, the program's functions as linked, and each call-out's patched
         entry (one JMP where the function's first instructions were)."""
-        for prog in self.text.programs:
-            if hasattr(prog, "listing"):
-                self.counter.mark_instructions([e.address for e in prog.listing])
+        groups = [([e.address for e in prog.listing], None, None)
+                  for prog in self.text.programs if hasattr(prog, "listing")]
         if self.image:
-            self.counter.mark_instructions(self.image.instruction_starts())
+            groups.append((self.image.instruction_starts(), None, None))
             for c in self.callouts:
                 if self.image.has(c.symbol):
                     entry = self.image.address(c.symbol)
-                    self.counter.mark_instructions([entry], entry, entry + 5)
+                    groups.append(([entry], entry, entry + 5))
+        self.counter.mark_instruction_groups(groups)
 
     def _patch_image(self):
         """Send the program's calls into the runtime's slow paths to the call-outs: each
