@@ -265,7 +265,9 @@ class MHeap:
                 if base == 0:
                     throw("grew heap, but no adequate free space found")
         if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
-            yield from self.scavenger.alloc_scavenge(scav, growth)
+            todo, force = self.scavenger.alloc_scavenge_todo(scav, growth)
+            if todo:
+                yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
         s = MSpan(self.mem, free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
