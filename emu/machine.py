@@ -56,6 +56,7 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
 MIN_LEGAL_POINTER = 4096             # malloc.go: minLegalPointer
+_OFFHEAP_SIZE, _OFFHEAP_END = L.OFFHEAP.size, L.OFFHEAP.end
 _ALIGNS = frozenset(1 << k for k in range(L.PAGE.bit_length()))   # persistentalloc's valid aligns
 SPILL_AREA = 8 * 9                   # spill slots of ABIInternal's 9 integer argument registers
 # Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
@@ -321,13 +322,13 @@ class Machine:
 
     def persistentalloc(self, size, align=8):
         """malloc.go: persistentalloc: off-heap memory that is never freed (zeroed)."""
-        if (type(size) is not int or not 0 <= size <= L.OFFHEAP.size
+        if (type(size) is not int or not 0 <= size <= _OFFHEAP_SIZE
                 or type(align) is not int or align not in _ALIGNS):
             A.integer("size", size, 0, L.OFFHEAP.size)     # the checks, named, only off the common case
             if A.integer("align", align, 1, L.PAGE) & (align - 1):
                 raise BadInput(f"align = {align} is not a power of 2")
         a = (self._offheap_next + align - 1) // align * align
-        if a + size > L.OFFHEAP.end:
+        if a + size > _OFFHEAP_END:
             raise GomemuError("off-heap (persistentalloc) region exhausted")
         self._offheap_next = a + size
         return a
