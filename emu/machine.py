@@ -56,6 +56,8 @@ REG_NAMES = {UC_X86_REG_RAX: "rax", UC_X86_REG_RBX: "rbx", UC_X86_REG_RCX: "rcx"
              UC_X86_REG_RIP: "rip", UC_X86_REG_RFLAGS: "rflags"}
 STACK_TOP = L.STACK.end - 0x100
 MIN_LEGAL_POINTER = 4096             # malloc.go: minLegalPointer
+_OFFHEAP_SIZE, _OFFHEAP_END = L.OFFHEAP.size, L.OFFHEAP.end
+_ALIGNS = frozenset(1 << k for k in range(L.PAGE.bit_length()))   # persistentalloc's valid aligns
 SPILL_AREA = 8 * 9                   # spill slots of ABIInternal's 9 integer argument registers
 # Routines of asm/ that only the image machine loads (adapters to the real runtime's ABI0
 # code), and those it loads beside the program's own runtime (not Go code, or not in Go 1.27).
@@ -271,15 +273,15 @@ class Machine:
         """Where instructions start, for the block counter's running total: the assembled
         routines' listings, the program's functions as linked, and each call-out's patched
         entry (one JMP where the function's first instructions were)."""
-        for prog in self.text.programs:
-            if hasattr(prog, "listing"):
-                self.counter.mark_instructions([e.address for e in prog.listing])
+        groups = [([e.address for e in prog.listing], None, None)
+                  for prog in self.text.programs if hasattr(prog, "listing")]
         if self.image:
-            self.counter.mark_instructions(self.image.instruction_starts())
+            groups.append((self.image.instruction_starts(), None, None))
             for c in self.callouts:
                 if self.image.has(c.symbol):
                     entry = self.image.address(c.symbol)
-                    self.counter.mark_instructions([entry], entry, entry + 5)
+                    groups.append(([entry], entry, entry + 5))
+        self.counter.mark_instruction_groups(groups)
 
     def _patch_image(self):
         """Send the program's calls into the runtime's slow paths to the call-outs: each
@@ -324,11 +326,13 @@ class Machine:
 
     def persistentalloc(self, size, align=8):
         """malloc.go: persistentalloc: off-heap memory that is never freed (zeroed)."""
-        A.integer("size", size, 0, L.OFFHEAP.size)
-        if A.integer("align", align, 1, L.PAGE) & (align - 1):
-            raise BadInput(f"align = {align} is not a power of 2")
+        if (type(size) is not int or not 0 <= size <= _OFFHEAP_SIZE
+                or type(align) is not int or align not in _ALIGNS):
+            A.integer("size", size, 0, L.OFFHEAP.size)     # the checks, named, only off the common case
+            if A.integer("align", align, 1, L.PAGE) & (align - 1):
+                raise BadInput(f"align = {align} is not a power of 2")
         a = (self._offheap_next + align - 1) // align * align
-        if a + size > L.OFFHEAP.end:
+        if a + size > _OFFHEAP_END:
             raise GomemuError("off-heap (persistentalloc) region exhausted")
         self._offheap_next = a + size
         return a

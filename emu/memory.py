@@ -20,7 +20,9 @@ _PROT = {"": UC_PROT_NONE, "r": UC_PROT_READ, "rw": UC_PROT_READ | UC_PROT_WRITE
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 HOST_PAGE = mmap.PAGESIZE
+_RESIDENT_BIT = bytes(v & 1 for v in range(256))     # mincore: bit 0 of a page's byte; the rest reserved
 
+_GRANULE_BITS = 20       # _backing remembers a backing per MiB of guest addresses
 _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
 
 
@@ -43,6 +45,7 @@ class Memory:
         self.uc = uc
         self._backings = []
         self._last = None      # the backing of the previous access: most accesses repeat it
+        self._by_granule = {}  # addr >> _GRANULE_BITS -> the backing last found there
         self._views = {}       # (region base, dtype) -> numpy view of its backing (array())
 
     def add_region(self, region):
@@ -77,9 +80,13 @@ class Memory:
         try:
             if b is not None and b.base <= addr and addr + n <= b.end:
                 return b
+            b = self._by_granule.get(addr >> _GRANULE_BITS)
+            if b is not None and b.base <= addr and addr + n <= b.end:
+                self._last = b
+                return b
             for b in self._backings:
                 if b.base <= addr and addr + n <= b.end:
-                    self._last = b
+                    self._last = self._by_granule[addr >> _GRANULE_BITS] = b
                     return b
         except TypeError:               # addr is not a number: BadInput naming it (free when it is)
             A.integer("addr", addr)
@@ -184,7 +191,7 @@ class Memory:
         vec = (ctypes.c_ubyte * n)()
         if _libc.mincore(ctypes.c_void_p(b.host + lo), n * HOST_PAGE, vec) != 0:
             raise OSError(ctypes.get_errno(), "mincore failed")
-        return sum(v & 1 for v in vec) * HOST_PAGE
+        return bytes(vec).translate(_RESIDENT_BIT).count(1) * HOST_PAGE
 
     def array(self, addr, dtype="u1"):
         """(base, view): a numpy array over the whole host backing that holds addr, without a

@@ -198,10 +198,16 @@ class BlockCounter:
     def mark_instructions(self, addrs, lo=None, hi=None):
         """Instructions start at these addresses (and nowhere else in [lo, hi), when given):
         the running total counts them from now on."""
-        if lo is not None:
-            self.starts[lo - self.base:hi - self.base] = 0
-        offs = np.asarray(addrs, dtype=np.int64) - self.base
-        self.starts[offs[(offs >= 0) & (offs < self.span)]] = 1
+        self.mark_instruction_groups([(addrs, lo, hi)])
+
+    def mark_instruction_groups(self, groups):
+        """mark_instructions for each (addrs, lo, hi) in turn, the running total's prefix
+        sums computed once at the end (a pass over the whole counted span)."""
+        for addrs, lo, hi in groups:
+            if lo is not None:
+                self.starts[lo - self.base:hi - self.base] = 0
+            offs = np.asarray(addrs, dtype=np.int64) - self.base
+            self.starts[offs[(offs >= 0) & (offs < self.span)]] = 1
         np.cumsum(self.starts, out=self.prefix[1:], dtype=np.uint32)
 
     def instructions(self):

@@ -37,7 +37,8 @@ def refill(runtime, c, spc):
     slot = w + (L.alloc >> 3) + spc
     reusable = w + (L.reusableNoscan >> 3) + spc
     s = MSpan(mem, q[slot])
-    if s.allocCount != s.nelems:
+    count = s.allocCount
+    if count != s.nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
         q[reusable] = 0
@@ -48,8 +49,8 @@ def refill(runtime, c, spc):
     if s.addr != runtime.emptymspan:
         if s.sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
-        central.uncache_span(s)
-        used = s.allocCount - s.allocCountBeforeCache
+        central.uncache_span(s)         # (sweepgen+3: it does not sweep, count holds)
+        used = count - s.allocCountBeforeCache
         runtime.stats.small_alloc_count[spc >> 1] += used
         if spc == TINY_SPAN_CLASS:
             runtime.stats.tiny_alloc_count += q[w + (L.tinyAllocs >> 3)]

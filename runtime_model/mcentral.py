@@ -47,17 +47,19 @@ class MCentral:
         s = part.popleft() if part else None
         budget = SPAN_BUDGET
         while s is None and budget >= 0:
-            cand = self.pop(self.partial[1 - swept])
-            if cand is None:
+            unswept = self.partial[1 - swept]
+            if not unswept:
                 break
+            cand = unswept.popleft()
             budget -= 1
             if self.try_acquire(cand, sg):
                 sweep(self.heap.env.runtime, cand, preserve=True)
                 s = cand
         while s is None and budget >= 0:
-            cand = self.pop(self.full[1 - swept])
-            if cand is None:
+            unswept = self.full[1 - swept]
+            if not unswept:
                 break
+            cand = unswept.popleft()
             budget -= 1
             if self.try_acquire(cand, sg):
                 sweep(self.heap.env.runtime, cand, preserve=True)
@@ -78,10 +80,6 @@ class MCentral:
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
         s.allocCache = (~s.mem.u64(s.allocBits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
         return s
-
-    @staticmethod
-    def pop(span_set):
-        return span_set.popleft() if span_set else None
 
     @staticmethod
     def try_acquire(s, sg):

@@ -39,6 +39,7 @@ import numpy as np
 from emu.layout import G, M, MCache, P
 from runtime_model.mgcmark import HeapMarker
 from runtime_model.mgcsweep import release_all, sweep_all
+from runtime_model.mstats import mapped_ready
 from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 
 # Modeled costs of the collector's work, in ns (emu/clock.py runs the mutator at 3.6 GHz,
@@ -158,7 +159,6 @@ class Collector:
     def sync_stats(self):
         """The memory statistics memoryLimitHeapGoal reads (heapFree, mappedReady), from the
         heap as it is now (runtime_model/mstats.py: mapped_ready)."""
-        from runtime_model.mstats import mapped_ready
         c = self.rt.gc_controller
         c.heap_free = self.rt.mheap.heap_free
         c.mapped_ready = mapped_ready(self.rt)

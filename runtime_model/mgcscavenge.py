@@ -299,14 +299,16 @@ class Scavenger:
             self.print_controller_reset = True
 
     # ---- the allocator's scavenging (mheap.go: allocSpan) ---------------------------------------
-    def alloc_scavenge(self, scav, growth):
-        """allocSpan's scavenging after it found pages (scav of them scavenged; growth: the
-        bytes the heap grew for them): for the memory limit and for heap growth past the
-        gcPercent goal. A generator; returns the bytes released."""
+    def alloc_scavenge_todo(self, scav, growth):
+        """allocSpan's test after it found pages (scav of them scavenged; growth: the bytes the
+        heap grew for them): (bytes to scavenge, forced) for the memory limit and for heap
+        growth past the gcPercent goal; (0, False) on the common path, without a generator."""
         rt = self.rt
         todo, force = 0, False
         limit = rt.gc_controller.memory_limit
-        if not rt.limiter.limiting():
+        # Mapped memory and scav are bounded by the 48-bit address space: a limit above
+        # twice that cannot be exceeded, and mappedReady need not be summed.
+        if limit < 1 << 49 and not rt.limiter.limiting():
             inuse = mapped_ready(rt)
             if scav + inuse > limit:
                 todo, force = scav + inuse - limit, True
@@ -316,8 +318,12 @@ class Scavenger:
             if retained + growth > goal:
                 grow = min(growth, retained + growth - goal)
                 todo = max(todo, grow)
-        if todo == 0:
-            return 0
+        return todo, force
+
+    def alloc_scavenge(self, todo, force):
+        """allocSpan's scavenging of what alloc_scavenge_todo asked for (a generator);
+        returns the bytes released."""
+        rt = self.rt
         released = yield from rt.mheap.scavenge(todo, force=force)
         self.released_eager += released
         ns = (released // PHYS_PAGE_SIZE) * SCAVENGE_NS_PER_PHYS_PAGE

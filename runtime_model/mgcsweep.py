@@ -269,22 +269,24 @@ def sweep_spans(runtime, spans):
     v.off8[a[freed_small] + L.needzero] = 1
     freed = []
     stats, ctl = runtime.stats, runtime.gc_controller
-    for i in np.flatnonzero(freed_small):
-        stats.small_free_count[int(spc[i]) >> 1] += int(nfreed[i])
+    for c, nf in zip(spc[freed_small].tolist(), nfreed[freed_small].tolist()):
+        stats.small_free_count[c >> 1] += nf
     ctl.total_free += int((nfreed[small] * size[small].astype(np.int64)).sum())
-    for i, s in enumerate(spans):
-        central = heap.central[int(spc[i])]
-        if small[i]:
-            if nalloc[i] == 0:
+    # span by span as Python ints (numpy scalars cost an object each)
+    for s, c, na, ne, nf, sz in zip(spans, spc.tolist(), nalloc.tolist(), nelems.tolist(), nfreed.tolist(),
+                                    size.tolist()):
+        central = heap.central[c]
+        if c >> 1:
+            if na == 0:
                 freed.append(s)
-            elif nalloc[i] == nelems[i]:
+            elif na == ne:
                 central.full_swept(sg).append(s)
             else:
                 central.partial_swept(sg).append(s)
-        elif nfreed[i]:
+        elif nf:
             stats.large_free_count += 1
-            stats.large_free += int(size[i])
-            ctl.total_free += int(size[i])
+            stats.large_free += sz
+            ctl.total_free += sz
             freed.append(s)
         else:
             central.full_swept(sg).append(s)

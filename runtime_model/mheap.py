@@ -75,6 +75,9 @@ class MHeap:
         self.pcache = None                 # p0's pageCache (mpagecache.go), created on first use
         # mheap_.arenas[0]: a [1<<22]*heapArena array, mapped lazily like Go's sysAllocOS.
         self.arenas_l2 = env.persistentalloc((1 << ARENA_L2_BITS) * 8, 4096)
+        # the host backing of the off-heap region, where persistentalloc puts every heapArena:
+        # their fields are one index into its typed views
+        self._meta = self.mem._backing(self.arenas_l2, 8)
         self.mem.w64(self.addr + layout.arenas, self.arenas_l2)
         self.sweepgen = 0
         self.pages_in_use = 0
@@ -265,7 +268,9 @@ class MHeap:
                 if base == 0:
                     throw("grew heap, but no adequate free space found")
         if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
-            yield from self.scavenger.alloc_scavenge(scav, growth)
+            todo, force = self.scavenger.alloc_scavenge_todo(scav, growth)
+            if todo:
+                yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
         s = MSpan(self.mem, free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
@@ -315,10 +320,11 @@ class MHeap:
                 throw(f"mheap.freeSpanLocked - invalid free (allocCount {s.allocCount}, "
                       f"sweepgen {s.sweepgen}/{self.sweepgen})")
             self.pages_in_use -= s.npages
-            ha = self.heap_arena(s.base())
-            page = s.base() // PAGE_SIZE % PAGES_PER_ARENA
-            a = ha + HeapArena.pageInUse + page // 8
-            self.mem.w8(a, self.mem.u8(a) & ~(1 << (page % 8)))
+            base = s.startAddr
+            page = base // PAGE_SIZE % PAGES_PER_ARENA
+            mb = self._meta
+            a = self.heap_arena(base) - mb.base + HeapArena.pageInUse + page // 8
+            mb.b[a] &= ~(1 << (page % 8)) & 0xFF
         else:
             throw("mheap.freeSpanLocked - invalid span state")
         nbytes = s.npages * PAGE_SIZE
@@ -338,15 +344,16 @@ class MHeap:
     def alloc_needs_zero(self, base, npage):
         """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark."""
         need = False
+        mb = self._meta
         while npage > 0:
-            ha = self.heap_arena(base)
-            zeroed = self.mem.u64(ha + HeapArena.zeroedBase)
+            z = (self.heap_arena(base) - mb.base + HeapArena.zeroedBase) >> 3    # heapArena is 8-aligned
+            zeroed = mb.q[z]
             abase = base % HEAP_ARENA_BYTES
             if abase < zeroed:
                 need = True
             alimit = min(abase + npage * PAGE_SIZE, HEAP_ARENA_BYTES)
             if alimit > zeroed:
-                self.mem.w64(ha + HeapArena.zeroedBase, alimit)
+                mb.q[z] = alimit
             base += alimit - abase
             npage -= (alimit - abase) // PAGE_SIZE
         return need
@@ -377,10 +384,9 @@ class MHeap:
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
         self.set_spans(base, npages, s)
-        ha = self.heap_arena(base)
         page = base // PAGE_SIZE % PAGES_PER_ARENA
-        a = ha + HeapArena.pageInUse + page // 8
-        self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
+        mb = self._meta
+        mb.b[self.heap_arena(base) - mb.base + HeapArena.pageInUse + page // 8] |= 1 << (page % 8)
         self.pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
@@ -398,12 +404,12 @@ class MHeap:
         while p < end:
             first = p // PAGE_SIZE % PAGES_PER_ARENA
             n = min(PAGES_PER_ARENA - first, (end - p) // PAGE_SIZE)
-            a = self.heap_arena(p) + HeapArena.spans + first * 8       # heapArena is 8-aligned
-            b = self.mem._backing(a, 8 * n)
+            b = self._meta
+            a = self.heap_arena(p) + HeapArena.spans + first * 8 - b.base     # heapArena is 8-aligned
             if n == 1:
-                b.q[(a - b.base) >> 3] = v
+                b.q[a >> 3] = v
             else:
-                b.buf[a - b.base:a - b.base + 8 * n] = v.to_bytes(8, "little") * n
+                b.buf[a:a + 8 * n] = v.to_bytes(8, "little") * n
             p += n * PAGE_SIZE
 
     def span_problems(self, addr, spanclass=None, cached=None, fields=None):

@@ -96,17 +96,21 @@ class MSpan:
 
     def init_heap_bits(self):
         """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
-        if not self.noscan() and self.sizeclass() == 1:
-            a, n = self.heap_bits_range()
-            self.mem.fill(a, n, 0xFF)          # 8-byte objects: every word is a pointer
-        elif not self.noscan() and self.elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER:
-            a, n = self.heap_bits_range()
-            self.mem.fill(a, n)
-        if uses_span_inline_mark_bits(self.elemsize):
-            q = self.inline_mark_bits()
+        spc, elemsize = self.spanclass, self.elemsize
+        heap_bits = not spc & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER
+        inline = uses_span_inline_mark_bits(elemsize)
+        if not (heap_bits or inline):
+            return                              # a header, a large type or no pointers: no bits
+        b = self.mem._backing(self.startAddr, sc.PAGE_SIZE)     # both in the span's first page
+        if inline:
+            o = self.inline_mark_bits() - b.base
             if self.needzero:
-                self.mem.fill(q, span_inline_mark_bits_size())
-            self.mem.w8(q + INLINE_CLASS, self.spanclass)
+                b.buf[o:o + span_inline_mark_bits_size()] = bytes(span_inline_mark_bits_size())
+            b.b[o + INLINE_CLASS] = spc
+        if heap_bits:
+            a, n = self.heap_bits_range()
+            a -= b.base                         # 8-byte objects: every word is a pointer
+            b.buf[a:a + n] = (b"\xff" if spc >> 1 == 1 else b"\x00") * n
 
     def is_allocated(self, index):
         """The alloc bit of slot `index` (allocBits; freeindex and allocCache are not consulted)."""

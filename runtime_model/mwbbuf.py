@@ -66,7 +66,7 @@ def buffered(mem, pp):
     start = b + WBBuf.buf
     check(mem, pp)
     n = (mem.u64(b + WBBuf.next) - start) // 8
-    return [mem.u64(start + 8 * i) for i in range(n)]
+    return memoryview(mem.read(start, 8 * n)).cast("Q").tolist()     # one read of the entries
 
 
 def problem(mem, pp):
