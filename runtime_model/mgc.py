@@ -36,11 +36,10 @@ sources), not measurements of the host.
 
 import numpy as np
 
-from emu.layout import G, M, MCache, P
+from emu.layout import G, MCache
 from runtime_model.mgcmark import HeapMarker
 from runtime_model.mgcsweep import release_all, sweep_all
 from runtime_model.mstats import mapped_ready
-from runtime_model.pacer import GC_BACKGROUND_UTILIZATION
 
 # Modeled costs of the collector's work, in ns (emu/clock.py runs the mutator at 3.6 GHz,
 # one instruction per cycle). Each is a median of real go1.27.3 gctrace figures of
@@ -180,7 +179,7 @@ class Collector:
         """mgc.go: gcStart: sweep termination, then the mark phase begins."""
         if self.phase != GC_OFF:
             return
-        rt, m, clock = self.rt, self.m, self.m.clock
+        rt, clock = self.rt, self.m.clock
         self._finish_sweep()
         sweep_all(rt)                                # finishsweep_m
         rt.scavenger.wake()                          # finishsweep_m: scavenger.wake()

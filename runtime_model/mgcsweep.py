@@ -202,7 +202,7 @@ def sweep_spans(runtime, spans):
     from runtime_model.heapview import HeapView, INLINE_BITS
     if not spans:
         return []
-    heap, mem = runtime.mheap, runtime.mem
+    heap = runtime.mheap
     sg = heap.sweepgen
     v = HeapView(heap)
     addrs = np.fromiter((s.addr for s in spans), dtype=np.uint64, count=len(spans))
