@@ -81,6 +81,8 @@ def run_child(exe, case, n, count):
         hook_del(m.uc, m.counter.handle)
     if m.runtime.run_inits():
         raise SystemExit(f"{exe}: a package initialisation failed")
+    from emu.machine import MAX_BLOCK_BUDGET
+    m.block_budget = min(MAX_BLOCK_BUDGET, max(m.block_budget, 64 * n))     # one call of n iterations
     m.call(f"main.run_{case}", n)
 
 
