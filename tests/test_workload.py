@@ -34,15 +34,20 @@ def real(name):
     return out
 
 
-def real_cycles(name):
-    """The cycle count of the least disturbed real run of a setting (generate.py runs each
-    5 times): load on the machine only removes cycles (a mark phase that gets less CPU lets
-    the heap overshoot its trigger), so the most cycles is the quiet machine's figure (the
-    issue's 29 for churn at GOGC=100; runs under load gave 24-30)."""
+def real_runs(name):
+    """The cycle counts of all real runs of a setting (generate.py runs each 5 times)."""
     for line in (DATA / f"{name}.gctrace").read_text().splitlines():
         if line.startswith("# runs:"):
-            return max(int(n) for n in line.split()[2:-1])
+            return [int(n) for n in line.split()[2:-1]]
     raise AssertionError(f"{name}.gctrace has no '# runs:' line")
+
+
+def real_cycles(name):
+    """The cycle count of the least disturbed real run of a setting: load on the machine
+    only removes cycles (a mark phase that gets less CPU lets the heap overshoot its
+    trigger), so the most cycles is the quiet machine's figure (the issue's 29 for churn
+    at GOGC=100; runs under load gave 24-30)."""
+    return max(real_runs(name))
 
 
 def parsed(lines):
@@ -123,19 +128,43 @@ def rss_overhead(limit):
     return MB + limit // 20
 
 
-def test_memlimit_small_more_cycles_heap_and_rss_within_limit(small100):
-    limit = 12 * MB
-    run = run_text(CHURN_SMALL, memory_limit=limit)
-    want = real("small_memlimit12")
-    # real: 492-655 cycles against 26-27. gomemu runs fewer (138): its goal is 9 MB,
-    # not 8, as mappedReady leaves out about 1 MiB of the runtime's non-heap memory
-    # (docs/gc.md, "Simplified"), which triples the runway left under 12 MiB.
+# Under GOMEMLIMIT=12MiB the 8 MiB live heap and the runtime's own 4.5 MiB of non-heap
+# memory (tests/data/churn/memstats_small_memlimit12.txt) leave no room: the real goal is
+# the marked heap (8 MB), and the cycles run back to back, each as long as its mark phase.
+# gomemu's goal is the same; its mark phases are about a hundred times shorter than the
+# real ones (docs/gc.md, "Simplified": no fixed root work), so it runs about 30 times as
+# many cycles per byte allocated. The run here is cut to 4 MiB of garbage (the real
+# 184 MiB takes gomemu 15,462 cycles and 8 minutes); its cycle count is the xfail below.
+SMALL_MEMLIMIT_GARBAGE = 4 * MB
+
+
+@pytest.fixture(scope="module")
+def small_memlimit12():
+    text = CHURN_SMALL.replace('total_allocated = "192MiB"', f"total_allocated = {8 * MB + SMALL_MEMLIMIT_GARBAGE}")
+    return run_text(text, memory_limit=12 * MB)
+
+
+def test_memlimit_small_goal_is_the_real_one_heap_and_rss_within_limit(small100, small_memlimit12):
+    limit, run = 12 * MB, small_memlimit12
     assert len(run.cycles) > 3 * len(small100.cycles)
     for c in run.cycles[STEADY:]:
         assert c["heap_goal"] <= limit
         assert c["rss"] <= limit + rss_overhead(limit)
-    goal = statistics.median(steady_goals(want))
-    assert abs(statistics.median(steady_goals(parsed(run.rt.gc.gctrace))) - goal) <= 1, goal
+    want = statistics.median(steady_goals(real("small_memlimit12")))       # 8 MB
+    assert set(steady_goals(parsed(run.rt.gc.gctrace))) == {want}
+    # as in the real run, the goal is the marked heap: memoryLimitHeapGoal's floor
+    c = run.rt.gc_controller
+    run.rt.gc.sync_stats()
+    assert c.heap_goal() == c.heap_marked
+
+
+@pytest.mark.xfail(strict=True, reason="gomemu's mark phases are about 100 times shorter than the real ones "
+                   "(0.002 ms against 0.2-0.4 ms: no fixed root work, docs/gc.md), and with the goal at the "
+                   "live heap each cycle lasts one mark phase: about 84 cycles per MiB allocated against 3")
+def test_memlimit_small_cycles_per_allocated_byte_within_10_percent_of_real(small_memlimit12):
+    want = statistics.median(real_runs("small_memlimit12")) / (184 * MB)   # its garbage: 192 - 8 MiB
+    got = len(small_memlimit12.cycles) / SMALL_MEMLIMIT_GARBAGE
+    assert abs(got - want) <= 0.1 * want, (got * MB, want * MB)
 
 
 def test_live_heap_above_limit_allocation_continues_gc_cpu_capped():
@@ -241,15 +270,34 @@ def test_churn_full_against_real(name, kw):
         assert abs(g - goal) <= 0.02 * goal + 1, (g, goal)
 
 
+@pytest.fixture(scope="module")
+def churn_memlimit80():
+    return WorkloadRun(load("churn"), memory_limit=80 * MB).run()
+
+
 @pytest.mark.slow
-def test_churn_full_memlimit80():
-    limit = 80 * MB
-    run = WorkloadRun(load("churn"), memory_limit=limit).run()
-    assert len(run.cycles) > 100                               # real: 200-249 against 24-30
-    assert len(run.cycles) >= 0.5 * real_cycles("memlimit80")
+def test_churn_full_memlimit80(churn_memlimit80):
+    limit, run = 80 * MB, churn_memlimit80
+    assert len(run.cycles) >= 0.75 * statistics.median(real_runs("memlimit80"))   # real: 200-249, 24-30 without
+    goal = statistics.median(steady_goals(real("memlimit80")))
+    assert abs(statistics.median(steady_goals(parsed(run.rt.gc.gctrace))) - goal) <= 2, goal
     for c in run.cycles[STEADY:]:
         assert c["heap_goal"] <= limit
         assert c["rss"] <= limit + rss_overhead(limit)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="gomemu's non-heap memory under the limit is 4.6 MB against the real "
+                   "5.5-6.6 (memstats_memlimit80.txt): the real heap peaks at 96-130 MB of spans (MSpanSys "
+                   "0.6-1.4 MB, gomemu's 0.36), and gomemu has neither the runtime's own stacks (0.23 MB) nor "
+                   "the startup heap's part-used spans (0.27 MB); its goal is 73 MB, not 71-72, and it runs "
+                   "172 cycles, not 213")
+def test_churn_full_memlimit80_cycles_within_10_percent_and_goal_of_real(churn_memlimit80):
+    run = churn_memlimit80
+    n = statistics.median(real_runs("memlimit80"))
+    assert abs(len(run.cycles) - n) <= 0.1 * n, (len(run.cycles), n)
+    goal = statistics.median(steady_goals(real("memlimit80")))
+    assert abs(statistics.median(steady_goals(parsed(run.rt.gc.gctrace))) - goal) <= 1, goal
 
 
 @pytest.mark.slow
