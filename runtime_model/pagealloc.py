@@ -370,6 +370,11 @@ class PageAlloc:
             new = set(pages) - self._sum_pages[lvl]
             self._sum_pages[lvl] |= new
             self.sys_stat += len(new) * PHYS_PAGE_SIZE
+            if lvl == 0:
+                for i in range(ilo, ihi):
+                    k = bisect_left(self._root_idx, i)
+                    if k == len(self._root_idx) or self._root_idx[k] != i:
+                        self._root_idx.insert(k, i)
         # scavengeIndex.sysGrow: the index's pages for chunks [c0, c1), 512 chunks a page
         per_page = PHYS_PAGE_SIZE // SCAV_CHUNK_DATA_BYTES
         have = self._sc_pages
@@ -380,11 +385,6 @@ class PageAlloc:
         if mapped:
             self.sys_stat += mapped * SCAV_CHUNK_DATA_BYTES
             self._sc_pages = (need[0] if have == (0, 0) else min(need[0], have[0]), max(need[1], have[1]))
-            if lvl == 0:
-                for i in range(ilo, ihi):
-                    k = bisect_left(self._root_idx, i)
-                    if k == len(self._root_idx) or self._root_idx[k] != i:
-                        self._root_idx.insert(k, i)
         # scavengeIndex.grow
         if self._sc_min_heap_idx == 0 or c0 < self._sc_min_heap_idx:
             self._sc_min_heap_idx = c0
