@@ -17,24 +17,52 @@ the cached spans' allocation counts reach the heap stats), then derives every Me
 field as Go does. `mapped_ready(runtime)` is gcController.mappedReady (everything mapped
 and not released), which memoryLimitHeapGoal and the scavenger's memory-limit goal read.
 
-Simplified: the sys stats count what gomemu's model allocates, sized as Go's
-allocators would hold it: mspan structs in fixalloc's 16 KiB chunks (mspan_sys), the one
-mcache likewise (mcache_sys), one heapArena metadata block per arena (gcMiscSys), the
-profiler's bucket hash array once a sample exists (buckhash_sys). Not counted, because
-gomemu does not model them: the page allocator's summary and scavenge-index pages and
-gcBits arenas (gcMiscSys), the work buffers (inWorkBufs), persistentalloc's other
-chunks (other_sys), OS thread stacks (stacks_sys); a small real program has a few MiB
-of these. The heap index (mheap_.arenas' L2 array) is not counted, as in Go
-(sysAllocOS). Lookups, DebugGC and EnableGC are constants.
+The sys stats are what Go's allocators hold for what gomemu creates: mspan structs in
+fixalloc's 16 KiB chunks (mspan_sys), the one mcache likewise (mcache_sys), per heap
+arena its heapArena metadata and the allArenas array (gcMiscSys), the page allocator's
+summaries, chunk bitmaps and scavenge index as its grow maps them (gcMiscSys, counted by
+PageAlloc.sys_stat), the profiler's bucket hash array (buckhash_sys). What the runtime
+allocates for itself and gomemu does not create is a stated baseline, each in the stat
+it feeds, measured in the real go1.27.3 churn program (ReadMemStats at the start of main
+and halfway, tests/data/churn/memstats_small_memlimit12.txt, 5 runs; docs/gc.md, "The
+runtime's own memory"): GC_MISC_SYS_STARTUP, GC_MISC_SYS_GC from the first cycle on,
+OTHER_SYS_STARTUP, STARTUP_BUCKET_SYS. Simplified: the baselines are constants (Go's
+grow a little with the heap: more gcBits arenas and spanSet blocks, and OtherSys moves
+into the stats persistentalloc's chunks are handed to); the runtime's own stacks
+(system goroutines, Ms' g0 stacks: real StackInuse 256 KiB at start) are not counted,
+nor OS thread stacks (stacks_sys; 0 on linux in the real program too). The heap index
+(mheap_.arenas' L2 array) is not counted, as in Go (sysAllocOS). Lookups, DebugGC and
+EnableGC are constants.
 """
 
 from emu.layout import HeapArena, MCache, MSpan
 from runtime_model import sizeclasses as sc
+from runtime_model.pagealloc import PHYS_PAGE_SIZE
 
 FIX_ALLOC_CHUNK = 16 << 10           # mfixalloc.go: _FixAllocChunk
 BUCK_HASH_SIZE = 179999              # mprof.go: buckHashSize (buckhashArray of pointers)
 NUM_BY_SIZE = 61                     # MemStats.BySize's length (its first 61 size classes)
 PAUSE_HISTORY = 256                  # len(memstats.pause_ns)
+
+
+# The runtime's own memory gomemu does not create (module docstring), from the real program.
+# gcMiscSys at the start of main: 1532688 in every run, less what gomemu counts for the
+# same heap (one arena's heapArena 69648 + allArenas 4096 + the page allocator's 1200384):
+# gcBits arenas, mcentral's spanSet spines and blocks, finalizer and cleanup blocks.
+GC_MISC_SYS_STARTUP = 1532688 - 1274128
+# gcMiscSys + gcWorkBufInUse halfway (median of the runs, 2044144) less the start's: what
+# the collector allocates once it runs (gcw.ptrBuf per P, Green Tea's span queues,
+# spanSPMC chunks, work buffers, the next and previous cycles' gcBits arenas).
+GC_MISC_SYS_GC = 2044144 - 1532688
+# OtherSys at the start of main (603228 in 8 of the 10 runs; 357404 in the others, which
+# had not yet taken a second P's persistentalloc chunk): persistentalloc's chunks less
+# what they handed to other stats, and the runtime's other sysAllocs.
+OTHER_SYS_STARTUP = 603228
+# BuckHashSys is 1442644 from the start of main: the hash array plus the bucket of the one
+# allocation the runtime samples during startup (schedinit sets MemProfileRate = 0 when
+# nothing reads the profile; the next mallocgc sees mcache.memProfRate differ and calls
+# profilealloc).
+STARTUP_BUCKET_SYS = 1442644 - BUCK_HASH_SIZE * 8
 
 
 def fixalloc_sys(nalloc_total, size):
@@ -43,6 +71,27 @@ def fixalloc_sys(nalloc_total, size):
     _FixAllocChunk/size objects."""
     per_chunk = FIX_ALLOC_CHUNK // size
     return -(-nalloc_total // per_chunk) * per_chunk * size
+
+
+def all_arenas_sys(narenas):
+    """malloc.go: sysAlloc's growth of mheap_.allArenas: a page first, then twice the
+    capacity each time it is full, each new array persistentalloc'd (gcMiscSys) and the
+    old one kept."""
+    total = cap = 0
+    while cap < narenas:
+        size = 2 * cap * 8 or PHYS_PAGE_SIZE
+        total += size
+        cap = size // 8
+    return total
+
+
+def gcmisc_sys(runtime):
+    """memstats.gcMiscSys (and gcWorkBufInUse, in the GC_MISC_SYS_GC baseline)."""
+    h = runtime.mheap
+    n = len(h.heap_arenas)
+    gc_started = runtime.gc.cycles or runtime.gc.cycle is not None
+    return (n * HeapArena.SIZE + all_arenas_sys(n) + h.pages.sys_stat + GC_MISC_SYS_STARTUP
+            + (GC_MISC_SYS_GC if gc_started else 0))
 
 
 def sys_stats(runtime):
@@ -55,9 +104,9 @@ def sys_stats(runtime):
         "mspan_inuse": h.nspans * MSpan.SIZE,
         "mcache_sys": fixalloc_sys(1, MCache.SIZE),
         "mcache_inuse": MCache.SIZE,
-        "buckhash_sys": BUCK_HASH_SIZE * 8 if runtime.mem_profile else 0,
-        "gcmisc_sys": len(h.heap_arenas) * HeapArena.SIZE,
-        "other_sys": 0,
+        "buckhash_sys": BUCK_HASH_SIZE * 8 + STARTUP_BUCKET_SYS,
+        "gcmisc_sys": gcmisc_sys(runtime),
+        "other_sys": OTHER_SYS_STARTUP,
         "in_work_bufs": 0,
     }
 
@@ -81,7 +130,7 @@ def mapped_ready(runtime):
     h = runtime.mheap
     return (h.heap_in_use + h.heap_free + h.stacks_in_use
             + fixalloc_sys(h.nspans + len(h._free_mspans), MSpan.SIZE) + fixalloc_sys(1, MCache.SIZE)
-            + (BUCK_HASH_SIZE * 8 if runtime.mem_profile else 0) + len(h.heap_arenas) * HeapArena.SIZE)
+            + BUCK_HASH_SIZE * 8 + STARTUP_BUCKET_SYS + gcmisc_sys(runtime) + OTHER_SYS_STARTUP)
 
 
 def heap_counts(runtime):

@@ -38,7 +38,9 @@ the scavenge index's "marked" search addresses collapse to plain stores);
 scavengeOne's temporary alloc/free of the candidate around sysUnused is
 elided, since it leaves bitmaps and summaries unchanged (its searchAddr
 move-back is kept); findMappedAddr always consults inUse (Go's test mode) instead
-of mheap_.arenas; summary memory is not mapped here: grow calls the optional
+of mheap_.arenas; summary memory is not mapped here, only counted (`sys_stat`: the
+bytes Go's grow maps for summaries, chunk bitmaps and the scavenge index, and init's
+inUse ranges, all of which Go adds to p.sysStat); grow calls the optional
 `on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
 the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The
 per-P page cache (mpagecache.go) is runtime_model/pagecache.py; its refill,
@@ -99,6 +101,16 @@ MIN_OFF_ADDR = 0
 MAX_OFF_ADDR = (1 << HEAP_ADDR_BITS) - 1
 # mgcscavenge.go: scavChunkHiOccPages = uint16(0.96875 * pallocChunkPages)
 SCAV_CHUNK_HI_OCC_PAGES = int(0.96875 * PALLOC_CHUNK_PAGES)
+
+# What grow maps for the allocator's own metadata, all counted in its sysStat (mheap's
+# pages: memstats.gcMiscSys), as Go counts it:
+PHYS_PAGE_SIZE = 4096                 # physPageSize (linux/amd64)
+PALLOC_SUM_BYTES = 8                  # mpagealloc.go: pallocSumBytes
+PALLOC_CHUNKS_L1_BITS = 13            # mpagealloc_64bit.go: pallocChunksL1Bits
+PALLOC_CHUNKS_L2_BITS = HEAP_ADDR_BITS - LOG_PALLOC_CHUNK_BYTES - PALLOC_CHUNKS_L1_BITS
+PALLOC_DATA_BYTES = 2 * (PALLOC_CHUNK_PAGES // 8)   # pallocData: pallocBits + scavenged
+SCAV_CHUNK_DATA_BYTES = 8             # mgcscavenge.go: atomicScavChunkData
+IN_USE_RANGES_BYTES = 16 * 16         # mranges.go: addrRanges.init, 16 addrRanges persistentalloc'd
 
 # export_test.go: BaseChunkIdx (chunk of 0x3000000000 on amd64); vectors are relative to it.
 BASE_CHUNK_IDX = 0x200C000
@@ -293,6 +305,14 @@ class PageAlloc:
         self._sc_search_force = MIN_OFF_ADDR  # searchAddrForce; MIN means cleared
         self._sc_search_bg = MIN_OFF_ADDR  # searchAddrBg
         self._sc_free_hwm = MIN_OFF_ADDR
+        # p.sysStat's share from this allocator (init's inUse ranges, then grow's maps);
+        # _sum_pages[l] the physical pages of summary level l's array that are mapped,
+        # _l1 the chunks' L1 entries with an L2 array, _sc_pages [min, max) of the
+        # scavenge index's mapped chunk indices (its s.min, s.max).
+        self.sys_stat = IN_USE_RANGES_BYTES
+        self._sum_pages = [set() for _ in range(SUMMARY_LEVELS)]
+        self._l1 = set()
+        self._sc_pages = (0, 0)
 
     # ---- introspection -------------------------------------------------
 
@@ -333,21 +353,38 @@ class PageAlloc:
             raise InvariantError(f"pageAlloc.grow: chunk {self._grown[lo]:#x} grown twice")
         if self.on_grow is not None:
             self.on_grow(from_off(b), limit - b)
-        # sysGrow: make the summary blocks covering [b, limit) exist at every level.
+        # sysGrow: make the summary blocks covering [b, limit) exist at every level, and
+        # map the physical pages of the summary arrays they lie in.
         for lvl in range(SUMMARY_LEVELS):
             shift, lbits = LEVEL_SHIFT[lvl], LEVEL_BITS[lvl]
             ilo, ihi = b >> shift, ((limit - 1) >> shift) + 1
             blocks = self.summary[lvl]
             width = 1 << lbits
-            for blk in range(ilo >> lbits, ((ihi - 1) >> lbits) + 1):
+            blk_lo, blk_hi = ilo >> lbits, ((ihi - 1) >> lbits) + 1
+            for blk in range(blk_lo, blk_hi):
                 if blk not in blocks:
                     blocks[blk] = [0] * width
                     self._max[lvl][blk] = [0] * (width + (lvl > 0))
+            span = width * PALLOC_SUM_BYTES                     # blockAlignSummaryRange
+            pages = range(blk_lo * span // PHYS_PAGE_SIZE, -(-blk_hi * span // PHYS_PAGE_SIZE))
+            new = set(pages) - self._sum_pages[lvl]
+            self._sum_pages[lvl] |= new
+            self.sys_stat += len(new) * PHYS_PAGE_SIZE
             if lvl == 0:
                 for i in range(ilo, ihi):
                     k = bisect_left(self._root_idx, i)
                     if k == len(self._root_idx) or self._root_idx[k] != i:
                         self._root_idx.insert(k, i)
+        # scavengeIndex.sysGrow: the index's pages for chunks [c0, c1), 512 chunks a page
+        per_page = PHYS_PAGE_SIZE // SCAV_CHUNK_DATA_BYTES
+        have = self._sc_pages
+        need = (c0 // per_page * per_page, -(-c1 // per_page) * per_page)
+        if have != (0, 0):
+            need = (min(need[0], have[1]), max(need[1], have[0]))
+        mapped = need[1] - need[0] - max(0, min(need[1], have[1]) - max(need[0], have[0]))
+        if mapped:
+            self.sys_stat += mapped * SCAV_CHUNK_DATA_BYTES
+            self._sc_pages = (need[0] if have == (0, 0) else min(need[0], have[0]), max(need[1], have[1]))
         # scavengeIndex.grow
         if self._sc_min_heap_idx == 0 or c0 < self._sc_min_heap_idx:
             self._sc_min_heap_idx = c0
@@ -360,6 +397,9 @@ class PageAlloc:
         if b < self.search_addr:
             self.search_addr = b
         for c in range(c0, c1):
+            if c >> PALLOC_CHUNKS_L2_BITS not in self._l1:      # sysAlloc of p.chunks[c.l1()]
+                self._l1.add(c >> PALLOC_CHUNKS_L2_BITS)
+                self.sys_stat += (1 << PALLOC_CHUNKS_L2_BITS) * PALLOC_DATA_BYTES
             # Newly grown memory is free and entirely scavenged.
             self.chunks[c] = PallocData(0, FULL)
             self._sc[c] = [0, 0, 0, False]

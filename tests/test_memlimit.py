@@ -84,7 +84,13 @@ def run_churn(env, live_blocks, garbage_blocks, procs=1):
     recorded at the end of every cycle."""
     m = machine(env, procs)
     seen = []
-    m.runtime.gc.on_cycle = lambda cyc: seen.append((m.kernel.rss_bytes(), cyc.goal, mapped_ready(m.runtime)))
+
+    def on_cycle(cyc):
+        m.runtime.gc.sync_stats()
+        c = m.runtime.gc_controller
+        at_live = c.memory_limit_heap_goal() == c.heap_marked      # the soft limit's floor binds
+        seen.append((m.kernel.rss_bytes(), cyc.goal, mapped_ready(m.runtime), at_live))
+    m.runtime.gc.on_cycle = on_cycle
     assert call(m, "Live", live_blocks) == live_blocks
     del seen[:]                                                   # the cycles of the churn only
     assert call(m, "Churn", garbage_blocks) == garbage_blocks      # every allocation completes
@@ -117,13 +123,19 @@ def test_memory_limit_makes_the_gc_run_more_often(limited, unlimited):
 
 def test_memory_limit_bounds_the_goal_mapped_memory_and_rss(limited):
     m, seen = limited
-    assert seen and all(goal < LIMIT for _, goal, _ in seen)
-    # the heap may pass its goal while a cycle marks by the pacer's own allowance
-    # (mgcpacer.go revise: a 10% overshoot, maxOvershoot); at GOMAXPROCS=1 the fractional
-    # worker marks at 25% of the one P, so a mark lasts about 0.6 ms of allocation
-    over = (MAX_OVERSHOOT - 1) * max(goal for _, goal, _ in seen)
-    assert all(ready <= LIMIT + over for _, _, ready in seen)
-    assert all(rss <= LIMIT + over + RSS_OVERHEAD for rss, _, _ in seen)
+    assert seen and all(goal < LIMIT for _, goal, _, _ in seen)
+    # 8 MiB of live blocks and the runtime's own 4.5 MiB (stacks, metadata, profiling
+    # buckets; runtime_model/mstats.py) do not fit in 12 MiB: mappedReady passes the limit
+    # only where the goal has reached its floor, the marked heap. So does the real
+    # program's under 12 MiB (tests/data/churn/memstats_small_memlimit12.txt: Sys -
+    # HeapReleased 13.2-13.5 MB halfway, NextGC the live heap). Elsewhere the heap may
+    # pass its goal while a cycle marks by the pacer's own allowance (mgcpacer.go revise:
+    # a 10% overshoot, maxOvershoot; at GOMAXPROCS=1 the fractional worker marks at 25%
+    # of the one P, so a mark lasts about 0.6 ms of allocation).
+    over = (MAX_OVERSHOOT - 1) * max(goal for _, goal, _, _ in seen)
+    assert all(ready <= LIMIT + over or at_live for _, _, ready, at_live in seen)
+    assert any(ready > LIMIT for _, _, ready, _ in seen)
+    assert all(rss <= LIMIT + over + RSS_OVERHEAD for rss, _, _, _ in seen)
 
 
 def test_goal_under_a_limit_is_memory_limit_heap_goal_of_the_heaps_statistics(limited):
@@ -145,7 +157,7 @@ def test_live_heap_above_the_limit_goes_on_allocating_with_the_goal_at_the_live_
     # after the one before ended (gcControllerState.trigger: marked >= goal)
     cycles = m.runtime.gc.cycles[-len(seen):]
     assert len(seen) >= 4 and all(c.heap0 <= prev.heap2 + 64 * 1024 for prev, c in zip(cycles, cycles[1:]))
-    assert all(goal >= 2048 * BLOCK for _, goal, _ in seen[1:])    # from cycles after Live
+    assert all(goal >= 2048 * BLOCK for _, goal, _, _ in seen[1:])    # from cycles after Live
 
 
 def test_limiting_cpu_limiter_skips_assists_and_the_goroutine_keeps_its_debt():

@@ -2,6 +2,9 @@
 goal identity every cycle (runtime_model/mstats.py, metrics.py, the call-outs of
 runtime.ReadMemStats, runtime/metrics.Read and runtime/debug's setters)."""
 
+import statistics
+from pathlib import Path
+
 import pytest
 
 from runtime_model import metrics
@@ -86,3 +89,57 @@ def test_memory_classes_add_up_to_the_total_and_unknown_names_read_bad():
     assert v["/memory/classes/total:bytes"] == st["Sys"]
     assert v["/memory/classes/heap/released:bytes"] == st["HeapReleased"]
     assert call(m, "Metric", 4) == len(m.runtime.gc.cycles)         # /gc/cycles/total from metrics.Read
+
+
+# ---- the runtime's non-heap memory against the real program's --------------------------
+
+CHURN_DATA = Path(__file__).resolve().parent / "data" / "churn"
+
+
+def real_memstats(name, at):
+    """The median of every field over the real runs' `memstats AT` lines
+    (tests/data/churn/generate.py memstats)."""
+    runs = [dict(kv.split("=") for kv in line.split()[5:])
+            for line in (CHURN_DATA / f"memstats_{name}.txt").read_text().splitlines()
+            if line.startswith("run ") and line.split()[3] == at]
+    assert len(runs) == 5
+    return {k: statistics.median(int(r[k]) for r in runs) for k in runs[0]}
+
+
+# Where gomemu's startup may differ from the real program's: the runtime's own stacks
+# (system goroutines' and the Ms' g0 stacks, real StackInuse 256 KiB, gomemu's 32 KiB:
+# Go takes them from heap pages, so HeapSys differs by as much), one persistentalloc chunk
+# (OtherSys: 357404 or 603228 in the real runs), one fixalloc chunk of mspans, one gcBits arena.
+STARTUP_TOLERANCE = {"StackSys": 256 << 10, "HeapSys": 256 << 10, "OtherSys": 256 << 10,
+                     "MSpanSys": 16 << 10, "GCSys": 64 << 10, "MCacheSys": 0, "BuckHashSys": 0}
+
+
+def churn_small_at_start():
+    """`gomemu run`'s machine for the small churn shape, its goroutine and roots made: the
+    program at the start of main."""
+    from emu.mutator import WorkloadRun
+    from emu.workload import parse
+    from tests.test_workload import CHURN_SMALL
+    return WorkloadRun(parse(CHURN_SMALL, "churn-small.toml"), memory_limit=12 << 20).rt
+
+
+def test_startup_sys_figures_are_the_real_programs():
+    got = read_mem_stats(churn_small_at_start())
+    want = real_memstats("small_memlimit12", "start")
+    for k, tol in STARTUP_TOLERANCE.items():
+        assert abs(got[k] - want[k]) <= tol, (k, got[k], want[k])
+    assert abs(got["Sys"] - want["Sys"]) <= sum(STARTUP_TOLERANCE.values()), (got["Sys"], want["Sys"])
+
+
+def test_memory_limit_goal_reads_the_runtimes_non_heap_memory():
+    # halfway under GOMEMLIMIT=12MiB the real program maps 13.2-13.5 MB Ready (Sys -
+    # HeapReleased) for 8.5-9 MB of heap objects: more than the limit leaves, so its goal
+    # is the live heap. gomemu's mappedReady for the same heap has the same non-heap part.
+    from runtime_model.mstats import mapped_ready
+    want = real_memstats("small_memlimit12", "steady")
+    rt = churn_small_at_start()
+    rt.gc.start()                                                # the collector's own memory too
+    st = read_mem_stats(rt)
+    non_heap = mapped_ready(rt) - st["HeapInuse"] - (st["HeapIdle"] - st["HeapReleased"])
+    real_non_heap = (want["Sys"] - want["HeapReleased"]) - want["HeapInuse"] - (want["HeapIdle"] - want["HeapReleased"])
+    assert abs(non_heap - real_non_heap) <= 512 << 10, (non_heap, real_non_heap)

@@ -625,3 +625,15 @@ def test_readme_pagealloc_example_runs(capsys):
         argv += sorted(map(str, ROOT.glob(a))) if "*" in a else [a]
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{len(VECTOR_FILES)} passed, 0 failed, {len(VECTOR_FILES)} vectors"
+
+
+def test_grow_maps_metadata_as_go_counts_it_in_sys_stat():
+    # mpagealloc.go/mpagealloc_64bit.go: init persistentallocs 16 addrRanges (256 B); the
+    # first grow sysAllocs one L2 array of chunk bitmaps (8192 pallocData of 128 B, 1 MiB),
+    # maps level 0's summaries whole (16384 x 8 B, 128 KiB), a page of each other level,
+    # and a page of the scavenge index (512 chunks)
+    p = PageAlloc()
+    p.grow(0xC000000000, 4 << 20)
+    assert p.sys_stat == 256 + (1 << 20) + (128 << 10) + 4 * 4096 + 4096
+    p.grow(0xC000400000, 60 << 20)           # same pages, same L2 array: nothing new
+    assert p.sys_stat == 256 + (1 << 20) + (128 << 10) + 4 * 4096 + 4096

@@ -2,6 +2,7 @@
 // real gctrace lines gomemu's `churn` workload is compared with (tests/data/churn/):
 // a live heap of -live bytes as []byte of -obj bytes in a global slice, then
 // make([]byte, -garbage) into a global sink until -total bytes are allocated in all.
+// -memstats prints the memory statistics as JSON lines (memstats.go).
 // -goroutines parks that many goroutines, each holding a stack of -stack bytes; building
 // with -tags globals adds 8 MiB of pointer-typed globals (globals.go).
 package main
@@ -34,7 +35,11 @@ func main() {
 	total := flag.Int("total", 1536<<20, "bytes allocated in all, live heap included")
 	goroutines := flag.Int("goroutines", 0, "parked goroutines holding stack")
 	stack := flag.Int("stack", 4<<20, "stack bytes each parked goroutine holds")
+	memstats := flag.Bool("memstats", false, "print the memory statistics at start, after the live heap and at half the total (memstats.go)")
 	flag.Parse()
+	if *memstats {
+		dumpMemStats("start", 0)
+	}
 
 	park := make(chan struct{})
 	for i := 0; i < *goroutines; i++ {
@@ -46,8 +51,17 @@ func main() {
 		live[i] = make([]byte, *obj)
 	}
 	touchGlobals()
+	if *memstats {
+		dumpMemStats("live", *liveBytes)
+	}
 	for done := *liveBytes; done < *total; done += *garbage {
 		sink = make([]byte, *garbage)
+		if *memstats && done < *total/2 && done+*garbage >= *total/2 {
+			dumpMemStats("steady", done+*garbage)
+		}
+	}
+	if *memstats {
+		dumpMemStats("end", *total)
 	}
 	runtime.KeepAlive(live)
 	close(park)
