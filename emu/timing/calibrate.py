@@ -78,7 +78,8 @@ def compare_path(u, regions, entry, regs, stream, read_code, read_after, *, nati
         model.run(stream)
         model.drain()
     t = model.run(stream)
-    fig = PathFigures(u.name, modelled_per_call(u, read_code, stream, regs["rsp"], calls=1, warm=warm),
+    fig = PathFigures(u.name, modelled_per_call(u, read_code, stream, regs["rsp"], calls=1, warm=warm,
+                                                     exits=exits, resume=resume),
                       t.cycles, t.as_dict())
     if with_mca and mca.available(mca.MCPU.get(u.name, "")):
         fig.llvm_mca = mca.estimate(stream, read_code, u)

@@ -112,6 +112,14 @@ GOLDEN_COVE = UArch(
                                # cycles a move
     vec_move_elimination=True,  # AF
     rmw_extra_uops=1,          # ORM: ADD m,r is 2 fused-domain µops (load+op, store)
+    fence_until_retired=True,  # Intel, "Speculative Execution Side Channel Mitigations" (2018): LFENCE does not
+                               # execute until all prior instructions have completed locally, and no later
+                               # instruction begins execution until it completes; HOST (docs/timing.md, "The
+                               # harness"): the native loop around a bare RET hides 15 cycles of a dependent
+                               # chain, which this reading (with CALL m64 and RET as below) gives as 11 and the
+                               # execution-barrier reading as 5
+    fence_queue=True,          # HOST: 20 taken JMPs after an LFENCE that waits for 20 IMULs add 1.1 cycles: the
+                               # front end fetches them into the allocation queue (ORM: the IDQ) meanwhile
     rep_startup=35,            # ORM/AF: fast short REP MOVSB (FSRM) startup (approx.: as sunny_cove)
     rep_bytes_per_cycle=64,    # ORM: fast strings move a 64-byte line a cycle from Golden Cove (approx.)
     forms=FORMS,

@@ -18,6 +18,9 @@ from emu.timing.recorder import Stream
 
 BASE = N.TRAMP_CANDIDATES[0]
 EMPTY = BASE + 0x5F8
+RESUME = BASE + 0x5E0          # native.py's resume stub: lea rsp, [rsp + 8]; jmp qword ptr [resume slot]
+EXIT = BASE + 0x5D0            # where the model runs an exit's stub (natively at the exit itself:
+                               # movabs r11, back; jmp r11); one address for every exit
 
 
 class Harness:
@@ -37,6 +40,9 @@ class Harness:
         self.entry_slot = self.slots["entry"]
         self.pop_reads = [(slot0 + 8 * i, 8 << 1) for i in range(16)]
         self.left = self.slots["left"]
+        back = self.call_end
+        self.stubs = {RESUME: bytes.fromhex("488d642408ff2425") + self.slots["resume"].to_bytes(4, "little"),
+                      EXIT: b"\x49\xbb" + back.to_bytes(8, "little") + b"\x41\xff\xe3"}
 
     def read_code(self, fallback):
         code = self.code
@@ -45,12 +51,15 @@ class Harness:
             if BASE <= addr < BASE + 0x800:
                 if addr == EMPTY:
                     return b"\xc3"[:size]
+                if addr in self.stubs:
+                    return self.stubs[addr][:size]
                 return code[addr - BASE:addr - BASE + size]
             return fallback(addr, size)
         return read
 
-    def stream(self, routine, entry_rsp, calls):
-        """`calls` iterations of the loop with `routine` (a Stream; None: the bare RET)."""
+    def stream(self, routine, entry_rsp, calls, exit=False, resume=False):
+        """`calls` iterations of the loop with `routine` (a Stream; None: the bare RET); exit: the
+        routine ends at an exit's stub, resume: it starts through the resume stub (run_native's)."""
         ba, bs, rs, ra, rm = [], [], [0], [], []
 
         def block(addr, size, recs):
@@ -68,22 +77,37 @@ class Harness:
         for _ in range(calls):
             block(self.loop, self.call_end - self.loop,
                   self.pop_reads + [(self.entry_slot, 8 << 1), (entry_rsp, 8 << 1 | 1)])
+            if resume:
+                block(RESUME, len(self.stubs[RESUME]), [(self.slots["resume"], 8 << 1)])
             for a, s, recs in inner:
                 block(a, s, recs)
+            if exit:
+                block(EXIT, len(self.stubs[EXIT]), [])
             block(self.call_end, self.loop_end - self.call_end, [(self.left, 8 << 1), (self.left, 8 << 1 | 1)])
         return Stream(ba, bs, rs, ra, rm)
 
 
-def modelled_per_call(uarch, read_code, routine, entry_rsp, calls=20, warm=3, serialize=True):
-    """Cycles per call the model predicts for run_native(..., inner=calls, serialize=...):
-    the loop with the routine less the loop with a bare RET, each after `warm` loops
-    that warm the caches and the predictor (as the native repetitions do)."""
+def modelled_per_call(uarch, read_code, routine, entry_rsp, calls=20, warm=3, serialize=True, exits=(),
+                      resume=False):
+    """Cycles per call the model predicts for run_native(..., inner=calls, serialize=..., exits=...,
+    resume=...): the loop with the routine less the loop with a bare RET, each after `warm` loops
+    that warm the caches and the predictor (as the native repetitions do). With exits the
+    routine is taken to end at one (a segment that stops at a call-out or at the exit address)."""
     h = Harness(serialize)
     per = []
     for r in (routine, None):
         m = Model(uarch, h.read_code(read_code))
-        s = h.stream(r, entry_rsp, calls)
+        s = h.stream(r, entry_rsp, calls, r is not None and _reaches_exit(r, entry_rsp, exits),
+                     resume and r is not None)
         for _ in range(warm):
             m.run(s)
         per.append(m.run(s).cycles / calls)
     return per[0] - per[1]
+
+
+def _reaches_exit(routine, entry_rsp, exits):
+    """Whether the routine ends at one of `exits` rather than by its RET to the trampoline (whose
+    return address the CALL put at the entry RSP: the stream's last record reads it)."""
+    if not exits:
+        return False
+    return not (routine.rec_addr and routine.rec_addr[-1] == entry_rsp and not routine.rec_meta[-1] & 1)

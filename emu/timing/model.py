@@ -128,6 +128,8 @@ class Model:
         self.retired = 0                          # last retire cycle so far
         self._max_done = 0                        # latest completion so far (for fences)
         self._xbar = 0                            # Intel: the last LFENCE's completion (younger ops execute after)
+        self._abar = 0                            # fence_queue: allocation held until this cycle (a fence)
+        self._acyc, self._aslots = -1, 0          # fence_queue: allocation cycle and slots of the queued ops
 
     # ---- static information, per block ----------------------------------------------------
     def _block(self, addr, size):
@@ -162,9 +164,12 @@ class Model:
             if shape == D.RMW:
                 uops += u.rmw_extra_uops
             load_extra = (u.complex_addr_extra if d.mem_index else 0) + (u.vec_load_extra if d.vector_mem else 0)
-            mem_pipes = tuple(pipe[p] for p in (u.sta_pipes if shape == D.STORE else u.load_pipes))
+            # CALL through memory: a store (the return address) and a load (the target) first
+            call_load = d.key == "call_ind" and d.records > 1
+            mem_pipes = tuple(pipe[p] for p in (u.sta_pipes if shape == D.STORE and not call_load
+                                                else u.load_pipes))
             flags = (FENCE if d.key in _FENCES else 0) | (UNMODELLED if d.key == "other" else 0) | \
-                (HAS_LOAD if shape in (D.LOAD, D.LOADOP, D.RMW) else 0)
+                (HAS_LOAD if shape in (D.LOAD, D.LOADOP, D.RMW) or call_load else 0)
             out.append((shape, d.addr_srcs, d.srcs, d.dsts, lat, pipes, occ, uops, d.records, d.branch,
                         special, fused, load_extra, d.address, d.length, d.key, mem_pipes, d, flags))
         return tuple(out)
@@ -231,7 +236,8 @@ class Model:
         last_retire = self.retired
         max_done = self._max_done
         xbar = self._xbar
-        fence_retire = u.fence_until_retired
+        fence_retire, fq = u.fence_until_retired, u.fence_queue
+        abar, acyc, aslots = self._abar, self._acyc, self._aslots
         ninsn = nuops = nbr = nmis = nfused = nfwd = nfail = nld = nst = ntaken = nren = 0
         mren, rsizes = u.memory_renaming, u.renamed_sizes
         unmodelled = t.unmodelled
@@ -281,7 +287,10 @@ class Model:
                         if fence_retire:         # AMD: dispatch serializing
                             if last_retire > f:
                                 f = last_retire
-                            if f > cyc:
+                            if fq:
+                                if f > abar:
+                                    abar = f
+                            elif f > cyc:
                                 cyc, slots = f, 0
                         else:                    # Intel: it executes then, younger ones are dispatched meanwhile
                             fence_wait = f
@@ -292,6 +301,15 @@ class Model:
                     d = cyc
                     slots += uops
                     nuops += uops
+                    if fq and (d < abar or d <= acyc):
+                        # fetched while a fence holds allocation: queued, then allocated `width` a cycle
+                        if acyc < abar:
+                            acyc, aslots = abar, 0
+                        if aslots + uops > width:
+                            acyc += 1
+                            aslots = 0
+                        aslots += uops
+                        d = acyc
                     ready = d + 1
                     if xbar > ready:             # Intel: nothing younger than an LFENCE executes before it completes
                         ready = xbar
@@ -393,6 +411,8 @@ class Model:
                     # ---- the operation
                     if shape == D.LOAD:
                         done = ld_done
+                        if br == D.RET and pipes:      # its branch µop checks the loaded target
+                            done = _take(busy, pipes, ld_done, 1) + lat
                         if key == "rep_str":
                             done = ld_done + u.rep_startup + _bytes(rmeta, recs) // u.rep_bytes_per_cycle
                     elif shape == D.ELIM or special == D.ZERO_IDIOM:
@@ -415,13 +435,18 @@ class Model:
                             for s in asrcs:
                                 if rr[s] > ta:
                                     ta = rr[s]
-                            issued = _take(busy, mem_pipes, ta, 1)
+                            if flags & HAS_LOAD:       # CALL m64: the return address follows its branch µop,
+                                # which waits for the target's load (HOST, docs/timing.md "The harness")
+                                t0 = _take(busy, pipes, t0, 1) + lat
+                                issued = _take(busy, sta_pipes, ta, 1)
+                            else:
+                                issued = _take(busy, mem_pipes, ta, 1)
+                                if pipes and key in ("call", "call_ind"):
+                                    _take(busy, pipes, ready, 1)
                             data_ready = _take(busy, std_pipes, t0, 1) if std_pipes else t0
                             if key == "rep_str":
                                 data_ready += u.rep_startup + _bytes(rmeta, recs) // u.rep_bytes_per_cycle
                             done = (issued if issued > data_ready else data_ready) + 1
-                            if pipes and key in ("call", "call_ind"):
-                                _take(busy, pipes, ready, 1)
                         else:
                             if not pipes:
                                 issued = t0
@@ -454,7 +479,10 @@ class Model:
                     max_done = done
                 if flags & FENCE and not fused:
                     if fence_retire:             # and younger ones are dispatched after it
-                        cyc, slots = (done, 0) if done > cyc else (cyc, slots)
+                        if fq:
+                            abar = done if done > abar else abar
+                        else:
+                            cyc, slots = (done, 0) if done > cyc else (cyc, slots)
                     else:
                         xbar = done
 
@@ -521,8 +549,11 @@ class Model:
                         rslots = 0
                     rslots += uops
                     last_retire = rcyc
-                    if flags & FENCE and fence_retire and rcyc > cyc:
-                        cyc, slots = rcyc, 0             # dispatch-serialising: younger ones wait for its retirement
+                    if flags & FENCE and fence_retire:
+                        if fq:                           # dispatch-serialising: younger ones wait for its retirement
+                            abar = rcyc if rcyc > abar else abar
+                        elif rcyc > cyc:
+                            cyc, slots = rcyc, 0
                     rob[ri] = rcyc
                     ri = ri + 1 if ri + 1 < nrob else 0
                     if nrs:
@@ -572,6 +603,7 @@ class Model:
         self.retired = last_retire
         self._max_done = max_done
         self._xbar = xbar
+        self._abar, self._acyc, self._aslots = abar, acyc, aslots
         t.cycles = last_retire - start
         t.instructions, t.uops, t.branches, t.mispredicts, t.fused = ninsn, nuops, nbr, nmis, nfused
         t.taken = ntaken

@@ -100,6 +100,8 @@ class UArch:
     renamed_sizes: frozenset = frozenset({1, 2, 4, 8})   # load sizes memory renaming serves
     fence_until_retired: bool = False   # LFENCE dispatches when every older instruction has retired and
                                         # holds younger ones until it retires (else: until they complete)
+    fence_queue: bool = False           # with fence_until_retired: the front end keeps fetching into a queue
+                                        # meanwhile, and the queued ops are allocated dispatch_width a cycle
     forms: dict = field(default_factory=dict)   # form key (decode.FORM_KEYS) -> Form
     sources: tuple = ()      # the documents the numbers come from
     notes: str = ""
