@@ -114,7 +114,9 @@ def main(argv=None):
             ratio = f"{t['gomemu'] / t['callgrind']:.2f}x" if "callgrind" in t else "-"
             print(f"{case:10} {t.get('callgrind', float('nan')) * 1e6:10.3f} {t['gomemu'] * 1e6:10.3f} "
                   f"{t['hook-free'] * 1e6:10.3f} {ratio:>17}")
-        print(f"target (issue 13): gomemu at most {TARGET}x callgrind")
+        print(f"target (issue 13): gomemu at most {TARGET}x callgrind"
+              + ("; --smoke: N is far too small for these figures to mean anything (it checks the "
+                 "bench runs); measure with the default N" if args.smoke else ""))
     return 0
 
 
