@@ -24,6 +24,8 @@ Simplified, compared with Go's gcDrain:
     freed, and marking their slots would hand the sweep a zombie.
 """
 
+from collections import deque
+
 import numpy as np
 
 from emu.errors import BadInput
@@ -32,7 +34,9 @@ from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
 from runtime_model.mspan import MSPAN_IN_USE
 
-S_FREEINDEX, S_ALLOCBITS = _S.freeindex, _S.allocBits
+S_FREEINDEX, S_ALLOCBITS, S_STARTADDR, S_LIMIT = _S.freeindex, _S.allocBits, _S.startAddr, _S.limit
+S_STATE, S_ELEMSIZE, S_DIVMUL, S_SPANCLASS = _S.state, _S.elemsize, _S.divMul, _S.spanclass
+S_GCMARKBITS, S_LARGETYPE = _S.gcmarkBits, _S.largeType
 
 MIN_LEGAL_POINTER = 4096        # malloc.go: minLegalPointer, below it nothing is a heap pointer
 
@@ -117,6 +121,41 @@ class Marker:
 
 # ---- the mark phase over the whole heap (vectorised) ----------------------------------------
 
+class GreyQueue:
+    """The grey objects in arrival order (p.gcw's buffers): arrays appended and taken from
+    the front without copying the rest (one array of the whole queue would be copied at
+    every push and every take)."""
+
+    def __init__(self):
+        self._parts = deque()
+        self._head = 0              # objects of _parts[0] already taken
+        self._len = 0
+
+    def __len__(self):
+        return self._len
+
+    def push(self, objs):
+        if len(objs):
+            self._parts.append(objs)
+            self._len += len(objs)
+
+    def take(self, n):
+        """The first n objects (all when fewer are queued), removed from the queue."""
+        out = []
+        while n > 0 and self._parts:
+            a = self._parts[0]
+            k = min(n, len(a) - self._head)
+            out.append(a[self._head:self._head + k])
+            self._head += k
+            n -= k
+            if self._head == len(a):
+                self._parts.popleft()
+                self._head = 0
+        taken = out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+        self._len -= len(taken)
+        return taken
+
+
 class HeapMarker:
     """mgcmark.go's greyobject/scanobject and gcDrain over the emulated heap, on whole
     arrays of pointers at a time (runtime_model/heapview.py): `shade` resolves pointers to
@@ -135,7 +174,7 @@ class HeapMarker:
         self.rt = runtime
         self.mem = runtime.mem
         self.view = HeapView(runtime.mheap)
-        self.grey = np.zeros(0, dtype=np.uint64)
+        self.grey = GreyQueue()
         self.bytes_marked = 0        # gcw.bytesMarked: every object marked by the collector
         self.scan_work = 0           # gcw.heapScanWork: bytes of heap objects scanned
         self.objects_marked = 0
@@ -145,61 +184,73 @@ class HeapMarker:
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
         """Mark the objects these values point into; returns how many were newly marked."""
-        from runtime_model.heapview import INLINE_BITS, mark_byte_addr
         v = self.view
         p = np.asarray(ptrs, dtype=np.uint64)
-        p = p[p >= np.uint64(MIN_LEGAL_POINTER)]
+        # outside the heap region (nil, below minLegalPointer, globals...) nothing is an object
+        p = p[(p >= np.uint64(max(MIN_LEGAL_POINTER, v.heap_base))) & (p < np.uint64(v.heap_end))]
         if not len(p):
             return 0
         spans = v.span_of(p)
-        keep = spans != 0
-        p, spans = p[keep], spans[keep]
-        if not len(p):
-            return 0
-        us, inv = np.unique(spans, return_inverse=True)
-        f = v.spans_fields(us)
-        base, limit, elemsize = f["base"][inv], f["limit"][inv], f["elemsize"][inv]
-        ok = (f["state"][inv] == MSPAN_IN_USE) & (p >= base) & (p < limit)
+        if not spans.all():
+            keep = spans != 0
+            p, spans = p[keep], spans[keep]
+        base, limit = v.field(spans, S_STARTADDR, 8), v.field(spans, S_LIMIT, 8)
+        ok = (v.field(spans, S_STATE, 1) == MSPAN_IN_USE) & (p >= base) & (p < limit)
         if not ok.all():
-            p, spans, inv, base, elemsize = p[ok], spans[ok], inv[ok], base[ok], elemsize[ok]
-        divmul = f["divMul"][inv].astype(np.uint64)
-        idx = ((p - base) * divmul) >> np.uint64(32)
+            p, spans, base = p[ok], spans[ok], base[ok]
+        elemsize = v.field(spans, S_ELEMSIZE, 8)
+        idx = ((p - base) * v.field(spans, S_DIVMUL, 4).astype(np.uint64)) >> np.uint64(32)
         obj = base + idx * elemsize
         obj, first = np.unique(obj, return_index=True)
-        idx, inv, base, elemsize = idx[first], inv[first], base[first], elemsize[first]
+        spans, idx, base, elemsize = spans[first], idx[first], base[first], elemsize[first]
         # a free slot is not an object: at or past freeindex, its alloc bit is clear
-        sp = us[inv]
-        freeindex = v.field(sp, S_FREEINDEX, 2).astype(np.uint64)
-        late = idx >= freeindex
-        if late.any():
-            ab = v.field(sp[late], S_ALLOCBITS, 8) + idx[late] // np.uint64(8)
-            allocated = (v.off8[(ab - np.uint64(v.off_base)).astype(np.int64)] >> (idx[late] % np.uint64(8)).astype(np.uint8)) & 1
-            good = np.ones(len(obj), dtype=bool)
-            good[np.flatnonzero(late)[allocated == 0]] = False
-            obj, idx, inv, base, elemsize = obj[good], idx[good], inv[good], base[good], elemsize[good]
-        if not len(obj):
-            return 0
-        addr, mask, inline = mark_byte_addr(base, f["gcmarkBits"][inv], elemsize, idx)
-        new = np.zeros(len(obj), dtype=bool)
-        for region_inline, arr, rbase in ((True, v.heap8, v.heap_base), (False, v.off8, v.off_base)):
-            sel = np.flatnonzero(inline == region_inline)
-            if not len(sel):
-                continue
-            off = (addr[sel] - np.uint64(rbase)).astype(np.int64)
-            new[sel] = (arr[off] & mask[sel]) == 0
-            ns = sel[new[sel]]
-            np.bitwise_or.at(arr, (addr[ns] - np.uint64(rbase)).astype(np.int64), mask[ns])
+        late = np.flatnonzero(idx >= v.field(spans, S_FREEINDEX, 2))
+        if len(late):
+            il = idx[late]
+            ab = v.field(spans[late], S_ALLOCBITS, 8) + (il >> np.uint64(3))
+            free = late[((v.off8[ab - np.uint64(v.off_base)] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
+            if len(free):
+                good = np.ones(len(obj), dtype=bool)
+                good[free] = False
+                obj, spans, idx, base, elemsize = obj[good], spans[good], idx[good], base[good], elemsize[good]
+                if not len(obj):
+                    return 0
+        new = self._set_marks(spans, base, elemsize, idx)
         if not new.any():
             return 0
-        obj, inv, elemsize, base = obj[new], inv[new], elemsize[new], base[new]
-        self._mark_pages(np.unique(base))
+        if not new.all():
+            obj, spans, elemsize, base = obj[new], spans[new], elemsize[new], base[new]
+        self._mark_pages(base)
+        spc = v.field(spans, S_SPANCLASS, 1)
         self.bytes_marked += int(elemsize.sum())
         self.objects_marked += len(obj)
-        self.large_marked += int(((f["spanclass"][inv] >> 1) == 0).sum())
-        scan = (f["spanclass"][inv] & 1) == 0
-        if scan.any():
-            self.grey = np.concatenate([self.grey, obj[scan]])
+        self.large_marked += int(np.count_nonzero(spc < 2))
+        self.grey.push(obj[(spc & 1) == 0])
         return len(obj)
+
+    def _set_marks(self, spans, base, elemsize, idx):
+        """Set the objects' mark bits (heapview.py: mark_byte_addr); which were clear before."""
+        from runtime_model.heapview import INLINE_BITS, INLINE_MARKS, inline_mark_bits
+        v = self.view
+        mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
+        byte = idx >> np.uint64(3)
+        inline = inline_mark_bits(elemsize)
+        new = np.empty(len(idx), dtype=bool)
+        regions = []
+        if inline.any():
+            regions.append((inline, v.heap8, base - np.uint64(v.heap_base) + np.uint64(PAGE_SIZE - INLINE_BITS + INLINE_MARKS)))
+        if not inline.all():
+            regions.append((~inline, v.off8, v.field(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)))
+        for sel, arr, rel in regions:
+            if len(regions) > 1:
+                sel = np.flatnonzero(sel)
+                off, m = rel[sel] + byte[sel], mask[sel]
+            else:
+                sel, off, m = slice(None), rel + byte, mask
+            clear = (arr[off] & m) == 0
+            new[sel] = clear
+            np.bitwise_or.at(arr, off[clear], m[clear])
+        return new
 
     def _mark_pages(self, span_bases):
         """heapArena.pageMarks: the first page of every span with a marked object."""
@@ -208,8 +259,8 @@ class HeapMarker:
         ai = (span_bases + np.uint64(ARENA_INDEX_BIAS)) // np.uint64(HEAP_ARENA_BYTES)
         ha = v.o64(np.uint64(self.rt.mheap.arenas_l2) + ai * np.uint64(8))
         page = (span_bases // np.uint64(PAGE_SIZE)) % np.uint64(PAGES_PER_ARENA)
-        a = (ha + np.uint64(HeapArena.pageMarks) + page // np.uint64(8) - np.uint64(v.off_base)).astype(np.int64)
-        np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page % np.uint64(8)).astype(np.uint8)))
+        a = ha - np.uint64(v.off_base) + np.uint64(HeapArena.pageMarks) + (page >> np.uint64(3))
+        np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page & np.uint64(7)).astype(np.uint8)))
 
     # ---- scanobject ---------------------------------------------------------------------
     def drain(self, budget=None):
@@ -218,8 +269,7 @@ class HeapMarker:
         done = 0
         while len(self.grey) and (budget is None or done < budget):
             take = len(self.grey) if budget is None else max(1, min(len(self.grey), (budget - done) // 64 + 1))
-            batch, self.grey = self.grey[:take], self.grey[take:]
-            work, values = self._scan(batch)
+            work, values = self._scan(self.grey.take(take))
             done += work
             self.scan_work += work
             self.shade(values)
@@ -234,37 +284,26 @@ class HeapMarker:
     def pointer_slots(self, objs):
         """scanobject's reading, without its effects: (scan work, the addresses of the
         objects' pointer words, (span base, elemsize, divMul) per object)."""
-        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
         v = self.view
         spans = v.span_of(objs)
-        us, inv = np.unique(spans, return_inverse=True)
-        f = v.spans_fields(us)
-        base, elemsize, spc = f["base"][inv], f["elemsize"][inv], f["spanclass"][inv]
+        base, elemsize, spc = v.field(spans, S_STARTADDR, 8), v.field(spans, S_ELEMSIZE, 8), v.field(spans, S_SPANCLASS, 1)
         values, work = [], 0
-        small = (spc >> 1) != 0
+        small = spc >= 2
         hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
-        if hb.any():
-            o, b, es = objs[hb], base[hb], elemsize[hb]
-            nw = (es // np.uint64(8)).astype(np.int64)
-            w0 = ((o - b) // np.uint64(8)).astype(np.int64)
-            bm = b + np.uint64(PAGE_SIZE - HEAP_BITS_BYTES) - np.where(inline_mark_bits(es), np.uint64(INLINE_BITS), np.uint64(0))
-            starts = np.repeat(np.cumsum(nw) - nw, nw)
-            k = np.arange(int(nw.sum()), dtype=np.int64) - starts
-            word = np.repeat(w0, nw) + k
-            byte = v.heap8[(np.repeat(bm, nw) - np.uint64(v.heap_base)).astype(np.int64) + word // 8]
-            isptr = ((byte >> (word % 8).astype(np.uint8)) & 1).astype(bool)
-            values.append(np.repeat(b, nw)[isptr] + word[isptr].astype(np.uint64) * np.uint64(8))
-            # scan work: up to the last pointer word of each object (scanobject's scanSize)
-            last = np.zeros(len(o), dtype=np.int64)
-            owner = np.repeat(np.arange(len(o)), nw)[isptr]
-            np.maximum.at(last, owner, k[isptr] + 1)
-            work += int(last.sum()) * 8
-        typed = np.flatnonzero(~hb)
-        if len(typed):
+        if hb.all():
+            w, s = self._heap_bits_slots(objs, base, elemsize)
+            work += w
+            values.append(s)
+        else:
+            if hb.any():
+                w, s = self._heap_bits_slots(objs[hb], base[hb], elemsize[hb])
+                work += w
+                values.append(s)
+            typed = np.flatnonzero(~hb)
             o, es = objs[typed], elemsize[typed]
             hdr = small[typed]
             # a malloc header: the type, then the data; a large object: the span keeps the type
-            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f["largeType"][inv[typed]])
+            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), v.field(spans[typed], S_LARGETYPE, 8))
             data = np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o)
             size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
             keys = np.stack([typ, size], axis=1)
@@ -278,8 +317,33 @@ class HeapMarker:
                 d = data[ginv.ravel() == gi]
                 values.append((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel())
                 work += int(w[-1] + 1) * 8 * len(d)
-        slots = np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)
-        return work, slots, (base, elemsize, f["divMul"][inv])
+        slots = np.concatenate(values) if len(values) > 1 else values[0] if values else np.zeros(0, dtype=np.uint64)
+        return work, slots, (base, elemsize, v.field(spans, S_DIVMUL, 4))
+
+    def _heap_bits_slots(self, objs, base, elemsize):
+        """(scan work, pointer word addresses) of objects of one-page spans that keep heap
+        bits (mbitmap.go: heapBitsSmallForAddr, one bit per word at the end of the page, before
+        the inline mark bits): each object's bits (at most 64) taken as one 64-bit word."""
+        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
+        v = self.view
+        u = np.uint64
+        # the bitmap's first 64-bit word in heap64, and the object's first word in the bitmap
+        bm = (base - u(v.heap_base) + u(PAGE_SIZE - HEAP_BITS_BYTES) - np.where(inline_mark_bits(elemsize), u(INLINE_BITS), u(0))) >> u(3)
+        w0 = (objs - base) >> u(3)
+        q = bm + (w0 >> u(6))
+        r = w0 & u(63)
+        lo = v.heap64[q]
+        hi = v.heap64[np.minimum(q + u(1), u(len(v.heap64) - 1))]
+        nw = elemsize >> u(3)
+        bits = (lo >> r) | np.where(r == 0, u(0), hi << ((u(64) - r) & u(63)))
+        bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
+        # bit k of an object's word is its word k: little-endian bytes, little bit order
+        isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        # scan work: up to the last pointer word of each object (scanobject's scanSize)
+        any_ = bits != 0
+        last = np.where(any_, 64 - np.argmax(isptr[:, ::-1], axis=1), 0)
+        row, k = np.nonzero(isptr)
+        return int(last.sum()) * 8, objs[row] + k.astype(u) * u(8)
 
     def _words_of(self, typ, size):
         """Pointer word indexes of `size` bytes holding values of typ back to back."""
