@@ -30,6 +30,9 @@ import numpy as np
 
 from emu.errors import BadInput
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
+from runtime_model.sizeclasses import PAGE_SHIFT
+
+ARENA_SHIFT = HEAP_ARENA_BYTES.bit_length() - 1
 from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
 from runtime_model.mspan import MSPAN_IN_USE
@@ -180,77 +183,129 @@ class HeapMarker:
         self.objects_marked = 0
         self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
+        self._windows = {}           # words per row -> sliding windows over heap64 (_scan)
+        v = self.view
+        self._l2_word = (runtime.mheap.arenas_l2 - v.off_base) >> 3
+        self._lo = np.uint64(max(MIN_LEGAL_POINTER, v.heap_base))
+        self._heap_span = np.uint64(v.heap_end) - self._lo
+
+    # ---- spanOf and the span fields, with int64 indexes (numpy converts uint64 ones first) ----
+    def _spans_of(self, p):
+        """mheap.go: spanOf for addresses inside the heap region: (the addresses that have a
+        span, their spans as offsets into the off-heap views)."""
+        from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
+        v = self.view
+        ai = (p + np.uint64(ARENA_INDEX_BIAS)) >> np.uint64(ARENA_SHIFT)
+        page = ((p >> np.uint64(PAGE_SHIFT)) & np.uint64(PAGES_PER_ARENA - 1)).view(np.int64)
+        first = int(ai[0]) if len(ai) else 0
+        if (ai == first).all():                 # one arena (the common case): one heapArena
+            ha = int(v.off64[self._l2_word + first])
+            if not ha:
+                return p[:0], page[:0]
+            spans = v.off64[(ha - v.off_base + HeapArena.spans) // 8 + page]
+        else:
+            ha = v.off64[self._l2_word + ai.view(np.int64)]     # mheap_.arenas[ai]: its heapArena
+            if not ha.all():
+                p, ha, page = p[ha != 0], ha[ha != 0], page[ha != 0]
+            spans = v.off64[((ha - np.uint64(v.off_base - HeapArena.spans)) >> np.uint64(3)).view(np.int64) + page]
+        if not spans.all():
+            p, spans = p[spans != 0], spans[spans != 0]
+        return p, (spans - np.uint64(v.off_base)).view(np.int64)
+
+    def _f(self, spans, off, width):
+        """A field of the mspans at these offsets (_spans_of)."""
+        v = self.view
+        if width == 8:
+            return v.off64[(spans + off) >> 3]
+        if width == 4:
+            return v.off32[(spans + off) >> 2]
+        if width == 2:
+            return v.off16[(spans + off) >> 1]
+        return v.off8[spans + off]
 
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
         """Mark the objects these values point into; returns how many were newly marked."""
-        v = self.view
         p = np.asarray(ptrs, dtype=np.uint64)
         # outside the heap region (nil, below minLegalPointer, globals...) nothing is an object
-        p = p[(p >= np.uint64(max(MIN_LEGAL_POINTER, v.heap_base))) & (p < np.uint64(v.heap_end))]
+        return self._shade_heap(np.compress((p - self._lo) < self._heap_span, p))
+
+    def _shade_heap(self, p):
+        """shade for values inside the heap region."""
+        v, f = self.view, self._f
         if not len(p):
             return 0
-        spans = v.span_of(p)
-        if not spans.all():
-            keep = spans != 0
-            p, spans = p[keep], spans[keep]
-        base, limit = v.field(spans, S_STARTADDR, 8), v.field(spans, S_LIMIT, 8)
-        ok = (v.field(spans, S_STATE, 1) == MSPAN_IN_USE) & (p >= base) & (p < limit)
+        p, spans = self._spans_of(p)
+        base, limit = f(spans, S_STARTADDR, 8), f(spans, S_LIMIT, 8)
+        ok = (f(spans, S_STATE, 1) == MSPAN_IN_USE) & ((p - base) < (limit - base))
         if not ok.all():
             p, spans, base = p[ok], spans[ok], base[ok]
-        elemsize = v.field(spans, S_ELEMSIZE, 8)
-        idx = ((p - base) * v.field(spans, S_DIVMUL, 4).astype(np.uint64)) >> np.uint64(32)
-        obj = base + idx * elemsize
+            if not len(p):
+                return 0
+        elemsize = f(spans, S_ELEMSIZE, 8)
+        idx = ((p - base) * f(spans, S_DIVMUL, 4).astype(np.uint64)) >> np.uint64(32)
+        # objects whose mark bit is clear; most values point to objects already marked, so
+        # the rest of the work is on fewer
+        mask, groups = self._mark_bytes(spans, base, elemsize, idx)
+        if len(groups) == 1:
+            cur = groups[0][0][groups[0][2]]
+        else:
+            (h8, inline, h_at), (o8, _, o_at) = groups
+            cur = np.where(inline, h8[h_at], o8[o_at])
+        clear = np.flatnonzero((cur & mask) == 0)
+        if not len(clear):
+            return 0
+        obj = base[clear] + idx[clear] * elemsize[clear]
         obj, first = np.unique(obj, return_index=True)
-        spans, idx, base, elemsize = spans[first], idx[first], base[first], elemsize[first]
+        c = clear[first]
+        spans, idx = spans[c], idx[c]
         # a free slot is not an object: at or past freeindex, its alloc bit is clear
-        late = np.flatnonzero(idx >= v.field(spans, S_FREEINDEX, 2))
+        late = np.flatnonzero(idx >= f(spans, S_FREEINDEX, 2))
         if len(late):
             il = idx[late]
-            ab = v.field(spans[late], S_ALLOCBITS, 8) + (il >> np.uint64(3))
-            free = late[((v.off8[ab - np.uint64(v.off_base)] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
+            ab = ((f(spans[late], S_ALLOCBITS, 8) - np.uint64(v.off_base)).astype(np.int64)
+                  + (il >> np.uint64(3)).astype(np.int64))
+            free = late[((v.off8[ab] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
             if len(free):
                 good = np.ones(len(obj), dtype=bool)
                 good[free] = False
-                obj, spans, idx, base, elemsize = obj[good], spans[good], idx[good], base[good], elemsize[good]
+                obj, spans, c = obj[good], spans[good], c[good]
                 if not len(obj):
                     return 0
-        new = self._set_marks(spans, base, elemsize, idx)
-        if not new.any():
-            return 0
-        if not new.all():
-            obj, spans, elemsize, base = obj[new], spans[new], elemsize[new], base[new]
+        for arr, sel, at in groups:
+            cc = c if sel is None else c[sel[c]]
+            np.bitwise_or.at(arr, at[cc], mask[cc])
+        base, elemsize = base[c], elemsize[c]
         self._mark_pages(base)
-        spc = v.field(spans, S_SPANCLASS, 1)
+        spc = f(spans, S_SPANCLASS, 1)
         self.bytes_marked += int(elemsize.sum())
         self.objects_marked += len(obj)
         self.large_marked += int(np.count_nonzero(spc < 2))
         self.grey.push(obj[(spc & 1) == 0])
         return len(obj)
 
-    def _set_marks(self, spans, base, elemsize, idx):
-        """Set the objects' mark bits (heapview.py: mark_byte_addr); which were clear before."""
+    def _mark_bytes(self, spans, base, elemsize, idx):
+        """The objects' mark bits: (bit masks, [(view, which objects or None for all, index of
+        each object's byte in the view)]): a small span's inline mark bits (GreenTeaGC) in
+        heap8, gcmarkBits in off8 otherwise (heapview.py: mark_byte_addr). With both views,
+        each index array is full length, valid where unused."""
         from runtime_model.heapview import INLINE_BITS, INLINE_MARKS, inline_mark_bits
         v = self.view
         mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
-        byte = idx >> np.uint64(3)
+        byte = (idx >> np.uint64(3)).astype(np.int64)
         inline = inline_mark_bits(elemsize)
-        new = np.empty(len(idx), dtype=bool)
-        regions = []
-        if inline.any():
-            regions.append((inline, v.heap8, base - np.uint64(v.heap_base) + np.uint64(PAGE_SIZE - INLINE_BITS + INLINE_MARKS)))
-        if not inline.all():
-            regions.append((~inline, v.off8, v.field(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)))
-        for sel, arr, rel in regions:
-            if len(regions) > 1:
-                sel = np.flatnonzero(sel)
-                off, m = rel[sel] + byte[sel], mask[sel]
-            else:
-                sel, off, m = slice(None), rel + byte, mask
-            clear = (arr[off] & m) == 0
-            new[sel] = clear
-            np.bitwise_or.at(arr, off[clear], m[clear])
-        return new
+        n_inline = np.count_nonzero(inline)
+        groups = []
+        if n_inline:
+            at = (base - np.uint64(v.heap_base)).astype(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
+            groups.append((v.heap8, None, at))
+        if n_inline < len(idx):
+            at = (self._f(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)).astype(np.int64) + byte
+            groups.append((v.off8, None, at))
+        if len(groups) == 2:
+            (h8, _, h_at), (o8, _, o_at) = groups
+            groups = [(h8, inline, np.where(inline, h_at, 0)), (o8, ~inline, np.where(inline, 0, o_at))]
+        return mask, groups
 
     def _mark_pages(self, span_bases):
         """heapArena.pageMarks: the first page of every span with a marked object."""
@@ -259,7 +314,7 @@ class HeapMarker:
         ai = (span_bases + np.uint64(ARENA_INDEX_BIAS)) // np.uint64(HEAP_ARENA_BYTES)
         ha = v.o64(np.uint64(self.rt.mheap.arenas_l2) + ai * np.uint64(8))
         page = (span_bases // np.uint64(PAGE_SIZE)) % np.uint64(PAGES_PER_ARENA)
-        a = ha - np.uint64(v.off_base) + np.uint64(HeapArena.pageMarks) + (page >> np.uint64(3))
+        a = (ha - np.uint64(v.off_base) + np.uint64(HeapArena.pageMarks) + (page >> np.uint64(3))).astype(np.int64)
         np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page & np.uint64(7)).astype(np.uint8)))
 
     # ---- scanobject ---------------------------------------------------------------------
@@ -272,39 +327,65 @@ class HeapMarker:
             work, values = self._scan(self.grey.take(take))
             done += work
             self.scan_work += work
-            self.shade(values)
+            self._shade_heap(values)
         return done
 
     def _scan(self, objs):
-        """(scan work, pointer values) of a batch of grey objects."""
-        work, slots, (base, elemsize, divmul) = self.pointer_slots(objs)
+        """(scan work, pointer values) of a batch of grey objects; only values inside the
+        heap region are kept (nothing else can be an object: shade drops the rest too)."""
+        work, parts, (base, elemsize, divmul) = self._pointer_words(objs)
         self._set_scanned(objs, base, elemsize, divmul)
-        return work, self.view.h64(slots)
+        heap64, out = self.view.heap64, []
+        for first, width, isptr in parts:
+            if isptr is None:
+                vals = heap64[first]
+            elif int(first.max(initial=0)) + width <= len(heap64):
+                vals = self._window(width)[first]        # one row of `width` words an object
+            else:                                        # the heap's last words: not pointer words
+                vals = heap64[np.minimum(first[:, None] + np.arange(width), len(heap64) - 1)]
+            keep = (vals - self._lo) < self._heap_span   # lo <= value < heap_end, one compare
+            # (np.compress: boolean indexing is several times slower on arrays this size)
+            out.append(np.compress((keep if isptr is None else keep & isptr).ravel(), vals.ravel()))
+        return work, out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+    def _window(self, width):
+        """heap64 as overlapping rows of `width` words, row i starting at word i (a view)."""
+        w = self._windows.get(width)
+        if w is None:
+            w = self._windows[width] = np.lib.stride_tricks.sliding_window_view(self.view.heap64, width)
+        return w
 
     def pointer_slots(self, objs):
         """scanobject's reading, without its effects: (scan work, the addresses of the
         objects' pointer words, (span base, elemsize, divMul) per object)."""
-        v = self.view
-        spans = v.span_of(objs)
-        base, elemsize, spc = v.field(spans, S_STARTADDR, 8), v.field(spans, S_ELEMSIZE, 8), v.field(spans, S_SPANCLASS, 1)
-        values, work = [], 0
+        work, parts, fields = self._pointer_words(objs)
+        words = [first if isptr is None else (first[:, None] + np.arange(width))[isptr]
+                 for first, width, isptr in parts]
+        slots = [w.astype(np.uint64) * np.uint64(8) + np.uint64(self.view.heap_base) for w in words]
+        return work, np.concatenate(slots) if slots else np.zeros(0, dtype=np.uint64), fields
+
+    def _pointer_words(self, objs):
+        """(scan work, parts, (span base, elemsize, divMul) per object) of a batch of objects;
+        each part is (heap64 index of each pointer word, 0, None), or for objects read through
+        heap bits (heap64 index of each object's first word, words read an object, which of
+        them hold pointers)."""
+        v, f = self.view, self._f
+        _, spans = self._spans_of(objs)
+        base, elemsize, spc = f(spans, S_STARTADDR, 8), f(spans, S_ELEMSIZE, 8), f(spans, S_SPANCLASS, 1)
+        parts, work = [], 0
         small = spc >= 2
         hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
         if hb.all():
-            w, s = self._heap_bits_slots(objs, base, elemsize)
-            work += w
-            values.append(s)
+            work = self._heap_bits_words(objs, base, elemsize, parts)
         else:
             if hb.any():
-                w, s = self._heap_bits_slots(objs[hb], base[hb], elemsize[hb])
-                work += w
-                values.append(s)
+                work = self._heap_bits_words(objs[hb], base[hb], elemsize[hb], parts)
             typed = np.flatnonzero(~hb)
             o, es = objs[typed], elemsize[typed]
             hdr = small[typed]
             # a malloc header: the type, then the data; a large object: the span keeps the type
-            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), v.field(spans[typed], S_LARGETYPE, 8))
-            data = np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o)
+            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f(spans[typed], S_LARGETYPE, 8))
+            data = ((np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o) - np.uint64(v.heap_base)) >> np.uint64(3)).astype(np.int64)
             size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
             keys = np.stack([typ, size], axis=1)
             groups, ginv = np.unique(keys, axis=0, return_inverse=True)
@@ -315,35 +396,36 @@ class HeapMarker:
                 if not len(w):
                     continue
                 d = data[ginv.ravel() == gi]
-                values.append((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel())
+                parts.append(((d[:, None] + w[None, :]).ravel(), 0, None))
                 work += int(w[-1] + 1) * 8 * len(d)
-        slots = np.concatenate(values) if len(values) > 1 else values[0] if values else np.zeros(0, dtype=np.uint64)
-        return work, slots, (base, elemsize, v.field(spans, S_DIVMUL, 4))
+        return work, parts, (base, elemsize, f(spans, S_DIVMUL, 4))
 
-    def _heap_bits_slots(self, objs, base, elemsize):
-        """(scan work, pointer word addresses) of objects of one-page spans that keep heap
-        bits (mbitmap.go: heapBitsSmallForAddr, one bit per word at the end of the page, before
-        the inline mark bits): each object's bits (at most 64) taken as one 64-bit word."""
+    def _heap_bits_words(self, objs, base, elemsize, parts):
+        """Scan work of objects of one-page spans that keep heap bits (mbitmap.go:
+        heapBitsSmallForAddr, one bit per word at the end of the page, before the inline mark
+        bits), their part appended to parts: each object's bits (at most 64) are read as one
+        64-bit word."""
         from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
         v = self.view
         u = np.uint64
         # the bitmap's first 64-bit word in heap64, and the object's first word in the bitmap
-        bm = (base - u(v.heap_base) + u(PAGE_SIZE - HEAP_BITS_BYTES) - np.where(inline_mark_bits(elemsize), u(INLINE_BITS), u(0))) >> u(3)
-        w0 = (objs - base) >> u(3)
-        q = bm + (w0 >> u(6))
-        r = w0 & u(63)
-        lo = v.heap64[q]
-        hi = v.heap64[np.minimum(q + u(1), u(len(v.heap64) - 1))]
+        bm = ((base - u(v.heap_base)) >> u(3)).astype(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
+            - np.where(inline_mark_bits(elemsize), INLINE_BITS // 8, 0)
+        w0 = ((objs - base) >> u(3)).astype(np.int64)
+        q = bm + (w0 >> 6)
+        r = (w0 & 63).astype(u)
         nw = elemsize >> u(3)
-        bits = (lo >> r) | np.where(r == 0, u(0), hi << ((u(64) - r) & u(63)))
+        bits = (v.heap64[q] >> r) | np.where(r == 0, u(0), v.heap64[np.minimum(q + 1, len(v.heap64) - 1)] << ((u(64) - r) & u(63)))
         bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
+        # scan work: up to the last pointer word of each object (scanobject's scanSize): the
+        # position of the highest bit, from the exponents of two exact 32-bit halves
+        hi_half = np.frexp((bits >> u(32)).astype(np.float64))[1]
+        last = np.where(hi_half > 0, hi_half + 32, np.frexp((bits & u(0xFFFFFFFF)).astype(np.float64))[1])
+        width = int(nw.max()) if len(nw) else 0
         # bit k of an object's word is its word k: little-endian bytes, little bit order
-        isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-        # scan work: up to the last pointer word of each object (scanobject's scanSize)
-        any_ = bits != 0
-        last = np.where(any_, 64 - np.argmax(isptr[:, ::-1], axis=1), 0)
-        row, k = np.nonzero(isptr)
-        return int(last.sum()) * 8, objs[row] + k.astype(u) * u(8)
+        isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
+        parts.append((((objs - u(v.heap_base)) >> u(3)).astype(np.int64), width, isptr))
+        return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
         """Pointer word indexes of `size` bytes holding values of typ back to back."""
