@@ -32,7 +32,6 @@ from emu.errors import BadInput
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
 from runtime_model.sizeclasses import PAGE_SHIFT
 
-ARENA_SHIFT = HEAP_ARENA_BYTES.bit_length() - 1
 from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
 from runtime_model.mspan import MSPAN_IN_USE
@@ -184,33 +183,47 @@ class HeapMarker:
         self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
         self._windows = {}           # words per row -> sliding windows over heap64 (_scan)
-        v = self.view
-        self._l2_word = (runtime.mheap.arenas_l2 - v.off_base) >> 3
-        self._lo = np.uint64(max(MIN_LEGAL_POINTER, v.heap_base))
-        self._heap_span = np.uint64(v.heap_end) - self._lo
+        self._l2_word = (runtime.mheap.arenas_l2 - self.view.off_base) >> 3
+        # values worth resolving: [_lo, _lo + _heap_span), the mapped arenas' range
+        self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
+        self._refresh_arenas()
 
     # ---- spanOf and the span fields, with int64 indexes (numpy converts uint64 ones first) ----
-    def _spans_of(self, p):
-        """mheap.go: spanOf for addresses inside the heap region: (the addresses that have a
-        span, their spans as offsets into the off-heap views)."""
+    def _refresh_arenas(self):
+        """Per-page tables over the mapped arenas (mheap_.arenas, heapArena.spans and
+        pageMarks): each page's entry of its arena's spans array, and its pageMarks byte, as
+        indexes into the off-heap views; where no arena is mapped the spans entry is that
+        arena's nil mheap_.arenas slot. Rebuilt when an arena is added (they are never
+        removed); the spans entries themselves are read from emulated memory each time."""
         from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
+        arenas = self.rt.mheap.heap_arenas
+        if len(arenas) == self._n_arenas:
+            return
         v = self.view
-        ai = (p + np.uint64(ARENA_INDEX_BIAS)) >> np.uint64(ARENA_SHIFT)
-        page = ((p >> np.uint64(PAGE_SHIFT)) & np.uint64(PAGES_PER_ARENA - 1)).view(np.int64)
-        first = int(ai[0]) if len(ai) else 0
-        if (ai == first).all():                 # one arena (the common case): one heapArena
-            ha = int(v.off64[self._l2_word + first])
-            if not ha:
-                return p[:0], page[:0]
-            spans = v.off64[(ha - v.off_base + HeapArena.spans) // 8 + page]
-        else:
-            ha = v.off64[self._l2_word + ai.view(np.int64)]     # mheap_.arenas[ai]: its heapArena
-            if not ha.all():
-                p, ha, page = p[ha != 0], ha[ha != 0], page[ha != 0]
-            spans = v.off64[((ha - np.uint64(v.off_base - HeapArena.spans)) >> np.uint64(3)).view(np.int64) + page]
+        self._n_arenas = len(arenas)
+        lo_ai, hi_ai = min(arenas), max(arenas)
+        self._arena_lo = (lo_ai * HEAP_ARENA_BYTES - ARENA_INDEX_BIAS) % (1 << 64)
+        arena_hi = self._arena_lo + (hi_ai - lo_ai + 1) * HEAP_ARENA_BYTES
+        lo, hi = max(MIN_LEGAL_POINTER, v.heap_base, self._arena_lo), min(v.heap_end, arena_hi)
+        self._lo, self._heap_span = np.uint64(lo), np.uint64(max(0, hi - lo))
+        l2 = self._l2_word + np.arange(lo_ai, hi_ai + 1, dtype=np.int64)
+        ha = v.off64[l2].view(np.int64) - v.off_base
+        page = np.arange(PAGES_PER_ARENA, dtype=np.int64)[None, :]
+        mapped = (ha != -v.off_base)[:, None]
+        self._span_word = np.where(mapped, (ha[:, None] + HeapArena.spans) // 8 + page, l2[:, None]).ravel()
+        self._page_mark = np.where(mapped, ha[:, None] + HeapArena.pageMarks + page // 8, 0).ravel()
+
+    def _pages(self, p):
+        """Page index of each address in the tables of _refresh_arenas."""
+        return ((p - np.uint64(self._arena_lo)) >> np.uint64(PAGE_SHIFT)).view(np.int64)
+
+    def _spans_of(self, p):
+        """mheap.go: spanOf for addresses in the mapped arenas' range: (the addresses that
+        have a span, their spans as offsets into the off-heap views)."""
+        spans = self.view.off64[self._span_word[self._pages(p)]]
         if not spans.all():
             p, spans = p[spans != 0], spans[spans != 0]
-        return p, (spans - np.uint64(v.off_base)).view(np.int64)
+        return p, (spans - np.uint64(self.view.off_base)).view(np.int64)
 
     def _f(self, spans, off, width):
         """A field of the mspans at these offsets (_spans_of)."""
@@ -227,11 +240,12 @@ class HeapMarker:
     def shade(self, ptrs):
         """Mark the objects these values point into; returns how many were newly marked."""
         p = np.asarray(ptrs, dtype=np.uint64)
-        # outside the heap region (nil, below minLegalPointer, globals...) nothing is an object
+        self._refresh_arenas()
+        # outside the heap arenas (nil, below minLegalPointer, globals...) nothing is an object
         return self._shade_heap(np.compress((p - self._lo) < self._heap_span, p))
 
     def _shade_heap(self, p):
-        """shade for values inside the heap region."""
+        """shade for values in the mapped arenas' range."""
         v, f = self.view, self._f
         if not len(p):
             return 0
@@ -309,13 +323,8 @@ class HeapMarker:
 
     def _mark_pages(self, span_bases):
         """heapArena.pageMarks: the first page of every span with a marked object."""
-        v = self.view
-        from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
-        ai = (span_bases + np.uint64(ARENA_INDEX_BIAS)) // np.uint64(HEAP_ARENA_BYTES)
-        ha = v.o64(np.uint64(self.rt.mheap.arenas_l2) + ai * np.uint64(8))
-        page = (span_bases // np.uint64(PAGE_SIZE)) % np.uint64(PAGES_PER_ARENA)
-        a = (ha - np.uint64(v.off_base) + np.uint64(HeapArena.pageMarks) + (page >> np.uint64(3))).astype(np.int64)
-        np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page & np.uint64(7)).astype(np.uint8)))
+        q = self._pages(span_bases)
+        np.bitwise_or.at(self.view.off8, self._page_mark[q], np.uint8(1) << (q & 7).astype(np.uint8))
 
     # ---- scanobject ---------------------------------------------------------------------
     def drain(self, budget=None):
@@ -331,8 +340,8 @@ class HeapMarker:
         return done
 
     def _scan(self, objs):
-        """(scan work, pointer values) of a batch of grey objects; only values inside the
-        heap region are kept (nothing else can be an object: shade drops the rest too)."""
+        """(scan work, pointer values) of a batch of grey objects; only values in the mapped
+        arenas' range are kept (nothing else can be an object: shade drops the rest too)."""
         work, parts, (base, elemsize, divmul) = self._pointer_words(objs)
         self._set_scanned(objs, base, elemsize, divmul)
         heap64, out = self.view.heap64, []
@@ -343,7 +352,7 @@ class HeapMarker:
                 vals = self._window(width)[first]        # one row of `width` words an object
             else:                                        # the heap's last words: not pointer words
                 vals = heap64[np.minimum(first[:, None] + np.arange(width), len(heap64) - 1)]
-            keep = (vals - self._lo) < self._heap_span   # lo <= value < heap_end, one compare
+            keep = (vals - self._lo) < self._heap_span   # in the range, in one compare
             # (np.compress: boolean indexing is several times slower on arrays this size)
             out.append(np.compress((keep if isptr is None else keep & isptr).ravel(), vals.ravel()))
         return work, out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
@@ -370,6 +379,7 @@ class HeapMarker:
         heap bits (heap64 index of each object's first word, words read an object, which of
         them hold pointers)."""
         v, f = self.view, self._f
+        self._refresh_arenas()
         _, spans = self._spans_of(objs)
         base, elemsize, spc = f(spans, S_STARTADDR, 8), f(spans, S_ELEMSIZE, 8), f(spans, S_SPANCLASS, 1)
         parts, work = [], 0
