@@ -269,16 +269,22 @@ class HeapMarker:
         clear = np.flatnonzero((cur & mask) == 0)
         if not len(clear):
             return 0
+        # one of each object, in address order (np.unique's order; it costs more)
         obj = base[clear] + idx[clear] * elemsize[clear]
-        obj, first = np.unique(obj, return_index=True)
-        c = clear[first]
+        order = np.argsort(obj)
+        obj = obj[order]
+        c = clear[order]
+        if len(obj) > 1:
+            first = np.flatnonzero(obj[1:] != obj[:-1]) + 1
+            if len(first) < len(obj) - 1:
+                first = np.concatenate(([0], first))
+                obj, c = obj[first], c[first]
         spans, idx = spans[c], idx[c]
         # a free slot is not an object: at or past freeindex, its alloc bit is clear
         late = np.flatnonzero(idx >= f(spans, S_FREEINDEX, 2))
         if len(late):
             il = idx[late]
-            ab = ((f(spans[late], S_ALLOCBITS, 8) - np.uint64(v.off_base)).astype(np.int64)
-                  + (il >> np.uint64(3)).astype(np.int64))
+            ab = (f(spans[late], S_ALLOCBITS, 8) - np.uint64(v.off_base)).view(np.int64) + (il >> np.uint64(3)).view(np.int64)
             free = late[((v.off8[ab] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
             if len(free):
                 good = np.ones(len(obj), dtype=bool)
@@ -306,15 +312,15 @@ class HeapMarker:
         from runtime_model.heapview import INLINE_BITS, INLINE_MARKS, inline_mark_bits
         v = self.view
         mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
-        byte = (idx >> np.uint64(3)).astype(np.int64)
+        byte = (idx >> np.uint64(3)).view(np.int64)
         inline = inline_mark_bits(elemsize)
         n_inline = np.count_nonzero(inline)
         groups = []
         if n_inline:
-            at = (base - np.uint64(v.heap_base)).astype(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
+            at = (base - np.uint64(v.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
             groups.append((v.heap8, None, at))
         if n_inline < len(idx):
-            at = (self._f(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)).astype(np.int64) + byte
+            at = (self._f(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)).view(np.int64) + byte
             groups.append((v.off8, None, at))
         if len(groups) == 2:
             (h8, _, h_at), (o8, _, o_at) = groups
@@ -415,17 +421,21 @@ class HeapMarker:
         heapBitsSmallForAddr, one bit per word at the end of the page, before the inline mark
         bits), their part appended to parts: each object's bits (at most 64) are read as one
         64-bit word."""
-        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
+        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS
         v = self.view
         u = np.uint64
-        # the bitmap's first 64-bit word in heap64, and the object's first word in the bitmap
-        bm = ((base - u(v.heap_base)) >> u(3)).astype(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
-            - np.where(inline_mark_bits(elemsize), INLINE_BITS // 8, 0)
-        w0 = ((objs - base) >> u(3)).astype(np.int64)
+        # the bitmap's first 64-bit word in heap64 (before the inline mark bits of objects of
+        # 16 bytes and more), and the object's first word in the bitmap
+        bm = ((base - u(v.heap_base)) >> u(3)).view(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
+            - np.where(elemsize >= u(16), INLINE_BITS // 8, 0)
+        w0 = ((objs - base) >> u(3)).view(np.int64)
         q = bm + (w0 >> 6)
-        r = (w0 & 63).astype(u)
+        r = (w0 & 63).view(u)
         nw = elemsize >> u(3)
-        bits = (v.heap64[q] >> r) | np.where(r == 0, u(0), v.heap64[np.minimum(q + 1, len(v.heap64) - 1)] << ((u(64) - r) & u(63)))
+        bits = v.heap64[q] >> r
+        spill = np.flatnonzero(r + nw > u(64))          # the rest in the bitmap's next word
+        if len(spill):
+            bits[spill] |= v.heap64[q[spill] + 1] << (u(64) - r[spill])
         bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
         # scan work: up to the last pointer word of each object (scanobject's scanSize): the
         # position of the highest bit, from the exponents of two exact 32-bit halves
@@ -434,7 +444,7 @@ class HeapMarker:
         width = int(nw.max()) if len(nw) else 0
         # bit k of an object's word is its word k: little-endian bytes, little bit order
         isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
-        parts.append((((objs - u(v.heap_base)) >> u(3)).astype(np.int64), width, isptr))
+        parts.append((((objs - u(v.heap_base)) >> u(3)).view(np.int64), width, isptr))
         return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
@@ -457,10 +467,11 @@ class HeapMarker:
         """Green Tea's scanned bits (spanInlineMarkBits.scans) of the objects scanned."""
         from runtime_model.heapview import INLINE_BITS, INLINE_SCANS, inline_mark_bits
         inl = inline_mark_bits(elemsize)
-        if not inl.any():
-            return
-        o, b = objs[inl], base[inl]
-        idx = ((o - b) * divmul[inl].astype(np.uint64)) >> np.uint64(32)
-        a = (b + np.uint64(PAGE_SIZE - INLINE_BITS + INLINE_SCANS) + idx // np.uint64(8)
-             - np.uint64(self.view.heap_base)).astype(np.int64)
-        np.bitwise_or.at(self.view.heap8, a, (np.uint8(1) << (idx % np.uint64(8)).astype(np.uint8)))
+        if not inl.all():
+            if not inl.any():
+                return
+            objs, base, divmul = objs[inl], base[inl], divmul[inl]
+        idx = ((objs - base) * divmul.astype(np.uint64)) >> np.uint64(32)
+        a = (base - np.uint64(self.view.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_SCANS) \
+            + (idx >> np.uint64(3)).view(np.int64)
+        np.bitwise_or.at(self.view.heap8, a, np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8))
