@@ -169,7 +169,16 @@ class HeapMarker:
     Simplified against Go 1.27: objects are scanned one by one in arrival order, not
     Green Tea's span-at-a-time scans (the mark bits, scanned bits and totals are the
     same); large objects are scanned whole, not in 128 KiB oblets; a pointer into a free
-    slot is not an object (Go's findObject does not ask; a correct program has none)."""
+    slot is not an object (Go's findObject does not ask; a correct program has none).
+
+    How it stays fast (each batch costs a fixed ~100 numpy calls, so big arrays, few
+    passes): every index is int64 (numpy converts uint64 indexes first); spanOf and
+    pageMarks go through per-page tables over the mapped arenas (_refresh_arenas); an
+    object's heap bits are read as one 64-bit word and its words as one row of a
+    sliding window over the heap; selections use np.compress, not boolean indexing.
+    What it keeps between calls (the tables, the type descriptors' pointer words) is
+    derived from state that does not change while a cycle marks; everything else is
+    read from emulated memory each time."""
 
     def __init__(self, runtime):
         from runtime_model.heapview import HeapView
