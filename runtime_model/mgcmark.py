@@ -30,11 +30,13 @@ import numpy as np
 
 from emu.errors import BadInput
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
-from runtime_model.sizeclasses import PAGE_SHIFT
 
 from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
-from runtime_model.mspan import MSPAN_IN_USE
+from runtime_model.heapview import (ARENA_INDEX_BIAS, HEAP_BITS_BYTES, INLINE_BITS, INLINE_SCANS, PAGES_PER_ARENA,
+                                    HeapView, inline_mark_bits)
+from runtime_model.mspan import INLINE_MARKS, MSPAN_IN_USE
+from runtime_model.sizeclasses import PAGE_SHIFT
 
 S_FREEINDEX, S_ALLOCBITS, S_STARTADDR, S_LIMIT = _S.freeindex, _S.allocBits, _S.startAddr, _S.limit
 S_STATE, S_ELEMSIZE, S_DIVMUL, S_SPANCLASS = _S.state, _S.elemsize, _S.divMul, _S.spanclass
@@ -181,7 +183,6 @@ class HeapMarker:
     read from emulated memory each time."""
 
     def __init__(self, runtime):
-        from runtime_model.heapview import HeapView
         self.rt = runtime
         self.mem = runtime.mem
         self.view = HeapView(runtime.mheap)
@@ -204,7 +205,6 @@ class HeapMarker:
         indexes into the off-heap views; where no arena is mapped the spans entry is that
         arena's nil mheap_.arenas slot. Rebuilt when an arena is added (they are never
         removed); the spans entries themselves are read from emulated memory each time."""
-        from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
         arenas = self.rt.mheap.heap_arenas
         if len(arenas) == self._n_arenas:
             return
@@ -316,9 +316,8 @@ class HeapMarker:
     def _mark_bytes(self, spans, base, elemsize, idx):
         """The objects' mark bits: (bit masks, [(view, which objects or None for all, index of
         each object's byte in the view)]): a small span's inline mark bits (GreenTeaGC) in
-        heap8, gcmarkBits in off8 otherwise (heapview.py: mark_byte_addr). With both views,
+        heap8, gcmarkBits in off8 otherwise (mspan.py: mark_bit). With both views,
         each index array is full length, valid where unused."""
-        from runtime_model.heapview import INLINE_BITS, INLINE_MARKS, inline_mark_bits
         v = self.view
         mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
         byte = (idx >> np.uint64(3)).view(np.int64)
@@ -430,7 +429,6 @@ class HeapMarker:
         heapBitsSmallForAddr, one bit per word at the end of the page, before the inline mark
         bits), their part appended to parts: each object's bits (at most 64) are read as one
         64-bit word."""
-        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS
         v = self.view
         u = np.uint64
         # the bitmap's first 64-bit word in heap64 (before the inline mark bits of objects of
@@ -474,7 +472,6 @@ class HeapMarker:
 
     def _set_scanned(self, objs, base, elemsize, divmul):
         """Green Tea's scanned bits (spanInlineMarkBits.scans) of the objects scanned."""
-        from runtime_model.heapview import INLINE_BITS, INLINE_SCANS, inline_mark_bits
         inl = inline_mark_bits(elemsize)
         if not inl.all():
             if not inl.any():
