@@ -10,8 +10,6 @@ mgcsweep.py: sweep_spans). Nothing is cached across cycles: emulated memory
 stays the one place the state lives.
 """
 
-import numpy as np
-
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE
 from runtime_model.mspan import INLINE_SCANS, MSPAN_IN_USE, span_inline_mark_bits_size
 from runtime_model import sizeclasses as sc
