@@ -72,11 +72,12 @@ object_size = 4096
 
 
 class MarkClock:
-    """CPU time inside HeapMarker's entry points while installed (they do not nest:
-    drain shades through the internal _shade_heap)."""
+    """CPU time inside HeapMarker's entry points while installed (the outermost call
+    only, where one calls the other)."""
 
     def __init__(self):
         self.cpu = 0.0
+        self._depth = 0
 
     def __enter__(self):
         self._saved = HeapMarker.drain, HeapMarker.shade
@@ -90,10 +91,13 @@ class MarkClock:
     def _timed(self, fn):
         def wrapper(marker, *args, **kw):
             t0 = time.process_time()
+            self._depth += 1
             try:
                 return fn(marker, *args, **kw)
             finally:
-                self.cpu += time.process_time() - t0
+                self._depth -= 1
+                if not self._depth:
+                    self.cpu += time.process_time() - t0
         return wrapper
 
 
