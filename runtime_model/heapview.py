@@ -10,6 +10,8 @@ mgcsweep.py: sweep_spans). Nothing is cached across cycles: emulated memory
 stays the one place the state lives.
 """
 
+import numpy as np
+
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE
 from runtime_model.mspan import INLINE_SCANS, MSPAN_IN_USE, span_inline_mark_bits_size
 from runtime_model import sizeclasses as sc
@@ -51,7 +53,8 @@ class HeapView:
 
 def inline_mark_bits(elemsize):
     """mgcmark_greenteagc.go: gcUsesSpanInlineMarkBits, vectorised."""
-    return (elemsize >= 16) & (elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER)
+    # 16 <= elemsize <= minSizeForMallocHeader in one unsigned compare
+    return (np.asarray(elemsize, dtype=np.uint64) - np.uint64(16)) <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER - 16)
 
 
 __all__ = ["HeapView", "inline_mark_bits", "INLINE_SCANS", "MSPAN_IN_USE", "HEAP_BITS_BYTES"]

@@ -445,10 +445,14 @@ class HeapMarker:
             bits[spill] |= v.heap64[q[spill] + 1] << (u(64) - r[spill])
         bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
         # scan work: up to the last pointer word of each object (scanobject's scanSize): the
-        # position of the highest bit, from the exponents of two exact 32-bit halves
-        hi_half = np.frexp((bits >> u(32)).astype(np.float64))[1]
-        last = np.where(hi_half > 0, hi_half + 32, np.frexp((bits & u(0xFFFFFFFF)).astype(np.float64))[1])
+        # position of the highest bit, the exponent of the bits as a float (of two exact
+        # 32-bit halves when the bits may not convert exactly)
         width = int(nw.max()) if len(nw) else 0
+        if width <= 53:                                 # below 2**53 the conversion is exact
+            last = np.frexp(bits.astype(np.float64))[1]
+        else:
+            hi_half = np.frexp((bits >> u(32)).astype(np.float64))[1]
+            last = np.where(hi_half > 0, hi_half + 32, np.frexp((bits & u(0xFFFFFFFF)).astype(np.float64))[1])
         # bit k of an object's word is its word k: little-endian bytes, little bit order
         isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
         parts.append((((objs - u(v.heap_base)) >> u(3)).view(np.int64), width, isptr))
