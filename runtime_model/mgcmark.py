@@ -24,15 +24,23 @@ Simplified, compared with Go's gcDrain:
     freed, and marking their slots would hand the sweep a zombie.
 """
 
+from collections import deque
+
 import numpy as np
 
 from emu.errors import BadInput
 from emu.layout import HEAP_ARENA_BYTES, PAGE_SIZE, HeapArena, Type
+
 from emu.layout import MSpan as _S
 from runtime_model import sizeclasses as sc
-from runtime_model.mspan import MSPAN_IN_USE
+from runtime_model.heapview import (ARENA_INDEX_BIAS, HEAP_BITS_BYTES, INLINE_BITS, INLINE_SCANS, PAGES_PER_ARENA,
+                                    HeapView, inline_mark_bits)
+from runtime_model.mspan import INLINE_MARKS, MSPAN_IN_USE
+from runtime_model.sizeclasses import PAGE_SHIFT
 
-S_FREEINDEX, S_ALLOCBITS = _S.freeindex, _S.allocBits
+S_FREEINDEX, S_ALLOCBITS, S_STARTADDR, S_LIMIT = _S.freeindex, _S.allocBits, _S.startAddr, _S.limit
+S_STATE, S_ELEMSIZE, S_DIVMUL, S_SPANCLASS = _S.state, _S.elemsize, _S.divMul, _S.spanclass
+S_GCMARKBITS, S_LARGETYPE = _S.gcmarkBits, _S.largeType
 
 MIN_LEGAL_POINTER = 4096        # malloc.go: minLegalPointer, below it nothing is a heap pointer
 
@@ -117,6 +125,41 @@ class Marker:
 
 # ---- the mark phase over the whole heap (vectorised) ----------------------------------------
 
+class GreyQueue:
+    """The grey objects in arrival order (p.gcw's buffers): arrays appended and taken from
+    the front without copying the rest (one array of the whole queue would be copied at
+    every push and every take)."""
+
+    def __init__(self):
+        self._parts = deque()
+        self._head = 0              # objects of _parts[0] already taken
+        self._len = 0
+
+    def __len__(self):
+        return self._len
+
+    def push(self, objs):
+        if len(objs):
+            self._parts.append(objs)
+            self._len += len(objs)
+
+    def take(self, n):
+        """The first n objects (all when fewer are queued), removed from the queue."""
+        out = []
+        while n > 0 and self._parts:
+            a = self._parts[0]
+            k = min(n, len(a) - self._head)
+            out.append(a[self._head:self._head + k])
+            self._head += k
+            n -= k
+            if self._head == len(a):
+                self._parts.popleft()
+                self._head = 0
+        taken = out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+        self._len -= len(taken)
+        return taken
+
+
 class HeapMarker:
     """mgcmark.go's greyobject/scanobject and gcDrain over the emulated heap, on whole
     arrays of pointers at a time (runtime_model/heapview.py): `shade` resolves pointers to
@@ -128,88 +171,174 @@ class HeapMarker:
     Simplified against Go 1.27: objects are scanned one by one in arrival order, not
     Green Tea's span-at-a-time scans (the mark bits, scanned bits and totals are the
     same); large objects are scanned whole, not in 128 KiB oblets; a pointer into a free
-    slot is not an object (Go's findObject does not ask; a correct program has none)."""
+    slot is not an object (Go's findObject does not ask; a correct program has none).
+
+    How it stays fast (each batch costs a fixed ~100 numpy calls, so big arrays, few
+    passes): every index is int64 (numpy converts uint64 indexes first); spanOf and
+    pageMarks go through per-page tables over the mapped arenas (_refresh_arenas); an
+    object's heap bits are read as one 64-bit word and its words as one row of a
+    sliding window over the heap; selections use np.compress, not boolean indexing.
+    What it keeps between calls (the tables, the type descriptors' pointer words) is
+    derived from state that does not change while a cycle marks; everything else is
+    read from emulated memory each time."""
 
     def __init__(self, runtime):
-        from runtime_model.heapview import HeapView
         self.rt = runtime
         self.mem = runtime.mem
         self.view = HeapView(runtime.mheap)
-        self.grey = np.zeros(0, dtype=np.uint64)
+        self.grey = GreyQueue()
         self.bytes_marked = 0        # gcw.bytesMarked: every object marked by the collector
         self.scan_work = 0           # gcw.heapScanWork: bytes of heap objects scanned
         self.objects_marked = 0
         self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
+        self._windows = {}           # words per row -> sliding windows over heap64 (_scan)
+        self._l2_word = (runtime.mheap.arenas_l2 - self.view.off_base) >> 3
+        # values worth resolving: [_lo, _lo + _heap_span), the mapped arenas' range
+        self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
+        self._refresh_arenas()
+
+    # ---- spanOf and the span fields, with int64 indexes (numpy converts uint64 ones first) ----
+    def _refresh_arenas(self):
+        """Per-page tables over the mapped arenas (mheap_.arenas, heapArena.spans and
+        pageMarks): each page's entry of its arena's spans array, and its pageMarks byte, as
+        indexes into the off-heap views; where no arena is mapped the spans entry is that
+        arena's nil mheap_.arenas slot. Rebuilt when an arena is added (they are never
+        removed); the spans entries themselves are read from emulated memory each time."""
+        arenas = self.rt.mheap.heap_arenas
+        if len(arenas) == self._n_arenas:
+            return
+        v = self.view
+        self._n_arenas = len(arenas)
+        lo_ai, hi_ai = min(arenas), max(arenas)
+        self._arena_lo = (lo_ai * HEAP_ARENA_BYTES - ARENA_INDEX_BIAS) % (1 << 64)
+        arena_hi = self._arena_lo + (hi_ai - lo_ai + 1) * HEAP_ARENA_BYTES
+        lo, hi = max(MIN_LEGAL_POINTER, v.heap_base, self._arena_lo), min(v.heap_end, arena_hi)
+        self._lo, self._heap_span = np.uint64(lo), np.uint64(max(0, hi - lo))
+        l2 = self._l2_word + np.arange(lo_ai, hi_ai + 1, dtype=np.int64)
+        ha = v.off64[l2].view(np.int64) - v.off_base
+        page = np.arange(PAGES_PER_ARENA, dtype=np.int64)[None, :]
+        mapped = (ha != -v.off_base)[:, None]
+        self._span_word = np.where(mapped, (ha[:, None] + HeapArena.spans) // 8 + page, l2[:, None]).ravel()
+        self._page_mark = np.where(mapped, ha[:, None] + HeapArena.pageMarks + page // 8, 0).ravel()
+
+    def _pages(self, p):
+        """Page index of each address in the tables of _refresh_arenas."""
+        return ((p - np.uint64(self._arena_lo)) >> np.uint64(PAGE_SHIFT)).view(np.int64)
+
+    def _spans_of(self, p):
+        """mheap.go: spanOf for addresses in the mapped arenas' range: (the addresses that
+        have a span, their spans as offsets into the off-heap views)."""
+        spans = self.view.off64[self._span_word[self._pages(p)]]
+        if not spans.all():
+            p, spans = p[spans != 0], spans[spans != 0]
+        return p, (spans - np.uint64(self.view.off_base)).view(np.int64)
+
+    def _f(self, spans, off, width):
+        """A field of the mspans at these offsets (_spans_of)."""
+        v = self.view
+        if width == 8:
+            return v.off64[(spans + off) >> 3]
+        if width == 4:
+            return v.off32[(spans + off) >> 2]
+        if width == 2:
+            return v.off16[(spans + off) >> 1]
+        return v.off8[spans + off]
 
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
         """Mark the objects these values point into; returns how many were newly marked."""
-        from runtime_model.heapview import INLINE_BITS, mark_byte_addr
-        v = self.view
         p = np.asarray(ptrs, dtype=np.uint64)
-        p = p[p >= np.uint64(MIN_LEGAL_POINTER)]
+        self._refresh_arenas()
+        # outside the heap arenas (nil, below minLegalPointer, globals...) nothing is an object
+        return self._shade_heap(np.compress((p - self._lo) < self._heap_span, p))
+
+    def _shade_heap(self, p):
+        """shade for values in the mapped arenas' range."""
+        v, f = self.view, self._f
         if not len(p):
             return 0
-        spans = v.span_of(p)
-        keep = spans != 0
-        p, spans = p[keep], spans[keep]
-        if not len(p):
-            return 0
-        us, inv = np.unique(spans, return_inverse=True)
-        f = v.spans_fields(us)
-        base, limit, elemsize = f["base"][inv], f["limit"][inv], f["elemsize"][inv]
-        ok = (f["state"][inv] == MSPAN_IN_USE) & (p >= base) & (p < limit)
+        p, spans = self._spans_of(p)
+        base, limit = f(spans, S_STARTADDR, 8), f(spans, S_LIMIT, 8)
+        ok = (f(spans, S_STATE, 1) == MSPAN_IN_USE) & ((p - base) < (limit - base))
         if not ok.all():
-            p, spans, inv, base, elemsize = p[ok], spans[ok], inv[ok], base[ok], elemsize[ok]
-        divmul = f["divMul"][inv].astype(np.uint64)
-        idx = ((p - base) * divmul) >> np.uint64(32)
-        obj = base + idx * elemsize
-        obj, first = np.unique(obj, return_index=True)
-        idx, inv, base, elemsize = idx[first], inv[first], base[first], elemsize[first]
+            p, spans, base = p[ok], spans[ok], base[ok]
+            if not len(p):
+                return 0
+        elemsize = f(spans, S_ELEMSIZE, 8)
+        idx = ((p - base) * f(spans, S_DIVMUL, 4).astype(np.uint64)) >> np.uint64(32)
+        # objects whose mark bit is clear; most values point to objects already marked, so
+        # the rest of the work is on fewer
+        mask, groups = self._mark_bytes(spans, base, elemsize, idx)
+        if len(groups) == 1:
+            cur = groups[0][0][groups[0][2]]
+        else:
+            (h8, inline, h_at), (o8, _, o_at) = groups
+            cur = np.where(inline, h8[h_at], o8[o_at])
+        clear = np.flatnonzero((cur & mask) == 0)
+        if not len(clear):
+            return 0
+        # one of each object, in address order (np.unique's order; it costs more)
+        obj = base[clear] + idx[clear] * elemsize[clear]
+        order = np.argsort(obj)
+        obj = obj[order]
+        c = clear[order]
+        if len(obj) > 1:
+            first = np.flatnonzero(obj[1:] != obj[:-1]) + 1
+            if len(first) < len(obj) - 1:
+                first = np.concatenate(([0], first))
+                obj, c = obj[first], c[first]
+        spans, idx = spans[c], idx[c]
         # a free slot is not an object: at or past freeindex, its alloc bit is clear
-        sp = us[inv]
-        freeindex = v.field(sp, S_FREEINDEX, 2).astype(np.uint64)
-        late = idx >= freeindex
-        if late.any():
-            ab = v.field(sp[late], S_ALLOCBITS, 8) + idx[late] // np.uint64(8)
-            allocated = (v.off8[(ab - np.uint64(v.off_base)).astype(np.int64)] >> (idx[late] % np.uint64(8)).astype(np.uint8)) & 1
-            good = np.ones(len(obj), dtype=bool)
-            good[np.flatnonzero(late)[allocated == 0]] = False
-            obj, idx, inv, base, elemsize = obj[good], idx[good], inv[good], base[good], elemsize[good]
-        if not len(obj):
-            return 0
-        addr, mask, inline = mark_byte_addr(base, f["gcmarkBits"][inv], elemsize, idx)
-        new = np.zeros(len(obj), dtype=bool)
-        for region_inline, arr, rbase in ((True, v.heap8, v.heap_base), (False, v.off8, v.off_base)):
-            sel = np.flatnonzero(inline == region_inline)
-            if not len(sel):
-                continue
-            off = (addr[sel] - np.uint64(rbase)).astype(np.int64)
-            new[sel] = (arr[off] & mask[sel]) == 0
-            ns = sel[new[sel]]
-            np.bitwise_or.at(arr, (addr[ns] - np.uint64(rbase)).astype(np.int64), mask[ns])
-        if not new.any():
-            return 0
-        obj, inv, elemsize, base = obj[new], inv[new], elemsize[new], base[new]
-        self._mark_pages(np.unique(base))
+        late = np.flatnonzero(idx >= f(spans, S_FREEINDEX, 2))
+        if len(late):
+            il = idx[late]
+            ab = (f(spans[late], S_ALLOCBITS, 8) - np.uint64(v.off_base)).view(np.int64) + (il >> np.uint64(3)).view(np.int64)
+            free = late[((v.off8[ab] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
+            if len(free):
+                good = np.ones(len(obj), dtype=bool)
+                good[free] = False
+                obj, spans, c = obj[good], spans[good], c[good]
+                if not len(obj):
+                    return 0
+        for arr, sel, at in groups:
+            cc = c if sel is None else c[sel[c]]
+            np.bitwise_or.at(arr, at[cc], mask[cc])
+        base, elemsize = base[c], elemsize[c]
+        self._mark_pages(base)
+        spc = f(spans, S_SPANCLASS, 1)
         self.bytes_marked += int(elemsize.sum())
         self.objects_marked += len(obj)
-        self.large_marked += int(((f["spanclass"][inv] >> 1) == 0).sum())
-        scan = (f["spanclass"][inv] & 1) == 0
-        if scan.any():
-            self.grey = np.concatenate([self.grey, obj[scan]])
+        self.large_marked += int(np.count_nonzero(spc < 2))
+        self.grey.push(obj[(spc & 1) == 0])
         return len(obj)
+
+    def _mark_bytes(self, spans, base, elemsize, idx):
+        """The objects' mark bits: (bit masks, [(view, which objects or None for all, index of
+        each object's byte in the view)]): a small span's inline mark bits (GreenTeaGC) in
+        heap8, gcmarkBits in off8 otherwise (mspan.py: mark_bit). With both views,
+        each index array is full length, valid where unused."""
+        v = self.view
+        mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
+        byte = (idx >> np.uint64(3)).view(np.int64)
+        inline = inline_mark_bits(elemsize)
+        n_inline = np.count_nonzero(inline)
+        groups = []
+        if n_inline:
+            at = (base - np.uint64(v.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
+            groups.append((v.heap8, None, at))
+        if n_inline < len(idx):
+            at = (self._f(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)).view(np.int64) + byte
+            groups.append((v.off8, None, at))
+        if len(groups) == 2:
+            (h8, _, h_at), (o8, _, o_at) = groups
+            groups = [(h8, inline, np.where(inline, h_at, 0)), (o8, ~inline, np.where(inline, 0, o_at))]
+        return mask, groups
 
     def _mark_pages(self, span_bases):
         """heapArena.pageMarks: the first page of every span with a marked object."""
-        v = self.view
-        from runtime_model.heapview import ARENA_INDEX_BIAS, PAGES_PER_ARENA
-        ai = (span_bases + np.uint64(ARENA_INDEX_BIAS)) // np.uint64(HEAP_ARENA_BYTES)
-        ha = v.o64(np.uint64(self.rt.mheap.arenas_l2) + ai * np.uint64(8))
-        page = (span_bases // np.uint64(PAGE_SIZE)) % np.uint64(PAGES_PER_ARENA)
-        a = (ha + np.uint64(HeapArena.pageMarks) + page // np.uint64(8) - np.uint64(v.off_base)).astype(np.int64)
-        np.bitwise_or.at(v.off8, a, (np.uint8(1) << (page % np.uint64(8)).astype(np.uint8)))
+        q = self._pages(span_bases)
+        np.bitwise_or.at(self.view.off8, self._page_mark[q], np.uint8(1) << (q & 7).astype(np.uint8))
 
     # ---- scanobject ---------------------------------------------------------------------
     def drain(self, budget=None):
@@ -218,54 +347,69 @@ class HeapMarker:
         done = 0
         while len(self.grey) and (budget is None or done < budget):
             take = len(self.grey) if budget is None else max(1, min(len(self.grey), (budget - done) // 64 + 1))
-            batch, self.grey = self.grey[:take], self.grey[take:]
-            work, values = self._scan(batch)
+            work, values = self._scan(self.grey.take(take))
             done += work
             self.scan_work += work
-            self.shade(values)
+            self._shade_heap(values)
         return done
 
     def _scan(self, objs):
-        """(scan work, pointer values) of a batch of grey objects."""
-        work, slots, (base, elemsize, divmul) = self.pointer_slots(objs)
+        """(scan work, pointer values) of a batch of grey objects; only values in the mapped
+        arenas' range are kept (nothing else can be an object: shade drops the rest too)."""
+        work, parts, (base, elemsize, divmul) = self._pointer_words(objs)
         self._set_scanned(objs, base, elemsize, divmul)
-        return work, self.view.h64(slots)
+        heap64, out = self.view.heap64, []
+        for first, width, isptr in parts:
+            if isptr is None:
+                vals = heap64[first]
+            elif int(first.max(initial=0)) + width <= len(heap64):
+                vals = self._window(width)[first]        # one row of `width` words an object
+            else:                                        # the heap's last words: not pointer words
+                vals = heap64[np.minimum(first[:, None] + np.arange(width), len(heap64) - 1)]
+            keep = (vals - self._lo) < self._heap_span   # in the range, in one compare
+            # (np.compress: boolean indexing is several times slower on arrays this size)
+            out.append(np.compress((keep if isptr is None else keep & isptr).ravel(), vals.ravel()))
+        return work, out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+    def _window(self, width):
+        """heap64 as overlapping rows of `width` words, row i starting at word i (a view)."""
+        w = self._windows.get(width)
+        if w is None:
+            w = self._windows[width] = np.lib.stride_tricks.sliding_window_view(self.view.heap64, width)
+        return w
 
     def pointer_slots(self, objs):
         """scanobject's reading, without its effects: (scan work, the addresses of the
         objects' pointer words, (span base, elemsize, divMul) per object)."""
-        from runtime_model.heapview import HEAP_BITS_BYTES, INLINE_BITS, inline_mark_bits
-        v = self.view
-        spans = v.span_of(objs)
-        us, inv = np.unique(spans, return_inverse=True)
-        f = v.spans_fields(us)
-        base, elemsize, spc = f["base"][inv], f["elemsize"][inv], f["spanclass"][inv]
-        values, work = [], 0
-        small = (spc >> 1) != 0
+        work, parts, fields = self._pointer_words(objs)
+        words = [first if isptr is None else (first[:, None] + np.arange(width))[isptr]
+                 for first, width, isptr in parts]
+        slots = [w.astype(np.uint64) * np.uint64(8) + np.uint64(self.view.heap_base) for w in words]
+        return work, np.concatenate(slots) if slots else np.zeros(0, dtype=np.uint64), fields
+
+    def _pointer_words(self, objs):
+        """(scan work, parts, (span base, elemsize, divMul) per object) of a batch of objects;
+        each part is (heap64 index of each pointer word, 0, None), or for objects read through
+        heap bits (heap64 index of each object's first word, words read an object, which of
+        them hold pointers)."""
+        v, f = self.view, self._f
+        self._refresh_arenas()
+        _, spans = self._spans_of(objs)
+        base, elemsize, spc = f(spans, S_STARTADDR, 8), f(spans, S_ELEMSIZE, 8), f(spans, S_SPANCLASS, 1)
+        parts, work = [], 0
+        small = spc >= 2
         hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
-        if hb.any():
-            o, b, es = objs[hb], base[hb], elemsize[hb]
-            nw = (es // np.uint64(8)).astype(np.int64)
-            w0 = ((o - b) // np.uint64(8)).astype(np.int64)
-            bm = b + np.uint64(PAGE_SIZE - HEAP_BITS_BYTES) - np.where(inline_mark_bits(es), np.uint64(INLINE_BITS), np.uint64(0))
-            starts = np.repeat(np.cumsum(nw) - nw, nw)
-            k = np.arange(int(nw.sum()), dtype=np.int64) - starts
-            word = np.repeat(w0, nw) + k
-            byte = v.heap8[(np.repeat(bm, nw) - np.uint64(v.heap_base)).astype(np.int64) + word // 8]
-            isptr = ((byte >> (word % 8).astype(np.uint8)) & 1).astype(bool)
-            values.append(np.repeat(b, nw)[isptr] + word[isptr].astype(np.uint64) * np.uint64(8))
-            # scan work: up to the last pointer word of each object (scanobject's scanSize)
-            last = np.zeros(len(o), dtype=np.int64)
-            owner = np.repeat(np.arange(len(o)), nw)[isptr]
-            np.maximum.at(last, owner, k[isptr] + 1)
-            work += int(last.sum()) * 8
-        typed = np.flatnonzero(~hb)
-        if len(typed):
+        if hb.all():
+            work = self._heap_bits_words(objs, base, elemsize, parts)
+        else:
+            if hb.any():
+                work = self._heap_bits_words(objs[hb], base[hb], elemsize[hb], parts)
+            typed = np.flatnonzero(~hb)
             o, es = objs[typed], elemsize[typed]
             hdr = small[typed]
             # a malloc header: the type, then the data; a large object: the span keeps the type
-            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f["largeType"][inv[typed]])
-            data = np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o)
+            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f(spans[typed], S_LARGETYPE, 8))
+            data = ((np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o) - np.uint64(v.heap_base)) >> np.uint64(3)).astype(np.int64)
             size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
             keys = np.stack([typ, size], axis=1)
             groups, ginv = np.unique(keys, axis=0, return_inverse=True)
@@ -276,10 +420,43 @@ class HeapMarker:
                 if not len(w):
                     continue
                 d = data[ginv.ravel() == gi]
-                values.append((d[:, None] + (w.astype(np.uint64) * np.uint64(8))[None, :]).ravel())
+                parts.append(((d[:, None] + w[None, :]).ravel(), 0, None))
                 work += int(w[-1] + 1) * 8 * len(d)
-        slots = np.concatenate(values) if values else np.zeros(0, dtype=np.uint64)
-        return work, slots, (base, elemsize, f["divMul"][inv])
+        return work, parts, (base, elemsize, f(spans, S_DIVMUL, 4))
+
+    def _heap_bits_words(self, objs, base, elemsize, parts):
+        """Scan work of objects of one-page spans that keep heap bits (mbitmap.go:
+        heapBitsSmallForAddr, one bit per word at the end of the page, before the inline mark
+        bits), their part appended to parts: each object's bits (at most 64) are read as one
+        64-bit word."""
+        v = self.view
+        u = np.uint64
+        # the bitmap's first 64-bit word in heap64 (before the inline mark bits of objects of
+        # 16 bytes and more), and the object's first word in the bitmap
+        bm = ((base - u(v.heap_base)) >> u(3)).view(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
+            - np.where(elemsize >= u(16), INLINE_BITS // 8, 0)
+        w0 = ((objs - base) >> u(3)).view(np.int64)
+        q = bm + (w0 >> 6)
+        r = (w0 & 63).view(u)
+        nw = elemsize >> u(3)
+        bits = v.heap64[q] >> r
+        spill = np.flatnonzero(r + nw > u(64))          # the rest in the bitmap's next word
+        if len(spill):
+            bits[spill] |= v.heap64[q[spill] + 1] << (u(64) - r[spill])
+        bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
+        # scan work: up to the last pointer word of each object (scanobject's scanSize): the
+        # position of the highest bit, the exponent of the bits as a float (of two exact
+        # 32-bit halves when the bits may not convert exactly)
+        width = int(nw.max()) if len(nw) else 0
+        if width <= 53:                                 # below 2**53 the conversion is exact
+            last = np.frexp(bits.astype(np.float64))[1]
+        else:
+            hi_half = np.frexp((bits >> u(32)).astype(np.float64))[1]
+            last = np.where(hi_half > 0, hi_half + 32, np.frexp((bits & u(0xFFFFFFFF)).astype(np.float64))[1])
+        # bit k of an object's word is its word k: little-endian bytes, little bit order
+        isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
+        parts.append((((objs - u(v.heap_base)) >> u(3)).view(np.int64), width, isptr))
+        return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
         """Pointer word indexes of `size` bytes holding values of typ back to back."""
@@ -299,12 +476,12 @@ class HeapMarker:
 
     def _set_scanned(self, objs, base, elemsize, divmul):
         """Green Tea's scanned bits (spanInlineMarkBits.scans) of the objects scanned."""
-        from runtime_model.heapview import INLINE_BITS, INLINE_SCANS, inline_mark_bits
         inl = inline_mark_bits(elemsize)
-        if not inl.any():
-            return
-        o, b = objs[inl], base[inl]
-        idx = ((o - b) * divmul[inl].astype(np.uint64)) >> np.uint64(32)
-        a = (b + np.uint64(PAGE_SIZE - INLINE_BITS + INLINE_SCANS) + idx // np.uint64(8)
-             - np.uint64(self.view.heap_base)).astype(np.int64)
-        np.bitwise_or.at(self.view.heap8, a, (np.uint8(1) << (idx % np.uint64(8)).astype(np.uint8)))
+        if not inl.all():
+            if not inl.any():
+                return
+            objs, base, divmul = objs[inl], base[inl], divmul[inl]
+        idx = ((objs - base) * divmul.astype(np.uint64)) >> np.uint64(32)
+        a = (base - np.uint64(self.view.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_SCANS) \
+            + (idx >> np.uint64(3)).view(np.int64)
+        np.bitwise_or.at(self.view.heap8, a, np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8))
