@@ -100,6 +100,9 @@ def test_a_watcher_stop_for_a_ctrl_c_already_delivered_does_not_cut_the_run_shor
     """SIGINT outside a run is a KeyboardInterrupt at once, but the watcher thread woken by
     the same signal may find the next run going and stop it: that run goes on where it
     stopped, and its counts stay exact."""
+    # an earlier test's SIGINT may still wake the real watcher thread: let it find no run
+    # going first (else it stops this run too, and the run resumes twice)
+    time.sleep(4 * interrupts.GRACE)
     m = Machine()
     m.load([("countdown.s", "TEXT gomemu.countdown(SB), 0, $0-0\nloop:\n\tDECQ\tAX\n\tJNE\tloop\n\tRET\n")])
     m.block_budget = 10 ** 10
