@@ -106,7 +106,7 @@ def test_a_watcher_stop_for_a_ctrl_c_already_delivered_does_not_cut_the_run_shor
     m = Machine()
     m.load([("countdown.s", "TEXT gomemu.countdown(SB), 0, $0-0\nloop:\n\tDECQ\tAX\n\tJNE\tloop\n\tRET\n")])
     m.block_budget = 10 ** 10
-    n = 100_000_000                      # half a second or more: longer than the watcher's grace
+    n = 1_000_000_000                    # seconds on a fast host: far longer than the watcher's grace
     resumed = []
     real = m.counter.uncount
     monkeypatch.setattr(m.counter, "uncount", lambda addr: (resumed.append(addr), real(addr)))
