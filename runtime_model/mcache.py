@@ -6,6 +6,7 @@ out to `refill`, which returns the span to its mcentral and caches a fresh one,
 exactly as (*mcache).refill does.
 """
 
+from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
 from runtime_model.mspan import MSpan
@@ -78,7 +79,6 @@ def refill(runtime, c, spc):
 
 
 def _charge_clear(runtime, nbytes):
-    from emu.clock import CLEAR_COLD_NS_PER_BYTE
     runtime.machine.clock.advance(nbytes * CLEAR_COLD_NS_PER_BYTE)
 
 

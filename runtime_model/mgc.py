@@ -40,6 +40,7 @@ from emu.layout import G, MCache
 from runtime_model.mgcmark import HeapMarker
 from runtime_model.mgcsweep import release_all, sweep_all
 from runtime_model.mstats import mapped_ready
+from runtime_model.pacer import _i64
 
 # Modeled costs of the collector's work, in ns (emu/clock.py runs the mutator at 3.6 GHz,
 # one instruction per cycle). Each is a median of real go1.27.3 gctrace figures of
@@ -385,8 +386,6 @@ class Collector:
         """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work (stolen
         background credit first), stopping gp for the time it takes; credited with the work
         it did; when that is not enough, gp parks (gcParkAssist)."""
-        from emu.layout import G
-        from runtime_model.pacer import _i64
         mem, c = self.m.mem, self.rt.gc_controller
         if self.phase != GC_MARK:
             return
@@ -430,8 +429,6 @@ class Collector:
         workers' scan credit pays its debt (gcFlushBgCredit) or the mark phase ends
         (gcWakeAllAssists); meanwhile its P runs an idle worker. The wait is the mutator's
         time, not GC CPU."""
-        from emu.layout import G
-        from runtime_model.pacer import _i64
         mem, c = self.m.mem, self.rt.gc_controller
         self._parked = True
         try:

@@ -97,9 +97,6 @@ class Meter:
         s["how"] = "modelled: the run's cycles (and misses) per instruction x the timed instructions per op"
         return s
 
-    def ns(self, cycles):
-        return cycles / STATED_GHZ
-
 
 def summary(u, how, t, per=1):
     """The --cycles figures of a Timing (per `per` operations), as data; "how" says what they are."""
