@@ -37,8 +37,13 @@ sysmon (a run that was preempted is repeated), they repeat exactly.
     python bench/callgrind_go.py --cases noscan16,tiny8 --n 5000
     python bench/callgrind_go.py --record   # all cases, into tests/data/callgrind (~20 min)
     python bench/callgrind_go.py --go-test DIR   # DIR's benchmarks: go test binary vs gomemu bench
-    python bench/callgrind_go.py --go-test examples/seed --bench 'NewInt|NewArray' --repeat 3 --record
+    python bench/callgrind_go.py --go-test examples/seed --repeat 5 --probe 30 --record
                                                  # ... into tests/data/callgrind/go_test_seed.json
+
+With --go-test, callgrind runs with --dump-instr=yes and every cost is filed by the
+address of its instruction under the binary's own symbols (callgrind's function context
+goes wrong across goroutine switches), and a probe counts natively what depends on wall
+time (clears, allocate-black: PROBE_EDITS) over many pairs of runs.
 
 This file is deliberately not named bench_*.py: valgrind runs are slow, so
 `bench/run_all.py` (and CI) do not run it. Results are in docs/machine.md
@@ -46,9 +51,11 @@ This file is deliberately not named bench_*.py: valgrind runs are slow, so
 """
 
 import argparse
+import functools
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,13 +248,19 @@ class Profile:
 _NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
 
-def parse_callgrind(path):
-    """Reads a callgrind output file (positions are lines, one event: Ir).
-    Handles compressed and plain names; a cost line's cost is its 2nd field."""
+def parse_callgrind(path, func_at=None):
+    """Reads a callgrind output file (one event: Ir; positions `line`, or `instr line` from
+    --dump-instr=yes). Handles compressed and plain names. With func_at (address -> function
+    name, from the binary's symbol table) and instruction positions, every cost goes to the
+    function whose code holds the instruction, and every call to the functions of its call
+    site and its target: across goroutine switches callgrind's own function context is
+    wrong (it files the closures that systemstack runs, e.g. mheap.alloc.func1, under the
+    benchmark function as "seed.BenchmarkNewArray'2")."""
     prof = Profile()
     names = {}
     fn = callee = None
     pending = None            # calls of `callee` waiting for their cost line
+    at = 1                    # the cost's field: after the position's parts
 
     def name_of(value):
         m = _NAME.match(value)
@@ -257,6 +270,7 @@ def parse_callgrind(path):
             names[m.group(1)] = m.group(2)
         return names[m.group(1)]
 
+    by_addr = False
     with open(path) as f:
         for line in f:
             line = line.rstrip("\n")
@@ -265,20 +279,27 @@ def parse_callgrind(path):
             c = line[0]
             if c.isdigit() or c in "+-*":
                 fields = line.split()
-                cost = int(fields[1]) if len(fields) > 1 else 0
+                cost = int(fields[at]) if len(fields) > at else 0
+                here = func_at(int(fields[0], 16)) if by_addr else fn
                 if pending is not None:
-                    arc = prof.arcs[(fn, callee)]
+                    arc = prof.arcs[(here, callee)]
                     arc[0] += pending
                     arc[1] += cost
                     pending = None
                 else:
-                    prof.self_cost[fn] += cost
+                    prof.self_cost[here] += cost
             elif line.startswith("fn="):
                 fn = name_of(line[3:])
             elif line.startswith("cfn="):
                 callee = name_of(line[4:])
             elif line.startswith("calls="):
-                pending = int(line[6:].split()[0])
+                parts = line[6:].split()
+                pending = int(parts[0])
+                if by_addr:
+                    callee = func_at(int(parts[1], 16))
+            elif line.startswith("positions:"):
+                at = len(line.split()) - 1
+                by_addr = func_at is not None and line.split()[1] == "instr"
             elif line.startswith(("summary:", "totals:")):
                 prof.total = int(line.split()[1])
     return prof
@@ -543,6 +564,7 @@ class BenchFigures:
     real_callouts: dict = field(default_factory=dict)   # call-out -> (calls/op, inclusive Ir/op)
     gomemu_callouts: dict = field(default_factory=dict)  # call-out -> calls/op
     real_runs: list = field(default_factory=list)       # (Ir/op, machine code Ir/op) of each repetition
+    probe: dict = field(default_factory=dict)           # PROBE_FIELDS name -> (mean, sd, pairs) per op
 
 
 CLEAR = "runtime.memclrNoHeapPointers"
@@ -550,15 +572,18 @@ CLEAR = "runtime.memclrNoHeapPointers"
 # cacheSpan for nextFreeIndex): only their calls from machine-code callers count as
 # machine code.
 SHARED_LEAVES = (CLEAR, "runtime.memmove", "runtime.(*mspan).nextFreeIndex")
+# The write barrier (runtime.gcWriteBarrier1..8 and their common body, named so by gomemu's
+# symbols) is also run by the runtime's own Go code: split per call (_barrier_elsewhere).
+BARRIER_ENTRY, BARRIER_BODY = "runtime.gcWriteBarrier", "gcWriteBarrier"
 _RECURSION = re.compile(r"'\d+$")
 
 
-def _merged(files):
+def _merged(files, func_at=None):
     """One profile of every thread's file, with callgrind's recursion levels (fn'2) folded
     into their function: with the GC on, goroutine switches make it see recursion."""
     out = Profile()
     for part in files:
-        p = parse_callgrind(part)
+        p = parse_callgrind(part, func_at)
         out.total += p.total
         for f, v in p.self_cost.items():
             out.self_cost[_RECURSION.sub("", f)] += v
@@ -571,11 +596,23 @@ def _merged(files):
 
 def go_test_command(valgrind, out, binary, name, k):
     return [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "--separate-threads=yes",
-            f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no",
+            f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no", "--dump-instr=yes",
             str(binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$", f"-test.benchtime={k}x"]
 
 
 GO_TEST_ENV = {"GODEBUG": "asyncpreemptoff=1", "GOMAXPROCS": "1"}
+
+
+def function_names(binary):
+    """address -> the name of the function whose code holds it (the binary's symbols)."""
+    from emu.goimage import load_image
+    image = load_image(binary)
+
+    @functools.lru_cache(maxsize=None)
+    def func_at(addr):
+        f = image.func_at(addr)
+        return f.name if f is not None else f"0x{addr:x}"
+    return func_at
 
 
 def _real_bench(binary, name, k, valgrind, tmp, gogc, rep):
@@ -584,14 +621,130 @@ def _real_bench(binary, name, k, valgrind, tmp, gogc, rep):
                        env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV), capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
-    return _merged(sorted(Path(tmp).glob(f.name + "-*")) or [f])
+    return _merged(sorted(Path(tmp).glob(f.name + "-*")) or [f], function_names(binary))
+
+
+# The real counts that depend on wall time, counted natively by a probe: the runtime's own
+# malloc.go and mgcmark.go with counters added (an overlay, `go test -c -overlay`; nothing
+# else changes), printed at exit. Under callgrind one pair of runs gives one sample of them,
+# and they vary from pair to pair (new([1024]int): clears/op 0.94-1.05 natively, sd 0.025),
+# so a median of five callgrind pairs does not pin them; natively a pair takes milliseconds.
+PROBE_EDITS = {
+    "malloc.go": [
+        ("memclrNoHeapPointers(x, size)", "probeClear(x, size)"),
+        ("memclrNoHeapPointersChunked(size, x) //", "probeClearLarge(size, x) //"),
+    ],
+    "mgcmark.go": [
+        ("func gcmarknewobject(span *mspan, obj uintptr) {\n",
+         "func gcmarknewobject(span *mspan, obj uintptr) {\n\tprobeCounts[2]++\n"),
+    ],
+}
+PROBE_SOURCE = """package runtime
+
+import (
+	"internal/runtime/exithook"
+	"unsafe"
+)
+
+// gomemu's measurement probe (bench/callgrind_go.py), not part of Go: counts the small
+// objects mallocgc clears, the large objects it clears, and gcmarknewobject's calls.
+var probeCounts [3]uint64
+
+func probeClear(x unsafe.Pointer, n uintptr) {
+	probeCounts[0]++
+	memclrNoHeapPointers(x, n)
+}
+
+func probeClearLarge(n uintptr, x unsafe.Pointer) {
+	probeCounts[1]++
+	memclrNoHeapPointersChunked(n, x)
+}
+
+func init() {
+	exithook.Add(exithook.Hook{F: func() {
+		print("gomemu-probe ", probeCounts[0], " ", probeCounts[1], " ", probeCounts[2], "\\n")
+	}, RunOnFailure: true})
+}
+"""
+PROBE_FIELDS = ("small clears", "large clears", "allocated black")
+
+
+def build_probe(built, tmp, go):
+    """The test binary of a BuiltPackage (emu/gobuild.py), built again from its sources, with
+    its environment, against the probed runtime."""
+    import json
+    from emu.gobuild import go_env
+    goroot = Path(subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True,
+                                 check=True).stdout.strip())
+    ov = Path(tmp) / "probe"
+    ov.mkdir(parents=True, exist_ok=True)
+    replace = {}
+    for name, edits in PROBE_EDITS.items():
+        text = (goroot / "src" / "runtime" / name).read_text()
+        for old, new in edits:
+            if old not in text:
+                raise RuntimeError(f"probe: {name} of {goroot} has no {old!r} (another Go version?)")
+            text = text.replace(old, new)
+        (ov / name).write_text(text)
+        replace[str(goroot / "src" / "runtime" / name)] = str(ov / name)
+    (ov / "gomemu_probe.go").write_text(PROBE_SOURCE)
+    replace[str(goroot / "src" / "runtime" / "gomemu_probe.go")] = str(ov / "gomemu_probe.go")
+    (ov / "overlay.json").write_text(json.dumps({"Replace": replace}))
+    exe = ov / "probe.test"
+    r = subprocess.run([go, "test", "-c", "-overlay", str(ov / "overlay.json"), "-o", str(exe), "."],
+                       cwd=built.source_dir, env=go_env(), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"probe build failed:\n{r.stderr[-2000:]}")
+    return exe
+
+
+def probe_counts(exe, name, n, pairs, gogc):
+    """Per op of N+1..2N, (2N - N) / N over `pairs` pairs of native runs: [[counts] per pair]."""
+    out = []
+    for _ in range(pairs):
+        got = []
+        for k in (n, 2 * n):
+            r = subprocess.run([str(exe), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$",
+                                f"-test.benchtime={k}x"], env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV),
+                               capture_output=True, text=True)
+            m = re.search(r"gomemu-probe (\d+) (\d+) (\d+)", r.stderr)
+            if r.returncode != 0 or not m:
+                raise RuntimeError(f"probe run of {name} failed:\n{r.stderr[-2000:]}")
+            got.append([int(v) for v in m.groups()])
+        out.append([(b - a) / n for a, b in zip(*got)])
+    return out
+
+
+def _barrier_elsewhere(p, machine):
+    """The write barrier's Ir/op run for callers outside the machine code (the runtime's own
+    pointer writes in the functions gomemu runs in Python). Every barrier call runs the same
+    few instructions (the buffer-full case calls wbBufFlush, a call-out), so each entry's cost,
+    with its share of the common body, is split by its callers' calls; inclusive costs would
+    carry the flushes with them."""
+    calls = defaultdict(int)           # entry -> calls from everywhere
+    from_machine = defaultdict(int)
+    into_body = defaultdict(int)       # entry -> its calls of the body
+    for (x, y), (k, _) in p.arcs.items():
+        if y.startswith(BARRIER_ENTRY) and x != y:
+            calls[y] += k
+            if x in machine:
+                from_machine[y] += k
+        elif y == BARRIER_BODY and x.startswith(BARRIER_ENTRY):
+            into_body[x] += k
+    body = p.self_cost.get(BARRIER_BODY, 0) if BARRIER_BODY in machine else 0
+    body_calls = sum(into_body.values())
+    out = 0.0
+    for e, k in calls.items():
+        cost = (p.self_cost.get(e, 0) if e in machine else 0) + (body * into_body[e] / body_calls if body_calls else 0)
+        out += cost * (k - from_machine[e]) / k
+    return out
 
 
 def _real_split(p, machine, callouts):
     """(machine-code Ir, memclr calls and Ir from machine code, {call-out: [calls, Ir]})."""
     own = sum(p.self_cost.get(f, 0) for f in machine)
     elsewhere = sum(ir for (x, y), (_, ir) in p.arcs.items()
-                    if y in SHARED_LEAVES and x not in machine and x != y)
+                    if y in SHARED_LEAVES and y in machine and x not in machine and x != y) + _barrier_elsewhere(p, machine)
     clears = [(k, ir) for (x, y), (k, ir) in p.arcs.items() if y == CLEAR and x in machine]
     co = {}
     for (x, y), (k, ir) in p.arcs.items():
@@ -602,7 +755,7 @@ def _real_split(p, machine, callouts):
     return own - elsewhere, sum(k for k, _ in clears), sum(ir for _, ir in clears), co
 
 
-def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1):
+def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1, probe_pairs=0, go="go"):
     """Each benchmark of the package at -benchtime Nx and 2Nx, under callgrind on the real
     `go test -c` binary (the one gomemu bench builds and runs) and on gomemu bench: ops
     N+1..2N of the 2N run, as (2N - N) / N. callgrind collects inside the Benchmark
@@ -611,12 +764,15 @@ def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1):
     the self cost of the functions gomemu runs as machine code, with the shared leaves
     (memclr, memmove, nextFreeIndex) counted only where a machine-code function called
     them. The real run depends on wall time (the GC's workers and the scavenger), so
-    with repeat > 1 the pair of runs whose machine code is the median is reported."""
+    with repeat > 1 the pair of runs whose machine code is the median is reported; with
+    probe_pairs, the wall-time-dependent counts (PROBE_FIELDS) are also counted natively
+    over that many pairs."""
     from emu.program import GoProgram
     Path(tmp).mkdir(parents=True, exist_ok=True)
     prog = GoProgram(pkg)
     callouts = {c.symbol for c in prog.machine().callouts}
     machine_gogc = gogc if gogc == "off" else int(gogc)
+    probe_exe = build_probe(prog.built, tmp, go) if probe_pairs else None
     out = []
     for name in prog.benchmarks(pattern):
         emu = [prog.bench(name, f"{k}x", machine=prog.machine(gogc=machine_gogc)) for k in (n, 2 * n)]
@@ -631,8 +787,13 @@ def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1):
             runs.append(((m2 - m1) / n, (p2.total - p1.total) / n, (c2 - c1) / n, (ci2 - ci1) / n, co))
         med = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
         g = gomemu_split(emu, n, callouts)
+        probe = {}
+        if probe_exe:
+            counts = list(zip(*probe_counts(probe_exe, name, n, probe_pairs, gogc)))
+            probe = {f: (statistics.mean(c), statistics.stdev(c) if len(c) > 1 else 0.0, len(c))
+                     for f, c in zip(PROBE_FIELDS, counts)}
         out.append(BenchFigures(name, n, med[1], med[0], med[2], med[3], g.per_op, g.machine_code, g.clear_ir,
-                                med[4], g.callouts, [(r[1], r[0]) for r in runs]))
+                                med[4], g.callouts, [(r[1], r[0]) for r in runs], probe))
     return out
 
 
@@ -672,6 +833,11 @@ def format_bench(figs):
                      f"{f.real_clears:.4g}/{g_clears:.4g} ({per:.6g} Ir each)",
                      f"{r0:.6g} / {g0:.6g}, {100 * (g0 - r0) / r0:+.2f}"))
     out = _table(rows)
+    pr_rows = [("benchmark", "natively, per op (probe)", "mean", "sd of a pair", "pairs")]
+    for f in figs:
+        pr_rows += [(f.name, k, f"{m:.4g}", f"{sd:.2g}", str(p)) for k, (m, sd, p) in f.probe.items()]
+    if len(pr_rows) > 1:
+        out += "\n\n" + _table(pr_rows)
     co_rows = [("benchmark", "call-out (gomemu runs it in Python)", "real calls/op", "real inclusive Ir/op",
                 "gomemu calls/op")]
     for f in figs:
@@ -710,6 +876,7 @@ def record_go_test(figs, pkg, out_dir, *, go_version, vg_version, argv, gogc, re
             "clears_per_op": f.real_clears, "clear_ir_per_op": f.real_clear_ir,
             "callouts": {c: {"calls_per_op": k, "ir_per_op": ir} for c, (k, ir) in f.real_callouts.items()},
             "runs": [{"ir_per_op": a, "machine_code_ir_per_op": b} for a, b in f.real_runs],
+            "probe": {k: {"mean": m, "sd": sd, "pairs": p} for k, (m, sd, p) in f.probe.items()},
         }
     data["benchmarks"] = dict(sorted(data["benchmarks"].items()))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -817,6 +984,8 @@ def main(argv=None):
     ap.add_argument("--bench", default=".", metavar="REGEX", help="with --go-test: the benchmarks to run")
     ap.add_argument("--gogc", default="100", help="with --go-test: GOGC for both (default 100, go test's)")
     ap.add_argument("--repeat", type=int, default=1, help="with --go-test: real runs per N (the median is kept)")
+    ap.add_argument("--probe", type=int, default=20, metavar="PAIRS",
+                    help="with --go-test: native pairs of runs of the probed runtime (0: none)")
     args = ap.parse_args(argv)
 
     valgrind = shutil.which("valgrind")
@@ -835,7 +1004,7 @@ def main(argv=None):
     if args.go_test:
         with tempfile.TemporaryDirectory(prefix="callgrind_go.") as tmp:
             figs = go_test_figures(args.go_test, args.bench, args.n or 1000, valgrind, args.keep or tmp,
-                                   args.gogc, args.repeat)
+                                   args.gogc, args.repeat, args.probe, go)
         print(f"{args.go_test}: callgrind on the go test binary (GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1, "
               f"--toggle-collect=<benchmark>, GOGC={args.gogc}) and gomemu bench, ops N+1..2N of -benchtime 2Nx, N={args.n or 1000}; "
               "machine code = what gomemu runs as machine code (its call-outs, the GC among them, run in Python)")
