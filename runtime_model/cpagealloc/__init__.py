@@ -42,7 +42,7 @@ _SIGNATURES = {           # name: (restype, argtypes)
     "pa_new": (_ptr, ()), "pa_destroy": (None, (_ptr,)), "pa_clone": (_ptr, (_ptr,)), "pa_out": (_ptr, (_ptr,)),
     "pa_grow_conflict": (_u64, (_ptr, _u64, _u64)), "pa_grow": (ctypes.c_int, (_ptr, _u64, _u64)),
     "pa_alloc": (_u64, (_ptr, _u64)), "pa_free": (ctypes.c_int, (_ptr, _u64, _u64)),
-    "pa_free_many": (ctypes.c_int, (_ptr, _ptr, _size)), "pa_alloc_to_cache": (ctypes.c_int, (_ptr,)),
+    "pa_free_many": (ctypes.c_int, (_ptr, _ptr, _ptr, _size)), "pa_alloc_to_cache": (ctypes.c_int, (_ptr,)),
     "pa_flush_cache": (ctypes.c_int, (_ptr, _u64, _u64, _u64)),
     "pa_scavenge": (_size, (_ptr, _u64, ctypes.c_int, _ptr, _size)), "pa_next_gen": (None, (_ptr,)),
     "pa_test_init_chunk": (ctypes.c_int, (_ptr, _u64, _ptr, _ptr, _size)),
@@ -189,16 +189,12 @@ class CPageAlloc:
         if not isinstance(ranges, (list, tuple)):
             ranges = list(ranges)
         try:
-            flat = array("Q", chain.from_iterable(ranges))
-        except (OverflowError, TypeError):
-            flat = None
-        if flat is None or len(flat) != 2 * len(ranges) or 0 in flat[1::2]:
-            # Counts the C side cannot take as they are: each as the model would treat it.
-            flat = array("Q")
-            for base, npages in ranges:
-                flat.append(base % _U64)
-                flat.append(npages if 0 < npages < _U64 else 0 if npages <= 0 else _U64 - 1)
-        code = _lib.pa_free_many(self._p, flat.buffer_info()[0], len(ranges))
+            bases, counts = array("Q", [b for b, _ in ranges]), array("Q", [n for _, n in ranges])
+        except OverflowError:
+            # Values outside uint64: each as the model treats it (0 pages: the C side refuses it).
+            bases = array("Q", [b % _U64 for b, _ in ranges])
+            counts = array("Q", [n if 0 < n < _U64 else 0 if n <= 0 else _U64 - 1 for _, n in ranges])
+        code = _lib.pa_free_many(self._p, bases.buffer_info()[0], counts.buffer_info()[0], len(ranges))
         if code:
             base, npages = ranges[self._out[4]] if code in (PA_NPAGES, PA_NOT_GROWN) else (0, 0)
             if code == PA_NPAGES:

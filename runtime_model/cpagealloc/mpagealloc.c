@@ -470,16 +470,16 @@ API int pa_free(pageAlloc *p, uint64_t base, uint64_t npages) {
     return PA_OK;
 }
 
-/* A batch of frees, ranges[2k] = virtual base and ranges[2k+1] = npages, leaving the
+/* A batch of frees, of npages[k] pages at the virtual address bases[k], leaving the
  * state free() on each in turn leaves. The batch is checked first (out[4] = the first bad
  * range's index; a chunk's pages in use against all the batch frees in it, chunks in the
  * order the batch first touches them), so a refused batch changes nothing. */
-API int pa_free_many(pageAlloc *p, const uint64_t *ranges, size_t n) {
+API int pa_free_many(pageAlloc *p, const uint64_t *bases, const uint64_t *npages, size_t n) {
     size_t touches = 0;
     uint64_t b, limit;
     for (size_t k = 0; k < n; k++) {
-        if (ranges[2 * k + 1] == 0) return errorAt(p, PA_NPAGES, k, 0, 0);
-        if (!freeExtent(p, ranges[2 * k], ranges[2 * k + 1], &b, &limit)) return errorAt(p, PA_NOT_GROWN, k, 0, 0);
+        if (npages[k] == 0) return errorAt(p, PA_NPAGES, k, 0, 0);
+        if (!freeExtent(p, bases[k], npages[k], &b, &limit)) return errorAt(p, PA_NOT_GROWN, k, 0, 0);
         touches += (limit >> logPallocChunkBytes) - (b >> logPallocChunkBytes) + 1;
     }
     /* chunk -> pages the batch frees in it: open addressing, and the chunks in first-touch order. */
@@ -494,7 +494,7 @@ API int pa_free_many(pageAlloc *p, const uint64_t *ranges, size_t n) {
     memset(keys, 0xff, cap * sizeof(uint64_t));
     size_t nchunks = 0;
     for (size_t k = 0; k < n; k++) {
-        freeExtent(p, ranges[2 * k], ranges[2 * k + 1], &b, &limit);
+        freeExtent(p, bases[k], npages[k], &b, &limit);
         for (uint64_t c = b >> logPallocChunkBytes; c <= limit >> logPallocChunkBytes; c++) {
             size_t h = (size_t)(c * 0x9E3779B97F4A7C15ULL) & (cap - 1);
             while (keys[h] != c && keys[h] != ~0ULL) h = (h + 1) & (cap - 1);
@@ -512,8 +512,8 @@ API int pa_free_many(pageAlloc *p, const uint64_t *ranges, size_t n) {
     }
     if (!r) {
         for (size_t k = 0; k < n; k++) {
-            freeExtent(p, ranges[2 * k], ranges[2 * k + 1], &b, &limit);
-            freeBits(p, b, limit, ranges[2 * k + 1]);
+            freeExtent(p, bases[k], npages[k], &b, &limit);
+            freeBits(p, b, limit, npages[k]);
         }
         for (size_t k = 0; k < nchunks; k++) order[k] = keys[order[k]];
         updateChunks(p, order, nchunks);
