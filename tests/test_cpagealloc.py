@@ -154,7 +154,7 @@ op = st.one_of(
 
 
 class Twin:
-    """One allocator of each implementation, three page caches each, and the live runs."""
+    """One allocator of each implementation, two page caches each, and the live runs."""
 
     def __init__(self, initial):
         self.pa = [PyPageAlloc(), CPageAlloc()]
@@ -348,6 +348,15 @@ def test_without_a_compiler_the_model_runs_and_one_line_says_so(tmp_path):
     assert err.count("\n") == 1 and err.startswith("gomemu: page allocator: running the Python reference model")
     assert "no C compiler found" in err
     assert not list((tmp_path / "gomemu").glob("cpagealloc-*"))
+
+
+def test_a_cache_that_cannot_be_written_runs_the_model_and_one_line_says_so(tmp_path):
+    if build.compiler() is None:
+        pytest.skip("no C compiler on PATH")
+    (tmp_path / "file").write_text("")           # the cache's root is a file: mkdir fails
+    out, err = _python(PROBE, XDG_CACHE_HOME=str(tmp_path / "file"))
+    assert out.startswith("PyPageAlloc ")
+    assert err.count("\n") == 1 and "cannot build in " in err
 
 
 def test_a_failed_build_is_noted_and_not_retried_at_run_time(tmp_path):

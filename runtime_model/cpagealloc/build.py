@@ -77,6 +77,14 @@ def build(retry=False):
     cc = compiler()
     if cc is None:
         raise Unavailable(f"no C compiler found ({' or '.join(COMPILERS)} on PATH)")
+    try:
+        return _compile(cc, dest, note)
+    except OSError as e:                          # an unwritable cache, a full disk
+        raise Unavailable(f"cannot build in {dest.parent}: {e}") from e
+
+
+def _compile(cc, dest, note):
+    lib = dest / LIBRARY
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest.parent / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # one build at a time; the others wait, then find it
@@ -87,11 +95,11 @@ def build(retry=False):
             cmd = [cc, *CFLAGS, "-o", str(work / LIBRARY), *map(str, (p for p in sources() if p.suffix == ".c"))]
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode:
-                (work / "build.log").write_text(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
                 log = dest.with_name(dest.name + ".log")
-                shutil.copy(work / "build.log", log)
+                log.write_text(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
                 note.write_text(f"{Path(cc).name} exited with status {r.returncode}\nbuild log: {log}\n")
                 raise Unavailable(f"its build failed: {Path(cc).name} exited with status {r.returncode} (log: {log})")
+            shutil.rmtree(dest, ignore_errors=True)   # a directory left without its library
             os.replace(work, dest)
             note.unlink(missing_ok=True)
             return lib

@@ -155,7 +155,8 @@ API uint64_t pa_grow_conflict(const pageAlloc *p, uint64_t base, uint64_t limit)
  * counted) as free and scavenged, and update summarizes them. */
 API int pa_grow(pageAlloc *p, uint64_t base, uint64_t limit) {
     for (int l = 0; l < summaryLevels; l++) {
-        uint64_t lo = base >> levelShift[l], hi = ((limit - 1) >> levelShift[l]) + 1;
+        uint64_t lo = base >> levelShift[l], hi = ((limit - 1) >> levelShift[l]) + 1; /* addrsToSummaryRange */
+        if (l == 0 && hi > p->rootEnd) p->rootEnd = hi;
         uint64_t e = 1ULL << levelBits[l];
         lo &= ~(e - 1); /* blockAlignSummaryRange */
         hi = (hi + e - 1) & ~(e - 1);
@@ -164,7 +165,6 @@ API int pa_grow(pageAlloc *p, uint64_t base, uint64_t limit) {
             if (!(p->summary[l][k] = calloc(sumPieceEntries, sizeof(pallocSum)))) return PA_NOMEM;
             p->sysStat += physPageSize;
         }
-        if (l == 0 && ((limit - 1) >> levelShift[0]) + 1 > p->rootEnd) p->rootEnd = ((limit - 1) >> levelShift[0]) + 1;
     }
     uint64_t c0 = base >> logPallocChunkBytes, c1 = limit >> logPallocChunkBytes;
     int r = scavIndexGrow(p, c0, c1);
