@@ -54,8 +54,6 @@ from runtime_model.pallocbits import (
 from tests.conftest import ROOT
 from tests.pagealloc_impls import C_CORE
 
-pytestmark = C_CORE
-
 # Chunk groups relative to BaseChunkIdx: discontiguous, one sharing a summary page with
 # the others' neighbours, one 4 GiB away, one across an L2 boundary of p.chunks.
 GROUPS = [(0, 2), (3, 1), (8, 3), (40, 1), (0x1000, 2), (0x1FFF, 2)]
@@ -69,6 +67,7 @@ def test_the_c_core_is_built_wherever_a_compiler_is():
         assert PageAlloc is CPageAlloc
 
 
+@C_CORE
 def test_the_c_core_has_the_models_constants():
     assert cpagealloc.constants() == [
         HEAP_ADDR_BITS, ARENA_BASE_OFFSET, PAGE_SHIFT, LOG_PALLOC_CHUNK_PAGES, SUMMARY_LEVELS, SUMMARY_LEVEL_BITS,
@@ -96,6 +95,7 @@ def _paint(runs):
 INNER_62 = 1 | 1 << 63 | (FULL & ~((1 << 64) - 1) & ~(((1 << 61) - 1) << 100))
 
 
+@C_CORE
 @settings(max_examples=400, deadline=None)
 @given(bitmaps)
 @example(FULL)
@@ -105,12 +105,14 @@ def test_summarize_is_the_models(bits):
     assert cpagealloc.summarize(bits) == summarize(bits)
 
 
+@C_CORE
 @settings(max_examples=400, deadline=None)
 @given(bitmaps, st.one_of(st.integers(1, 70), st.integers(1, 600)), st.integers(0, 511))
 def test_palloc_find_is_the_models(bits, npages, search_idx):
     assert cpagealloc.palloc_find(bits, npages, search_idx) == palloc_find(bits, npages, search_idx)
 
 
+@C_CORE
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([9, 12, 15, 18]), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**18)),
                                                     min_size=8, max_size=8))
@@ -121,12 +123,14 @@ def test_merge_summaries_is_the_models(log, picks):
     assert cpagealloc.merge_summaries(sums, log) == merge_summaries(sums, log)
 
 
+@C_CORE
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**64 - 1), st.integers(1, 130))
 def test_find_bit_range64_is_the_models(c, n):
     assert cpagealloc.find_bit_range64(c, n) == find_bit_range64(c, n)
 
 
+@C_CORE
 @settings(max_examples=300, deadline=None)
 @given(bitmaps, bitmaps, st.integers(0, 511), st.sampled_from([1, 2, 4, 8, 16, 32, 64]), st.integers(0, 600))
 def test_find_scavenge_candidate_is_the_models(bits, scav, search_idx, minimum, max_):
@@ -235,6 +239,7 @@ class Twin:
         assert self.pa[0].state() == self.pa[1].state(), f"after {o}"
 
 
+@C_CORE
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(initial=st.sets(st.integers(0, len(GROUPS) - 1), min_size=1, max_size=3), ops=st.lists(op, max_size=40))
 def test_c_core_gives_the_models_results_and_state(initial, ops):
@@ -253,6 +258,7 @@ def test_c_core_gives_the_models_results_and_state(initial, ops):
     assert twin.pa[0].state() == twin.pa[1].state()
 
 
+@C_CORE
 @pytest.mark.parametrize("call, error, message", [
     (lambda pa: pa.alloc(0), BadInput, "pageAlloc.alloc: npages must be positive, got 0"),
     (lambda pa: pa.alloc(-3), BadInput, "got -3"),
@@ -291,6 +297,7 @@ def test_bad_input_is_the_same_typed_error_on_both_and_changes_nothing(call, err
     assert errors[0] == errors[1]
 
 
+@C_CORE
 def test_a_deep_copy_of_the_c_core_is_independent():
     pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)], BASE_CHUNK_IDX + 3: []}, impl=CPageAlloc)
     twin = copy.deepcopy(pa)
@@ -303,6 +310,7 @@ def test_a_deep_copy_of_the_c_core_is_independent():
     check_page_alloc(pa)
 
 
+@C_CORE
 def test_scavenging_reports_each_released_run_to_on_release_in_order():
     runs = {}
     for impl in (PyPageAlloc, CPageAlloc):
