@@ -1,4 +1,6 @@
-"""Benchmark of runtime_model.pagealloc (not a test).
+"""Benchmark of the page allocator (not a test): the running implementation, PageAlloc
+(the C core, runtime_model/cpagealloc/, or the Python model where it is unavailable), or
+with --impl the C core or the Python reference model (runtime_model/pagealloc.py).
 
 1. Throughput: mixed alloc/free (1..64 pages, seeded RNG) on 16384 chunks spread
    over 128 GiB of address space (groups of 16 chunks with equal gaps).
@@ -15,7 +17,7 @@
    states must be identical.
 Times are CPU seconds of this process.
 
-Run: PYTHONPATH=. python bench/bench_pagealloc.py [--ops N] [--smoke]
+Run: PYTHONPATH=. python bench/bench_pagealloc.py [--ops N] [--smoke] [--impl running|c|python]
 """
 
 import argparse
@@ -28,8 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime_model.pagealloc import PALLOC_CHUNK_BYTES, PAGE_SIZE, PageAlloc, check_page_alloc  # noqa: E402
+from runtime_model.pagealloc import (  # noqa: E402
+    PALLOC_CHUNK_BYTES, PAGE_SIZE, CPageAlloc, PageAlloc, PyPageAlloc, check_page_alloc)
 from runtime_model.pagecache import PageCache  # noqa: E402
+
+IMPLS = {"running": PageAlloc, "c": CPageAlloc, "python": PyPageAlloc}
 
 # Timings are this process's CPU time: on a shared machine wall time mostly
 # measures the other jobs; on an idle one the two agree.
@@ -39,9 +44,9 @@ HEAP_BASE = 0xC000000000
 GROUP = 16  # chunks per contiguous growth
 
 
-def grow_spread(nchunks, stride_chunks):
-    """PageAlloc with nchunks chunks grown GROUP at a time, every stride_chunks chunks."""
-    p = PageAlloc()
+def grow_spread(impl, nchunks, stride_chunks):
+    """A page allocator with nchunks chunks grown GROUP at a time, every stride_chunks chunks."""
+    p = impl()
     for g in range(nchunks // GROUP):
         p.grow(HEAP_BASE + g * stride_chunks * PALLOC_CHUNK_BYTES, GROUP * PALLOC_CHUNK_BYTES)
     return p
@@ -67,9 +72,9 @@ def run_ops(p, nops, live_cap, seed):
     return _clock() - t0
 
 
-def throughput(nops):
+def throughput(impl, nops):
     nchunks = 16384
-    p = grow_spread(nchunks, 2 * GROUP)
+    p = grow_spread(impl, nchunks, 2 * GROUP)
     span = (nchunks // GROUP) * 2 * GROUP * PALLOC_CHUNK_BYTES
     secs = run_ops(p, nops, live_cap=100_000, seed=1)
     check_page_alloc(p)
@@ -80,13 +85,13 @@ def throughput(nops):
     return nops / secs
 
 
-def scaling(nops, rounds=3):
+def scaling(impl, nops, rounds=3):
     """Per-op cost on 16 chunks vs 16384; the best of `rounds` alternating runs of each,
     so that load from elsewhere on the machine does not decide the ratio."""
     t_small = t_big = float("inf")
     for _ in range(rounds):
-        small = grow_spread(GROUP, GROUP)
-        big = grow_spread(16384, GROUP)
+        small = grow_spread(impl, GROUP, GROUP)
+        big = grow_spread(impl, 16384, GROUP)
         # Fill every chunk of `big` except the top GROUP ones.
         for _ in range(16384 - GROUP):
             addr, _ = big.alloc(PALLOC_CHUNK_BYTES // PAGE_SIZE)
@@ -125,9 +130,9 @@ class SpanHeap:
         self.p.free(live.pop(), 1)
 
 
-def gc_churn(nchunks, nops):
+def gc_churn(impl, nchunks, nops):
     """Interleaved one-page frees and cache allocations on a heap of one-page spans."""
-    p = PageAlloc()
+    p = impl()
     p.grow(HEAP_BASE, nchunks * PALLOC_CHUNK_BYTES)
     heap = SpanHeap(p)
     pages = nchunks * (PALLOC_CHUNK_BYTES // PAGE_SIZE)
@@ -161,13 +166,7 @@ def sweep(heap, nfree):
     many.free_many(batch)
     t_many = _clock() - t0
     check_page_alloc(many)
-    chunks = sorted(one.chunks)
-    same = (
-        one.search_addr == many.search_addr
-        and [one.chunks[c].bits for c in chunks] == [many.chunks[c].bits for c in chunks]
-        and one.summary == many.summary
-    )
-    if not same:
+    if one.state() != many.state():
         raise SystemExit("pagealloc sweep: free_many left a different state than free one by one")
     print(
         f"pagealloc sweep: {nfree} one-page frees over {len({a >> 22 for a, _ in batch})} chunks: "
@@ -181,16 +180,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ops", type=int, default=1_000_000, help="ops in the throughput run")
     ap.add_argument("--smoke", action="store_true", help="tiny version (a few seconds)")
+    ap.add_argument("--impl", choices=IMPLS, default="running",
+                    help="the running implementation (default), the C core, or the Python reference model")
     args = ap.parse_args(argv)
+    impl = IMPLS[args.impl]
+    print(f"pagealloc implementation: {impl.__name__}")
     nops = 20_000 if args.smoke else args.ops
     # The allocator makes no reference cycles; Python's cycle collector would only
     # add noise (walking, e.g., the sweep's two copies of the heap) to the timings.
     gc.disable()
     try:
-        throughput(nops)
-        scaling(2_000, rounds=1) if args.smoke else scaling(50_000)
+        throughput(impl, nops)
+        scaling(impl, 2_000, rounds=1) if args.smoke else scaling(impl, 50_000)
         # 1.5 GiB of heap is 384 chunks; the smoke run uses 16.
-        heap = gc_churn(16 if args.smoke else 384, 10_000 if args.smoke else 400_000)
+        heap = gc_churn(impl, 16 if args.smoke else 384, 10_000 if args.smoke else 400_000)
         sweep(heap, len(heap.live) // 3)
     finally:
         gc.enable()

@@ -1,6 +1,16 @@
 """Go 1.27's page allocator (runtime/mpagealloc.go, mpagealloc_64bit.go) for 64-bit.
 
-Design (Go's, except where said):
+Two implementations of one pageAlloc, with one API and one state (`state()`):
+* PyPageAlloc, here, is the reference model: readable Python, checked against every
+  one of Go's own page-allocator test vectors (tests/test_pagealloc*.py).
+* CPageAlloc (runtime_model/cpagealloc/) is the running implementation: the same
+  allocator transcribed from Go's code into C and called through ctypes. It exists for
+  speed (issue 13: 200 k mixed ops/s, about 5x what this model reaches in Python); the
+  tests drive both alike and compare every result and the full state.
+`PageAlloc`, what mheap uses, is CPageAlloc, or this model where the C core cannot be
+built (no compiler: one line on stderr says so) or GOMEMU_PAGEALLOC=python asks for it.
+
+Design of the model (Go's, except where said):
 * The 48-bit address space is cut into 4 MiB chunks of 512 pages of 8 KiB. Each
   grown chunk has a `PallocData` (allocation bitmap + scavenged bitmap, each one
   512-bit Python int; see pallocbits.py).
@@ -44,14 +54,16 @@ inUse ranges, all of which Go adds to p.sysStat); grow calls the optional
 `on_grow(base, size)` hook so an mheap can emulate the mapping; scavenging calls
 the optional `on_release(addr, nbytes)` hook where Go calls sysUnused. The
 per-P page cache (mpagecache.go) is runtime_model/pagecache.py; its refill,
-allocToCache, is PageAlloc.alloc_to_cache here. find reaches Go's result
+allocToCache, is alloc_to_cache here, and flush's work on the allocator is
+free_page_cache. find reaches Go's result
 without Go's walk from the root; the two agree whenever the summaries match the
 bitmaps (which check_page_alloc checks), and differ only in how corrupt
 summaries are reported.
 """
 
-import functools
 import json
+import os
+import sys
 from bisect import bisect_left, bisect_right
 
 from emu.errors import BadInput, InvariantError
@@ -77,11 +89,13 @@ from runtime_model.pallocbits import (
     find_run,
     max_run,
     merge_block,
+    merge_summaries,
     palloc_find,
     range_mask,
     summarize,
     unpack_palloc_sum,
 )
+from runtime_model.pagecache import PAGE_CACHE_PAGES, PageCache
 
 # malloc.go: heapAddrBits (64-bit, not iOS/Wasm)
 HEAP_ADDR_BITS = 48
@@ -137,14 +151,6 @@ _NO_FIT = 1 << HEAP_ADDR_BITS  # above every address: no run of that size exists
 _FIRST_FREE_SHIFT = tuple(
     next((LEVEL_SHIFT[lvl] for lvl in range(SUMMARY_LEVELS) if LEVEL_SHIFT[lvl] <= t), 0) for t in range(65)
 )
-
-
-@functools.cache
-def _pagecache():
-    """runtime_model.pagecache, which imports this module."""
-    from runtime_model import pagecache
-
-    return pagecache
 
 
 def _scan(entries, js, npages, log_max):
@@ -212,6 +218,46 @@ def page_base(ci, page):
 BASE_CHUNK_ADDR = page_base(BASE_CHUNK_IDX, 0)
 
 
+# ---- checks and errors both implementations share ------------------------------
+
+
+def grow_extent(base, size):
+    """grow's [base, base+size) rounded out to chunks, as offsets; BadInput outside the heap."""
+    if size <= 0:
+        raise BadInput(f"pageAlloc.grow: size must be positive, got {size}")
+    b = to_off(base)
+    limit = -(-(b + size) // PALLOC_CHUNK_BYTES) * PALLOC_CHUNK_BYTES
+    if limit > 1 << HEAP_ADDR_BITS:
+        raise BadInput(f"pageAlloc.grow: [{base:#x}, +{size:#x}) is outside the 48-bit heap address space")
+    return b // PALLOC_CHUNK_BYTES * PALLOC_CHUNK_BYTES, limit
+
+
+def grown_twice(ci):
+    return InvariantError(f"pageAlloc.grow: chunk {ci:#x} grown twice")
+
+
+def npages_not_positive(op, npages):
+    return BadInput(f"pageAlloc.{op}: npages must be positive, got {npages}")
+
+
+def not_grown(base, npages):
+    return InvariantError(f"pageAlloc.free: [{base:#x}, +{npages} pages) is not in grown memory")
+
+
+def below_zero(ci, in_use, npages):
+    """scavChunkData.free's throw."""
+    return InvariantError(f"allocated pages below zero? chunk {ci:#x} inUse={in_use} npages={npages}")
+
+
+def too_many(ci, in_use, npages):
+    """scavChunkData.alloc's throw."""
+    return InvariantError(f"too many pages allocated in chunk? chunk {ci:#x} inUse={in_use} npages={npages}")
+
+
+def cache_not_in_heap(base):
+    return InvariantError(f"pageCache.flush: base {base:#x} is not a 64-page block of grown memory")
+
+
 class AddrRanges:
     """addrRanges (mranges.go): sorted, coalesced [base, limit) ranges in offset space."""
 
@@ -257,8 +303,8 @@ class AddrRanges:
             self.limits.insert(i, limit)
 
 
-class PageAlloc:
-    """pageAlloc: chunk bitmaps, radix summaries, searchAddr, inUse and scavenge index."""
+class PyPageAlloc:
+    """pageAlloc, the reference model: chunk bitmaps, radix summaries, searchAddr, inUse and scavenge index."""
 
     def __init__(self, on_grow=None, on_release=None):
         # summary[l]: block number -> list of 1 << LEVEL_BITS[l] packed sums. Beside
@@ -336,21 +382,62 @@ class PageAlloc:
     def grown_chunks(self):
         return list(self._grown)
 
+    def state(self):
+        """Everything of Go's pageAlloc, as plain values; CPageAlloc.state() gives the same.
+
+        search_addr, bounds (start, end), in_use: offsets and chunk indices; chunks:
+        chunk -> (bits, scavenged); summary[level]: index -> packed sum, non-zero ones;
+        scav_chunks: chunk -> (inUse, lastInUse, gen, hasFree); scav_index: (gen,
+        minHeapIdx, searchAddrForce, searchAddrBg, freeHWM, (min, max) of the mapped
+        index); what grow mapped: sys_stat, summary_pages (per level, the physical pages
+        of its array) and chunks_l1 (the L1 entries of p.chunks with an L2 array).
+        """
+        return {
+            "search_addr": self.search_addr,
+            "bounds": (self.start, self.end),
+            "in_use": list(zip(self.in_use.bases, self.in_use.limits)),
+            "chunks": {ci: (self.chunks[ci].bits, self.chunks[ci].scavenged) for ci in self._grown},
+            "summary": [{(blk << LEVEL_BITS[lvl]) | k: x for blk, entries in self.summary[lvl].items()
+                         for k, x in enumerate(entries) if x} for lvl in range(SUMMARY_LEVELS)],
+            "scav_chunks": {ci: (d[0], d[1], d[2], d[3]) for ci, d in self._sc.items()},
+            "scav_index": (self._sc_gen, self._sc_min_heap_idx, self._sc_search_force, self._sc_search_bg,
+                           self._sc_free_hwm, self._sc_pages),
+            "sys_stat": self.sys_stat,
+            "summary_pages": [sorted(pages) for pages in self._sum_pages],
+            "chunks_l1": sorted(self._l1),
+        }
+
+    @staticmethod
+    def find_scavenge_candidate(bits, scavenged, search_idx, minimum, max_):
+        """pallocData.findScavengeCandidate on a chunk given as its two bitmaps."""
+        return PallocData(bits, scavenged).find_scavenge_candidate(search_idx, minimum, max_)
+
+    def set_test_chunk(self, ci, alloc, scav):
+        """export_test.go NewPageAlloc's setup of a chunk just grown: clear its scavenged
+        bits, let the index see every page allocated and freed, set the scav ranges,
+        allocate the alloc ranges ([(start, n), ...]; n = 0 is skipped) and update."""
+        chunk = self.chunks[ci]
+        chunk.scavenged = 0
+        self._sc_alloc(ci, PALLOC_CHUNK_PAGES)
+        self._sc_free(ci, 0, PALLOC_CHUNK_PAGES)
+        for s, n in scav:
+            if n:
+                chunk.scavenged_set_range(s, n)
+        for s, n in alloc:
+            if n:
+                chunk.alloc_range(s, n)
+                self._sc_alloc(ci, n)
+        self._update(ci << _CHUNK_SHIFT, PALLOC_CHUNK_PAGES, False, False)
+
     # ---- grow ----------------------------------------------------------
 
     def grow(self, base, size):
         """grow: add [base, base+size) (rounded out to chunks) as free, scavenged memory."""
-        if size <= 0:
-            raise BadInput(f"pageAlloc.grow: size must be positive, got {size}")
-        b = to_off(base)
-        limit = -(-(b + size) // PALLOC_CHUNK_BYTES) * PALLOC_CHUNK_BYTES
-        b = b // PALLOC_CHUNK_BYTES * PALLOC_CHUNK_BYTES
-        if limit > 1 << HEAP_ADDR_BITS:
-            raise BadInput(f"pageAlloc.grow: [{base:#x}, +{size:#x}) is outside the 48-bit heap address space")
+        b, limit = grow_extent(base, size)
         c0, c1 = b >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
         lo = bisect_left(self._grown, c0)
         if lo < len(self._grown) and self._grown[lo] < c1:
-            raise InvariantError(f"pageAlloc.grow: chunk {self._grown[lo]:#x} grown twice")
+            raise grown_twice(self._grown[lo])
         if self.on_grow is not None:
             self.on_grow(from_off(b), limit - b)
         # sysGrow: make the summary blocks covering [b, limit) exist at every level, and
@@ -512,7 +599,7 @@ class PageAlloc:
     def alloc(self, npages):
         """alloc: first fit of npages pages -> (addr, scavenged bytes in it); (0, 0) on failure."""
         if npages <= 0:
-            raise BadInput(f"pageAlloc.alloc: npages must be positive, got {npages}")
+            raise npages_not_positive("alloc", npages)
         sa = self.search_addr
         ci = sa >> _CHUNK_SHIFT
         if ci >= self.end:
@@ -684,11 +771,10 @@ class PageAlloc:
         page (not the page after, which might be unmapped). If there is no free
         page, searchAddr becomes maxSearchAddr and the cache is empty.
         """
-        pagecache = _pagecache()
         sa = self.search_addr
         ci = sa >> _CHUNK_SHIFT
         if ci >= self.end:
-            return pagecache.PageCache()
+            return PageCache()
         blk = self._leaf.get(ci >> 3)
         if blk is not None and blk[ci & 7] != 0:
             # Fast path: the chunk at searchAddr has a free page at or after it.
@@ -701,7 +787,7 @@ class PageAlloc:
             addr, _ = self._find(1)
             if addr is None:
                 self.search_addr = MAX_OFF_ADDR
-                return pagecache.PageCache()
+                return PageCache()
             ci = addr >> _CHUNK_SHIFT
             chunk = self.chunks[ci]
             j = (addr >> PAGE_SHIFT) & _PAGE_MASK
@@ -724,8 +810,38 @@ class PageAlloc:
             most = max_run(~chunk.bits & FULL)
         self._set_leaf(ci, _leaf_sum(chunk.bits, most), most)
         self._sc_alloc(ci, cache.bit_count())
-        self.search_addr = base + (pagecache.PAGE_CACHE_PAGES - 1) * PAGE_SIZE
-        return pagecache.PageCache(from_off(base), cache, scav)
+        self.search_addr = base + (PAGE_CACHE_PAGES - 1) * PAGE_SIZE
+        return PageCache(from_off(base), cache, scav)
+
+    def free_page_cache(self, base, cache, scav):
+        """pageCache.flush's work on the allocator, for a cache that is not empty.
+
+        Free bits are freed one page at a time (free1 + scavengeIndex.free per
+        page, as Go does), every scav bit is set in the chunk's scavenged
+        bitmap, then searchAddr moves back to base if that is lower (as in free) and
+        the summaries are updated as a non-contiguous free of the 64-page block.
+        """
+        if cache == 0:
+            return
+        b = to_off(base)
+        ci = b >> _CHUNK_SHIFT
+        pi = (b >> PAGE_SHIFT) & _PAGE_MASK
+        chunk = self.chunks.get(ci)
+        if chunk is None or b % (PAGE_CACHE_PAGES * PAGE_SIZE):
+            raise cache_not_in_heap(base)
+        for i in range(PAGE_CACHE_PAGES):
+            if cache >> i & 1:
+                chunk.free1(pi + i)
+                self._sc_free(ci, pi + i, 1)
+            if scav >> i & 1:
+                chunk.scavenged_set_range(pi + i, 1)
+        if b < self.search_addr:
+            self.search_addr = b
+        self._update(b, PAGE_CACHE_PAGES, False, False)
+        # Runs given pages start at or above the lowest one's and end by the chunk's
+        # end, or run on into the next chunk by its start (_freed_run adds that).
+        first = pi + (cache & -cache).bit_length() - 1
+        self._freed_run(ci, (chunk.bits & ((1 << first) - 1)).bit_length(), ci, PALLOC_CHUNK_PAGES)
 
     def _find_mapped_addr(self, off):
         """findMappedAddr (test-mode form: consult inUse)."""
@@ -843,14 +959,14 @@ class PageAlloc:
     def _free_extent(self, base, npages):
         """free's checks -> (offset, first chunk, last chunk, first page, last page)."""
         if npages <= 0:
-            raise BadInput(f"pageAlloc.free: npages must be positive, got {npages}")
+            raise npages_not_positive("free", npages)
         b = to_off(base)
         limit = b + (npages << PAGE_SHIFT) - 1
         sc, ec = b >> _CHUNK_SHIFT, limit >> _CHUNK_SHIFT
         if sc not in self.chunks or (
             ec != sc and bisect_right(self._grown, ec) - bisect_left(self._grown, sc) != ec - sc + 1
         ):
-            raise InvariantError(f"pageAlloc.free: [{base:#x}, +{npages} pages) is not in grown memory")
+            raise not_grown(base, npages)
         return b, sc, ec, (b >> PAGE_SHIFT) & _PAGE_MASK, (limit >> PAGE_SHIFT) & _PAGE_MASK
 
     def free_many(self, ranges):
@@ -883,7 +999,7 @@ class PageAlloc:
                 low = b
         for c, n in counts.items():
             if self._sc[c][0] < n:
-                raise InvariantError(f"allocated pages below zero? chunk {c:#x} inUse={self._sc[c][0]} npages={n}")
+                raise below_zero(c, self._sc[c][0], n)
         self.search_addr = low
         leaves = []
         for c, m in masks.items():
@@ -913,7 +1029,7 @@ class PageAlloc:
         """scavengeIndex.alloc."""
         d = self._sc[ci]
         if d[0] + npages > PALLOC_CHUNK_PAGES:
-            raise InvariantError(f"too many pages allocated in chunk? chunk {ci:#x} inUse={d[0]} npages={npages}")
+            raise too_many(ci, d[0], npages)
         if d[2] != self._sc_gen:
             d[1] = d[0]
             d[2] = self._sc_gen
@@ -925,7 +1041,7 @@ class PageAlloc:
         """scavengeIndex.free: also raises the forced search address to the freed range."""
         d = self._sc[ci]
         if d[0] < npages:
-            raise InvariantError(f"allocated pages below zero? chunk {ci:#x} inUse={d[0]} npages={npages}")
+            raise below_zero(ci, d[0], npages)
         if d[2] != self._sc_gen:
             d[1] = d[0]
             d[2] = self._sc_gen
@@ -1013,85 +1129,84 @@ class PageAlloc:
         return 0
 
 
-def new_page_alloc(chunks, scav=None, **hooks):
+def new_page_alloc(chunks, scav=None, impl=None, **hooks):
     """export_test.go NewPageAlloc: grow each chunk, set scav bits, then allocate.
 
     chunks and scav map absolute chunk indices to [(start, n), ...]. Go iterates
     the map in random order; the result does not depend on it, so this is ascending.
+    impl: the class to build (PyPageAlloc or CPageAlloc); PageAlloc by default.
     """
-    p = PageAlloc(**hooks)
+    p = (impl or PageAlloc)(**hooks)
     for ci in sorted(chunks):
-        addr = chunk_base(ci)
-        p.grow(addr, PALLOC_CHUNK_BYTES)
-        chunk = p.chunks[ci]
-        chunk.scavenged = 0
-        # Pretend every page was allocated and freed, so the index sees a free chunk.
-        p._sc_alloc(ci, PALLOC_CHUNK_PAGES)
-        p._sc_free(ci, 0, PALLOC_CHUNK_PAGES)
-        if scav is not None:
-            for s, n in scav.get(ci, ()):
-                if n:
-                    chunk.scavenged_set_range(s, n)
-        for s, n in chunks[ci]:
-            if n:
-                chunk.alloc_range(s, n)
-                p._sc_alloc(ci, n)
-        p._update(to_off(addr), PALLOC_CHUNK_PAGES, False, False)
+        p.grow(chunk_base(ci), PALLOC_CHUNK_BYTES)
+        p.set_test_chunk(ci, chunks[ci], () if scav is None else scav.get(ci, ()))
     return p
 
 
 def check_page_alloc(p):
-    """Invariant check (in the spirit of checkPageAlloc): every summary matches the
-    bitmaps/children, searchAddr only skips allocated pages, index counts match bitmaps,
-    and the kept maxes, cross parts and per-size bounds (_fit_lb) are right."""
-    leaf = p.summary[_LEAF]
-    for blk, entries in leaf.items():
-        for k, found in enumerate(entries):
-            ci = (blk << 3) | k
-            chunk = p.chunks.get(ci)
-            want = 0 if chunk is None else summarize(chunk.bits)
-            if found != want:
-                raise InvariantError(
-                    f"summary level {_LEAF} index {ci:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}"
-                )
+    """Invariant check (in the spirit of checkPageAlloc) of either implementation, on its
+    state(): every summary matches the bitmaps/children, searchAddr only skips allocated
+    pages, index counts match bitmaps. For the model also its own search state: the kept
+    maxes, cross parts and per-size bounds (_fit_lb)."""
+    check_state(p.state())
+    if isinstance(p, PyPageAlloc):
+        _check_model(p)
+
+
+def check_state(s):
+    """check_page_alloc's checks of Go's state (a state() dict)."""
+    chunks, sums = s["chunks"], s["summary"]
+    grown = sorted(chunks)
+
+    def mismatch(lvl, i, want, found):
+        return InvariantError(
+            f"summary level {lvl} index {i:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}")
+
+    for ci in sorted(set(chunks) | set(sums[_LEAF])):
+        want = summarize(chunks[ci][0]) if ci in chunks else 0
+        if sums[_LEAF].get(ci, 0) != want:
+            raise mismatch(_LEAF, ci, want, sums[_LEAF].get(ci, 0))
+    for lvl in range(_LEAF - 1, -1, -1):
+        children, log_max = sums[lvl + 1], LEVEL_LOG_PAGES[lvl + 1]
+        for i in sorted({c >> SUMMARY_LEVEL_BITS for c in children} | set(sums[lvl])):
+            want = merge_summaries([children.get((i << SUMMARY_LEVEL_BITS) + k, 0) for k in range(8)], log_max)
+            if sums[lvl].get(i, 0) != want:
+                raise mismatch(lvl, i, want, sums[lvl].get(i, 0))
+    sa = s["search_addr"]
+    if sa != MAX_OFF_ADDR:
+        if not any(b <= sa < lim for b, lim in s["in_use"]):
+            raise InvariantError(f"searchAddr {from_off(sa):#x} is not in inUse")
+        sci, spi = sa >> _CHUNK_SHIFT, (sa >> PAGE_SHIFT) & _PAGE_MASK
+        for ci in grown:
+            if ci > sci:
+                break
+            need = FULL if ci < sci else (1 << spi) - 1
+            if chunks[ci][0] & need != need:
+                raise InvariantError(f"searchAddr {from_off(sa):#x} is above free pages in chunk {ci:#x}")
+    for ci in grown:
+        found, pop = s["scav_chunks"][ci][0], chunks[ci][0].bit_count()
+        if found != pop:
+            raise InvariantError(f"scavenge index chunk {ci:#x}: expected inUse {pop}, found {found}")
+    if grown and s["bounds"] != (grown[0], grown[-1] + 1):
+        raise InvariantError(f"bounds: expected {(grown[0], grown[-1] + 1)}, found {s['bounds']}")
+
+
+def _check_model(p):
+    """The model's own search state: kept maxes and cross parts, per-size bounds."""
     for lvl in range(_LEAF - 1, -1, -1):
         children, log_max = p.summary[lvl + 1], LEVEL_LOG_PAGES[lvl + 1]
-        lbits = LEVEL_BITS[lvl]
         for blk, entries in p.summary[lvl].items():
-            for k, found in enumerate(entries):
-                i = (blk << lbits) | k
+            for k in range(len(entries)):
+                i = (blk << LEVEL_BITS[lvl]) | k
                 kids = children.get(i)
-                want, most, cross = (0, 0, 0) if kids is None else merge_block(kids, log_max)
-                if found != want:
-                    raise InvariantError(
-                        f"summary level {lvl} index {i:#x}: expected {unpack_palloc_sum(want)}, found {unpack_palloc_sum(found)}"
-                    )
-                kept = p._max[lvl + 1].get(i, [0] * 9)[8]
-                if kids is not None and kept != cross:
-                    raise InvariantError(f"summary level {lvl} index {i:#x}: kept cross {kept}, expected {cross}")
+                if kids is not None and p._max[lvl + 1][i][8] != merge_block(kids, log_max)[2]:
+                    raise InvariantError(f"summary level {lvl} index {i:#x}: kept cross {p._max[lvl + 1][i][8]}, "
+                                         f"expected {merge_block(kids, log_max)[2]}")
     for lvl in range(SUMMARY_LEVELS):
         for blk, entries in p.summary[lvl].items():
             maxes = [unpack_palloc_sum(s)[1] for s in entries]
             if p._max[lvl][blk][: len(maxes)] != maxes:
                 raise InvariantError(f"summary level {lvl} block {blk:#x}: kept maxes {p._max[lvl][blk]}, summaries say {maxes}")
-    sa = p.search_addr
-    if sa != MAX_OFF_ADDR:
-        if not p.in_use.contains(sa):
-            raise InvariantError(f"searchAddr {from_off(sa):#x} is not in inUse")
-        sci, spi = sa >> _CHUNK_SHIFT, (sa >> PAGE_SHIFT) & _PAGE_MASK
-        for ci in p._grown:
-            if ci > sci:
-                break
-            need = FULL if ci < sci else (1 << spi) - 1
-            if p.chunks[ci].bits & need != need:
-                raise InvariantError(f"searchAddr {from_off(sa):#x} is above free pages in chunk {ci:#x}")
-    for ci in p._grown:
-        d = p._sc[ci]
-        pop = p.chunks[ci].bits.bit_count()
-        if d[0] != pop:
-            raise InvariantError(f"scavenge index chunk {ci:#x}: expected inUse {pop}, found {d[0]}")
-    if p._grown and (p.start, p.end) != (p._grown[0], p._grown[-1] + 1):
-        raise InvariantError(f"bounds: expected {(p._grown[0], p._grown[-1] + 1)}, found {(p.start, p.end)}")
     lb = p._fit_lb
     if any(lb[n] > lb[n + 1] for n in range(1, _FIT_LB_MAX)):
         raise InvariantError(f"per-size bounds decrease: {lb[1:]}")
@@ -1357,22 +1472,19 @@ def encode_addr(addr):
 
 
 def _state(p):
-    out = []
-    for ci in p._grown:
-        d = p.chunks[ci]
-        out.append(
-            {"chunk": ci - BASE_CHUNK_IDX, "alloc": bits_to_ranges(d.bits), "scavenged": bits_to_ranges(d.scavenged)}
-        )
-    return out
+    return [{"chunk": ci - BASE_CHUNK_IDX, "alloc": bits_to_ranges(bits), "scavenged": bits_to_ranges(scav)}
+            for ci, (bits, scav) in sorted(p.state()["chunks"].items())]
 
 
-def replay(vector):
+def replay(vector, impl=None):
     """Run one reference vector from its inputs only; return the values it records.
 
-    The vector is validated first (BadInput names the field). A model invariant an op
-    breaks (freeing free pages, say) is an InvariantError naming the op.
+    impl: the implementation to run it on (PyPageAlloc or CPageAlloc), PageAlloc by
+    default. The vector is validated first (BadInput names the field). A model invariant
+    an op breaks (freeing free pages, say) is an InvariantError naming the op.
     """
     validate_vector(vector)
+    impl = impl or PageAlloc
     if vector["test"] == FIND_SCAVENGE_CANDIDATE_TEST:
         state = vector["state"]
         d = PallocData()
@@ -1382,7 +1494,8 @@ def replay(vector):
         for s, n in state["scavenged"]:
             if n:
                 d.scavenged_set_range(s, n)
-        start, npages = d.find_scavenge_candidate(vector["search_idx"], vector["min"], vector["max"])
+        start, npages = impl.find_scavenge_candidate(d.bits, d.scavenged, vector["search_idx"], vector["min"],
+                                                     vector["max"])
         return {"got": {"start": start, "npages": npages}}
 
     alloc_map = {BASE_CHUNK_IDX + c: [] for c in vector["chunks"]}
@@ -1391,7 +1504,7 @@ def replay(vector):
         ci = BASE_CHUNK_IDX + st["chunk"]
         alloc_map[ci] = st["alloc"]
         scav_map[ci] = st["scavenged"]
-    p = new_page_alloc(alloc_map, scav_map)
+    p = new_page_alloc(alloc_map, scav_map, impl=impl)
     base = to_off(BASE_CHUNK_ADDR)
     out_ops = []
     for k, op in enumerate(vector["ops"]):
@@ -1438,3 +1551,18 @@ def compare(vector, result):
         if key in vector and result.get(key) != vector[key]:
             bad.append(f"{key}: {_show(result.get(key), 200)}, recorded {_show(vector[key], 200)}")
     return bad
+
+
+# ---- the running implementation ------------------------------------------------
+
+from runtime_model.cpagealloc import CPageAlloc, core_unavailable  # noqa: E402  (it imports nothing from here)
+
+# GOMEMU_PAGEALLOC=python: run the reference model (to compare, e.g. bench/state_digest.py).
+if os.environ.get("GOMEMU_PAGEALLOC") == "python":
+    PageAlloc = PyPageAlloc
+elif core_unavailable() is None:
+    PageAlloc = CPageAlloc
+else:
+    PageAlloc = PyPageAlloc
+    print(f"gomemu: page allocator: running the Python reference model (slower), its C core is unavailable: "
+          f"{core_unavailable()}", file=sys.stderr)

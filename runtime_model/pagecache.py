@@ -9,12 +9,13 @@ npages < pageCachePages/4 = 16 when no physical-page alignment is needed)
 without taking the heap lock. `flush` gives the free pages back, e.g. when a P
 is destroyed.
 
-PageAlloc.alloc_to_cache (runtime_model/pagealloc.py) builds these.
+PageAlloc.alloc_to_cache (runtime_model/pagealloc.py) builds these, and
+PageAlloc.free_page_cache takes flushed pages back; both implementations of the
+page allocator (the Python model and the C core) have them.
 """
 
-from emu.errors import BadInput, InvariantError
-from runtime_model.pagealloc import _CHUNK_SHIFT, _PAGE_MASK, to_off
-from runtime_model.pallocbits import PAGE_SHIFT, PAGE_SIZE, PALLOC_CHUNK_PAGES, find_bit_range64
+from emu.errors import BadInput
+from runtime_model.pallocbits import PAGE_SIZE, find_bit_range64
 
 # mpagecache.go: pageCachePages = 8 * sizeof(pageCache.cache)
 PAGE_CACHE_PAGES = 64
@@ -76,33 +77,9 @@ class PageCache:
         return self.base + i * PAGE_SIZE, scav * PAGE_SIZE
 
     def flush(self, pa):
-        """pageCache.flush: give every free page back to pa, then empty the cache.
-
-        Free bits are freed one page at a time (free1 + scavengeIndex.free per
-        page, as Go does), every scav bit is set in pa's scavenged bitmap, then
-        searchAddr moves back to base if that is lower (as in free) and the
-        summaries are updated as a non-contiguous free of the 64-page block.
-        """
+        """pageCache.flush: give every free page back to the page allocator pa (its
+        free_page_cache does the work on the allocator), then empty the cache."""
         if self.cache == 0:
             return
-        b = to_off(self.base)
-        ci = b >> _CHUNK_SHIFT
-        pi = (b >> PAGE_SHIFT) & _PAGE_MASK
-        chunk = pa.chunks.get(ci)
-        if chunk is None:
-            raise InvariantError(f"pageCache.flush: base {self.base:#x} is not in grown memory")
-        cache, scav = self.cache, self.scav
-        for i in range(PAGE_CACHE_PAGES):
-            if cache >> i & 1:
-                chunk.free1(pi + i)
-                pa._sc_free(ci, pi + i, 1)
-            if scav >> i & 1:
-                chunk.scavenged_set_range(pi + i, 1)
-        if b < pa.search_addr:
-            pa.search_addr = b
-        pa._update(b, PAGE_CACHE_PAGES, False, False)
-        # Runs given pages start at or above the lowest one's and end by the chunk's
-        # end, or run on into the next chunk by its start (_freed_run adds that).
-        first = pi + (cache & -cache).bit_length() - 1
-        pa._freed_run(ci, (chunk.bits & ((1 << first) - 1)).bit_length(), ci, PALLOC_CHUNK_PAGES)
+        pa.free_page_cache(self.base, self.cache, self.scav)
         self.base = self.cache = self.scav = 0

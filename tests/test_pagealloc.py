@@ -3,6 +3,8 @@
 The vectors (tests/data/pagealloc/) were dumped by the real runtime while its
 own page-allocator tests ran: every sub-test of TestPageAllocGrow, Alloc,
 Exhaust, Free, AllocAndFree, Scavenge and TestPallocDataFindScavengeCandidate.
+Tests of the API run on both implementations (`impl`: PyPageAlloc, the reference
+model, and CPageAlloc, the C core); those of the model's own search state on the model.
 """
 
 import collections
@@ -20,7 +22,7 @@ from runtime_model.pagealloc import (
     BASE_CHUNK_IDX,
     PAGE_SIZE,
     PALLOC_CHUNK_BYTES,
-    PageAlloc,
+    PyPageAlloc,
     check_page_alloc,
     chunk_base,
     chunk_index,
@@ -47,6 +49,7 @@ from runtime_model.pallocbits import (
 )
 
 from tests.conftest import DATA, ROOT
+from tests.pagealloc_impls import IMPLS
 
 VECTORS = DATA / "pagealloc"
 VECTOR_FILES = sorted(VECTORS.glob("*.json"))
@@ -68,10 +71,11 @@ def test_every_sub_test_of_go_page_allocator_tests_has_a_vector():
                         "TestPallocDataFindScavengeCandidate": 93}
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
-def test_vector_replays_exactly(path):
+def test_vector_replays_exactly(path, impl):
     vector = json.loads(path.read_text())
-    result = replay(vector)
+    result = replay(vector, impl)
     assert compare(vector, result) == []
     # Every recorded result field is produced, not just the checked ones.
     for vop, rop in zip(vector.get("ops", []), result.get("ops", [])):
@@ -80,11 +84,12 @@ def test_vector_replays_exactly(path):
                 assert rop[key] == vop[key]
 
 
-def test_replay_reads_no_recorded_results():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_replay_reads_no_recorded_results(impl):
     vector = load("TestPageAllocAlloc__Straddle2")
     inputs = {k: vector[k] for k in ("test", "case", "chunks", "initial_state")}
     inputs["ops"] = [{k: op[k] for k in ("op", "npages")} for op in vector["ops"]]
-    assert compare(vector, replay(inputs)) == []
+    assert compare(vector, replay(inputs, impl)) == []
 
 
 def test_missing_key_is_bad_input():
@@ -206,10 +211,11 @@ op_strategy = st.one_of(
 )
 
 
+# The model against the flat one; the C core against the model: tests/test_cpagealloc.py.
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(initial=st.sets(st.integers(0, len(GROUPS) - 1), min_size=1, max_size=3), ops=st.lists(op_strategy, max_size=25))
 def test_matches_flat_first_fit(initial, ops):
-    pa, ref = PageAlloc(), FlatModel()
+    pa, ref = PyPageAlloc(), FlatModel()
     grown, live = set(), []
 
     def grow(g):
@@ -358,9 +364,10 @@ def test_bits_ranges_roundtrip():
 # ---- the allocator on the real heap address and misc semantics ---------------
 
 
-def test_go_heap_address_space():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_go_heap_address_space(impl):
     calls = []
-    pa = PageAlloc(on_grow=lambda base, size: calls.append((base, size)))
+    pa = impl(on_grow=lambda base, size: calls.append((base, size)))
     pa.grow(0xC000000000, 64 << 20)
     assert calls == [(0xC000000000, 64 << 20)]
     assert chunk_index(0xC000000000) == (0xC000000000 + 0x800000000000) >> 22
@@ -374,8 +381,9 @@ def test_go_heap_address_space():
         pa.grow(0xC000000000, 4 << 20)
 
 
-def test_exhaustion_sets_search_addr_max():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 511)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_exhaustion_sets_search_addr_max(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 511)]}, impl=impl)
     assert pa.alloc(2) == (0, 0)
     assert pa.alloc(1)[0] == page_base(BASE_CHUNK_IDX, 511)
     assert pa.alloc(1) == (0, 0)
@@ -384,14 +392,15 @@ def test_exhaustion_sets_search_addr_max():
 
 
 def test_check_page_alloc_detects_corruption():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [], BASE_CHUNK_IDX + 1: []})
+    pa = new_page_alloc({BASE_CHUNK_IDX: [], BASE_CHUNK_IDX + 1: []}, impl=PyPageAlloc)
     pa.chunk_of(BASE_CHUNK_IDX).bits |= 1 << 300  # bitmap changed behind the summaries' back
     with pytest.raises(InvariantError, match=r"level 4 index .*expected \(300, 300, 211\), found \(512, 512, 512\)"):
         check_page_alloc(pa)
 
 
-def test_background_scavenge_skips_dense_chunks():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 500)], BASE_CHUNK_IDX + 1: [(0, 100)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_background_scavenge_skips_dense_chunks(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 500)], BASE_CHUNK_IDX + 1: [(0, 100)]}, impl=impl)
     # Nothing freed since the last generation yet: the background cursor is clear.
     assert pa.scavenge(2**64 - 1, force=False) == 0
     pa.next_gen()
@@ -403,26 +412,19 @@ def test_background_scavenge_skips_dense_chunks():
 
 
 def go_state(pa):
-    """Everything of Go's pageAlloc the model keeps: bitmaps, summaries, searchAddr, inUse, scavenge index."""
-    return (
-        pa.search_addr,
-        pa.bounds(),
-        pa.in_use_ranges(),
-        {ci: (d.bits, d.scavenged) for ci, d in pa.chunks.items()},
-        [{blk: list(entries) for blk, entries in level.items()} for level in pa.summary],
-        {ci: list(d) for ci, d in pa._sc.items()},
-        (pa._sc_gen, pa._sc_search_force, pa._sc_search_bg, pa._sc_free_hwm),
-    )
+    """Everything of Go's pageAlloc: bitmaps, summaries, searchAddr, inUse, scavenge index, what grow mapped."""
+    return pa.state()
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sizes=st.lists(st.one_of(st.integers(1, 8), st.integers(1, 1200)), min_size=1, max_size=40),
     gen_at=st.integers(0, 40),
     data=st.data(),
 )
-def test_free_many_leaves_the_state_of_frees_one_by_one(sizes, gen_at, data):
-    pa = PageAlloc()
+def test_free_many_leaves_the_state_of_frees_one_by_one(impl, sizes, gen_at, data):
+    pa = impl()
     for first, n in GROUPS[:4]:
         pa.grow(chunk_base(BASE_CHUNK_IDX + first), n * PALLOC_CHUNK_BYTES)
     live = []
@@ -446,8 +448,9 @@ def test_free_many_leaves_the_state_of_frees_one_by_one(sizes, gen_at, data):
     assert go_state(pa) == go_state(one)
 
 
-def test_free_many_refuses_a_bad_batch_and_changes_nothing():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)], BASE_CHUNK_IDX + 1: [(0, 512)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_free_many_refuses_a_bad_batch_and_changes_nothing(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)], BASE_CHUNK_IDX + 1: [(0, 512)]}, impl=impl)
     before = go_state(pa)
     ok = (page_base(BASE_CHUNK_IDX, 0), 10)
     # Outside grown memory, no pages, and more pages than the chunk has in use.
@@ -461,8 +464,10 @@ def test_free_many_refuses_a_bad_batch_and_changes_nothing():
     check_page_alloc(pa)
 
 
-def test_free_many_of_pages_across_chunks_equals_one_free():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 512)], BASE_CHUNK_IDX + 1: [(0, 512)], BASE_CHUNK_IDX + 2: [(0, 512)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_free_many_of_pages_across_chunks_equals_one_free(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 512)], BASE_CHUNK_IDX + 1: [(0, 512)], BASE_CHUNK_IDX + 2: [(0, 512)]},
+                        impl=impl)
     one = copy.deepcopy(pa)
     one.free(page_base(BASE_CHUNK_IDX, 500), 600)
     pa.free_many([(page_base(BASE_CHUNK_IDX, 500), 300), (page_base(BASE_CHUNK_IDX + 1, 288), 300)])
@@ -471,7 +476,7 @@ def test_free_many_of_pages_across_chunks_equals_one_free():
 
 
 def test_check_page_alloc_detects_a_size_bound_above_its_first_fit():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 10), (12, 100)]})
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 10), (12, 100)]}, impl=PyPageAlloc)
     check_page_alloc(pa)
     # The model's search hint for sizes >= 2 says no run starts below page 20; one does at page 10.
     pa._fit_lb[2:] = [to_off(page_base(BASE_CHUNK_IDX, 20))] * (len(pa._fit_lb) - 2)
@@ -552,7 +557,8 @@ def test_every_go_vector_is_valid():
         validate_vector(json.loads(path.read_text()))
 
 
-def test_invariant_error_during_replay_names_file_and_op(tmp_path, capsys):
+@pytest.mark.parametrize("impl", IMPLS)
+def test_invariant_error_during_replay_names_file_and_op(impl, tmp_path, capsys):
     # Freeing a page of a chunk with nothing in use: Go's scavenge index throws "allocated pages below zero?".
     def change(v):
         v["initial_state"][0]["alloc"] = []
@@ -560,7 +566,7 @@ def test_invariant_error_during_replay_names_file_and_op(tmp_path, capsys):
     path = tmp_path / "free-of-free.json"
     path.write_text(json.dumps(_edit(FREE1, change)))
     with pytest.raises(InvariantError, match=r"ops\[0\] \(free\): allocated pages below zero"):
-        replay(json.loads(path.read_text()))
+        replay(json.loads(path.read_text()), impl)
     assert main(["pagealloc", "replay", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"gomemu: error: {path}: pagealloc vector: ops[0] (free): allocated pages below zero?")
@@ -627,12 +633,13 @@ def test_readme_pagealloc_example_runs(capsys):
     assert capsys.readouterr().out.splitlines()[-1] == f"{len(VECTOR_FILES)} passed, 0 failed, {len(VECTOR_FILES)} vectors"
 
 
-def test_grow_maps_metadata_as_go_counts_it_in_sys_stat():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_grow_maps_metadata_as_go_counts_it_in_sys_stat(impl):
     # mpagealloc.go/mpagealloc_64bit.go: init persistentallocs 16 addrRanges (256 B); the
     # first grow sysAllocs one L2 array of chunk bitmaps (8192 pallocData of 128 B, 1 MiB),
     # maps level 0's summaries whole (16384 x 8 B, 128 KiB), a page of each other level,
     # and a page of the scavenge index (512 chunks)
-    p = PageAlloc()
+    p = impl()
     p.grow(0xC000000000, 4 << 20)
     assert p.sys_stat == 256 + (1 << 20) + (128 << 10) + 4 * 4096 + 4096
     p.grow(0xC000400000, 60 << 20)           # same pages, same L2 array: nothing new

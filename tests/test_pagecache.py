@@ -3,7 +3,8 @@
 Part (a) ports the tables of Go 1.27's runtime/mpagecache_test.go
 (TestPageCacheAlloc, TestPageCacheFlush, TestPageAllocAllocToCache); the
 expected values are Go's, written as the Go test states them. Part (b) are
-property tests of our own.
+property tests of our own. Whatever involves the page allocator runs on both of its
+implementations (`impl`: the Python reference model and the C core).
 """
 
 import random
@@ -17,7 +18,6 @@ from runtime_model.pagealloc import (
     MAX_OFF_ADDR,
     PAGE_SIZE,
     PALLOC_CHUNK_BYTES,
-    PageAlloc,
     check_page_alloc,
     chunk_base,
     from_off,
@@ -27,6 +27,8 @@ from runtime_model.pagealloc import (
 )
 from runtime_model.pagecache import PAGE_CACHE_PAGES, PageCache
 from runtime_model.pallocbits import PALLOC_CHUNK_PAGES, block64, clear_block64, find_bit_range64, set_block64
+
+from tests.pagealloc_impls import IMPLS
 
 M64 = (1 << 64) - 1  # ^uint64(0)
 PageSize = PAGE_SIZE
@@ -175,36 +177,40 @@ def bits64_to_bit_ranges(bits, base_):
     return ranges
 
 
-def _run_flush_test(base_, cache, scav):
-    b = new_page_alloc({BASE_CHUNK_IDX: [(base_, 64)]}, {BASE_CHUNK_IDX: []})
+def _run_flush_test(impl, base_, cache, scav):
+    b = new_page_alloc({BASE_CHUNK_IDX: [(base_, 64)]}, {BASE_CHUNK_IDX: []}, impl=impl)
     c = PageCache(page_base(BASE_CHUNK_IDX, base_), cache, scav)
     c.flush(b)
     assert c.empty(), "pageCache flush did not clear cache"
     want = new_page_alloc(
         {BASE_CHUNK_IDX: bits64_to_bit_ranges(~cache & M64, base_)},
         {BASE_CHUNK_IDX: bits64_to_bit_ranges(scav, base_)},
+        impl=impl,
     )
     check_page_alloc_equal(want, b)
     # Beyond Go's check: summaries, searchAddr and the scavenge index stay consistent.
     check_page_alloc(b)
 
 
-def test_page_cache_flush_empty():
-    _run_flush_test(0, 0, 0)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_page_cache_flush_empty(impl):
+    _run_flush_test(impl, 0, 0, 0)
 
 
-def test_page_cache_flush_full():
-    _run_flush_test(0, M64, M64)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_page_cache_flush_full(impl):
+    _run_flush_test(impl, 0, M64, M64)
 
 
-def test_page_cache_flush_random():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_page_cache_flush_random(impl):
     # Go uses math/rand unseeded; a fixed seed keeps this reproducible.
     rng = random.Random(20190923)
     for _ in range(100):
         base_ = rng.randrange(PallocChunkPages // 64) * 64
         cache = rng.getrandbits(64)
         scav = rng.getrandbits(64) & cache
-        _run_flush_test(base_, cache, scav)
+        _run_flush_test(impl, base_, cache, scav)
 
 
 # ---- (a) TestPageAllocAllocToCache -------------------------------------------
@@ -306,10 +312,11 @@ def _alloc_to_cache_tests():
 ALLOC_TO_CACHE_TESTS = _alloc_to_cache_tests()
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", sorted(ALLOC_TO_CACHE_TESTS))
-def test_page_alloc_alloc_to_cache(name):
+def test_page_alloc_alloc_to_cache(name, impl):
     v = ALLOC_TO_CACHE_TESTS[name]
-    b = new_page_alloc(v["before_alloc"], v["before_scav"])
+    b = new_page_alloc(v["before_alloc"], v["before_scav"], impl=impl)
     for expect in v["hits"]:
         got = b.alloc_to_cache()
         check_page_cache(got, expect)
@@ -320,7 +327,7 @@ def test_page_alloc_alloc_to_cache(name):
         else:
             assert b.search_addr == to_off(got.base) + (PAGE_CACHE_PAGES - 1) * PAGE_SIZE
         check_page_alloc(b)
-    want = new_page_alloc(v["after_alloc"], v["after_scav"])
+    want = new_page_alloc(v["after_alloc"], v["after_scav"], impl=impl)
     check_page_alloc_equal(want, b)
 
 
@@ -354,8 +361,9 @@ def test_block64_helpers():
     assert clear_block64(b, 127, 0x03) == (0xA8 << 64) | 0xCD
 
 
-def test_alloc_to_cache_out_of_memory_fast_exit():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, PallocChunkPages)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_alloc_to_cache_out_of_memory_fast_exit(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, PallocChunkPages)]}, impl=impl)
     assert pa.alloc_to_cache().empty()
     assert pa.search_addr == MAX_OFF_ADDR
     # Freeing a page moves searchAddr back; the next cache is its 64-page block.
@@ -365,8 +373,9 @@ def test_alloc_to_cache_out_of_memory_fast_exit():
     check_page_alloc(pa)
 
 
-def test_flush_restores_search_addr_and_index():
-    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)]}, {BASE_CHUNK_IDX: [(0, PallocChunkPages)]})
+@pytest.mark.parametrize("impl", IMPLS)
+def test_flush_restores_search_addr_and_index(impl):
+    pa = new_page_alloc({BASE_CHUNK_IDX: [(0, 100)]}, {BASE_CHUNK_IDX: [(0, PallocChunkPages)]}, impl=impl)
     c = pa.alloc_to_cache()
     assert c.base == page_base(BASE_CHUNK_IDX, 64)
     assert c.cache == ~((1 << 36) - 1) & M64 and c.scav == c.cache
@@ -415,9 +424,10 @@ def _masks(addr, n):
     return out
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(initial=st.sets(st.integers(0, len(GROUPS) - 1), min_size=1, max_size=2), ops=st.lists(cache_op, max_size=30))
-def test_caches_interleaved_with_page_alloc(initial, ops):
+def test_caches_interleaved_with_page_alloc(impl, initial, ops):
     """Three Ps' caches interleaved with direct alloc/free/scavenge/grow.
 
     Invariants: check_page_alloc holds after every step; no page is handed out
@@ -425,7 +435,7 @@ def test_caches_interleaved_with_page_alloc(initial, ops):
     free in some cache; scavenged bytes reported by either alloc path match a
     per-page model of the scavenged state. The model keeps one bitmap per chunk.
     """
-    pa = PageAlloc()
+    pa = impl()
     caches = [PageCache() for _ in range(3)]
     handed = {}  # chunk index -> bitmap of pages handed out to callers
     scav = {}  # chunk index -> bitmap of scavenged pages, wherever they are held
