@@ -594,10 +594,15 @@ def _merged(files, func_at=None):
     return out
 
 
+def bench_args(name, k):
+    """The test binary's flags that run benchmark `name` (pkg.BenchmarkX) alone, k times."""
+    return ["-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$", f"-test.benchtime={k}x"]
+
+
 def go_test_command(valgrind, out, binary, name, k):
     return [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", "--separate-threads=yes",
             f"--toggle-collect={name}", "--compress-strings=no", "--compress-pos=no", "--dump-instr=yes",
-            str(binary), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$", f"-test.benchtime={k}x"]
+            str(binary), *bench_args(name, k)]
 
 
 GO_TEST_ENV = {"GODEBUG": "asyncpreemptoff=1", "GOMAXPROCS": "1"}
@@ -615,13 +620,13 @@ def function_names(binary):
     return func_at
 
 
-def _real_bench(binary, name, k, valgrind, tmp, gogc, rep):
+def _real_bench(binary, func_at, name, k, valgrind, tmp, gogc, rep):
     f = Path(tmp) / f"cg.bench.{name}.{k}.{rep}.out"
     r = subprocess.run(go_test_command(valgrind, f, binary, name, k),
                        env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV), capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"callgrind {name} failed:\n{r.stderr[-2000:]}")
-    return _merged(sorted(Path(tmp).glob(f.name + "-*")) or [f], function_names(binary))
+    return _merged(sorted(Path(tmp).glob(f.name + "-*")) or [f], func_at)
 
 
 # The real counts that depend on wall time, counted natively by a probe: the runtime's own
@@ -704,8 +709,7 @@ def probe_counts(exe, name, n, pairs, gogc):
     for _ in range(pairs):
         got = []
         for k in (n, 2 * n):
-            r = subprocess.run([str(exe), "-test.run=^$", f"-test.bench=^{name.rsplit('.', 1)[1]}$",
-                                f"-test.benchtime={k}x"], env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV),
+            r = subprocess.run([str(exe), *bench_args(name, k)], env=dict(os.environ, GOGC=gogc, **GO_TEST_ENV),
                                capture_output=True, text=True)
             m = re.search(r"gomemu-probe (\d+) (\d+) (\d+)", r.stderr)
             if r.returncode != 0 or not m:
@@ -773,13 +777,14 @@ def go_test_figures(pkg, pattern, n, valgrind, tmp, gogc="100", repeat=1, probe_
     callouts = {c.symbol for c in prog.machine().callouts}
     machine_gogc = gogc if gogc == "off" else int(gogc)
     probe_exe = build_probe(prog.built, tmp, go) if probe_pairs else None
+    func_at = function_names(prog.built.binary)
     out = []
     for name in prog.benchmarks(pattern):
         emu = [prog.bench(name, f"{k}x", machine=prog.machine(gogc=machine_gogc)) for k in (n, 2 * n)]
         machine = {r_ for g in emu for r_ in g.by_routine if r_ not in callouts and r_ not in OS_ROUTINES} | {name}
         runs = []
         for rep in range(repeat):
-            p1, p2 = (_real_bench(prog.built.binary, name, k, valgrind, tmp, gogc, rep) for k in (n, 2 * n))
+            p1, p2 = (_real_bench(prog.built.binary, func_at, name, k, valgrind, tmp, gogc, rep) for k in (n, 2 * n))
             (m1, c1, ci1, co1), (m2, c2, ci2, co2) = _real_split(p1, machine, callouts), \
                 _real_split(p2, machine, callouts)
             co = {f: ((v[0] - co1.get(f, [0, 0])[0]) / n, (v[1] - co1.get(f, [0, 0])[1]) / n)
