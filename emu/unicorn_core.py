@@ -26,6 +26,7 @@ unicorn. The stock wheel stays installed and untouched.
 This file imports only the standard library: setup.py runs it as a script.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -67,8 +68,27 @@ def core_dir():
     return cache_root() / f"unicorn-{VERSION}-{h.hexdigest()[:12]}"
 
 
-def _failure_note(d):
+def failure_note(d):
+    """The file that says why the build of cache directory d failed (and stops retries)."""
     return d.with_name(d.name + ".failed")
+
+
+@contextlib.contextmanager
+def locked_work_dir(dest, library):
+    """Holds the cache's build lock (one build at a time; the others wait, then find it)
+    and yields a fresh work directory beside dest, removed afterwards; None when another
+    process built dest/library meanwhile."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dest / library).is_file():
+            yield None
+            return
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def select():
@@ -92,7 +112,7 @@ def select():
         if (d / LIBRARY).is_file():
             os.environ["LIBUNICORN_PATH"] = str(d)
             return
-        note = _failure_note(d)
+        note = failure_note(d)
         if note.is_file():
             _not_selected = f"its build failed: {note.read_text().splitlines()[0]} (see {note})"
         else:
@@ -139,12 +159,9 @@ def build(log=None):
     dest = core_dir()
     if (dest / LIBRARY).is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)          # one build at a time; the others wait, then find it
-        if (dest / LIBRARY).is_file():
+    with locked_work_dir(dest, LIBRARY) as work:
+        if work is None:
             return dest
-        work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
         transcript = dest.with_name(dest.name + ".log")
         try:
             with open(transcript, "w") as out:
@@ -157,16 +174,14 @@ def build(log=None):
                  "patch_sha256": hashlib.sha256(PATCH.read_bytes()).hexdigest(),
                  "cmake_options": CMAKE_OPTIONS}, indent=1) + "\n")
             os.replace(staged, dest)
-            _failure_note(dest).unlink(missing_ok=True)
+            failure_note(dest).unlink(missing_ok=True)
             log(f"patched unicorn core built: {dest}")
             return dest
         except Exception as e:                    # whatever stops the build, gomemu runs on stock unicorn
             reason = str(e) if isinstance(e, BuildFailed) else f"{type(e).__name__}: {e}"
-            _failure_note(dest).write_text(f"{reason}\nbuild log: {transcript}\n")
+            failure_note(dest).write_text(f"{reason}\nbuild log: {transcript}\n")
             log(f"patched unicorn core not built, gomemu will run on stock unicorn: {reason} (log: {transcript})")
             return None
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 class BuildFailed(Exception):

@@ -12,24 +12,22 @@ cache directory and is not retried at run time (the command above retries); with
 compiler nothing is noted. Either way gomemu runs on the Python reference model and says
 so in one line (runtime_model/pagealloc.py).
 
-This file imports only the standard library and emu.unicorn_core's cache_root: setup.py
+This file imports only the standard library and emu.unicorn_core's cache helpers: setup.py
 runs it as a script, in pip's build environment.
 """
 
-import fcntl
 import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 if __name__ == "__main__":                       # as a script: the checkout's root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from emu.unicorn_core import cache_root  # noqa: E402
+from emu.unicorn_core import cache_root, failure_note, locked_work_dir  # noqa: E402
 
 SOURCE_DIR = Path(__file__).resolve().parent
 LIBRARY = "libcpagealloc.so"
@@ -54,10 +52,6 @@ def core_dir():
     return cache_root() / f"cpagealloc-{h.hexdigest()[:12]}"
 
 
-def _failure_note(d):
-    return d.with_name(d.name + ".failed")
-
-
 def compiler():
     return next((c for c in map(shutil.which, COMPILERS) if c), None)
 
@@ -71,7 +65,7 @@ def build(retry=False):
     lib = dest / LIBRARY
     if lib.is_file():
         return lib
-    note = _failure_note(dest)
+    note = failure_note(dest)
     if note.is_file() and not retry:
         raise Unavailable(f"its build failed: {note.read_text().splitlines()[0]} (see {note})")
     cc = compiler()
@@ -85,26 +79,20 @@ def build(retry=False):
 
 def _compile(cc, dest, note):
     lib = dest / LIBRARY
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)          # one build at a time; the others wait, then find it
-        if lib.is_file():
+    with locked_work_dir(dest, LIBRARY) as work:
+        if work is None:
             return lib
-        work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
-        try:
-            cmd = [cc, *CFLAGS, "-o", str(work / LIBRARY), *map(str, (p for p in sources() if p.suffix == ".c"))]
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode:
-                log = dest.with_name(dest.name + ".log")
-                log.write_text(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-                note.write_text(f"{Path(cc).name} exited with status {r.returncode}\nbuild log: {log}\n")
-                raise Unavailable(f"its build failed: {Path(cc).name} exited with status {r.returncode} (log: {log})")
-            shutil.rmtree(dest, ignore_errors=True)   # a directory left without its library
-            os.replace(work, dest)
-            note.unlink(missing_ok=True)
-            return lib
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        cmd = [cc, *CFLAGS, "-o", str(work / LIBRARY), *map(str, (p for p in sources() if p.suffix == ".c"))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            log = dest.with_name(dest.name + ".log")
+            log.write_text(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+            note.write_text(f"{Path(cc).name} exited with status {r.returncode}\nbuild log: {log}\n")
+            raise Unavailable(f"its build failed: {Path(cc).name} exited with status {r.returncode} (log: {log})")
+        shutil.rmtree(dest, ignore_errors=True)   # a directory left without its library
+        os.replace(work, dest)
+        note.unlink(missing_ok=True)
+        return lib
 
 
 def main(argv=None):
