@@ -10,10 +10,10 @@ Each line also gives the marking rate, issue 12's other target (at least 1 milli
 objects a second): objects marked over the CPU time of the mark work (HeapMarker.drain and
 .shade: the roots, the background workers' and assists' draining, write-barrier flushes).
 
---smoke runs both scaled down (a few seconds each). Wall and CPU time of this process;
+--smoke runs both scaled down (a few seconds each); --only churn|small runs one. Wall and CPU time of this process;
 on the shared 2-core machine wall time also measures the other jobs.
 
-Run: PYTHONPATH=. python bench/bench_workload.py [--smoke]
+Run: PYTHONPATH=. python bench/bench_workload.py [--smoke] [--only churn|small]
 """
 
 import argparse
@@ -120,15 +120,21 @@ def timed(name, wl, target_s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="scaled down (a few seconds each)")
+    ap.add_argument("--only", choices=("churn", "small"), help="run this shape only")
     args = ap.parse_args(argv)
+    shapes = ("churn", "small") if args.only is None else (args.only,)
     if args.smoke:
-        timed("churn (smoke)", parse(CHURN_SMOKE, "churn-smoke.toml"), 30)
-        # about 200,000 allocations of 16-256 bytes
-        timed("small (smoke)", parse(SMALL.format(live=4, a=10, b=2, c=2), "small.toml"), 60)
+        if "churn" in shapes:
+            timed("churn (smoke)", parse(CHURN_SMOKE, "churn-smoke.toml"), 30)
+        if "small" in shapes:
+            # about 200,000 allocations of 16-256 bytes
+            timed("small (smoke)", parse(SMALL.format(live=4, a=10, b=2, c=2), "small.toml"), 60)
     else:
-        timed("churn", load("churn"), 30)
-        # 10 million allocations at a mean of about 85 bytes (8.75 M in 725 MiB): 850 MiB
-        timed("small", parse(SMALL.format(live=16, a=700, b=90, c=60), "small.toml"), 60)
+        if "churn" in shapes:
+            timed("churn", load("churn"), 30)
+        if "small" in shapes:
+            # 10 million allocations at a mean of about 85 bytes (8.75 M in 725 MiB): 850 MiB
+            timed("small", parse(SMALL.format(live=16, a=700, b=90, c=60), "small.toml"), 60)
     return 0
 
 
