@@ -411,9 +411,9 @@ class HeapMarker:
             typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f(spans[typed], S_LARGETYPE, 8))
             data = ((np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o) - np.uint64(v.heap_base)) >> np.uint64(3)).astype(np.int64)
             size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
-            keys = np.stack([typ, size], axis=1)
+            keys = np.stack([typ, size, hdr], axis=1)
             groups, ginv = np.unique(keys, axis=0, return_inverse=True)
-            for gi, (t, sz) in enumerate(groups.tolist()):
+            for gi, (t, sz, h) in enumerate(groups.tolist()):
                 if t == 0:
                     continue
                 w = self._words_of(t, sz)
@@ -421,7 +421,8 @@ class HeapMarker:
                     continue
                 d = data[ginv.ravel() == gi]
                 parts.append(((d[:, None] + w[None, :]).ravel(), 0, None))
-                work += int(w[-1] + 1) * 8 * len(d)
+                # scanobject's scanSize runs from the object's start: the header word counts
+                work += (int(w[-1] + 1) * 8 + (sc.MALLOC_HEADER_SIZE if h else 0)) * len(d)
         return work, parts, (base, elemsize, f(spans, S_DIVMUL, 4))
 
     def _heap_bits_words(self, objs, base, elemsize, parts):
