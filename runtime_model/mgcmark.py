@@ -43,6 +43,14 @@ S_STATE, S_ELEMSIZE, S_DIVMUL, S_SPANCLASS = _S.state, _S.elemsize, _S.divMul, _
 S_GCMARKBITS, S_LARGETYPE = _S.gcmarkBits, _S.largeType
 
 MIN_LEGAL_POINTER = 4096        # malloc.go: minLegalPointer, below it nothing is a heap pointer
+MASK64 = (1 << 64) - 1
+# HeapMarker's batches at or below these sizes take the pure-Python paths (_scan_few,
+# _shade_few): numpy's fixed cost per call (tens of microseconds a batch) is more than
+# Python's per object there
+FEW_SCAN, FEW_SHADE = 8, 32
+U3, U7, U32, U64 = np.uint64(3), np.uint64(7), np.uint64(32), np.uint64(64)
+U_ALL = np.uint64(MASK64)
+HEADER_IN_PAGE = PAGE_SIZE - INLINE_BITS    # a small span's inline mark bits in its first page
 
 
 class GcWork:
@@ -177,7 +185,9 @@ class HeapMarker:
     passes): every index is int64 (numpy converts uint64 indexes first); spanOf and
     pageMarks go through per-page tables over the mapped arenas (_refresh_arenas); an
     object's heap bits are read as one 64-bit word and its words as one row of a
-    sliding window over the heap; selections use np.compress, not boolean indexing.
+    sliding window over the heap; selections use .compress, not boolean indexing. Batches
+    of a few objects or values take pure-Python twins (_scan_few, _shade_few) reading the
+    same memory through memoryviews; tests/test_mark_paths.py holds the two to each other.
     What it keeps between calls (the tables, the type descriptors' pointer words) is
     derived from state that does not change while a cycle marks; everything else is
     read from emulated memory each time."""
@@ -196,6 +206,11 @@ class HeapMarker:
         self._l2_word = (runtime.mheap.arenas_l2 - self.view.off_base) >> 3
         # values worth resolving: [_lo, _lo + _heap_span), the mapped arenas' range
         self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
+        v = self.view
+        # the same memory as Python ints, for the few-object paths
+        self._m8, self._mh8 = memoryview(v.off8), memoryview(v.heap8)
+        self._m16, self._m32, self._m64 = (memoryview(v.off8).cast(c) for c in "HIQ")
+        self._mh64 = memoryview(v.heap8).cast("Q")
         self._refresh_arenas()
 
     # ---- spanOf and the span fields, with int64 indexes (numpy converts uint64 ones first) ----
@@ -221,6 +236,9 @@ class HeapMarker:
         mapped = (ha != -v.off_base)[:, None]
         self._span_word = np.where(mapped, (ha[:, None] + HeapArena.spans) // 8 + page, l2[:, None]).ravel()
         self._page_mark = np.where(mapped, ha[:, None] + HeapArena.pageMarks + page // 8, 0).ravel()
+        self._span_word_l, self._page_mark_l = (memoryview(t.view(np.uint8)).cast("q")
+                                                for t in (self._span_word, self._page_mark))
+        self._lo_i, self._span_i = int(self._lo), int(self._heap_span)
 
     def _pages(self, p):
         """Page index of each address in the tables of _refresh_arenas."""
@@ -248,10 +266,61 @@ class HeapMarker:
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
         """Mark the objects these values point into; returns how many were newly marked."""
-        p = np.asarray(ptrs, dtype=np.uint64)
         self._refresh_arenas()
+        if len(ptrs) <= FEW_SHADE:
+            lo, span = self._lo_i, self._span_i
+            return self._shade_few([v for v in map(int, ptrs) if (v - lo) & MASK64 < span])
+        p = np.asarray(ptrs, dtype=np.uint64)
         # outside the heap arenas (nil, below minLegalPointer, globals...) nothing is an object
-        return self._shade_heap(np.compress((p - self._lo) < self._heap_span, p))
+        return self._shade_heap(p.compress((p - self._lo) < self._heap_span))
+
+    def _shade_few(self, ptrs):
+        """_shade_heap for a few values (Python ints in the mapped arenas' range), one at a
+        time in Python; the same effects."""
+        m8, m16, m32, m64, mh8 = self._m8, self._m16, self._m32, self._m64, self._mh8
+        span_word, off_base, heap_base = self._span_word_l, self.view.off_base, self.view.heap_base
+        arena_lo = self._arena_lo
+        new = {}                        # object -> (span, base, elemsize, index, mark byte)
+        for p in ptrs:
+            sp = m64[span_word[(p - arena_lo) >> PAGE_SHIFT]]
+            if not sp:
+                continue
+            sp -= off_base
+            base = m64[(sp + S_STARTADDR) >> 3]
+            if m8[sp + S_STATE] != MSPAN_IN_USE or (p - base) & MASK64 >= (m64[(sp + S_LIMIT) >> 3] - base) & MASK64:
+                continue
+            elemsize = m64[(sp + S_ELEMSIZE) >> 3]
+            idx = (((p - base) * m32[(sp + S_DIVMUL) >> 2]) & MASK64) >> 32
+            if 16 <= elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER:       # inline mark bits
+                mb, mv = base - heap_base + HEADER_IN_PAGE + INLINE_MARKS + (idx >> 3), mh8
+            else:
+                mb, mv = m64[(sp + S_GCMARKBITS) >> 3] - off_base + (idx >> 3), m8
+            if mv[mb] >> (idx & 7) & 1:
+                continue
+            obj = (base + idx * elemsize) & MASK64
+            if obj in new:
+                continue
+            # a free slot is not an object: at or past freeindex, its alloc bit is clear
+            if idx >= m16[(sp + S_FREEINDEX) >> 1] and \
+                    not m8[m64[(sp + S_ALLOCBITS) >> 3] - off_base + (idx >> 3)] >> (idx & 7) & 1:
+                continue
+            new[obj] = (sp, base, elemsize, idx, mb, mv)
+        if not new:
+            return 0
+        page_mark, grey = self._page_mark_l, []
+        for obj in sorted(new):
+            sp, base, elemsize, idx, mb, mv = new[obj]
+            mv[mb] |= 1 << (idx & 7)
+            q = (base - arena_lo) >> PAGE_SHIFT
+            m8[page_mark[q]] |= 1 << (q & 7)
+            spc = m8[sp + S_SPANCLASS]
+            self.bytes_marked += elemsize
+            self.large_marked += spc < 2
+            if not spc & 1:
+                grey.append(obj)
+        self.objects_marked += len(new)
+        self.grey.push(np.array(grey, dtype=np.uint64))
+        return len(new)
 
     def _shade_heap(self, p):
         """shade for values in the mapped arenas' range."""
@@ -347,11 +416,52 @@ class HeapMarker:
         done = 0
         while len(self.grey) and (budget is None or done < budget):
             take = len(self.grey) if budget is None else max(1, min(len(self.grey), (budget - done) // 64 + 1))
-            work, values = self._scan(self.grey.take(take))
+            objs = self.grey.take(take)
+            work, values = self._scan_few(objs.tolist()) if len(objs) <= FEW_SCAN else self._scan(objs)
             done += work
             self.scan_work += work
-            self._shade_heap(values)
+            if len(values) <= FEW_SHADE:
+                self._shade_few(values if isinstance(values, list) else values.tolist())
+            else:
+                self._shade_heap(np.asarray(values, dtype=np.uint64))
         return done
+
+    def _scan_few(self, objs):
+        """_scan for a few objects (Python ints), one at a time in Python, when they all
+        keep heap bits (the others go to _scan); the same results and scanned bits."""
+        m8, m32, m64, mh8, mh64 = self._m8, self._m32, self._m64, self._mh8, self._mh64
+        span_word, off_base, heap_base = self._span_word_l, self.view.off_base, self.view.heap_base
+        arena_lo, lo, span = self._arena_lo, self._lo_i, self._span_i
+        found = []
+        for o in objs:
+            sp = m64[span_word[(o - arena_lo) >> PAGE_SHIFT]] - off_base
+            elemsize = m64[(sp + S_ELEMSIZE) >> 3]
+            if m8[sp + S_SPANCLASS] < 2 or elemsize > sc.MIN_SIZE_FOR_MALLOC_HEADER:
+                return self._scan(np.asarray(objs, dtype=np.uint64))    # a typed object
+            found.append((o, sp, elemsize))
+        work, out = 0, []
+        for o, sp, elemsize in found:
+            base = m64[(sp + S_STARTADDR) >> 3]
+            # _heap_bits_words for one object
+            bm = ((base - heap_base) >> 3) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 - (INLINE_BITS // 8 if elemsize >= 16 else 0)
+            w0, nw = (o - base) >> 3, elemsize >> 3
+            q, r = bm + (w0 >> 6), w0 & 63
+            bits = mh64[q] >> r
+            if r + nw > 64:
+                bits |= (mh64[q + 1] << (64 - r)) & MASK64
+            bits &= (1 << nw) - 1
+            work += 8 * bits.bit_length()
+            first = (o - heap_base) >> 3
+            while bits:
+                low = bits & -bits
+                v = mh64[first + low.bit_length() - 1]
+                if (v - lo) & MASK64 < span:
+                    out.append(v)
+                bits ^= low
+            if 16 <= elemsize:                  # _set_scanned: inline mark bits
+                idx = (((o - base) * m32[(sp + S_DIVMUL) >> 2]) & MASK64) >> 32
+                mh8[base - heap_base + HEADER_IN_PAGE + INLINE_SCANS + (idx >> 3)] |= 1 << (idx & 7)
+        return work, out
 
     def _scan(self, objs):
         """(scan work, pointer values) of a batch of grey objects; only values in the mapped
