@@ -212,6 +212,11 @@ STRUCTS["gobuf"] = Gobuf
 # mheap.go / malloc.go constants used on both sides.
 NUM_SPAN_CLASSES = sc.NUM_SIZE_CLASSES << 1      # numSpanClasses
 HEAP_ARENA_BYTES = 64 << 20                      # heapArenaBytes on linux/amd64
+# The heap reservation is mapped in unicorn in pieces of pallocChunkBytes, the unit of
+# mheap.grow's sysMap: each mmap then changes whole regions, where unicorn's mem_protect
+# of part of a region costs time in proportion to the region (~1 ms per 4 MiB mapped
+# out of a 64 MiB arena, against ~15 us for whole regions).
+HEAP_MAP_GRANULE = 4 << 20
 PAGE_SHIFT = sc.PAGE_SHIFT                       # _PageShift
 PAGE_SIZE = sc.PAGE_SIZE                         # _PageSize: 8 KiB runtime pages
 MSPAN_IN_USE = 1                                 # mheap.go: mSpanInUse

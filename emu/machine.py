@@ -190,7 +190,7 @@ class Machine:
             self.mem.write(seg.vaddr, seg.data)         # bss stays zero
         self.heap_region = L.Region("heap", L.HEAP_BASE, heap_reserve, "")
         try:
-            self.mem.add_lazy_region(self.heap_region, L.HEAP_ARENA_BYTES)
+            self.mem.add_lazy_region(self.heap_region, L.HEAP_MAP_GRANULE)
         except OSError as e:
             raise BadInput(f"heap_reserve = {heap_reserve}: the host cannot reserve that much "
                            f"address space ({e.strerror or e})") from None

@@ -57,8 +57,8 @@ class Memory:
     def add_lazy_region(self, region, granule):
         """Host backing for the whole region now; unicorn mappings per `granule` on demand.
 
-        unicorn's mem_protect on part of a region costs time proportional to the
-        region (about 1 s for 64 GiB), so a huge reservation is mapped in arena-sized pieces.
+        unicorn's mem_protect on part of a region costs time proportional to the region,
+        so a huge reservation is mapped in pieces (layout.HEAP_MAP_GRANULE).
         """
         b = _Backing(region)
         b.granule, b.mapped = granule, set()

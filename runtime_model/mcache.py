@@ -9,10 +9,16 @@ exactly as (*mcache).refill does.
 from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import MSpan
+from runtime_model.mspan import MSpan, SpanFields
 from runtime_model.sizeclasses import PAGE_SIZE, make_span_class
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
+# The fields refill reads of the span it returns and of the span it gets, each in one read.
+_RETURNED = SpanFields("nelems", "sweepgen", "allocCount", "allocCountBeforeCache", "elemsize")
+_CACHED = SpanFields("npages", "nelems", "allocCount", "needzero", "elemsize")
+# mcache fields as word indices from the struct's first word
+_ALLOC_W, _REUSABLE_W = L.alloc >> 3, L.reusableNoscan >> 3
+_TINY_ALLOCS_W, _SCAN_ALLOC_W = L.tinyAllocs >> 3, L.scanAlloc >> 3
 
 
 class MCacheStats:
@@ -35,11 +41,11 @@ def refill(runtime, c, spc):
     # the mcache's words through the typed view of its backing (it is 8-aligned)
     b = mem._backing(c, L.SIZE)
     q, w = b.q, (c - b.base) >> 3
-    slot = w + (L.alloc >> 3) + spc
-    reusable = w + (L.reusableNoscan >> 3) + spc
+    slot = w + _ALLOC_W + spc
+    reusable = w + _REUSABLE_W + spc
     s = MSpan(mem, q[slot])
-    count = s.allocCount
-    if count != s.nelems:
+    nelems, sweepgen, count, before_cache, elemsize = _RETURNED.read(s)
+    if count != nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
         q[reusable] = 0
@@ -48,15 +54,15 @@ def refill(runtime, c, spc):
     central = heap.central[spc]
     controller = runtime.gc_controller
     if s.addr != runtime.emptymspan:
-        if s.sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
+        if sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
-        central.uncache_span(s)         # (sweepgen+3: it does not sweep, count holds)
-        used = count - s.allocCountBeforeCache
+        central.uncache_span(s)         # (sweepgen+3: it does not sweep, the fields read hold)
+        used = count - before_cache
         runtime.stats.small_alloc_count[spc >> 1] += used
         if spc == TINY_SPAN_CLASS:
-            runtime.stats.tiny_alloc_count += q[w + (L.tinyAllocs >> 3)]
-            q[w + (L.tinyAllocs >> 3)] = 0
-        controller.total_alloc += used * s.elemsize
+            runtime.stats.tiny_alloc_count += q[w + _TINY_ALLOCS_W]
+            q[w + _TINY_ALLOCS_W] = 0
+        controller.total_alloc += used * elemsize
         s.allocCountBeforeCache = 0
         # The slot holds no span while mcentral works, so a refill that fails (out of
         # memory) leaves a consistent mcache; Go dies there and never needs to.
@@ -64,18 +70,18 @@ def refill(runtime, c, spc):
     s = yield from central.cache_span()
     if s is None:
         throw("out of memory")
-    count = s.allocCount
-    if count == s.nelems:
+    npages, nelems, count, needzero, elemsize = _CACHED.read(s)
+    if count == nelems:
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).
     s.sweepgen = heap._sweepgen + 3
     s.allocCountBeforeCache = count
-    controller.update(s.npages * PAGE_SIZE - count * s.elemsize, q[w + (L.scanAlloc >> 3)])
-    q[w + (L.scanAlloc >> 3)] = 0
+    controller.update(npages * PAGE_SIZE - count * elemsize, q[w + _SCAN_ALLOC_W])
+    q[w + _SCAN_ALLOC_W] = 0
     q[slot] = s.addr
     runtime.refills.append((spc, s.addr))
-    if s.needzero:          # the mcache-hit path will clear every free slot (emu/clock.py)
-        _charge_clear(runtime, (s.nelems - count) * s.elemsize)
+    if needzero:            # the mcache-hit path will clear every free slot (emu/clock.py)
+        _charge_clear(runtime, (nelems - count) * elemsize)
 
 
 def _charge_clear(runtime, nbytes):

@@ -15,8 +15,12 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
+from runtime_model.mspan import SpanFields
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
+# The fields cacheSpan's end and uncacheSpan read, each in one read.
+_CACHING = SpanFields("freeindex", "nelems", "allocBits", "allocCount")
+_UNCACHING = SpanFields("nelems", "sweepgen", "allocCount")
 
 
 class MCentral:
@@ -74,11 +78,11 @@ class MCentral:
             s = yield from self.grow()
             if s is None:
                 return None
-        nelems, count, fi = s.nelems, s.allocCount, s.freeindex
+        fi, nelems, alloc_bits, count = _CACHING.read(s)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
-        s.allocCache = (~s.mem.u64(s.allocBits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
+        s.allocCache = (~s.mem.u64(alloc_bits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
         return s
 
     @staticmethod
@@ -91,17 +95,17 @@ class MCentral:
 
     def uncache_span(self, s):
         """mcentral.go: (*mcentral).uncacheSpan: a full or stale span goes back."""
-        count = s.allocCount
+        nelems, sweepgen, count = _UNCACHING.read(s)
         if count == 0:
             throw("uncaching span but s.allocCount == 0")
         sg = self.heap._sweepgen
-        if s.sweepgen == (sg + 1) & 0xFFFFFFFF:
+        if sweepgen == (sg + 1) & 0xFFFFFFFF:
             # Cached before the sweep generation advanced: sweep it now.
             s.sweepgen = sg - 1
             sweep(self.heap.env.runtime, s)
             return
         s.sweepgen = sg
-        (self.partial if s.nelems - count > 0 else self.full)[sg // 2 % 2].append(s)
+        (self.partial if nelems - count > 0 else self.full)[sg // 2 % 2].append(s)
 
     def grow(self):
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""

@@ -204,12 +204,17 @@ class Scavenger:
 
     # ---- the background scavenger's timeline -------------------------------------------------------
     def background(self):
-        """Run the background scavenger's work that was due by now (a generator: its
-        madvise calls are SYSCALLs). Called at the runtime's slow paths. Events are taken
-        in time order: a wake-up (wake(), or sysmon after ready()) unparks it or ends its
-        sleep early, and means nothing while it runs; its timer ends a sleep."""
+        """Run the background scavenger's work that was due by now (for `yield from`: its
+        madvise calls are SYSCALLs). Called at the runtime's slow paths, most often with
+        the scavenger parked and nothing to wake it: then an empty tuple, no generator."""
         if self.state == PARKED and not self.wakes:
-            return
+            return ()
+        return self._background()
+
+    def _background(self):
+        """background's work. Events are taken in time order: a wake-up (wake(), or
+        sysmon after ready()) unparks it or ends its sleep early, and means nothing while
+        it runs; its timer ends a sleep."""
         now = self.rt.machine.clock.ns()
         while True:
             wake = min(self.wakes) if self.wakes else None

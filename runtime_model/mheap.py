@@ -23,7 +23,7 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanWriter, gc_bits_bytes,
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanFields, gc_bits_bytes,
                                  nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
@@ -36,11 +36,13 @@ PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
                nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
               if spc >> 1 else None for spc in range(NUM_SPAN_CLASSES)]
+# ... and the bytes of each of its gcBits bitmaps
+SPAN_BITS_BYTES = [gc_bits_bytes(shape[2]) if shape else 0 for shape in SPAN_SHAPE]
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
-_INIT_MANUAL = SpanWriter("startAddr", "npages", "state", "needzero", "limit")
-_INIT_HEAP = SpanWriter("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
+_INIT_MANUAL = SpanFields("startAddr", "npages", "state", "needzero", "limit")
+_INIT_HEAP = SpanFields("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
                         "divMul", "spanclass", "state", "needzero", "elemsize", "limit")
 SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
 
@@ -80,6 +82,12 @@ class MHeap:
         self._meta = self.mem._backing(self.arenas_l2, 8)
         self.mem.w64(self.addr + layout.arenas, self.arenas_l2)
         self.sweepgen = 0
+        # mheap_.pagesInUse through its backing's typed view (every initSpan writes it)
+        a = self.addr + layout.pagesInUse
+        if a % 8:
+            raise InvariantError(f"mheap_.pagesInUse at {a:#x} is not 8-aligned")
+        b = self.mem._backing(a, 8)
+        self._pages_in_use_q, self._pages_in_use_i = b.q, (a - b.base) >> 3
         self.pages_in_use = 0
         # memstats-style accounting (mstats.go names)
         self.heap_sys = 0         # bytes mapped for the heap (Ready or Prepared)
@@ -111,7 +119,7 @@ class MHeap:
     @pages_in_use.setter
     def pages_in_use(self, v):
         self._pages_in_use = v = v & 0xFFFFFFFFFFFFFFFF
-        self.mem.w64(self.addr + self.L.pagesInUse, v)
+        self._pages_in_use_q[self._pages_in_use_i] = v
 
     def check_mirrors(self):
         """The fields kept in Python match mheap_ in emulated memory."""
@@ -345,15 +353,18 @@ class MHeap:
         """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark."""
         need = False
         mb = self._meta
+        q = mb.q
         while npage > 0:
             z = (self.heap_arena(base) - mb.base + HeapArena.zeroedBase) >> 3    # heapArena is 8-aligned
-            zeroed = mb.q[z]
+            zeroed = q[z]
             abase = base % HEAP_ARENA_BYTES
             if abase < zeroed:
                 need = True
-            alimit = min(abase + npage * PAGE_SIZE, HEAP_ARENA_BYTES)
+            alimit = abase + npage * PAGE_SIZE
+            if alimit > HEAP_ARENA_BYTES:
+                alimit = HEAP_ARENA_BYTES
             if alimit > zeroed:
-                mb.q[z] = alimit
+                q[z] = alimit
             base += alimit - abase
             npage -= (alimit - abase) // PAGE_SIZE
         return need
@@ -364,23 +375,25 @@ class MHeap:
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
         if manual:
-            _INIT_MANUAL.write(self.mem, s.addr, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
+            _INIT_MANUAL.write(s, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
             self.set_spans(base, npages, s)
             return
         shape = SPAN_SHAPE[spanclass]
         if shape is None:
             elemsize, nelems, divmul = nbytes, 1, 0
+            nb = gc_bits_bytes(1)
         elif shape[0] == npages:
             _, elemsize, nelems, divmul = shape
+            nb = SPAN_BITS_BYTES[spanclass]
         else:
             elemsize = sc.CLASS_TO_SIZE[spanclass >> 1]
             nelems = nelems_for(spanclass >> 1, spanclass & 1, npages)
             divmul = sc.CLASS_TO_DIVMAGIC[spanclass >> 1]
-        nb = gc_bits_bytes(nelems)
+            nb = gc_bits_bytes(nelems)
         # newMarkBits, then newAllocBits: two 8-aligned bitmaps of whole words, one after
         # the other, so from one bump of the off-heap allocator
         bits = self.env.persistentalloc(2 * nb, 8)
-        _INIT_HEAP.write(self.mem, s.addr, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
+        _INIT_HEAP.write(s, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
         self.set_spans(base, npages, s)
@@ -401,16 +414,19 @@ class MHeap:
         run of entries in one write."""
         v = s.addr if s else 0
         p, end = base, base + npage * PAGE_SIZE
+        b = self._meta
         while p < end:
             first = p // PAGE_SIZE % PAGES_PER_ARENA
-            n = min(PAGES_PER_ARENA - first, (end - p) // PAGE_SIZE)
-            b = self._meta
+            n = PAGES_PER_ARENA - first
+            if n > npage:
+                n = npage
             a = self.heap_arena(p) + HeapArena.spans + first * 8 - b.base     # heapArena is 8-aligned
             if n == 1:
                 b.q[a >> 3] = v
             else:
                 b.buf[a:a + 8 * n] = v.to_bytes(8, "little") * n
             p += n * PAGE_SIZE
+            npage -= n
 
     def span_problems(self, addr, spanclass=None, cached=None, fields=None):
         """What is wrong with the heap span whose mspan is at addr: every field against the

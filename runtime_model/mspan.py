@@ -96,7 +96,7 @@ class MSpan:
 
     def init_heap_bits(self):
         """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
-        spc, elemsize = self.spanclass, self.elemsize
+        spc, needzero, elemsize = _HEAP_BITS_FIELDS.read(self)
         heap_bits = not spc & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER
         inline = uses_span_inline_mark_bits(elemsize)
         if not (heap_bits or inline):
@@ -104,7 +104,7 @@ class MSpan:
         b = self.mem._backing(self.startAddr, sc.PAGE_SIZE)     # both in the span's first page
         if inline:
             o = self.inline_mark_bits() - b.base
-            if self.needzero:
+            if needzero:
                 b.buf[o:o + span_inline_mark_bits_size()] = bytes(span_inline_mark_bits_size())
             b.b[o + INLINE_CLASS] = spc
         if heap_bits:
@@ -140,20 +140,27 @@ def span_fields(mem, addr):
     return dict(zip(_ALL_NAMES, _ALL.unpack(mem.read(addr, L.SIZE))))
 
 
-class SpanWriter:
-    """Writes a whole mspan in one pack: the named fields, every other byte zero (the
-    pad bytes of its struct). The names are given in offset order, so write's values
-    go straight into the struct."""
+class SpanFields:
+    """Some fields of an mspan in one struct call: `read` unpacks them (a tuple, one C
+    call instead of a property call per field), `write` packs a whole mspan, the named
+    fields and every other byte zero (the pad bytes of its struct). The names are given
+    in offset order, so the values go straight into and out of the struct."""
 
     def __init__(self, *names):
         if list(names) != sorted(names, key=lambda n: getattr(L, n)) or not set(names) <= _FIELDS.keys():
-            raise ValueError(f"SpanWriter{names}: mspan fields in offset order expected")
+            raise ValueError(f"SpanFields{names}: mspan fields in offset order expected")
         self.names = names
         self._struct, _ = _fields_struct(set(names))
+        self._unpack = self._struct.unpack_from
+        self._pack = self._struct.pack_into
 
-    def write(self, mem, addr, *values):
-        b = mem._backing(addr, L.SIZE)
-        self._struct.pack_into(b.buf, addr - b.base, *values)
+    def read(self, s):
+        """The fields of MSpan s, in the order named."""
+        return self._unpack(s._b.buf, s._o)
+
+    def write(self, s, *values):
+        """Every byte of MSpan s: the named fields, the rest zero."""
+        self._pack(s._b.buf, s._o, *values)
 
 
 def _field(off, width):
@@ -176,6 +183,8 @@ def _field(off, width):
 
 for _name, _w in _FIELDS.items():
     setattr(MSpan, _name, _field(getattr(L, _name), _w))
+
+_HEAP_BITS_FIELDS = SpanFields("spanclass", "needzero", "elemsize")      # initHeapBits reads
 
 
 def gc_bits_bytes(nelems):
