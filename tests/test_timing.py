@@ -105,6 +105,24 @@ def test_the_core_is_named_by_cpuid_family_and_model(vendor, family, model, core
     assert (u.name if u else None) == core
 
 
+# Flags as /proc/cpuinfo lists them; a KVM guest on Sapphire Rapids reported model 167 (A7h)
+@pytest.mark.parametrize("model, flags, core", [
+    (0xA7, ("avx512f", "amx_bf16", "amx_tile", "avx512_fp16"), "golden_cove"),  # SPR, model masked
+    (0xA7, ("avx512f", "avx512_vnni"), None),                                 # Rocket Lake: no AMX
+    (0xAD, ("avx512f", "amx_tile", "amx_fp16"), None),                        # Granite Rapids
+    (0xAE, ("amx_tile",), None),                                              # Granite Rapids-D
+    (0x55, ("avx512f",), None),                                               # Skylake SP
+])
+def test_amx_names_golden_cove_when_the_model_is_masked(model, flags, core):
+    u = core_of("GenuineIntel", 6, model, flags)
+    assert (u.name if u else None) == core
+
+
+def test_amx_on_another_vendor_or_family_is_not_golden_cove():
+    assert core_of("AuthenticAMD", 0x1A, 0x02, ("amx_tile",)) is None
+    assert core_of("GenuineIntel", 19, 0x01, ("amx_tile",)) is None
+
+
 def test_golden_cove_numbers_are_the_sources():
     # Intel ORM (Golden Cove): 6-wide rename, 512-entry ROB, 5 ALU ports, 3 load ports, 2 store-data
     # ports, 48 KiB 12-way L1D with 5-cycle load-to-use; uops.info ADL-P: IMUL r64 and TZCNT/BSF

@@ -37,6 +37,8 @@ ALIASES = {"icelake": "sunny_cove", "ice_lake": "sunny_cove", "icelake-server": 
 # Sapphire Rapids 8Fh, Emerald Rapids CFh. Alder Lake-N (BEh) is E-cores only; Granite Rapids
 # (ADh/AEh) and Meteor Lake (AAh/ACh) have Redwood Cove, which gomemu does not describe.
 GOLDEN_COVE_MODELS = frozenset({0x97, 0x9A, 0xB7, 0xBA, 0xBF, 0x8F, 0xCF})
+# Redwood Cove parts that have AMX too: named, so the AMX rule below does not claim them.
+GRANITE_RAPIDS_MODELS = frozenset({0xAD, 0xAE})
 SUNNY_COVE_MODELS = frozenset({0x6A, 0x6C, 0x7D, 0x7E})
 DEFAULT = "zen4"
 
@@ -57,9 +59,9 @@ def host_uarch():
             for line in f:
                 k, _, v = line.partition(":")
                 k = k.strip()
-                if k in ("vendor_id", "cpu family", "model") and k not in info:
+                if k in ("vendor_id", "cpu family", "model", "flags") and k not in info:
                     info[k] = v.strip()
-                if len(info) == 3:
+                if len(info) == 4:
                     break
     except OSError:
         return None
@@ -67,11 +69,12 @@ def host_uarch():
         family, model = int(info.get("cpu family", "")), int(info.get("model", ""))
     except ValueError:
         return None
-    return core_of(info.get("vendor_id"), family, model)
+    return core_of(info.get("vendor_id"), family, model, info.get("flags", "").split())
 
 
-def core_of(vendor, family, model):
-    """The description of the core of a CPU named by its CPUID vendor, family and model, or None."""
+def core_of(vendor, family, model, flags=()):
+    """The description of the core of a CPU named by its CPUID vendor, family and model (and its
+    /proc/cpuinfo flags), or None."""
     if vendor == "AuthenticAMD" and family == 0x19 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
                                                         or 0xA0 <= model <= 0xAF):
         return ZEN4
@@ -81,6 +84,14 @@ def core_of(vendor, family, model):
     if vendor == "GenuineIntel" and family == 6 and model in SUNNY_COVE_MODELS:
         return SUNNY_COVE
     if vendor == "GenuineIntel" and family == 6 and model in GOLDEN_COVE_MODELS:
+        return GOLDEN_COVE
+    # A hypervisor may report another model number (a KVM guest on Sapphire Rapids said 167, A7h,
+    # which is Rocket Lake's): of the family 6 parts only Sapphire/Emerald Rapids (Golden/Raptor
+    # Cove) and Granite Rapids (not described) have AMX (Intel's ISE programming reference, chapter
+    # 1's feature list), so AMX on
+    # an unlisted model is a Golden Cove core.
+    if (vendor == "GenuineIntel" and family == 6 and "amx_tile" in flags
+            and model not in GRANITE_RAPIDS_MODELS):
         return GOLDEN_COVE
     return None
 
