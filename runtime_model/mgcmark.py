@@ -51,6 +51,7 @@ FEW_SCAN, FEW_SHADE = 8, 32
 U1, U3, U7, U16, U32, U64 = (np.uint64(k) for k in (1, 3, 7, 16, 32, 64))
 U_ALL, U_PAGE_SHIFT = np.uint64(MASK64), np.uint64(PAGE_SHIFT)
 U_NO_HEADER_MAX = np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER)
+FIELD_SHIFT = {8: 3, 4: 2, 2: 1}
 HEADER_IN_PAGE = PAGE_SIZE - INLINE_BITS    # a small span's inline mark bits in its first page
 
 
@@ -204,6 +205,7 @@ class HeapMarker:
         self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
         self._windows = {}           # words per row -> sliding windows over heap64 (_scan)
+        self._field_views = {}       # an mspan field's offset -> the off-heap view from it (_f)
         self._l2_word = (runtime.mheap.arenas_l2 - self.view.off_base) >> 3
         # values worth resolving: [_lo, _lo + _heap_span), the mapped arenas' range
         self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
@@ -251,20 +253,20 @@ class HeapMarker:
         """mheap.go: spanOf for addresses in the mapped arenas' range: (the addresses that
         have a span, their spans as offsets into the off-heap views)."""
         spans = self.view.off64[self._span_word[self._pages(p)]]
-        if not spans.all():
+        if np.count_nonzero(spans) < len(spans):
             p, spans = p[spans != 0], spans[spans != 0]
         return p, (spans - self._off_base_u).view(np.int64)
 
     def _f(self, spans, off, width):
-        """A field of the mspans at these offsets (_spans_of)."""
-        v = self.view
-        if width == 8:
-            return v.off64[(spans + off) >> 3]
-        if width == 4:
-            return v.off32[(spans + off) >> 2]
-        if width == 2:
-            return v.off16[(spans + off) >> 1]
-        return v.off8[spans + off]
+        """A field of the mspans at these offsets (_spans_of): an mspan is 8-byte aligned and
+        its fields aligned to their width, so a field of every span is one gather from a view
+        that starts at the field's offset."""
+        at = self._field_views.get(off)
+        if at is None:
+            v = self.view
+            at = self._field_views[off] = {8: v.off64[off // 8:], 4: v.off32[off // 4:], 2: v.off16[off // 2:],
+                                           1: v.off8[off:]}[width]
+        return at[spans >> FIELD_SHIFT[width]] if width > 1 else at[spans]
 
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
@@ -479,9 +481,14 @@ class HeapMarker:
                 vals = self._window(width)[first]        # one row of `width` words an object
             else:                                        # the heap's last words: not pointer words
                 vals = heap64[np.minimum(first[:, None] + np.arange(width), len(heap64) - 1)]
-            keep = (vals - self._lo) < self._heap_span   # in the range, in one compare
+            # in the range, in one compare on the values shifted in place (vals is a copy),
+            # shifted back once selected
+            vals -= self._lo
+            keep = vals < self._heap_span
+            if isptr is not None:
+                keep &= isptr
             # (.compress: boolean indexing is several times slower on arrays this size)
-            out.append(vals.ravel().compress((keep if isptr is None else keep & isptr).ravel()))
+            out.append(vals.ravel().compress(keep.ravel()) + self._lo)
         return work, out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
     def _window(self, width):
