@@ -48,8 +48,10 @@ MASK64 = (1 << 64) - 1
 # _shade_few): numpy's fixed cost per call (tens of microseconds a batch) is more than
 # Python's per object there
 FEW_SCAN, FEW_SHADE = 8, 32
-U3, U7, U32, U64 = np.uint64(3), np.uint64(7), np.uint64(32), np.uint64(64)
-U_ALL = np.uint64(MASK64)
+U1, U3, U7, U16, U32, U64 = (np.uint64(k) for k in (1, 3, 7, 16, 32, 64))
+U_ALL, U_PAGE_SHIFT = np.uint64(MASK64), np.uint64(PAGE_SHIFT)
+U_NO_HEADER_MAX = np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER)
+FIELD_SHIFT = {8: 3, 4: 2, 2: 1}
 HEADER_IN_PAGE = PAGE_SIZE - INLINE_BITS    # a small span's inline mark bits in its first page
 
 
@@ -203,10 +205,12 @@ class HeapMarker:
         self.large_marked = 0        # of them, objects of large spans (one object a span)
         self._type_words = {}        # (type descriptor, bytes) -> pointer word indexes
         self._windows = {}           # words per row -> sliding windows over heap64 (_scan)
+        self._field_views = {}       # an mspan field's offset -> the off-heap view from it (_f)
         self._l2_word = (runtime.mheap.arenas_l2 - self.view.off_base) >> 3
         # values worth resolving: [_lo, _lo + _heap_span), the mapped arenas' range
         self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
         v = self.view
+        self._heap_base_u, self._off_base_u = np.uint64(v.heap_base), np.uint64(v.off_base)
         # the same memory as Python ints, for the few-object paths
         self._m8, self._mh8 = memoryview(v.off8), memoryview(v.heap8)
         self._m16, self._m32, self._m64 = (memoryview(v.off8).cast(c) for c in "HIQ")
@@ -239,29 +243,30 @@ class HeapMarker:
         self._span_word_l, self._page_mark_l = (memoryview(t.view(np.uint8)).cast("q")
                                                 for t in (self._span_word, self._page_mark))
         self._lo_i, self._span_i = int(self._lo), int(self._heap_span)
+        self._arena_lo_u = np.uint64(self._arena_lo)
 
     def _pages(self, p):
         """Page index of each address in the tables of _refresh_arenas."""
-        return ((p - np.uint64(self._arena_lo)) >> np.uint64(PAGE_SHIFT)).view(np.int64)
+        return ((p - self._arena_lo_u) >> U_PAGE_SHIFT).view(np.int64)
 
     def _spans_of(self, p):
         """mheap.go: spanOf for addresses in the mapped arenas' range: (the addresses that
         have a span, their spans as offsets into the off-heap views)."""
         spans = self.view.off64[self._span_word[self._pages(p)]]
-        if not spans.all():
+        if np.count_nonzero(spans) < len(spans):
             p, spans = p[spans != 0], spans[spans != 0]
-        return p, (spans - np.uint64(self.view.off_base)).view(np.int64)
+        return p, (spans - self._off_base_u).view(np.int64)
 
     def _f(self, spans, off, width):
-        """A field of the mspans at these offsets (_spans_of)."""
-        v = self.view
-        if width == 8:
-            return v.off64[(spans + off) >> 3]
-        if width == 4:
-            return v.off32[(spans + off) >> 2]
-        if width == 2:
-            return v.off16[(spans + off) >> 1]
-        return v.off8[spans + off]
+        """A field of the mspans at these offsets (_spans_of): an mspan is 8-byte aligned and
+        its fields aligned to their width, so a field of every span is one gather from a view
+        that starts at the field's offset."""
+        at = self._field_views.get(off)
+        if at is None:
+            v = self.view
+            at = self._field_views[off] = {8: v.off64[off // 8:], 4: v.off32[off // 4:], 2: v.off16[off // 2:],
+                                           1: v.off8[off:]}[width]
+        return at[spans >> FIELD_SHIFT[width]] if width > 1 else at[spans]
 
     # ---- greyobject --------------------------------------------------------------------
     def shade(self, ptrs):
@@ -335,7 +340,7 @@ class HeapMarker:
             if not len(p):
                 return 0
         elemsize = f(spans, S_ELEMSIZE, 8)
-        idx = ((p - base) * f(spans, S_DIVMUL, 4).astype(np.uint64)) >> np.uint64(32)
+        idx = ((p - base) * f(spans, S_DIVMUL, 4).astype(np.uint64)) >> U32
         # objects whose mark bit is clear; most values point to objects already marked, so
         # the rest of the work is on fewer
         mask, groups = self._mark_bytes(spans, base, elemsize, idx)
@@ -344,7 +349,7 @@ class HeapMarker:
         else:
             (h8, inline, h_at), (o8, _, o_at) = groups
             cur = np.where(inline, h8[h_at], o8[o_at])
-        clear = np.flatnonzero((cur & mask) == 0)
+        clear = ((cur & mask) == 0).nonzero()[0]
         if not len(clear):
             return 0
         # one of each object, in address order (np.unique's order; it costs more)
@@ -353,17 +358,17 @@ class HeapMarker:
         obj = obj[order]
         c = clear[order]
         if len(obj) > 1:
-            first = np.flatnonzero(obj[1:] != obj[:-1]) + 1
+            first = (obj[1:] != obj[:-1]).nonzero()[0] + 1
             if len(first) < len(obj) - 1:
                 first = np.concatenate(([0], first))
                 obj, c = obj[first], c[first]
         spans, idx = spans[c], idx[c]
         # a free slot is not an object: at or past freeindex, its alloc bit is clear
-        late = np.flatnonzero(idx >= f(spans, S_FREEINDEX, 2))
+        late = (idx >= f(spans, S_FREEINDEX, 2)).nonzero()[0]
         if len(late):
             il = idx[late]
-            ab = (f(spans[late], S_ALLOCBITS, 8) - np.uint64(v.off_base)).view(np.int64) + (il >> np.uint64(3)).view(np.int64)
-            free = late[((v.off8[ab] >> (il & np.uint64(7)).astype(np.uint8)) & 1) == 0]
+            ab = (f(spans[late], S_ALLOCBITS, 8) - self._off_base_u).view(np.int64) + (il >> U3).view(np.int64)
+            free = late[((v.off8[ab] >> (il & U7).astype(np.uint8)) & 1) == 0]
             if len(free):
                 good = np.ones(len(obj), dtype=bool)
                 good[free] = False
@@ -388,16 +393,16 @@ class HeapMarker:
         heap8, gcmarkBits in off8 otherwise (mspan.py: mark_bit). With both views,
         each index array is full length, valid where unused."""
         v = self.view
-        mask = np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8)
-        byte = (idx >> np.uint64(3)).view(np.int64)
+        mask = np.uint8(1) << (idx & U7).astype(np.uint8)
+        byte = (idx >> U3).view(np.int64)
         inline = inline_mark_bits(elemsize)
         n_inline = np.count_nonzero(inline)
         groups = []
         if n_inline:
-            at = (base - np.uint64(v.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
+            at = (base - self._heap_base_u).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_MARKS) + byte
             groups.append((v.heap8, None, at))
         if n_inline < len(idx):
-            at = (self._f(spans, S_GCMARKBITS, 8) - np.uint64(v.off_base)).view(np.int64) + byte
+            at = (self._f(spans, S_GCMARKBITS, 8) - self._off_base_u).view(np.int64) + byte
             groups.append((v.off8, None, at))
         if len(groups) == 2:
             (h8, _, h_at), (o8, _, o_at) = groups
@@ -476,9 +481,14 @@ class HeapMarker:
                 vals = self._window(width)[first]        # one row of `width` words an object
             else:                                        # the heap's last words: not pointer words
                 vals = heap64[np.minimum(first[:, None] + np.arange(width), len(heap64) - 1)]
-            keep = (vals - self._lo) < self._heap_span   # in the range, in one compare
-            # (np.compress: boolean indexing is several times slower on arrays this size)
-            out.append(np.compress((keep if isptr is None else keep & isptr).ravel(), vals.ravel()))
+            # in the range, in one compare on the values shifted in place (vals is a copy),
+            # shifted back once selected
+            vals -= self._lo
+            keep = vals < self._heap_span
+            if isptr is not None:
+                keep &= isptr
+            # (.compress: boolean indexing is several times slower on arrays this size)
+            out.append(vals.ravel().compress(keep.ravel()) + self._lo)
         return work, out[0] if len(out) == 1 else np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
     def _window(self, width):
@@ -494,7 +504,7 @@ class HeapMarker:
         work, parts, fields = self._pointer_words(objs)
         words = [first if isptr is None else (first[:, None] + np.arange(width))[isptr]
                  for first, width, isptr in parts]
-        slots = [w.astype(np.uint64) * np.uint64(8) + np.uint64(self.view.heap_base) for w in words]
+        slots = [w.astype(np.uint64) * np.uint64(8) + self._heap_base_u for w in words]
         return work, np.concatenate(slots) if slots else np.zeros(0, dtype=np.uint64), fields
 
     def _pointer_words(self, objs):
@@ -508,18 +518,18 @@ class HeapMarker:
         base, elemsize, spc = f(spans, S_STARTADDR, 8), f(spans, S_ELEMSIZE, 8), f(spans, S_SPANCLASS, 1)
         parts, work = [], 0
         small = spc >= 2
-        hb = small & (elemsize <= np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER))
+        hb = small & (elemsize <= U_NO_HEADER_MAX)
         if hb.all():
             work = self._heap_bits_words(objs, base, elemsize, parts)
         else:
             if hb.any():
                 work = self._heap_bits_words(objs[hb], base[hb], elemsize[hb], parts)
-            typed = np.flatnonzero(~hb)
+            typed = (~hb).nonzero()[0]
             o, es = objs[typed], elemsize[typed]
             hdr = small[typed]
             # a malloc header: the type, then the data; a large object: the span keeps the type
-            typ = np.where(hdr, v.h64(np.where(hdr, o, np.uint64(v.heap_base))), f(spans[typed], S_LARGETYPE, 8))
-            data = ((np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o) - np.uint64(v.heap_base)) >> np.uint64(3)).astype(np.int64)
+            typ = np.where(hdr, v.h64(np.where(hdr, o, self._heap_base_u)), f(spans[typed], S_LARGETYPE, 8))
+            data = ((np.where(hdr, o + np.uint64(sc.MALLOC_HEADER_SIZE), o) - self._heap_base_u) >> U3).astype(np.int64)
             size = np.where(hdr, es - np.uint64(sc.MALLOC_HEADER_SIZE), es)
             keys = np.stack([typ, size, hdr], axis=1)
             groups, ginv = np.unique(keys, axis=0, return_inverse=True)
@@ -541,32 +551,28 @@ class HeapMarker:
         bits), their part appended to parts: each object's bits (at most 64) are read as one
         64-bit word."""
         v = self.view
-        u = np.uint64
         # the bitmap's first 64-bit word in heap64 (before the inline mark bits of objects of
         # 16 bytes and more), and the object's first word in the bitmap
-        bm = ((base - u(v.heap_base)) >> u(3)).view(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
-            - np.where(elemsize >= u(16), INLINE_BITS // 8, 0)
-        w0 = ((objs - base) >> u(3)).view(np.int64)
+        bm = ((base - self._heap_base_u) >> U3).view(np.int64) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
+            - np.where(elemsize >= U16, INLINE_BITS // 8, 0)
+        w0 = ((objs - base) >> U3).view(np.int64)
         q = bm + (w0 >> 6)
-        r = (w0 & 63).view(u)
-        nw = elemsize >> u(3)
+        r = (w0 & 63).view(np.uint64)
+        nw = elemsize >> U3
         bits = v.heap64[q] >> r
-        spill = np.flatnonzero(r + nw > u(64))          # the rest in the bitmap's next word
+        spill = (r + nw > U64).nonzero()[0]          # the rest in the bitmap's next word
         if len(spill):
-            bits[spill] |= v.heap64[q[spill] + 1] << (u(64) - r[spill])
-        bits &= u(0xFFFFFFFFFFFFFFFF) >> (u(64) - nw)
+            bits[spill] |= v.heap64[q[spill] + 1] << (U64 - r[spill])
+        bits &= U_ALL >> (U64 - nw)
         # scan work: up to the last pointer word of each object (scanobject's scanSize): the
-        # position of the highest bit, the exponent of the bits as a float (of two exact
-        # 32-bit halves when the bits may not convert exactly)
+        # position of the highest bit, the exponent of the bits as a float; with only the top
+        # bit of each run of ones kept no run of 53 ones can round up to the next power of two,
+        # so one conversion is exact
         width = int(nw.max()) if len(nw) else 0
-        if width <= 53:                                 # below 2**53 the conversion is exact
-            last = np.frexp(bits.astype(np.float64))[1]
-        else:
-            hi_half = np.frexp((bits >> u(32)).astype(np.float64))[1]
-            last = np.where(hi_half > 0, hi_half + 32, np.frexp((bits & u(0xFFFFFFFF)).astype(np.float64))[1])
+        last = np.frexp((bits & ~(bits >> U1)).astype(np.float64))[1]
         # bit k of an object's word is its word k: little-endian bytes, little bit order
         isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
-        parts.append((((objs - u(v.heap_base)) >> u(3)).view(np.int64), width, isptr))
+        parts.append((((objs - self._heap_base_u) >> U3).view(np.int64), width, isptr))
         return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
@@ -592,7 +598,7 @@ class HeapMarker:
             if not inl.any():
                 return
             objs, base, divmul = objs[inl], base[inl], divmul[inl]
-        idx = ((objs - base) * divmul.astype(np.uint64)) >> np.uint64(32)
-        a = (base - np.uint64(self.view.heap_base)).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_SCANS) \
-            + (idx >> np.uint64(3)).view(np.int64)
-        np.bitwise_or.at(self.view.heap8, a, np.uint8(1) << (idx & np.uint64(7)).astype(np.uint8))
+        idx = ((objs - base) * divmul.astype(np.uint64)) >> U32
+        a = (base - self._heap_base_u).view(np.int64) + (PAGE_SIZE - INLINE_BITS + INLINE_SCANS) \
+            + (idx >> U3).view(np.int64)
+        np.bitwise_or.at(self.view.heap8, a, np.uint8(1) << (idx & U7).astype(np.uint8))
