@@ -427,15 +427,13 @@ class Collector:
     def _park_assist(self, gp):
         """mgcmark.go: gcParkAssist: gp waits on the assist queue until the background
         workers' scan credit pays its debt (gcFlushBgCredit) or the mark phase ends
-        (gcWakeAllAssists); meanwhile its P runs an idle worker. The wait is the mutator's
-        time, not GC CPU."""
+        (gcWakeAllAssists); meanwhile its P runs an idle worker. The credit flushed is taken
+        every PARK_STEP_NS. The wait is the mutator's time, not GC CPU."""
         mem, c = self.m.mem, self.rt.gc_controller
         self._parked = True
         try:
             while self.phase == GC_MARK and not self.rt.limiter.limiting():
-                dedicated, idle, fractional = self._workers()
-                ahead = self._roots_ns + self._owed_ns
-                self.m.clock.advance(max(PARK_STEP_NS, ahead / max(1e-9, dedicated + idle + fractional)))
+                self.m.clock.advance(PARK_STEP_NS)
                 self.background()
                 credit = _i64(mem.u64(gp + G.gcAssistBytes))
                 if c.bg_scan_credit > 0:
@@ -532,6 +530,8 @@ class Collector:
 
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork
-PARK_STEP_NS = 10_000                # a parked assist looks at the workers' credit once the owed
-                                     # root and overrun work is done, at least every 10 us (coarser
-                                     # than Go's flush per work buffer: an early wake-up is missed)
+PARK_STEP_NS = 10_000                # a parked assist takes the credit the workers flushed every 10 us
+                                     # of modeled time, through the root jobs too: Go's gcDrain flushes
+                                     # (gcFlushBgCredit, which wakes it) after each markroot job and every
+                                     # gcCreditSlack (2000) units of heap scan work, 0.6 us here; a job of
+                                     # globals (256 KiB, rootBlockBytes) is 76 us. A wake-up is up to 10 us late
