@@ -253,19 +253,21 @@ class Collector:
         c.globals_scan = globals_bytes
         # parked goroutines' stacks: scanned (their frames hold no pointers, Stacks.hold)
         parked_used, parked_size = self.rt.stacks.parked()
-        stack_bytes = 8 * len(stack_slots) + parked_used
+        stacks = [8 * len(stack_slots)] + parked_used
         c.max_stack_scan = max(c.max_stack_scan, 8 * len(stack_slots) + parked_size)
-        self.cycle.globals, self.cycle.stacks = globals_bytes, stack_bytes
+        self.cycle.globals, self.cycle.stacks = globals_bytes, sum(stacks)
         if words:
             marker.shade(np.concatenate(words))
         # The roots are shaded now; their CPU time is work the workers (or assists) still owe
-        # (markroot's jobs), so the mark phase lasts at least that long.
+        # (markroot's jobs, in gcNextMarkRoot's order: data and bss in blocks, the fixed roots
+        # and spans, a stack a goroutine), so the mark phase lasts at least that long.
         # Their scan work reaches the pacer (globalsScanWork, stackScanWork) as the jobs are done.
-        self._roots_ns = self._roots_total = int(
-            MARK_FIXED_NS + globals_bytes * MARK_NS_PER_BYTE + stack_bytes * STACK_NS_PER_BYTE
-            + self._object_ns(marker.objects_marked, marker.large_marked))
-        self._root_bytes = (globals_bytes, stack_bytes)
-        self._root_credited = [0, 0]
+        blocks = [min(ROOT_BLOCK_BYTES, globals_bytes - o) for o in range(0, globals_bytes, ROOT_BLOCK_BYTES)]
+        fixed = MARK_FIXED_NS + self._object_ns(marker.objects_marked, marker.large_marked)
+        self._root_jobs = ([_RootJob(b * MARK_NS_PER_BYTE, b, 0) for b in blocks]
+                           + [_RootJob(fixed, 0, 0, whole=False)]
+                           + [_RootJob(b * STACK_NS_PER_BYTE, 0, b) for b in stacks if b])
+        self._roots_ns = sum(j.left for j in self._root_jobs)
 
     def _stack_slots(self):
         """Pointer slots of every goroutine stack with frames: the running one (stopped in a
@@ -351,13 +353,16 @@ class Collector:
         return large * MARK_NS_PER_LARGE_OBJECT + (objects - large) * MARK_NS_PER_OBJECT
 
     def _work(self, budget_ns):
-        """Up to budget_ns of mark work, the root jobs first (as gcDrain takes them);
-        returns (the ns it took, the scan work done in bytes)."""
-        roots = self._roots_ns if budget_ns >= self._roots_ns else int(budget_ns)
-        root_work = self._pay_roots(roots) if roots else 0
-        budget_ns -= roots
-        if budget_ns <= 0:
+        """Up to budget_ns of the workers' mark work, the root jobs first (as gcDrain takes
+        them); returns (the ns it took, the scan work done in bytes)."""
+        roots, root_work = self._pay_roots(budget_ns) if self._roots_ns else (0, 0)
+        if budget_ns <= roots:
             return roots, root_work
+        ns, work = self._drain(budget_ns - roots)
+        return roots + ns, root_work + work
+
+    def _drain(self, budget_ns):
+        """Up to budget_ns of heap marking; returns (the ns it took, the scan work)."""
         marker = self.marker
         before_objs, before_large, before = marker.objects_marked, marker.large_marked, marker.scan_work
         budget = None if budget_ns == float("inf") else max(1, int(budget_ns / MARK_NS_PER_BYTE))
@@ -368,19 +373,43 @@ class Collector:
         self.cycle.scan_work += work
         ns = work * MARK_NS_PER_BYTE + self._object_ns(marker.objects_marked - before_objs,
                                                       marker.large_marked - before_large)
-        return roots + ns, root_work + work
+        return ns, work
 
-    def _pay_roots(self, ns):
-        """ns of the root jobs done: their globals and stack bytes in proportion (all of
-        them with the last job) go to the pacer's scan work. Returns those bytes."""
-        self._roots_ns -= ns
-        c = self.rt.gc_controller
-        done = 1 - self._roots_ns / self._roots_total
-        credit = [int(b * done) - k for b, k in zip(self._root_bytes, self._root_credited)]
-        self._root_credited = [k + d for k, d in zip(self._root_credited, credit)]
-        c.globals_scan_work += credit[0]
-        c.stack_scan_work += credit[1]
-        return credit[0] + credit[1]
+    def _pay_roots(self, budget_ns):
+        """Up to budget_ns of the root jobs, in order, done by the workers; returns (the ns,
+        the bytes of the jobs finished)."""
+        ns = work = 0
+        for job in self._root_jobs:
+            if ns >= budget_ns:
+                break
+            if job.left:
+                take = min(job.left, budget_ns - ns)
+                ns += take
+                work += job.work(take, self.rt.gc_controller)
+        self._roots_ns = sum(j.left for j in self._root_jobs)
+        return ns, work
+
+    def _assist_roots(self, scan_work):
+        """mgcmark.go: gcDrainN's root jobs: the jobs no worker has begun, each whole, until
+        scan_work is done (so an assist may end past its debt). The fixed roots, a stated
+        lump of small jobs and the workers' own costs that scans nothing, it takes only as
+        far as scan_work's time goes. Returns (the ns, the bytes of the jobs)."""
+        ns = work = 0
+        for job in self._root_jobs:
+            if work >= scan_work:
+                break
+            if not job.left:
+                continue
+            if not job.whole:
+                take = min(job.left, max(0, scan_work * MARK_NS_PER_BYTE - ns))
+            elif job.left == job.total:                # else done, or a worker's
+                take = job.left
+            else:
+                continue
+            ns += take
+            work += job.work(take, self.rt.gc_controller)
+        self._roots_ns = sum(j.left for j in self._root_jobs)
+        return ns, work
 
     def assist(self, gp):
         """mgcmark.go: gcAssistAlloc: gp's allocation debt paid with scan work (stolen
@@ -410,7 +439,10 @@ class Collector:
             c.bg_scan_credit -= stolen
             scan_work -= stolen
         if scan_work:
-            ns, work = self._work(scan_work * MARK_NS_PER_BYTE)       # gcAssistAlloc1: gcDrainN
+            ns, work = self._assist_roots(scan_work) if self._roots_ns else (0, 0)   # gcAssistAlloc1: gcDrainN
+            if work < scan_work:
+                heap_ns, heap_work = self._drain((scan_work - work) * MARK_NS_PER_BYTE)
+                ns, work = ns + heap_ns, work + heap_work
             self.m.clock.advance(ns)
             self.cycle.assist_ns += int(ns)
             c.assist_time += int(ns)
@@ -427,15 +459,13 @@ class Collector:
     def _park_assist(self, gp):
         """mgcmark.go: gcParkAssist: gp waits on the assist queue until the background
         workers' scan credit pays its debt (gcFlushBgCredit) or the mark phase ends
-        (gcWakeAllAssists); meanwhile its P runs an idle worker. The wait is the mutator's
-        time, not GC CPU."""
+        (gcWakeAllAssists); meanwhile its P runs an idle worker. The credit flushed is taken
+        every PARK_STEP_NS. The wait is the mutator's time, not GC CPU."""
         mem, c = self.m.mem, self.rt.gc_controller
         self._parked = True
         try:
             while self.phase == GC_MARK and not self.rt.limiter.limiting():
-                dedicated, idle, fractional = self._workers()
-                ahead = self._roots_ns + self._owed_ns
-                self.m.clock.advance(max(PARK_STEP_NS, ahead / max(1e-9, dedicated + idle + fractional)))
+                self.m.clock.advance(PARK_STEP_NS)
                 self.background()
                 credit = _i64(mem.u64(gp + G.gcAssistBytes))
                 if c.bg_scan_credit > 0:
@@ -532,6 +562,28 @@ class Collector:
 
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork
-PARK_STEP_NS = 10_000                # a parked assist looks at the workers' credit once the owed
-                                     # root and overrun work is done, at least every 10 us (coarser
-                                     # than Go's flush per work buffer: an early wake-up is missed)
+ROOT_BLOCK_BYTES = 256 << 10         # mgcmark.go: rootBlockBytes, the globals a root job scans
+PARK_STEP_NS = 10_000                # a parked assist takes the credit the workers flushed every 10 us
+                                     # of modeled time, through the root jobs too: Go's gcDrain flushes
+                                     # (gcFlushBgCredit, which wakes it) after each markroot job and every
+                                     # gcCreditSlack (2000) units of heap scan work, 0.6 us here; a job of
+                                     # globals (256 KiB, rootBlockBytes) is 76 us. A wake-up is up to 10 us late
+
+
+class _RootJob:
+    """A markroot job: its modeled time (total, left) and the globals and stack bytes it
+    scans; whole=False for the fixed roots, taken as divisible."""
+
+    def __init__(self, ns, globals_bytes, stack_bytes, whole=True):
+        self.total = self.left = ns
+        self.globals, self.stack, self.whole = globals_bytes, stack_bytes, whole
+
+    def work(self, ns, c):
+        """ns of the job worked; at its end its bytes reach the pacer and the credit
+        (markroot: workCounter.Add, then gcFlushBgCredit): returns them."""
+        self.left -= ns
+        if self.left:
+            return 0
+        c.globals_scan_work += self.globals
+        c.stack_scan_work += self.stack
+        return self.globals + self.stack

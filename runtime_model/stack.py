@@ -415,16 +415,17 @@ class Stacks:
         return gp
 
     def parked(self):
-        """(bytes in use, bytes allocated) of the stacks of every waiting goroutine but the
-        running one: what markroot's stack jobs scan (scanstack: hi - sched.sp) and what
-        gcController.maxStackScan counts (addScannableStack: hi - lo)."""
+        """(bytes in use of each, bytes allocated in all) of the stacks of every waiting
+        goroutine but the running one: what markroot's stack jobs scan, a job a goroutine
+        (scanstack: hi - sched.sp), and what gcController.maxStackScan counts
+        (addScannableStack: hi - lo)."""
         curg = self.mem.u64(self.m0 + M.curg)
-        used = size = 0
+        used, size = [], 0
         for gp in self.allgs:
             if gp == curg or self.mem.u32(gp + G.atomicstatus) != L.G_WAITING:
                 continue
             lo, hi = self.stack(gp)
-            used += hi - self.mem.u64(gp + G.sched + GOBUF.sp)
+            used.append(hi - self.mem.u64(gp + G.sched + GOBUF.sp))
             size += hi - lo
         return used, size
 
