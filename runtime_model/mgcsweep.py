@@ -51,13 +51,6 @@ def move_inline_marks(s):
     mem.w8(q + INLINE_CLASS, s.spanclass)
 
 
-def count_alloc(s):
-    """mbitmap.go: (*mspan).countAlloc: set bits in gcmarkBits (only nelems of them)."""
-    raw = s.mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems))
-    bits = int.from_bytes(raw, "little") & ((1 << s.nelems) - 1)
-    return bin(bits).count("1")
-
-
 def sweep(runtime, s, preserve=False):
     """mgcsweep.go: (*sweepLocked).sweep. Returns True if the span was freed to the heap."""
     heap, mem = runtime.mheap, runtime.mem
@@ -70,33 +63,37 @@ def sweep(runtime, s, preserve=False):
     spc, size = s.spanclass, s.elemsize
     if uses_span_inline_mark_bits(size):
         move_inline_marks(s)
+    nelems, freeindex, count = s.nelems, s.freeindex, s.allocCount
+    nb = gc_bits_bytes(nelems)
+    # both bitmaps through their host backing (off-heap), each read once
+    old, marks = s.allocBits, s.gcmarkBits
+    ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
+    alloc_bits = int.from_bytes(ab.buf[old - ab.base:old - ab.base + nb], "little")
+    mark_bits = int.from_bytes(mb.buf[marks - mb.base:marks - mb.base + nb], "little")
     # allocfreetrace: an object is freed if it was allocated and is not marked.
-    alloc_bits = int.from_bytes(mem.read(s.allocBits, gc_bits_bytes(s.nelems)), "little")
-    mark_bits = int.from_bytes(mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems)), "little")
     # Zombies: marked slots at or past freeindex that are not allocated (reportZombies).
-    if s.freeindex < s.nelems:
-        zombies = mark_bits & ~alloc_bits & ((1 << s.nelems) - 1) & -(1 << s.freeindex)
+    if freeindex < nelems:
+        zombies = mark_bits & ~alloc_bits & ((1 << nelems) - 1) & -(1 << freeindex)
         if zombies:
             i = (zombies & -zombies).bit_length() - 1
             throw(f"found pointer to free object (span {s.addr:#x}, slot {i} at {s.base() + i * size:#x})")
     if runtime.tracing_allocs():
-        for i in range(s.nelems):
-            if not mark_bits >> i & 1 and (i < s.freeindex or alloc_bits >> i & 1):
+        for i in range(nelems):
+            if not mark_bits >> i & 1 and (i < freeindex or alloc_bits >> i & 1):
                 runtime.trace_free(s.base() + i * size, size, spc)
-    nalloc = count_alloc(s)
-    nfreed = s.allocCount - nalloc
-    if nalloc > s.allocCount:
-        throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {s.allocCount})")
+    nalloc = (mark_bits & ((1 << nelems) - 1)).bit_count()      # countAlloc
+    nfreed = count - nalloc
+    if nalloc > count:
+        throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {count})")
     s.allocCount = nalloc
     s.freeindex = 0
     s.freeIndexForScan = 0
     # The mark bits become the allocation bits; the old allocation bits, cleared, the next
     # mark bits (Go gets fresh ones from its gcBits arenas and frees the old two cycles on).
-    old = s.allocBits
-    s.allocBits = s.gcmarkBits
-    mem.fill(old, gc_bits_bytes(s.nelems))
+    s.allocBits = marks
+    ab.buf[old - ab.base:old - ab.base + nb] = bytes(nb)
     s.gcmarkBits = old
-    s.refill_alloc_cache(0)
+    s.allocCache = ~mark_bits & 0xFFFFFFFFFFFFFFFF         # refillAllocCache(0) of the new allocBits
     s.sweepgen = sg
     central = heap.central[spc]
     if spc >> 1:
@@ -189,7 +186,9 @@ def sweep_batch(runtime, spans):
     return sum(s.npages for s in sweep_spans(runtime, spans))
 
 
-BULK_SWEEP_MIN = 8            # below this many spans sweep() one by one beats numpy's set-up
+BULK_SWEEP_MIN = 16           # below this many spans sweep() one by one beats numpy's set-up
+BG_SWEEP_BATCH = 64           # bgsweep's due work is done once this many spans are due (38 us of
+                              # it), so that numpy sweeps them: 6 us a span against 13 one by one
 SWEEP_BATCH_SIZE = 10         # mgcsweep.go: bgsweep's sweepBatchSize
 FORCE_PREEMPT_NS = 10_000_000  # proc.go: forcePreemptNS, how long sysmon lets a goroutine run
 SWEEP_NS_PER_SPAN = 600       # sweeping one span (sweepone: mark bits to alloc bits, the span
@@ -208,7 +207,8 @@ class Sweeper:
     Ps to itself from mark termination on and sweeps a span every SWEEP_NS_PER_SPAN; with
     one P it runs when the mutator idles, and a batch of SWEEP_BATCH_SIZE spans each time
     sysmon preempts the mutator (every FORCE_PREEMPT_NS), on the mutator's time. Its due
-    work is done at the runtime's slow paths (background). The mutator's own sweeping
+    work is done at the runtime's slow paths (background), BG_SWEEP_BATCH spans or more at a
+    time (with two or more Ps). The mutator's own sweeping
     (proportional sweep, mcentral.cacheSpan, the reclaimer, gcStart) takes its time."""
 
     def __init__(self, runtime):
@@ -236,6 +236,7 @@ class Sweeper:
         heap = self.rt.mheap
         heap.sweepgen = heap.sweepgen + 2
         self.drained = False
+        self.pages_per_byte = 0.0       # until gcControllerCommit paces it
         self.pages_swept = 0
         self.arenas = list(heap.heap_arenas)
         self.reclaim_index = self.reclaim_credit = 0
@@ -337,7 +338,7 @@ class Sweeper:
             self._bg_credit_ns += now - self._bg_since
             self._bg_since = now
             n = int(self._bg_credit_ns // SWEEP_NS_PER_SPAN)
-            if n:
+            if n >= BG_SWEEP_BATCH:
                 self._bg_credit_ns -= n * SWEEP_NS_PER_SPAN
                 self.sweep(n)
             return
@@ -348,8 +349,10 @@ class Sweeper:
             self.charge(n)
 
     def idle(self, ns):
-        """The mutator sleeps ns: with one P, bgsweep has it meanwhile (the clock has moved on)."""
+        """The mutator sleeps ns: with one P, bgsweep has it meanwhile (the clock has moved on;
+        sysmon preempts only a running goroutine)."""
         if self.rt.gc.procs == 1 and not self.drained:
+            self._bg_since += ns
             self._bg_credit_ns += ns
             n = int(self._bg_credit_ns // SWEEP_NS_PER_SPAN)
             self._bg_credit_ns -= n * SWEEP_NS_PER_SPAN

@@ -40,7 +40,9 @@ SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
-_INIT_MANUAL = SpanWriter("startAddr", "npages", "state", "needzero", "limit")
+# A manual span keeps the heap's sweepgen (Go's mspan.init leaves the field as it was: a struct
+# freed in this generation, whose span may still sit in an unswept set, holds sweepgen).
+_INIT_MANUAL = SpanWriter("startAddr", "npages", "sweepgen", "state", "needzero", "limit")
 _INIT_HEAP = SpanWriter("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
                         "divMul", "spanclass", "state", "needzero", "elemsize", "limit")
 SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
@@ -425,7 +427,8 @@ class MHeap:
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
         if manual:
-            _INIT_MANUAL.write(self.mem, s.addr, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
+            _INIT_MANUAL.write(self.mem, s.addr, base, npages, self._sweepgen, MSPAN_MANUAL, needzero,
+                               base + nbytes)
             self.set_spans(base, npages, s)
             return
         shape = SPAN_SHAPE[spanclass]

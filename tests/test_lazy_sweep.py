@@ -71,6 +71,23 @@ def test_finish_cycle_finishes_the_last_sweep_before_marking():
     assert s.is_allocated(s.obj_index(keep))      # swept once, with keep marked: still allocated
 
 
+def test_a_large_allocation_first_reclaims_as_many_pages_as_it_takes():
+    """mheap.alloc: while the sweep is unfinished, reclaim(npages) sweeps the in-use spans
+    with nothing marked, a 512-page chunk of the arena at a time, until as many pages were
+    freed as it allocates (the rest is credit for the next); so the heap does not grow
+    while garbage waits to be swept."""
+    m = Machine()
+    big = [m.mallocgc(64 << 10) for _ in range(16)]
+    finish_cycle(m.runtime, [big[0]], eager=False)
+    heap, sw = m.runtime.mheap, m.runtime.sweeper
+    in_use = heap.pages_in_use
+    m.mallocgc(64 << 10)
+    assert heap.pages_in_use <= in_use
+    assert sw.reclaim_credit > 0 and not sw.is_done()
+    s = _span_of(m, big[0])
+    assert s.sweepgen == heap.sweepgen and s.is_allocated(0)   # swept, and kept: it was marked
+
+
 PACED = """
 name = "paced"
 gomaxprocs = {procs}
