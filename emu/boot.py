@@ -139,6 +139,8 @@ class Runtime:
         from runtime_model.mstats import CpuStats
         self.limiter = GcCPULimiter(self)        # mgclimit.go: gcCPULimiter
         self.scavenger = Scavenger(self)         # mgcscavenge.go: scavenge, scavenger
+        from runtime_model.mgcsweep import Sweeper
+        self.sweeper = Sweeper(self)             # mgcsweep.go: sweep, mheap_'s sweep pacing
         self.mheap.scavenger = self.scavenger
         self.cpu_stats = CpuStats()              # mstats.go: work.cpuStats
 

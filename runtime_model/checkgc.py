@@ -7,8 +7,9 @@ queues and counters:
 
   reachable   every heap pointer reachable from the roots (registered root ranges, the
               program's data and bss through their pointer masks) points into an
-              allocated slot of an in-use span: the collector never freed what the
-              program can still reach;
+              allocated slot of an in-use span, and, in a span not yet swept
+              (sweepgen-2, or -1 while being swept), at a marked object: the collector
+              never freed, and its sweep will not free, what the program can still reach;
   marked      (at mark termination, before the sweep) every object reachable from the
               roots is marked, and no mark bit is set on a free slot (a zombie the sweep
               would resurrect);
@@ -43,8 +44,10 @@ def root_slots(runtime):
 
 def reachable(runtime):
     """{object base: (span, slot index)} of every heap object reachable from the roots;
-    InvariantError at the first reachable pointer into a free slot or a freed span."""
+    InvariantError at the first reachable pointer into a free slot or a freed span, or to an
+    unmarked object of an unswept span (whose mark bits are the last cycle's)."""
     mem, heap = runtime.mem, runtime.mheap
+    unswept = {(heap.sweepgen - 2) & 0xFFFFFFFF, (heap.sweepgen - 1) & 0xFFFFFFFF}
     gcw, scanner = GcWork(heap), HeapMarker(runtime)
     lo, hi = runtime.machine.heap_region.base, runtime.machine.heap_region.end
     seen = {}
@@ -64,6 +67,9 @@ def reachable(runtime):
             obj, span, idx = found
             if obj in seen:
                 continue
+            if span.sweepgen in unswept and not span.is_marked(idx):
+                raise InvariantError(f"reachable object {obj:#x} (in the word at {slot:#x}, slot {idx} of "
+                                     f"unswept mspan {span.addr:#x}) is not marked: the sweep would free it")
             seen[obj] = (span, idx)
             if not span.noscan():
                 grey.append(obj)
@@ -98,7 +104,8 @@ def check_marks(runtime, live):
 
 class Checker:
     """The invariants at every cycle: Collector.checker = Checker() calls `marked` at mark
-    termination (before the sweep) and `swept` after it. Counts what it checked."""
+    termination (before gcSweep) and `swept` after it, when the spans wait to be swept
+    (lazily, runtime_model/mgcsweep.py). Counts what it checked."""
 
     def __init__(self):
         self.cycles = 0

@@ -136,13 +136,14 @@ def gcinit(runtime, env):
 # ---- runtime/debug's setters (mgcpacer.go) -------------------------------------------------
 
 def gc_controller_commit(runtime):
-    """mgcpacer.go: gcControllerCommit: commit (sweeping is always done here, see mgc.py),
-    revise while marking, and the scavenger's goals."""
+    """mgcpacer.go: gcControllerCommit: commit, revise while marking, the sweeper's pacing
+    and the scavenger's goals."""
     from runtime_model.mgc import GC_OFF
     c = runtime.gc_controller
-    c.commit(True)
+    c.commit(runtime.sweeper.is_done())
     if runtime.gc.phase != GC_OFF:
         c.revise()
+    runtime.sweeper.pace(c.trigger()[0])
     runtime.scavenger.controller_commit()
 
 

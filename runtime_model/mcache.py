@@ -93,6 +93,8 @@ def alloc_large(runtime, size, noscan):
     heap = runtime.mheap
     npages = -(-size // PAGE_SIZE)
     spc = make_span_class(0, noscan)
+    # deductSweepCredit first: mheap.alloc's reclaim will sweep npages itself
+    runtime.sweeper.deduct_credit(npages * PAGE_SIZE, npages)
     s = yield from heap.alloc(npages, spc)
     if s is None:
         throw("out of memory")

@@ -44,12 +44,18 @@ class MCentral:
 
     def cache_span(self):
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
-        Prefers a partial swept span, then sweeps unswept ones, then grows."""
+        Prefers a partial swept span, then sweeps unswept ones (on the allocating
+        goroutine's time), then grows."""
+        runtime = self.heap.env.runtime
+        sweeper = runtime.sweeper
+        npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
+        sweeper.deduct_credit(npages * sc.PAGE_SIZE, 0)
         sg = self.heap._sweepgen
         swept = sg // 2 % 2                      # the swept half of each spanSet pair
         part = self.partial[swept]
         s = part.popleft() if part else None
-        budget = SPAN_BUDGET
+        # sweep.active.begin(): with the sweep drained the unswept sets are left alone
+        budget = -1 if sweeper.is_done() else SPAN_BUDGET
         while s is None and budget >= 0:
             unswept = self.partial[1 - swept]
             if not unswept:
@@ -57,7 +63,8 @@ class MCentral:
             cand = unswept.popleft()
             budget -= 1
             if self.try_acquire(cand, sg):
-                sweep(self.heap.env.runtime, cand, preserve=True)
+                sweep(runtime, cand, preserve=True)
+                sweeper.charge(1)
                 s = cand
         while s is None and budget >= 0:
             unswept = self.full[1 - swept]
@@ -66,7 +73,8 @@ class MCentral:
             cand = unswept.popleft()
             budget -= 1
             if self.try_acquire(cand, sg):
-                sweep(self.heap.env.runtime, cand, preserve=True)
+                sweep(runtime, cand, preserve=True)
+                sweeper.charge(1)
                 # freeIndex := s.nextFreeIndex(), in the machine code Go runs for it
                 free_index, _ = yield OSCall("runtime.(*mspan).nextFreeIndex", (cand.addr,))
                 if free_index != cand.nelems:

@@ -5,7 +5,8 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
   trigger     mallocgc's own machine code tests gcTrigger{gcTriggerHeap} after a
               refill or a large allocation (call-out gcTrigger.test: heapLive >=
               the pacer's trigger), and calls gcStart; runtime.GC forces a cycle.
-  gcStart     sweep termination (every span swept), the pacer's startCycle,
+  gcStart     the last cycle's sweep finished (the mutator's sweepone loop, then
+              finishsweep_m), sweep termination, the pacer's startCycle,
               setGCPhase(_GCmark): writeBarrier.enabled and gcBlackenEnabled are
               set in emulated memory, so from here the mutator's machine code (the
               compiler's and the runtime's) takes the write barrier and allocates
@@ -22,14 +23,15 @@ A cycle runs as Go's does, in the machine's modeled time (emu/clock.py):
   gcMarkDone  when the grey set is empty: p.wbBuf is flushed and shaded; if that
               leaves nothing to scan, mark termination.
   termination writeBarrier and gcBlackenEnabled off, the pacer's endCycle and
-              resetLive (heapMarked), sweepgen += 2, the mcache released, the
-              gctrace line; the spans are swept.
+              resetLive (heapMarked), gcSweep (sweepgen += 2), the mcache released,
+              gcControllerCommit (gcPaceSweeper), the gctrace line.
+  sweep       concurrent, as mgcsweep.go's (runtime_model/mgcsweep.py: Sweeper): bgsweep
+              on an idle P, the allocating mutator's proportional sweep
+              (deductSweepCredit), mcentral.cacheSpan's and the page reclaimer's.
 
 Simplified: one mutator goroutine runs at a time (the others are parked at the
 top of their stacks), so "concurrent" work is interleaved at the runtime's slow
-paths; stop-the-world phases cost fixed modeled times; sweeping runs right after
-mark termination, its modeled time worked off by bgsweep on idle Ps and, for what
-is left at the next gcStart, by the mutator; objects with finalizers are
+paths; stop-the-world phases cost fixed modeled times; objects with finalizers are
 roots (finalizers never run). The costs are stated constants (below, with their
 sources), not measurements of the host.
 """
@@ -38,7 +40,7 @@ import numpy as np
 
 from emu.layout import G, MCache
 from runtime_model.mgcmark import HeapMarker
-from runtime_model.mgcsweep import release_all, sweep_all
+from runtime_model.mgcsweep import release_all
 from runtime_model.mstats import mapped_ready
 from runtime_model.pacer import _i64
 
@@ -65,11 +67,6 @@ STACK_NS_PER_BYTE = 0.0955       # stack scanning, per byte in use: (1.904 - 0.3
 MARK_NS_PER_OBJECT = 10          # greying a small object. Stated: the real shapes have none; a
                                  # span-at-a-time (Green Tea) mark bit is cheaper than a large
                                  # object's, whose figure is per span as much as per object.
-
-SWEEP_NS_PER_SPAN = 600          # sweeping one span (sweepone: mark bits to alloc bits, the span
-                                 # freed): runtime.GC at GOMAXPROCS=1 (its caller sweeps everything)
-                                 # took 592-610 ns more a span with 9,000 than with 1,000 spans of
-                                 # 4 KiB garbage (docs/real_runtime_costs.md, "Sweeping")
 
 GC_OFF, GC_MARK, GC_MARKTERMINATION = 0, 1, 2     # mgc.go: _GCoff, _GCmark, _GCmarktermination
 TRIGGER_HEAP, TRIGGER_TIME, TRIGGER_CYCLE = 0, 1, 2   # mgc.go: gcTriggerKind
@@ -111,7 +108,6 @@ class Cycle:
         self.assist_ns = self.bg_ns = self.idle_ns = 0
         self.cpu_fraction = 0.0
         self.scan_work = self.objects_marked = 0
-        self.spans_swept = self.spans_freed = 0
 
     def gctrace(self):
         """gcMarkTermination's `gctrace=1` line, in Go 1.27's format."""
@@ -152,7 +148,6 @@ class Collector:
         self._owed_ns = 0                # background work done ahead of its CPU time (background)
         self._roots_ns = 0               # the root jobs' time not yet worked (markroot)
         self._parked = False             # the mutator waits in gcParkAssist
-        self._sweep_left_ns = self._sweep_since = 0     # the last sweep's time (_finish_sweep)
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -181,9 +176,8 @@ class Collector:
         if self.phase != GC_OFF:
             return
         rt, clock = self.rt, self.m.clock
-        self._finish_sweep()
-        sweep_all(rt)                                # finishsweep_m
-        rt.scavenger.wake()                          # finishsweep_m: scavenger.wake()
+        rt.sweeper.finish()                          # gcStart: for trigger.test() && sweepone() ...
+        rt.sweeper.finishsweep_m()
         cyc = self.cycle = Cycle(len(self.cycles) + 1, kind == TRIGGER_CYCLE, self.procs)
         cyc.t_sweep_term = clock.ns()
         c = rt.gc_controller
@@ -194,6 +188,7 @@ class Collector:
         rt.limiter.finish_gc_transition(clock.ns())
         c.start_cycle(clock.ns(), self.procs, time_trigger=kind == TRIGGER_TIME)
         self.marker = HeapMarker(rt)
+        rt.mheap.clear_page_marks()                  # gcResetMarkState
         self._reset_gcw()
         self._set_phase(GC_MARK)
         cyc.t_mark = clock.ns()
@@ -203,16 +198,6 @@ class Collector:
         self.rt.gc_assist_credit = 0
         for gp in self.rt.stacks.allgs:              # gcResetMarkState: no assist credit or debt
             self.m.mem.w64(gp + G.gcAssistBytes, 0)
-
-    def _finish_sweep(self):
-        """The sweep's modeled time (the spans are swept at mark termination): bgsweep on
-        the Ps the mutator leaves idle works through it from mark termination on; what it has
-        not done when the next cycle starts, gcStart's sweepone loop does, the mutator with
-        the background sweepers."""
-        left = self._sweep_left_ns - (self.m.clock.ns() - self._sweep_since) * (self.procs - 1)
-        if left > 0:
-            self.m.clock.advance(left / self.procs)
-        self._sweep_left_ns = 0
 
     def _set_phase(self, phase):
         """mgc.go: setGCPhase, and gcBlackenEnabled as gcStart/gcMarkDone set it."""
@@ -521,20 +506,16 @@ class Collector:
         c.end_cycle(cyc.t_mark_term, self.procs)
         c.reset_live(bytes_marked)
         cyc.goal = c.last_heap_goal
-        # gcMarkTermination: a new sweep generation; every P's mcache is flushed.
-        rt.mheap.sweepgen = rt.mheap.sweepgen + 2
+        # gcMarkTermination: gcSweep starts a new sweep generation; every P's mcache is flushed.
+        rt.sweeper.start()
         release_all(rt, rt.mcache)
         self._set_phase(GC_OFF)
         self.marker = None
         c.commit(False)                 # gcControllerCommit: sweeping has not run yet
+        rt.sweeper.pace(c.trigger()[0])  # ... gcPaceSweeper
         rt.scavenger.mark_termination()  # lastHeapInUse, gcPaceScavenger, index.nextGen
         rt.cpu_stats.accumulate(rt, cyc, cyc.t_end)
         rt.limiter.finish_gc_transition(cyc.t_end)
-        cyc.spans_swept = sweep_all(rt)
-        self._sweep_left_ns, self._sweep_since = cyc.spans_swept * SWEEP_NS_PER_SPAN, clock.ns()
-        if self.procs == 1:          # no idle P for bgsweep: the mutator sweeps it all (deductSweepCredit)
-            clock.advance(self._sweep_left_ns)
-            self._sweep_left_ns = 0
         if self.checker is not None:
             self.checker.swept(rt)
         self.cycles.append(cyc)
@@ -544,21 +525,20 @@ class Collector:
         self.gctrace.append(line)
         if self.rt.gctrace_out is not None:
             self.rt.gctrace_out(line)
-        # the last sweeper: scavtrace, scavenger.ready(); after gctrace's line, as in Go,
-        # where the background sweep ends after gcMarkTermination has printed
-        rt.scavenger.sweep_done()
         if self.on_cycle is not None:
             self.on_cycle(cyc)
 
     # ---- runtime.GC ---------------------------------------------------------------------------
     def collect(self):
-        """mgc.go: GC: a forced cycle, run to its end (and swept) before returning."""
+        """mgc.go: GC: a forced cycle, run to its end and swept (by the caller's sweepone loop)
+        before returning."""
         if self.phase != GC_OFF:
             self._work(float("inf"))
             self.mark_done()
         self.start(TRIGGER_CYCLE)
         self._work(float("inf"))
         self.mark_done()
+        self.rt.sweeper.finish()
 
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork

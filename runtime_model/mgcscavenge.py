@@ -155,8 +155,8 @@ class Scavenger:
             self.gc_percent_goal = goal
 
     def controller_commit(self):
-        """mgcpacer.go: gcControllerCommit's consumers: the pacer's trigger and goal feed
-        gcPaceScavenger (sweep pacing is not modeled: sweeping is done at once)."""
+        """mgcpacer.go: gcControllerCommit's last consumer: the pacer's trigger and goal feed
+        gcPaceScavenger."""
         c = self.rt.gc_controller
         self.rt.gc.sync_stats()
         _, goal = c.trigger()
@@ -237,6 +237,7 @@ class Scavenger:
         for machine.run_slow_path)."""
         self.rt.machine.clock.advance(ns)
         self.rt.gc.background()
+        self.rt.sweeper.idle(ns)
         yield from self.background()
 
     def _run_once(self):

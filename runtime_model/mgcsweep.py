@@ -14,19 +14,20 @@ swap roles without moving a span.
 
 `finish_cycle(runtime, live)` is the end of a GC cycle without its mark
 phase: the caller says which objects are reachable. As gcMarkDone does, it
-first flushes p0's write-barrier buffer, so what the barrier buffered during
-the cycle is shaded (kept alive) in that cycle. Simplified: there is no
-marker yet (the GC-cycle work will add one), no finalizers or specials, no
-sweep credit, and sweeping runs eagerly over every span (bgsweep finishing
-at once) unless `eager=False`, which leaves spans for mcentral.cacheSpan to
-sweep lazily as Go's allocating goroutines do. The live set need not be closed
+first finishes the last cycle's sweep (gcStart) and flushes p0's write-barrier
+buffer, so what the barrier buffered during the cycle is shaded (kept alive) in
+that cycle. Simplified: no marker (runtime_model/mgc.py has the collector's),
+no finalizers or specials, no sweep pacing; sweeping runs over every span at
+once (as runtime.GC's own sweepone loop does) unless `eager=False`, which
+leaves the spans to mcentral.cacheSpan and the page reclaimer, as Go's
+allocating goroutines sweep them. The live set need not be closed
 under pointers (a live object may still point at one the caller let die);
 shading such a dangling pointer marks nothing (runtime_model/mgcmark.py).
 """
 
 from emu import args as A
 from emu.errors import BadInput
-from emu.layout import MCache
+from emu.layout import MCache, NUM_SPAN_CLASSES, PAGE_SIZE
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
@@ -50,49 +51,49 @@ def move_inline_marks(s):
     mem.w8(q + INLINE_CLASS, s.spanclass)
 
 
-def count_alloc(s):
-    """mbitmap.go: (*mspan).countAlloc: set bits in gcmarkBits (only nelems of them)."""
-    raw = s.mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems))
-    bits = int.from_bytes(raw, "little") & ((1 << s.nelems) - 1)
-    return bin(bits).count("1")
-
-
 def sweep(runtime, s, preserve=False):
     """mgcsweep.go: (*sweepLocked).sweep. Returns True if the span was freed to the heap."""
     heap, mem = runtime.mheap, runtime.mem
     sg = heap.sweepgen
     if s.state != MSPAN_IN_USE or s.sweepgen != (sg - 1) & 0xFFFFFFFF:
         throw(f"mspan.sweep: bad span state (state {s.state}, sweepgen {s.sweepgen}, mheap {sg})")
+    sweeper = runtime.sweeper
+    sweeper.pages_swept += s.npages
+    sweeper.spans_swept += 1
     spc, size = s.spanclass, s.elemsize
     if uses_span_inline_mark_bits(size):
         move_inline_marks(s)
+    nelems, freeindex, count = s.nelems, s.freeindex, s.allocCount
+    nb = gc_bits_bytes(nelems)
+    # both bitmaps through their host backing (off-heap), each read once
+    old, marks = s.allocBits, s.gcmarkBits
+    ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
+    alloc_bits = int.from_bytes(ab.buf[old - ab.base:old - ab.base + nb], "little")
+    mark_bits = int.from_bytes(mb.buf[marks - mb.base:marks - mb.base + nb], "little")
     # allocfreetrace: an object is freed if it was allocated and is not marked.
-    alloc_bits = int.from_bytes(mem.read(s.allocBits, gc_bits_bytes(s.nelems)), "little")
-    mark_bits = int.from_bytes(mem.read(s.gcmarkBits, gc_bits_bytes(s.nelems)), "little")
     # Zombies: marked slots at or past freeindex that are not allocated (reportZombies).
-    if s.freeindex < s.nelems:
-        zombies = mark_bits & ~alloc_bits & ((1 << s.nelems) - 1) & -(1 << s.freeindex)
+    if freeindex < nelems:
+        zombies = mark_bits & ~alloc_bits & ((1 << nelems) - 1) & -(1 << freeindex)
         if zombies:
             i = (zombies & -zombies).bit_length() - 1
             throw(f"found pointer to free object (span {s.addr:#x}, slot {i} at {s.base() + i * size:#x})")
     if runtime.tracing_allocs():
-        for i in range(s.nelems):
-            if not mark_bits >> i & 1 and (i < s.freeindex or alloc_bits >> i & 1):
+        for i in range(nelems):
+            if not mark_bits >> i & 1 and (i < freeindex or alloc_bits >> i & 1):
                 runtime.trace_free(s.base() + i * size, size, spc)
-    nalloc = count_alloc(s)
-    nfreed = s.allocCount - nalloc
-    if nalloc > s.allocCount:
-        throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {s.allocCount})")
+    nalloc = (mark_bits & ((1 << nelems) - 1)).bit_count()      # countAlloc
+    nfreed = count - nalloc
+    if nalloc > count:
+        throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {count})")
     s.allocCount = nalloc
     s.freeindex = 0
     s.freeIndexForScan = 0
     # The mark bits become the allocation bits; the old allocation bits, cleared, the next
     # mark bits (Go gets fresh ones from its gcBits arenas and frees the old two cycles on).
-    old = s.allocBits
-    s.allocBits = s.gcmarkBits
-    mem.fill(old, gc_bits_bytes(s.nelems))
+    s.allocBits = marks
+    ab.buf[old - ab.base:old - ab.base + nb] = bytes(nb)
     s.gcmarkBits = old
-    s.refill_alloc_cache(0)
+    s.allocCache = ~mark_bits & 0xFFFFFFFFFFFFFFFF         # refillAllocCache(0) of the new allocBits
     s.sweepgen = sg
     central = heap.central[spc]
     if spc >> 1:
@@ -146,6 +147,8 @@ def finish_cycle(runtime, live, eager=True):
     if isinstance(live, (str, bytes)) or not hasattr(live, "__iter__"):
         raise BadInput(f"live must be a sequence of heap object addresses, not {live!r}")
     A.flag("eager", eager)
+    if not runtime.sweeper.is_done():
+        runtime.sweeper.finishsweep_m()  # gcStart: the last cycle's sweep finishes before marking
     marks = []
     for i, p in enumerate(live):
         found = gcw.find_object(A.integer(f"live[{i}]", p))
@@ -161,32 +164,223 @@ def finish_cycle(runtime, live, eager=True):
     for _, s, idx in marks:
         s.set_bit(s.mark_bit(idx))
     gcw.grey.clear()       # marking is over: nothing is left to scan
-    # gcMarkTermination: mheap_.sweepgen += 2, then each P's mcache is flushed.
-    heap = runtime.mheap
-    heap.sweepgen = heap.sweepgen + 2
+    # gcMarkTermination: gcSweep (mheap_.sweepgen += 2), then each P's mcache is flushed.
+    runtime.sweeper.start()
     release_all(runtime, runtime.mcache)
     if eager:
         sweep_all(runtime)
 
 
 def sweep_all(runtime):
-    """mgcsweep.go: sweepone until there is nothing left: every unswept span swept
-    (in one pass over their bitmaps: sweep_spans). Returns the number of spans swept."""
-    heap = runtime.mheap
-    sg = heap.sweepgen
-    todo = []
-    for central in heap.central:
-        for unswept in (central.partial_unswept(sg), central.full_unswept(sg)):
-            while unswept:
-                s = unswept.popleft()
-                if central.try_acquire(s, sg):
-                    todo.append(s)
-    if runtime.tracing_allocs():
-        for s in todo:
-            sweep(runtime, s)
-    else:
-        sweep_spans(runtime, todo)
-    return len(todo)
+    """mgcsweep.go: sweepone until there is nothing left (finishsweep_m's and runtime.GC's
+    loop). Returns the number of spans swept."""
+    return runtime.sweeper.sweep(None)[0]
+
+
+def sweep_batch(runtime, spans):
+    """Sweep spans acquired for sweeping, as a loop of sweepone over them would: one by one
+    when few (or when tracing frees), else in one pass over their bitmaps (sweep_spans).
+    Returns the pages freed to the heap."""
+    if len(spans) < BULK_SWEEP_MIN or runtime.tracing_allocs():
+        return sum(s.npages for s in spans if sweep(runtime, s))
+    return sum(s.npages for s in sweep_spans(runtime, spans))
+
+
+BULK_SWEEP_MIN = 16           # below this many spans sweep() one by one beats numpy's set-up
+BG_SWEEP_BATCH = 64           # bgsweep's due work is done once this many spans are due (38 us of
+                              # it), so that numpy sweeps them: 6 us a span against 13 one by one
+SWEEP_BATCH_SIZE = 10         # mgcsweep.go: bgsweep's sweepBatchSize
+FORCE_PREEMPT_NS = 10_000_000  # proc.go: forcePreemptNS, how long sysmon lets a goroutine run
+SWEEP_NS_PER_SPAN = 600       # sweeping one span (sweepone: mark bits to alloc bits, the span
+                              # freed): runtime.GC at GOMAXPROCS=1 (its caller sweeps everything)
+                              # took 592-610 ns more a span with 9,000 than with 1,000 spans of
+                              # 4 KiB garbage (docs/real_runtime_costs.md, "Sweeping")
+
+
+class Sweeper:
+    """mgcsweep.go's sweep state (`sweep`: activeSweep, centralIndex) and mheap_'s sweep
+    fields (pagesSwept, the proportional sweeper's pacing, the page reclaimer's index and
+    credit): `runtime.sweeper`.
+
+    One goroutine sweeps at a time, so activeSweep is its drained bit alone. bgsweep runs in
+    the machine's modeled time (emu/clock.py): with two or more Ps it has one of the idle
+    Ps to itself from mark termination on and sweeps a span every SWEEP_NS_PER_SPAN; with
+    one P it runs when the mutator idles, and a batch of SWEEP_BATCH_SIZE spans each time
+    sysmon preempts the mutator (every FORCE_PREEMPT_NS), on the mutator's time. Its due
+    work is done at the runtime's slow paths (background), BG_SWEEP_BATCH spans or more at a
+    time (with two or more Ps). The mutator's own sweeping
+    (proportional sweep, mcentral.cacheSpan, the reclaimer, gcStart) takes its time."""
+
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.drained = True             # gcinit: no sweep on the first cycle
+        self.central_index = 0          # sweep.centralIndex: a sweepClass
+        self.pages_swept = 0            # mheap_.pagesSwept
+        self.pages_swept_basis = 0      # mheap_.pagesSweptBasis
+        self.pages_per_byte = 0.0       # mheap_.sweepPagesPerByte
+        self.heap_live_basis = 0        # mheap_.sweepHeapLiveBasis
+        self.arenas = []                # mheap_.sweepArenas
+        self.reclaim_index = 0          # mheap_.reclaimIndex (pages; 1<<63: done)
+        self.reclaim_credit = 0         # mheap_.reclaimCredit (pages)
+        self.spans_swept = 0            # this sweep generation's spans (all sweepers)
+        self._bg_since = 0              # modeled time bgsweep's idle-P time is counted from
+        self._bg_credit_ns = 0          # bgsweep's time not yet spent on a whole span
+
+    def is_done(self):
+        """mgcsweep.go: isSweepDone."""
+        return self.drained
+
+    # ---- gcSweep, gcPaceSweeper ------------------------------------------------------------
+    def start(self):
+        """mgc.go: gcSweep (concurrent): a new sweep generation, nothing swept, bgsweep readied."""
+        heap = self.rt.mheap
+        heap.sweepgen = heap.sweepgen + 2
+        self.drained = False
+        self.pages_per_byte = 0.0       # until gcControllerCommit paces it
+        self.pages_swept = 0
+        self.arenas = list(heap.heap_arenas)
+        self.reclaim_index = self.reclaim_credit = 0
+        self.central_index = 0
+        self.spans_swept = 0
+        self._bg_since, self._bg_credit_ns = self.rt.machine.clock.ns(), 0
+
+    def pace(self, trigger):
+        """mgcsweep.go: gcPaceSweeper: sweep every in-use page by the time heapLive reaches the
+        trigger (less 1 MiB of margin)."""
+        if self.is_done():
+            self.pages_per_byte = 0.0
+            return
+        live = self.rt.gc_controller.heap_live
+        distance = max(trigger - live - (1 << 20), PAGE_SIZE)
+        pages = self.rt.mheap.pages_in_use - self.pages_swept
+        if pages <= 0:
+            self.pages_per_byte = 0.0
+            return
+        self.pages_per_byte = pages / distance
+        self.heap_live_basis = live
+        self.pages_swept_basis = self.pages_swept
+
+    # ---- sweepone --------------------------------------------------------------------------
+    def next_span(self):
+        """mheap.go: nextSpanForSweep: pop the next unswept span, each class's partial set
+        then its full set, in span class order; None when there are none."""
+        heap = self.rt.mheap
+        sg = heap._sweepgen
+        i = self.central_index
+        while i < 2 * NUM_SPAN_CLASSES:
+            c = heap.central[i >> 1]
+            unswept = c.full_unswept(sg) if i & 1 else c.partial_unswept(sg)
+            if unswept:
+                self.central_index = i
+                return unswept.popleft()
+            i += 1
+        self.central_index = i
+        return None
+
+    def sweep(self, spans=None, pages=None):
+        """sweepone in a loop: until `spans` spans or `pages` pages were swept (None: until
+        none is left). Returns (spans swept, pages freed to the heap). The last sweeper
+        (nothing left) ends the sweep: scavtrace's line and scavenger.ready()."""
+        heap = self.rt.mheap
+        sg = heap._sweepgen
+        todo, npages, drained = [], 0, False
+        while (spans is None or len(todo) < spans) and (pages is None or npages < pages):
+            s = self.next_span()
+            if s is None:
+                drained = not self.drained
+                self.drained = True
+                break
+            if s.state != MSPAN_IN_USE:
+                # freed by direct sweeping (the page reclaimer): already up to date
+                if s.sweepgen not in (sg, (sg + 3) & 0xFFFFFFFF):
+                    throw(f"non in-use span in unswept list (state {s.state}, sweepgen {s.sweepgen}, "
+                          f"mheap {sg})")
+                continue
+            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
+                s.sweepgen = sg - 1
+                todo.append(s)
+                npages += s.npages
+        freed = sweep_batch(self.rt, todo) if todo else 0
+        self.reclaim_credit += freed                    # sweepone: mheap_.reclaimCredit
+        if drained:
+            self.rt.scavenger.sweep_done()
+        return len(todo), freed
+
+    def charge(self, spans):
+        """The mutator's time for sweeping that many spans itself."""
+        if spans:
+            self.rt.machine.clock.advance(spans * SWEEP_NS_PER_SPAN)
+
+    # ---- deductSweepCredit ---------------------------------------------------------------------
+    def deduct_credit(self, span_bytes, caller_sweep_pages):
+        """mgcsweep.go: deductSweepCredit: before a span is allocated, sweep until the pages swept
+        since the basis keep up with the bytes allocated since it (proportional sweep)."""
+        self.background()
+        if self.pages_per_byte == 0:
+            return
+        live = self.rt.gc_controller.heap_live
+        new_live = span_bytes + (live - self.heap_live_basis if self.heap_live_basis < live else 0)
+        target = int(self.pages_per_byte * new_live) - caller_sweep_pages
+        need = target - (self.pages_swept - self.pages_swept_basis)
+        if need > 0:
+            n, _ = self.sweep(pages=need)
+            self.charge(n)
+            if self.drained:
+                self.pages_per_byte = 0.0
+
+    # ---- bgsweep ------------------------------------------------------------------------------
+    def background(self):
+        """bgsweep's work due by now (see the class doc)."""
+        if self.drained:
+            return
+        now = self.rt.machine.clock.ns()
+        if self.rt.gc.procs > 1:
+            self._bg_credit_ns += now - self._bg_since
+            self._bg_since = now
+            n = int(self._bg_credit_ns // SWEEP_NS_PER_SPAN)
+            if n >= BG_SWEEP_BATCH:
+                self._bg_credit_ns -= n * SWEEP_NS_PER_SPAN
+                self.sweep(n)
+            return
+        batches = (now - self._bg_since) // FORCE_PREEMPT_NS
+        if batches:
+            self._bg_since += batches * FORCE_PREEMPT_NS
+            n, _ = self.sweep(batches * SWEEP_BATCH_SIZE)
+            self.charge(n)
+
+    def idle(self, ns):
+        """The mutator sleeps ns: with one P, bgsweep has it meanwhile (the clock has moved on;
+        sysmon preempts only a running goroutine)."""
+        if self.rt.gc.procs == 1 and not self.drained:
+            self._bg_since += ns
+            self._bg_credit_ns += ns
+            n = int(self._bg_credit_ns // SWEEP_NS_PER_SPAN)
+            self._bg_credit_ns -= n * SWEEP_NS_PER_SPAN
+            if n:
+                self.sweep(n)
+        self.background()
+
+    # ---- gcStart, runtime.GC ---------------------------------------------------------------------
+    def finish(self):
+        """What is left of the sweep done by the mutator (gcStart's and runtime.GC's sweepone
+        loop), with bgsweep on another P when there is one; then finishsweep_m: the unswept
+        sets reset and the scavenger woken. Returns the spans the loop swept."""
+        self.background()
+        n, _ = self.sweep(None)
+        if n:
+            self.rt.machine.clock.advance(n * SWEEP_NS_PER_SPAN / (2 if self.rt.gc.procs > 1 else 1))
+        return n
+
+    def finishsweep_m(self):
+        """mgcsweep.go: finishsweep_m (the world stopped): sweep what is left, reset the
+        unswept sets (they hold only spans swept directly), wake the scavenger."""
+        self.sweep(None)
+        heap = self.rt.mheap
+        sg = heap._sweepgen
+        for c in heap.central:
+            c.partial_unswept(sg).clear()
+            c.full_unswept(sg).clear()
+        self.rt.scavenger.wake()
 
 
 def sweep_spans(runtime, spans):
@@ -212,6 +406,8 @@ def sweep_spans(runtime, spans):
     if len(bad):
         s = spans[bad[0]]
         throw(f"mspan.sweep: bad span state (state {s.state}, sweepgen {s.sweepgen}, mheap {sg})")
+    runtime.sweeper.pages_swept += int(f(addrs, L.npages, 8).sum())
+    runtime.sweeper.spans_swept += len(spans)
     spc, size = f(addrs, L.spanclass, 1), f(addrs, L.elemsize, 8)
     nelems, alloc_count = f(addrs, L.nelems, 2).astype(np.int64), f(addrs, L.allocCount, 2).astype(np.int64)
     freeindex, base = f(addrs, L.freeindex, 2).astype(np.int64), f(addrs, L.startAddr, 8)

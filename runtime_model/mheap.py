@@ -12,7 +12,7 @@ Slow paths that may grow the heap are generators (see mem_linux.py): callers
 `yield from` them so the system calls run as real SYSCALL instructions.
 
 Simplified: one arena hint (0xc000000000 upward; Go 1.27 randomizes the base);
-no reclaim/sweep credit and no user arenas (allocSpan's scavenging for the memory
+no user arenas (allocSpan's scavenging for the memory
 limit and heap growth is mgcscavenge.py's, when `scavenger` is set); gcBits come
 from a bump allocator and are not recycled per GC epoch.
 """
@@ -32,6 +32,7 @@ ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapAren
 PAGES_PER_ARENA = HEAP_ARENA_BYTES // PAGE_SIZE
 PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
+PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
 # (npages, elemsize, nelems, divMul) of a span of each small span class (initSpan).
 SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
                nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
@@ -41,7 +42,9 @@ SPAN_BITS_BYTES = [gc_bits_bytes(shape[2]) if shape else 0 for shape in SPAN_SHA
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
-_INIT_MANUAL = SpanFields("startAddr", "npages", "state", "needzero", "limit")
+# A manual span keeps the heap's sweepgen (Go's mspan.init leaves the field as it was: a struct
+# freed in this generation, whose span may still sit in an unswept set, holds sweepgen).
+_INIT_MANUAL = SpanFields("startAddr", "npages", "sweepgen", "state", "needzero", "limit")
 _INIT_HEAP = SpanFields("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
                         "divMul", "spanclass", "state", "needzero", "elemsize", "limit")
 SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
@@ -250,8 +253,68 @@ class MHeap:
     # ---- spans --------------------------------------------------------------------------
     # alloc and alloc_manual hand back allocSpan's generator itself (no frame of their own).
     def alloc(self, npages, spanclass):
-        """mheap.go: (*mheap).alloc: a span for heap objects."""
+        """mheap.go: (*mheap).alloc: a span for heap objects; while the sweep is unfinished,
+        at least npages pages are swept and freed first (reclaim), against heap growth."""
+        if not self.env.runtime.sweeper.is_done():
+            self.reclaim(npages)
         return self.alloc_span(npages, spanclass)
+
+    def reclaim(self, npage):
+        """mheap.go: (*mheap).reclaim: free npage pages by sweeping, the credit other sweepers
+        left first, then claiming chunks of the arenas (sweepArenas, in order) and sweeping
+        their in-use spans that have nothing marked (reclaimChunk). The allocating goroutine
+        sweeps, on its own time."""
+        sw = self.env.runtime.sweeper
+        swept = 0
+        while npage > 0 and sw.reclaim_index < 1 << 63:
+            if sw.reclaim_credit > 0:
+                take = min(sw.reclaim_credit, npage)
+                sw.reclaim_credit -= take
+                npage -= take
+                continue
+            idx = sw.reclaim_index
+            sw.reclaim_index += PAGES_PER_RECLAIMER_CHUNK
+            if idx // PAGES_PER_ARENA >= len(sw.arenas):
+                sw.reclaim_index = 1 << 63          # page reclaiming is done
+                break
+            nfound, n = self.reclaim_chunk(sw.arenas, idx, PAGES_PER_RECLAIMER_CHUNK)
+            swept += n
+            if nfound <= npage:
+                npage -= nfound
+            else:
+                sw.reclaim_credit += nfound - npage
+                npage = 0
+        sw.charge(swept)
+
+    def reclaim_chunk(self, arenas, page_idx, n):
+        """mheap.go: (*mheap).reclaimChunk: sweep the in-use spans starting in pages
+        [page_idx, page_idx+n) of sweepArenas whose pageMarks bit is clear (nothing marked
+        on them). Returns (pages freed, spans swept)."""
+        from runtime_model.mgcsweep import sweep_batch
+        mb = self._meta
+        o = self.mem.u64(self.arenas_l2 + arenas[page_idx // PAGES_PER_ARENA] * 8) - mb.base
+        first = page_idx % PAGES_PER_ARENA
+        lo, hi = first // 8, (first + n) // 8
+        in_use = int.from_bytes(mb.buf[o + HeapArena.pageInUse + lo:o + HeapArena.pageInUse + hi], "little")
+        marked = int.from_bytes(mb.buf[o + HeapArena.pageMarks + lo:o + HeapArena.pageMarks + hi], "little")
+        cand = in_use & ~marked
+        sg = self._sweepgen
+        todo = []
+        while cand:
+            j = (cand & -cand).bit_length() - 1
+            cand &= cand - 1
+            s = MSpan(self.mem, mb.q[(o + HeapArena.spans >> 3) + first + j])
+            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
+                s.sweepgen = sg - 1
+                todo.append(s)
+        return (sweep_batch(self.env.runtime, todo) if todo else 0), len(todo)
+
+    def clear_page_marks(self):
+        """mgc.go: gcResetMarkState: every arena's pageMarks cleared before marking."""
+        mb = self._meta
+        for ai in self.heap_arenas:
+            o = self.mem.u64(self.arenas_l2 + ai * 8) - mb.base + HeapArena.pageMarks
+            mb.buf[o:o + PAGES_PER_ARENA // 8] = bytes(PAGES_PER_ARENA // 8)
 
     def alloc_manual(self, npages):
         """mheap.go: (*mheap).allocManual(npages, spanAllocStack): pages the caller
@@ -375,7 +438,7 @@ class MHeap:
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
         if manual:
-            _INIT_MANUAL.write(s, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
+            _INIT_MANUAL.write(s, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
             self.set_spans(base, npages, s)
             return
         shape = SPAN_SHAPE[spanclass]

@@ -54,10 +54,6 @@ class MSpan:
                 f"elemsize={self.elemsize} nelems={self.nelems} freeindex={self.freeindex} "
                 f"allocCount={self.allocCount} allocCache={self.allocCache:#018x})")
 
-    def refill_alloc_cache(self, which_byte):
-        """mbitmap.go: (*mspan).refillAllocCache: the next 64 alloc bits, inverted."""
-        self.allocCache = ~self.mem.u64(self.allocBits + which_byte) & 0xFFFFFFFFFFFFFFFF
-
     def obj_index(self, p):
         """mbitmap.go: (*mspan).objIndex, by the size class's magic divisor."""
         return ((p - self.base()) * self.divMul) >> 32 if self.divMul else 0
