@@ -118,7 +118,6 @@ SCAV_CHUNK_HI_OCC_PAGES = int(0.96875 * PALLOC_CHUNK_PAGES)
 
 # What grow maps for the allocator's own metadata, all counted in its sysStat (mheap's
 # pages: memstats.gcMiscSys), as Go counts it:
-PHYS_PAGE_SIZE = 4096                 # physPageSize (linux/amd64)
 PALLOC_SUM_BYTES = 8                  # mpagealloc.go: pallocSumBytes
 PALLOC_CHUNKS_L1_BITS = 13            # mpagealloc_64bit.go: pallocChunksL1Bits
 PALLOC_CHUNKS_L2_BITS = HEAP_ADDR_BITS - LOG_PALLOC_CHUNK_BYTES - PALLOC_CHUNKS_L1_BITS
