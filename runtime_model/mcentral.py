@@ -6,8 +6,9 @@ which flips every GC cycle: the index is sweepgen/2 % 2, so a span pushed as
 "swept" this cycle is "unswept" the next without being moved.
 
 Sweeping is in mgcsweep.py; a span "acquired for sweeping" is one whose
-sweepgen moved from sweepgen-2 to sweepgen-1 (single-threaded here, so the
-acquisition always succeeds).
+sweepgen moved from sweepgen-2 to sweepgen-1. An unswept set may still hold a
+span another sweeper took directly (the page reclaimer): popped, it cannot be
+acquired and is skipped, as in Go.
 """
 
 from collections import deque

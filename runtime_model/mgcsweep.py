@@ -12,6 +12,11 @@ up by 2, so every span's sweepgen is 2 behind ("needs sweeping"), spans cached
 by an mcache are 1 behind ("stale"), and mcentral's swept and unswept halves
 swap roles without moving a span.
 
+Nothing is swept at mark termination. The spans are swept lazily, as in Go
+(`Sweeper`): by bgsweep in modeled time, by the allocating goroutine's
+proportional sweep (deductSweepCredit) and mcentral.cacheSpan, by the page
+reclaimer (mheap.py: reclaim), and what is left at the next gcStart.
+
 `finish_cycle(runtime, live)` is the end of a GC cycle without its mark
 phase: the caller says which objects are reachable. As gcMarkDone does, it
 first finishes the last cycle's sweep (gcStart) and flushes p0's write-barrier

@@ -60,6 +60,26 @@ def test_the_eager_sweep_frees_empty_spans_to_the_heap_instead():
     assert not spans & m.runtime.mheap.live_mspans
 
 
+@pytest.mark.parametrize("marked", [True, False])
+def test_checkgc_wants_every_reachable_object_of_an_unswept_span_marked(marked):
+    """Between mark termination and the sweep, an unswept span's mark bits decide what
+    survives: a reachable object left unmarked would be freed, so checkgc refuses it."""
+    from emu.errors import InvariantError
+    from runtime_model.checkgc import reachable
+    m = Machine()
+    holder = m.mallocgc(8, m.runtime.new_type(8, pointer_words=(0,)))
+    x = [m.mallocgc(SIZE) for _ in range(4)][0]    # its span full and out of the mcache
+    m.mem.w64(holder, x)
+    m.runtime.gc.root_ranges.append((holder, 1))
+    finish_cycle(m.runtime, [holder, x] if marked else [holder], eager=False)
+    assert _span_of(m, x).sweepgen == m.runtime.mheap.sweepgen - 2
+    if marked:
+        assert x in reachable(m.runtime)
+    else:
+        with pytest.raises(InvariantError, match="not marked: the sweep would free it"):
+            reachable(m.runtime)
+
+
 def test_finish_cycle_finishes_the_last_sweep_before_marking():
     m = Machine()
     keep = m.mallocgc(SIZE)
