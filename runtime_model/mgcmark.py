@@ -52,6 +52,7 @@ U1, U3, U7, U16, U32, U64 = (np.uint64(k) for k in (1, 3, 7, 16, 32, 64))
 U_ALL, U_PAGE_SHIFT = np.uint64(MASK64), np.uint64(PAGE_SHIFT)
 U_NO_HEADER_MAX = np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER)
 FIELD_SHIFT = {8: 3, 4: 2, 2: 1}
+KEY_SORT = 4096                 # _shade_heap: batches of new objects this big sort by packed keys
 HEADER_IN_PAGE = PAGE_SIZE - INLINE_BITS    # a small span's inline mark bits in its first page
 
 
@@ -211,6 +212,7 @@ class HeapMarker:
         self._n_arenas, self._lo, self._heap_span = -1, np.uint64(1), np.uint64(0)
         v = self.view
         self._heap_base_u, self._off_base_u = np.uint64(v.heap_base), np.uint64(v.off_base)
+        self._heap_bits = len(v.heap8).bit_length()     # bits of an offset into the heap region
         # the same memory as Python ints, for the few-object paths
         self._m8, self._mh8 = memoryview(v.off8), memoryview(v.heap8)
         self._m16, self._m32, self._m64 = (memoryview(v.off8).cast(c) for c in "HIQ")
@@ -354,9 +356,18 @@ class HeapMarker:
             return 0
         # one of each object, in address order (np.unique's order; it costs more)
         obj = base[clear] + idx[clear] * elemsize[clear]
-        order = np.argsort(obj)
-        obj = obj[order]
-        c = clear[order]
+        k = (len(obj) - 1).bit_length()
+        if len(obj) >= KEY_SORT and self._heap_bits + k <= 64:
+            # a big batch: sorting (heap offset, position) keys by value is about twice as
+            # fast as argsort; equal objects are one object, whichever position is kept
+            key = ((obj - self._heap_base_u) << np.uint64(k)) | np.arange(len(obj), dtype=np.uint64)
+            key.sort()
+            c = clear[(key & np.uint64((1 << k) - 1)).view(np.int64)]
+            obj = (key >> np.uint64(k)) + self._heap_base_u
+        else:
+            order = obj.argsort()
+            obj = obj[order]
+            c = clear[order]
         if len(obj) > 1:
             first = (obj[1:] != obj[:-1]).nonzero()[0] + 1
             if len(first) < len(obj) - 1:

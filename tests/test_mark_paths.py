@@ -1,6 +1,7 @@
 """HeapMarker's two implementations of shading and scanning give the same marking: the
 vectorised one (numpy, for batches) and the pure-Python one for a few objects or values
-(_scan_few, _shade_few). A seeded workload (heap-bits objects, objects with malloc
+(_scan_few, _shade_few), and the two ways shade sorts new objects (argsort, or packed
+keys for big batches: KEY_SORT). A seeded workload (heap-bits objects, objects with malloc
 headers and large objects with pointers, pointer stores while cycles mark) runs with
 each forced through the thresholds; every cycle must mark the same objects (the heap and
 its metadata, mark and scanned bits included, byte for byte at mark termination) with
@@ -49,11 +50,12 @@ def heap_state(m):
     return h.hexdigest()
 
 
-def run(monkeypatch, few_scan, few_shade):
+def run(monkeypatch, few_scan, few_shade, key_sort):
     """Per cycle at mark termination: (objects marked, scan work, heap state); and the
     run's cycle records."""
     monkeypatch.setattr(mgcmark, "FEW_SCAN", few_scan)
     monkeypatch.setattr(mgcmark, "FEW_SHADE", few_shade)
+    monkeypatch.setattr(mgcmark, "KEY_SORT", key_sort)
     seen = []
     term = Collector.mark_termination
 
@@ -69,7 +71,7 @@ def run(monkeypatch, few_scan, few_shade):
 @pytest.fixture(scope="module")
 def numpy_only():
     with pytest.MonkeyPatch.context() as mp:
-        return run(mp, 0, 0)
+        return run(mp, 0, 0, 1 << 30)
 
 
 def test_the_workload_marks_through_several_cycles(numpy_only):
@@ -78,10 +80,11 @@ def test_the_workload_marks_through_several_cycles(numpy_only):
     assert all(objs > 0 and work > 0 for objs, work, _ in per_cycle)
 
 
-@pytest.mark.parametrize("few_scan, few_shade", [(1 << 30, 1 << 30), (mgcmark.FEW_SCAN, mgcmark.FEW_SHADE)],
-                         ids=["python-only", "default-thresholds"])
-def test_python_paths_mark_what_the_numpy_paths_mark(monkeypatch, numpy_only, few_scan, few_shade):
-    per_cycle, cycles = run(monkeypatch, few_scan, few_shade)
+@pytest.mark.parametrize("few_scan, few_shade, key_sort", [
+    (1 << 30, 1 << 30, 1 << 30), (0, 0, 0), (mgcmark.FEW_SCAN, mgcmark.FEW_SHADE, mgcmark.KEY_SORT)],
+    ids=["python-only", "key-sort-only", "default-thresholds"])
+def test_each_path_marks_what_the_numpy_argsort_paths_mark(monkeypatch, numpy_only, few_scan, few_shade, key_sort):
+    per_cycle, cycles = run(monkeypatch, few_scan, few_shade, key_sort)
     want_per_cycle, want_cycles = numpy_only
     assert [c[:2] for c in per_cycle] == [c[:2] for c in want_per_cycle]
     assert per_cycle == want_per_cycle
