@@ -53,6 +53,8 @@ U_ALL, U_PAGE_SHIFT = np.uint64(MASK64), np.uint64(PAGE_SHIFT)
 U_NO_HEADER_MAX = np.uint64(sc.MIN_SIZE_FOR_MALLOC_HEADER)
 FIELD_SHIFT = {8: 3, 4: 2, 2: 1}
 KEY_SORT = 4096                 # _shade_heap: batches of new objects this big sort by packed keys
+SPLIT_ROWS, SHORT_ROW = 256, 16  # _heap_bits_words: batches this big read short objects' words apart
+U_SHORT_ROW = np.uint64(SHORT_ROW)
 HEADER_IN_PAGE = PAGE_SIZE - INLINE_BITS    # a small span's inline mark bits in its first page
 
 
@@ -583,7 +585,17 @@ class HeapMarker:
         last = np.frexp((bits & ~(bits >> U1)).astype(np.float64))[1]
         # bit k of an object's word is its word k: little-endian bytes, little bit order
         isptr = np.unpackbits(bits.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :width].view(bool)
-        parts.append((((objs - self._heap_base_u) >> U3).view(np.int64), width, isptr))
+        first = ((objs - self._heap_base_u) >> U3).view(np.int64)
+        if width > SHORT_ROW and len(objs) >= SPLIT_ROWS:
+            # a big batch's rows are as wide as its biggest object: objects of at most
+            # SHORT_ROW words get rows of their own (the values' order does not matter to shade)
+            short = nw <= U_SHORT_ROW
+            if 0 < np.count_nonzero(short) < len(objs):
+                s, lng = short.nonzero()[0], (~short).nonzero()[0]
+                parts.append((first[s], SHORT_ROW, isptr[s, :SHORT_ROW]))
+                parts.append((first[lng], width, isptr[lng]))
+                return int(last.sum()) * 8
+        parts.append((first, width, isptr))
         return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
