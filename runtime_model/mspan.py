@@ -165,20 +165,51 @@ class SpanFields:
 
 def _field(off, width):
     """A property over the field's aligned slot in the backing's typed view (mspan's fields
-    are naturally aligned and the struct is 8-aligned)."""
+    are naturally aligned and the struct is 8-aligned). Setters store with one subscript
+    (not a lambda calling __setitem__) and wrap the value only when the view refuses it."""
     if width == 8:
         i = off >> 3
-        return property(lambda s: s._b.q[(s._o >> 3) + i],
-                        lambda s, v: s._b.q.__setitem__((s._o >> 3) + i, v & 0xFFFFFFFFFFFFFFFF))
-    if width == 4:
+
+        def get(s):
+            return s._b.q[(s._o >> 3) + i]
+
+        def set_(s, v):
+            try:
+                s._b.q[(s._o >> 3) + i] = v
+            except (ValueError, TypeError):
+                s._b.q[(s._o >> 3) + i] = v & 0xFFFFFFFFFFFFFFFF
+    elif width == 4:
         i = off >> 2
-        return property(lambda s: s._b.i[(s._o >> 2) + i],
-                        lambda s, v: s._b.i.__setitem__((s._o >> 2) + i, v & 0xFFFFFFFF))
-    if width == 2:
+
+        def get(s):
+            return s._b.i[(s._o >> 2) + i]
+
+        def set_(s, v):
+            try:
+                s._b.i[(s._o >> 2) + i] = v
+            except (ValueError, TypeError):
+                s._b.i[(s._o >> 2) + i] = v & 0xFFFFFFFF
+    elif width == 2:
         i = off >> 1
-        return property(lambda s: s._b.h[(s._o >> 1) + i],
-                        lambda s, v: s._b.h.__setitem__((s._o >> 1) + i, v & 0xFFFF))
-    return property(lambda s: s._b.b[s._o + off], lambda s, v: s._b.b.__setitem__(s._o + off, v & 0xFF))
+
+        def get(s):
+            return s._b.h[(s._o >> 1) + i]
+
+        def set_(s, v):
+            try:
+                s._b.h[(s._o >> 1) + i] = v
+            except (ValueError, TypeError):
+                s._b.h[(s._o >> 1) + i] = v & 0xFFFF
+    else:
+        def get(s):
+            return s._b.b[s._o + off]
+
+        def set_(s, v):
+            try:
+                s._b.b[s._o + off] = v
+            except (ValueError, TypeError):
+                s._b.b[s._o + off] = v & 0xFF
+    return property(get, set_)
 
 
 for _name, _w in _FIELDS.items():
