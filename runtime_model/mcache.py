@@ -9,7 +9,7 @@ exactly as (*mcache).refill does.
 from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import MSpan, SpanFields
+from runtime_model.mspan import SpanFields
 from runtime_model.sizeclasses import PAGE_SIZE, make_span_class
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
@@ -43,8 +43,8 @@ def refill(runtime, c, spc):
     q, w = b.q, (c - b.base) >> 3
     slot = w + _ALLOC_W + spc
     reusable = w + _REUSABLE_W + spc
-    s = MSpan(mem, q[slot])
-    nelems, sweepgen, count, before_cache, elemsize = _RETURNED.read(s)
+    s = heap.mspan(q[slot])
+    nelems, sweepgen, count, before_cache, elemsize = _RETURNED.unpack(*s.loc)
     if count != nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
@@ -70,7 +70,7 @@ def refill(runtime, c, spc):
     s = yield from central.cache_span()
     if s is None:
         throw("out of memory")
-    npages, nelems, count, needzero, elemsize = _CACHED.read(s)
+    npages, nelems, count, needzero, elemsize = _CACHED.unpack(*s.loc)
     if count == nelems:
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).

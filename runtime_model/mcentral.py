@@ -78,7 +78,7 @@ class MCentral:
             s = yield from self.grow()
             if s is None:
                 return None
-        fi, nelems, alloc_bits, count = _CACHING.read(s)
+        fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
@@ -95,7 +95,7 @@ class MCentral:
 
     def uncache_span(self, s):
         """mcentral.go: (*mcentral).uncacheSpan: a full or stale span goes back."""
-        nelems, sweepgen, count = _UNCACHING.read(s)
+        nelems, sweepgen, count = _UNCACHING.unpack(*s.loc)
         if count == 0:
             throw("uncaching span but s.allocCount == 0")
         sg = self.heap._sweepgen

@@ -99,6 +99,15 @@ class MHeap:
         self.scavenger = None     # mgcscavenge.Scavenger: allocSpan's scavenging, when set
         self._free_mspans = []    # fixalloc's free list of mspan structs (LIFO)
         self.live_mspans = set()  # addresses of those handed out (checked mode asks)
+        self._views = {}          # mspan address -> its MSpan view (mspan())
+
+    def mspan(self, addr):
+        """The MSpan view of the mspan struct at addr, made once per struct (a view holds
+        only where the struct is, and fixalloc reuses the structs)."""
+        s = self._views.get(addr)
+        if s is None:
+            s = self._views[addr] = MSpan(self.mem, addr)
+        return s
 
     # ---- fields mirrored in emulated memory -------------------------------------------
     # Only Python writes them (machine code reads them), so each is kept in Python and
@@ -280,7 +289,7 @@ class MHeap:
             if todo:
                 yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
-        s = MSpan(self.mem, free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        s = self.mspan(free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
         self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
@@ -349,13 +358,17 @@ class MHeap:
         self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)
 
-    def alloc_needs_zero(self, base, npage):
-        """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark."""
+    def alloc_needs_zero(self, base, npage, ha=None):
+        """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark (ha: the
+        heapArena of base's arena, when the caller has it)."""
         need = False
         mb = self._meta
         q = mb.q
         while npage > 0:
-            z = (self.heap_arena(base) - mb.base + HeapArena.zeroedBase) >> 3    # heapArena is 8-aligned
+            if ha is None:
+                ha = self.heap_arena(base)
+            z = (ha - mb.base + HeapArena.zeroedBase) >> 3    # heapArena is 8-aligned
+            ha = None
             zeroed = q[z]
             abase = base % HEAP_ARENA_BYTES
             if abase < zeroed:
@@ -373,10 +386,11 @@ class MHeap:
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages * PAGE_SIZE
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
-        needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
+        ha = self.heap_arena(base)
+        needzero = int(self.alloc_needs_zero(base, npages, ha) and scav != nbytes)
         if manual:
             _INIT_MANUAL.write(s, base, npages, MSPAN_MANUAL, needzero, base + nbytes)
-            self.set_spans(base, npages, s)
+            self.set_spans(base, npages, s, ha)
             return
         shape = SPAN_SHAPE[spanclass]
         if shape is None:
@@ -396,10 +410,10 @@ class MHeap:
         _INIT_HEAP.write(s, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        self.set_spans(base, npages, s)
+        self.set_spans(base, npages, s, ha)
         page = base // PAGE_SIZE % PAGES_PER_ARENA
         mb = self._meta
-        mb.b[self.heap_arena(base) - mb.base + HeapArena.pageInUse + page // 8] |= 1 << (page % 8)
+        mb.b[ha - mb.base + HeapArena.pageInUse + page // 8] |= 1 << (page % 8)
         self.pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
@@ -409,9 +423,10 @@ class MHeap:
         a = ha + HeapArena.pageMarks + page // 8
         self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
 
-    def set_spans(self, base, npage, s):
+    def set_spans(self, base, npage, s, ha=None):
         """mheap.go: setSpans: point every page's spans[] entry at s (or 0), each arena's
-        run of entries in one write."""
+        run of entries in one write (ha: the heapArena of base's arena, when the caller
+        has it)."""
         v = s.addr if s else 0
         p, end = base, base + npage * PAGE_SIZE
         b = self._meta
@@ -420,7 +435,10 @@ class MHeap:
             n = PAGES_PER_ARENA - first
             if n > npage:
                 n = npage
-            a = self.heap_arena(p) + HeapArena.spans + first * 8 - b.base     # heapArena is 8-aligned
+            if ha is None:
+                ha = self.heap_arena(p)
+            a = ha + HeapArena.spans + first * 8 - b.base     # heapArena is 8-aligned
+            ha = None
             if n == 1:
                 b.q[a >> 3] = v
             else:

@@ -25,7 +25,7 @@ INLINE_SCANS, INLINE_OWNED, INLINE_MARKS, INLINE_CLASS = 0, 63, 64, 127
 
 
 class MSpan:
-    __slots__ = ("mem", "addr", "_b", "_o")
+    __slots__ = ("mem", "addr", "_b", "_o", "loc")
 
     def __init__(self, mem, addr):
         self.mem, self.addr = mem, addr
@@ -33,6 +33,7 @@ class MSpan:
         # into its typed view (emu/memory.py)
         self._b = b = mem._backing(addr, L.SIZE)
         self._o = addr - b.base
+        self.loc = (b.buf, self._o)     # the struct's place, as struct's *_from/_into take it
 
     def base(self):
         return self.startAddr
@@ -96,7 +97,7 @@ class MSpan:
 
     def init_heap_bits(self):
         """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
-        spc, needzero, elemsize = _HEAP_BITS_FIELDS.read(self)
+        spc, needzero, elemsize = _HEAP_BITS_FIELDS.unpack(*self.loc)
         heap_bits = not spc & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER
         inline = uses_span_inline_mark_bits(elemsize)
         if not (heap_bits or inline):
@@ -141,26 +142,22 @@ def span_fields(mem, addr):
 
 
 class SpanFields:
-    """Some fields of an mspan in one struct call: `read` unpacks them (a tuple, one C
-    call instead of a property call per field), `write` packs a whole mspan, the named
-    fields and every other byte zero (the pad bytes of its struct). The names are given
-    in offset order, so the values go straight into and out of the struct."""
+    """Some fields of an mspan in one struct call: `unpack(*s.loc)` reads them from MSpan s
+    (a tuple, one C call instead of a property call per field), `write` packs a whole
+    mspan, the named fields and every other byte zero (the pad bytes of its struct). The
+    names are given in offset order, so the values go straight into and out of the struct."""
 
     def __init__(self, *names):
         if list(names) != sorted(names, key=lambda n: getattr(L, n)) or not set(names) <= _FIELDS.keys():
             raise ValueError(f"SpanFields{names}: mspan fields in offset order expected")
         self.names = names
         self._struct, _ = _fields_struct(set(names))
-        self._unpack = self._struct.unpack_from
+        self.unpack = self._struct.unpack_from
         self._pack = self._struct.pack_into
-
-    def read(self, s):
-        """The fields of MSpan s, in the order named."""
-        return self._unpack(s._b.buf, s._o)
 
     def write(self, s, *values):
         """Every byte of MSpan s: the named fields, the rest zero."""
-        self._pack(s._b.buf, s._o, *values)
+        self._pack(*s.loc, *values)
 
 
 def _field(off, width):
