@@ -16,6 +16,7 @@ TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeCl
 # The fields refill reads of the span it returns and of the span it gets, each in one read.
 _RETURNED = SpanFields("nelems", "sweepgen", "allocCount", "allocCountBeforeCache", "elemsize")
 _CACHED = SpanFields("npages", "nelems", "allocCount", "needzero", "elemsize")
+_LARGE = SpanFields("startAddr", "npages", "needzero")      # allocLarge's reads of its span
 # mcache fields as word indices from the struct's first word
 _ALLOC_W, _REUSABLE_W = L.alloc >> 3, L.reusableNoscan >> 3
 _TINY_ALLOCS_W, _SCAN_ALLOC_W = L.tinyAllocs >> 3, L.scanAlloc >> 3
@@ -98,12 +99,14 @@ def alloc_large(runtime, size, noscan):
         throw("out of memory")
     runtime.stats.large_alloc += npages * PAGE_SIZE
     runtime.stats.large_alloc_count += 1
-    runtime.gc_controller.total_alloc += npages * PAGE_SIZE
-    runtime.gc_controller.update(s.npages * PAGE_SIZE, 0)
+    base, span_pages, needzero = _LARGE.unpack(*s.loc)
+    controller = runtime.gc_controller
+    controller.total_alloc += npages * PAGE_SIZE
+    controller.update(span_pages * PAGE_SIZE, 0)
     # Put the large span in the mcentral swept list so that it's visible to the background sweeper.
-    heap.central[spc].full_swept(heap.sweepgen).append(s)
-    s.limit = s.base() + size
+    heap.central[spc].full_swept(heap._sweepgen).append(s)
+    s.limit = base + size
     s.init_heap_bits()
-    if s.needzero:          # mallocgcLarge clears it (memclrNoHeapPointersChunked)
+    if needzero:            # mallocgcLarge clears it (memclrNoHeapPointersChunked)
         _charge_clear(runtime, size)
     return s

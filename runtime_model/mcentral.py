@@ -46,7 +46,7 @@ class MCentral:
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones, then grows."""
         sg = self.heap._sweepgen
-        swept = sg // 2 % 2                      # the swept half of each spanSet pair
+        swept = (sg >> 1) & 1                    # the swept half of each spanSet pair: sg/2 % 2
         part = self.partial[swept]
         s = part.popleft() if part else None
         budget = SPAN_BUDGET
@@ -82,7 +82,7 @@ class MCentral:
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
-        s.allocCache = (~s.mem.u64(alloc_bits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
+        s.allocCache = (~s.mem.u64(alloc_bits + ((fi >> 6) << 3)) & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
 
     @staticmethod
@@ -105,7 +105,7 @@ class MCentral:
             sweep(self.heap.env.runtime, s)
             return
         s.sweepgen = sg
-        (self.partial if nelems - count > 0 else self.full)[sg // 2 % 2].append(s)
+        (self.partial if nelems - count > 0 else self.full)[(sg >> 1) & 1].append(s)
 
     def grow(self):
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""
