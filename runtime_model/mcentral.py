@@ -81,8 +81,12 @@ class MCentral:
         fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
-        # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
-        s.allocCache = (~s.mem.u64(alloc_bits + ((fi >> 6) << 3)) & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
+        # Start the cache at the 64-slot word holding freeindex (refillAllocCache); gcBits
+        # are persistentalloc'd (8-aligned), so the word is read through the off-heap view.
+        word = alloc_bits + ((fi >> 6) << 3)
+        mb = self.heap._meta
+        bits = mb.q[(word - mb.base) >> 3] if mb.base <= word < mb.end and not word & 7 else s.mem.u64(word)
+        s.allocCache = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
 
     @staticmethod

@@ -237,9 +237,15 @@ class GcControllerState:
         # Big heaps may trigger as late as 4 MiB (the constant, not heap_minimum) before the goal.
         if goal > DEFAULT_HEAP_MINIMUM and goal - DEFAULT_HEAP_MINIMUM > max_trigger:
             max_trigger = goal - DEFAULT_HEAP_MINIMUM
-        max_trigger = max(max_trigger, min_trigger)
-        trigger = min_trigger if self.runway > goal else goal - self.runway
-        trigger = min(max(trigger, min_trigger), max_trigger)
+        # (max and min as comparisons: this runs at every gcTrigger.test)
+        if max_trigger < min_trigger:
+            max_trigger = min_trigger
+        runway = self.runway
+        trigger = min_trigger if runway > goal else goal - runway
+        if trigger < min_trigger:
+            trigger = min_trigger
+        if trigger > max_trigger:
+            trigger = max_trigger
         if trigger > goal:
             raise InvariantError(
                 f"pacer produced a trigger greater than the heap goal: trigger={trigger} heapGoal={goal}"
