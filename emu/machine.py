@@ -331,10 +331,11 @@ class Machine:
             A.integer("size", size, 0, L.OFFHEAP.size)     # the checks, named, only off the common case
             if A.integer("align", align, 1, L.PAGE) & (align - 1):
                 raise BadInput(f"align = {align} is not a power of 2")
-        a = (self._offheap_next + align - 1) // align * align
-        if a + size > _OFFHEAP_END:
+        a = (self._offheap_next + align - 1) & -align       # align is a power of 2
+        end = a + size
+        if end > _OFFHEAP_END:
             raise GomemuError("off-heap (persistentalloc) region exhausted")
-        self._offheap_next = a + size
+        self._offheap_next = end
         return a
 
     @property

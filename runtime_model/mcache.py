@@ -9,13 +9,14 @@ exactly as (*mcache).refill does.
 from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import MSpan, SpanFields
+from runtime_model.mspan import SpanFields
 from runtime_model.sizeclasses import PAGE_SIZE, make_span_class
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
 # The fields refill reads of the span it returns and of the span it gets, each in one read.
 _RETURNED = SpanFields("nelems", "sweepgen", "allocCount", "allocCountBeforeCache", "elemsize")
 _CACHED = SpanFields("npages", "nelems", "allocCount", "needzero", "elemsize")
+_LARGE = SpanFields("startAddr", "npages", "needzero")      # allocLarge's reads of its span
 # mcache fields as word indices from the struct's first word
 _ALLOC_W, _REUSABLE_W = L.alloc >> 3, L.reusableNoscan >> 3
 _TINY_ALLOCS_W, _SCAN_ALLOC_W = L.tinyAllocs >> 3, L.scanAlloc >> 3
@@ -43,8 +44,8 @@ def refill(runtime, c, spc):
     q, w = b.q, (c - b.base) >> 3
     slot = w + _ALLOC_W + spc
     reusable = w + _REUSABLE_W + spc
-    s = MSpan(mem, q[slot])
-    nelems, sweepgen, count, before_cache, elemsize = _RETURNED.read(s)
+    s = heap.mspan(q[slot])
+    nelems, sweepgen, count, before_cache, elemsize = _RETURNED.unpack(*s.loc)
     if count != nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
@@ -70,7 +71,7 @@ def refill(runtime, c, spc):
     s = yield from central.cache_span()
     if s is None:
         throw("out of memory")
-    npages, nelems, count, needzero, elemsize = _CACHED.read(s)
+    npages, nelems, count, needzero, elemsize = _CACHED.unpack(*s.loc)
     if count == nelems:
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).
@@ -100,12 +101,14 @@ def alloc_large(runtime, size, noscan):
         throw("out of memory")
     runtime.stats.large_alloc += npages * PAGE_SIZE
     runtime.stats.large_alloc_count += 1
-    runtime.gc_controller.total_alloc += npages * PAGE_SIZE
-    runtime.gc_controller.update(s.npages * PAGE_SIZE, 0)
+    base, span_pages, needzero = _LARGE.unpack(*s.loc)
+    controller = runtime.gc_controller
+    controller.total_alloc += npages * PAGE_SIZE
+    controller.update(span_pages * PAGE_SIZE, 0)
     # Put the large span in the mcentral swept list so that it's visible to the background sweeper.
-    heap.central[spc].full_swept(heap.sweepgen).append(s)
-    s.limit = s.base() + size
+    heap.central[spc].full_swept(heap._sweepgen).append(s)
+    s.limit = base + size
     s.init_heap_bits()
-    if s.needzero:          # mallocgcLarge clears it (memclrNoHeapPointersChunked)
+    if needzero:            # mallocgcLarge clears it (memclrNoHeapPointersChunked)
         _charge_clear(runtime, size)
     return s

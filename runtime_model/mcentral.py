@@ -52,7 +52,7 @@ class MCentral:
         npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
         sweeper.deduct_credit(npages * sc.PAGE_SIZE, 0)
         sg = self.heap._sweepgen
-        swept = sg // 2 % 2                      # the swept half of each spanSet pair
+        swept = (sg >> 1) & 1                    # the swept half of each spanSet pair: sg/2 % 2
         part = self.partial[swept]
         s = part.popleft() if part else None
         # sweep.active.begin(): with the sweep drained the unswept sets are left alone
@@ -87,11 +87,15 @@ class MCentral:
             s = yield from self.grow()
             if s is None:
                 return None
-        fi, nelems, alloc_bits, count = _CACHING.read(s)
+        fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
-        # Start the cache at the 64-slot word holding freeindex (refillAllocCache).
-        s.allocCache = (~s.mem.u64(alloc_bits + (fi & ~63) // 8) & 0xFFFFFFFFFFFFFFFF) >> (fi % 64)
+        # Start the cache at the 64-slot word holding freeindex (refillAllocCache); gcBits
+        # are persistentalloc'd (8-aligned), so the word is read through the off-heap view.
+        word = alloc_bits + ((fi >> 6) << 3)
+        mb = self.heap._meta
+        bits = mb.q[(word - mb.base) >> 3] if mb.base <= word < mb.end and not word & 7 else s.mem.u64(word)
+        s.allocCache = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
 
     @staticmethod
@@ -104,7 +108,7 @@ class MCentral:
 
     def uncache_span(self, s):
         """mcentral.go: (*mcentral).uncacheSpan: a full or stale span goes back."""
-        nelems, sweepgen, count = _UNCACHING.read(s)
+        nelems, sweepgen, count = _UNCACHING.unpack(*s.loc)
         if count == 0:
             throw("uncaching span but s.allocCount == 0")
         sg = self.heap._sweepgen
@@ -114,7 +118,7 @@ class MCentral:
             sweep(self.heap.env.runtime, s)
             return
         s.sweepgen = sg
-        (self.partial if nelems - count > 0 else self.full)[sg // 2 % 2].append(s)
+        (self.partial if nelems - count > 0 else self.full)[(sg >> 1) & 1].append(s)
 
     def grow(self):
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""

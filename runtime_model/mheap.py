@@ -30,9 +30,15 @@ from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
 ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapArenaBytes
 PAGES_PER_ARENA = HEAP_ARENA_BYTES // PAGE_SIZE
+# The hot paths (allocSpan, initSpan) shift and mask where Go divides by these powers of two
+# (Python's division of 64-bit values costs more), and name heapArena's offsets once.
+_PAGE_SHIFT, _ARENA_SHIFT = sc.PAGE_SHIFT, HEAP_ARENA_BYTES.bit_length() - 1
+_ARENA_MASK = HEAP_ARENA_BYTES - 1
+_ZEROED_BASE, _SPANS, _PAGE_IN_USE = HeapArena.zeroedBase, HeapArena.spans, HeapArena.pageInUse
 PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
+_PAGE_CACHE_PAGES_4 = PAGE_CACHE_PAGES // 4     # allocSpan: pageCachePages/4
 # (npages, elemsize, nelems, divMul) of a span of each small span class (initSpan).
 SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
                nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
@@ -102,6 +108,15 @@ class MHeap:
         self.scavenger = None     # mgcscavenge.Scavenger: allocSpan's scavenging, when set
         self._free_mspans = []    # fixalloc's free list of mspan structs (LIFO)
         self.live_mspans = set()  # addresses of those handed out (checked mode asks)
+        self._views = {}          # mspan address -> its MSpan view (mspan())
+
+    def mspan(self, addr):
+        """The MSpan view of the mspan struct at addr, made once per struct (a view holds
+        only where the struct is, and fixalloc reuses the structs)."""
+        s = self._views.get(addr)
+        if s is None:
+            s = self._views[addr] = MSpan(self.mem, addr)
+        return s
 
     # ---- fields mirrored in emulated memory -------------------------------------------
     # Only Python writes them (machine code reads them), so each is kept in Python and
@@ -140,7 +155,7 @@ class MHeap:
     # ---- arenas -------------------------------------------------------------------------
     def heap_arena(self, p):
         """h.arenas[0][arenaIndex(p)], or 0 when p is not in a heap arena."""
-        ai = ((p - ARENA_BASE_OFFSET) & 0xFFFFFFFFFFFFFFFF) // HEAP_ARENA_BYTES     # arenaIndex
+        ai = ((p - ARENA_BASE_OFFSET) & 0xFFFFFFFFFFFFFFFF) >> _ARENA_SHIFT     # arenaIndex
         ha = self._arenas.get(ai)
         if ha is None:
             if ai >= 1 << ARENA_L2_BITS:
@@ -324,10 +339,11 @@ class MHeap:
     def alloc_span(self, npages, spanclass, manual=False):
         """mheap.go: (*mheap).allocSpan (spanAllocHeap, or spanAllocStack when manual)."""
         base = scav = 0
-        if npages < PAGE_CACHE_PAGES // 4:      # small: through p0's page cache
-            if self.pcache is None or self.pcache.empty():
-                self.pcache = self.pages.alloc_to_cache()
-            base, scav = self.pcache.alloc(npages)
+        if npages < _PAGE_CACHE_PAGES_4:        # small: through p0's page cache
+            pc = self.pcache
+            if pc is None or pc.empty():
+                pc = self.pcache = self.pages.alloc_to_cache()
+            base, scav = pc.alloc(npages)
         growth = 0
         if base == 0:
             base, scav = self.pages.alloc(npages)
@@ -343,11 +359,11 @@ class MHeap:
             if todo:
                 yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
-        s = MSpan(self.mem, free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        s = self.mspan(free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
         self.nspans += 1
         self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
-        nbytes = npages * PAGE_SIZE
+        nbytes = npages << _PAGE_SHIFT
         self.heap_released -= scav
         self.heap_free -= nbytes - scav
         if manual:
@@ -412,34 +428,39 @@ class MHeap:
         self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)
 
-    def alloc_needs_zero(self, base, npage):
-        """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark."""
+    def alloc_needs_zero(self, base, npage, ha=None):
+        """mheap.go: allocNeedsZero, from each arena's zeroedBase watermark (ha: the
+        heapArena of base's arena, when the caller has it)."""
         need = False
         mb = self._meta
         q = mb.q
         while npage > 0:
-            z = (self.heap_arena(base) - mb.base + HeapArena.zeroedBase) >> 3    # heapArena is 8-aligned
+            if ha is None:
+                ha = self.heap_arena(base)
+            z = (ha - mb.base + _ZEROED_BASE) >> 3    # heapArena is 8-aligned
+            ha = None
             zeroed = q[z]
-            abase = base % HEAP_ARENA_BYTES
+            abase = base & _ARENA_MASK
             if abase < zeroed:
                 need = True
-            alimit = abase + npage * PAGE_SIZE
+            alimit = abase + (npage << _PAGE_SHIFT)
             if alimit > HEAP_ARENA_BYTES:
                 alimit = HEAP_ARENA_BYTES
             if alimit > zeroed:
                 q[z] = alimit
             base += alimit - abase
-            npage -= (alimit - abase) // PAGE_SIZE
+            npage -= (alimit - abase) >> _PAGE_SHIFT
         return need
 
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
-        nbytes = npages * PAGE_SIZE
+        nbytes = npages << _PAGE_SHIFT
         # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
-        needzero = int(self.alloc_needs_zero(base, npages) and scav != nbytes)
+        ha = self.heap_arena(base)
+        needzero = int(self.alloc_needs_zero(base, npages, ha) and scav != nbytes)
         if manual:
             _INIT_MANUAL.write(s, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
-            self.set_spans(base, npages, s)
+            self.set_spans(base, npages, s, ha)
             return
         shape = SPAN_SHAPE[spanclass]
         if shape is None:
@@ -459,10 +480,10 @@ class MHeap:
         _INIT_HEAP.write(s, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        self.set_spans(base, npages, s)
-        page = base // PAGE_SIZE % PAGES_PER_ARENA
+        self.set_spans(base, npages, s, ha)
+        page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
         mb = self._meta
-        mb.b[self.heap_arena(base) - mb.base + HeapArena.pageInUse + page // 8] |= 1 << (page % 8)
+        mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
         self.pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
@@ -472,23 +493,27 @@ class MHeap:
         a = ha + HeapArena.pageMarks + page // 8
         self.mem.w8(a, self.mem.u8(a) | 1 << (page % 8))
 
-    def set_spans(self, base, npage, s):
+    def set_spans(self, base, npage, s, ha=None):
         """mheap.go: setSpans: point every page's spans[] entry at s (or 0), each arena's
-        run of entries in one write."""
+        run of entries in one write (ha: the heapArena of base's arena, when the caller
+        has it)."""
         v = s.addr if s else 0
-        p, end = base, base + npage * PAGE_SIZE
+        p = base
         b = self._meta
-        while p < end:
-            first = p // PAGE_SIZE % PAGES_PER_ARENA
+        while npage > 0:
+            first = (p >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
             n = PAGES_PER_ARENA - first
             if n > npage:
                 n = npage
-            a = self.heap_arena(p) + HeapArena.spans + first * 8 - b.base     # heapArena is 8-aligned
+            if ha is None:
+                ha = self.heap_arena(p)
+            a = ha + _SPANS + first * 8 - b.base     # heapArena is 8-aligned
+            ha = None
             if n == 1:
                 b.q[a >> 3] = v
             else:
                 b.buf[a:a + 8 * n] = v.to_bytes(8, "little") * n
-            p += n * PAGE_SIZE
+            p += n << _PAGE_SHIFT
             npage -= n
 
     def span_problems(self, addr, spanclass=None, cached=None, fields=None):

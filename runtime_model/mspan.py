@@ -25,7 +25,7 @@ INLINE_SCANS, INLINE_OWNED, INLINE_MARKS, INLINE_CLASS = 0, 63, 64, 127
 
 
 class MSpan:
-    __slots__ = ("mem", "addr", "_b", "_o")
+    __slots__ = ("mem", "addr", "_b", "_o", "loc")
 
     def __init__(self, mem, addr):
         self.mem, self.addr = mem, addr
@@ -33,6 +33,7 @@ class MSpan:
         # into its typed view (emu/memory.py)
         self._b = b = mem._backing(addr, L.SIZE)
         self._o = addr - b.base
+        self.loc = (b.buf, self._o)     # the struct's place, as struct's *_from/_into take it
 
     def base(self):
         return self.startAddr
@@ -92,7 +93,7 @@ class MSpan:
 
     def init_heap_bits(self):
         """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
-        spc, needzero, elemsize = _HEAP_BITS_FIELDS.read(self)
+        spc, needzero, elemsize = _HEAP_BITS_FIELDS.unpack(*self.loc)
         heap_bits = not spc & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER
         inline = uses_span_inline_mark_bits(elemsize)
         if not (heap_bits or inline):
@@ -137,44 +138,71 @@ def span_fields(mem, addr):
 
 
 class SpanFields:
-    """Some fields of an mspan in one struct call: `read` unpacks them (a tuple, one C
-    call instead of a property call per field), `write` packs a whole mspan, the named
-    fields and every other byte zero (the pad bytes of its struct). The names are given
-    in offset order, so the values go straight into and out of the struct."""
+    """Some fields of an mspan in one struct call: `unpack(*s.loc)` reads them from MSpan s
+    (a tuple, one C call instead of a property call per field), `write` packs a whole
+    mspan, the named fields and every other byte zero (the pad bytes of its struct). The
+    names are given in offset order, so the values go straight into and out of the struct."""
 
     def __init__(self, *names):
         if list(names) != sorted(names, key=lambda n: getattr(L, n)) or not set(names) <= _FIELDS.keys():
             raise ValueError(f"SpanFields{names}: mspan fields in offset order expected")
         self.names = names
         self._struct, _ = _fields_struct(set(names))
-        self._unpack = self._struct.unpack_from
+        self.unpack = self._struct.unpack_from
         self._pack = self._struct.pack_into
-
-    def read(self, s):
-        """The fields of MSpan s, in the order named."""
-        return self._unpack(s._b.buf, s._o)
 
     def write(self, s, *values):
         """Every byte of MSpan s: the named fields, the rest zero."""
-        self._pack(s._b.buf, s._o, *values)
+        self._pack(*s.loc, *values)
 
 
 def _field(off, width):
     """A property over the field's aligned slot in the backing's typed view (mspan's fields
-    are naturally aligned and the struct is 8-aligned)."""
+    are naturally aligned and the struct is 8-aligned). Setters store with one subscript
+    (not a lambda calling __setitem__) and wrap the value only when the view refuses it."""
     if width == 8:
         i = off >> 3
-        return property(lambda s: s._b.q[(s._o >> 3) + i],
-                        lambda s, v: s._b.q.__setitem__((s._o >> 3) + i, v & 0xFFFFFFFFFFFFFFFF))
-    if width == 4:
+
+        def get(s):
+            return s._b.q[(s._o >> 3) + i]
+
+        def set_(s, v):
+            try:
+                s._b.q[(s._o >> 3) + i] = v
+            except (ValueError, TypeError):
+                s._b.q[(s._o >> 3) + i] = v & 0xFFFFFFFFFFFFFFFF
+    elif width == 4:
         i = off >> 2
-        return property(lambda s: s._b.i[(s._o >> 2) + i],
-                        lambda s, v: s._b.i.__setitem__((s._o >> 2) + i, v & 0xFFFFFFFF))
-    if width == 2:
+
+        def get(s):
+            return s._b.i[(s._o >> 2) + i]
+
+        def set_(s, v):
+            try:
+                s._b.i[(s._o >> 2) + i] = v
+            except (ValueError, TypeError):
+                s._b.i[(s._o >> 2) + i] = v & 0xFFFFFFFF
+    elif width == 2:
         i = off >> 1
-        return property(lambda s: s._b.h[(s._o >> 1) + i],
-                        lambda s, v: s._b.h.__setitem__((s._o >> 1) + i, v & 0xFFFF))
-    return property(lambda s: s._b.b[s._o + off], lambda s, v: s._b.b.__setitem__(s._o + off, v & 0xFF))
+
+        def get(s):
+            return s._b.h[(s._o >> 1) + i]
+
+        def set_(s, v):
+            try:
+                s._b.h[(s._o >> 1) + i] = v
+            except (ValueError, TypeError):
+                s._b.h[(s._o >> 1) + i] = v & 0xFFFF
+    else:
+        def get(s):
+            return s._b.b[s._o + off]
+
+        def set_(s, v):
+            try:
+                s._b.b[s._o + off] = v
+            except (ValueError, TypeError):
+                s._b.b[s._o + off] = v & 0xFF
+    return property(get, set_)
 
 
 for _name, _w in _FIELDS.items():

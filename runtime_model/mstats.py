@@ -35,6 +35,8 @@ nor OS thread stacks (stacks_sys; 0 on linux in the real program too). The heap 
 EnableGC are constants.
 """
 
+import functools
+
 from emu.layout import HeapArena, MCache, MSpan
 from runtime_model import sizeclasses as sc
 from runtime_model.pagealloc import PHYS_PAGE_SIZE
@@ -73,6 +75,7 @@ def fixalloc_sys(nalloc_total, size):
     return -(-nalloc_total // per_chunk) * per_chunk * size
 
 
+@functools.lru_cache(maxsize=None)        # read at every gcTrigger.test; arenas are few
 def all_arenas_sys(narenas):
     """malloc.go: sysAlloc's growth of mheap_.allArenas: a page first, then twice the
     capacity each time it is full, each new array persistentalloc'd (gcMiscSys) and the
@@ -126,11 +129,15 @@ def total_mapped(runtime, sys=None):
 
 def mapped_ready(runtime):
     """gcController.mappedReady: mapped memory that is Ready (totalMapped - heapReleased).
-    Read at every refill (gcTrigger.test, the scavenger): summed without sys_stats' dict."""
+    Read at every refill (gcTrigger.test, the scavenger): summed without sys_stats' dict,
+    the terms that never change added up once (_READY_FIXED)."""
     h = runtime.mheap
     return (h.heap_in_use + h.heap_free + h.stacks_in_use
-            + fixalloc_sys(h.nspans + len(h._free_mspans), MSpan.SIZE) + fixalloc_sys(1, MCache.SIZE)
-            + BUCK_HASH_SIZE * 8 + STARTUP_BUCKET_SYS + gcmisc_sys(runtime) + OTHER_SYS_STARTUP)
+            + fixalloc_sys(h.nspans + len(h._free_mspans), MSpan.SIZE) + gcmisc_sys(runtime) + _READY_FIXED)
+
+
+# mapped_ready's constant terms: mcache_sys, buckhash_sys and other_sys of sys_stats
+_READY_FIXED = fixalloc_sys(1, MCache.SIZE) + BUCK_HASH_SIZE * 8 + STARTUP_BUCKET_SYS + OTHER_SYS_STARTUP
 
 
 def heap_counts(runtime):

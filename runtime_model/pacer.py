@@ -191,23 +191,24 @@ class GcControllerState:
         return goal, min_trigger
 
     def memory_limit_heap_goal(self):
-        """gcControllerState.memoryLimitHeapGoal: heap goal implied by the memory limit."""
+        """gcControllerState.memoryLimitHeapGoal: heap goal implied by the memory limit.
+        (At every gcTrigger.test: uint64 wrapping as `& MASK64`, _u64 inline.)"""
         heap_free = self.heap_free
-        heap_alloc = _u64(self.total_alloc - self.total_free)
+        heap_alloc = (self.total_alloc - self.total_free) & MASK64
         mapped_ready = self.mapped_ready
         # Go re-reads racing stats until consistent; here they cannot race, so
         # an inconsistency would spin forever.
-        if _u64(heap_free + heap_alloc) > mapped_ready:
+        if (heap_free + heap_alloc) & MASK64 > mapped_ready:
             raise InvariantError(
                 f"pacer memory stats inconsistent: heap_free {heap_free} + heap_alloc {heap_alloc}"
                 f" > mapped_ready {mapped_ready}"
             )
-        memory_limit = _u64(self.memory_limit)
-        non_heap = _u64(mapped_ready - heap_free - heap_alloc)
+        memory_limit = self.memory_limit & MASK64
+        non_heap = (mapped_ready - heap_free - heap_alloc) & MASK64
         overage = mapped_ready - memory_limit if mapped_ready > memory_limit else 0
-        if _u64(non_heap + overage) >= memory_limit:
+        if (non_heap + overage) & MASK64 >= memory_limit:
             return self.heap_marked
-        goal = _u64(memory_limit - (non_heap + overage))
+        goal = (memory_limit - (non_heap + overage)) & MASK64
         headroom = goal // 100 * MEMORY_LIMIT_HEAP_GOAL_HEADROOM_PERCENT
         if headroom < MEMORY_LIMIT_MIN_HEAP_GOAL_HEADROOM:
             headroom = MEMORY_LIMIT_MIN_HEAP_GOAL_HEADROOM
@@ -236,9 +237,15 @@ class GcControllerState:
         # Big heaps may trigger as late as 4 MiB (the constant, not heap_minimum) before the goal.
         if goal > DEFAULT_HEAP_MINIMUM and goal - DEFAULT_HEAP_MINIMUM > max_trigger:
             max_trigger = goal - DEFAULT_HEAP_MINIMUM
-        max_trigger = max(max_trigger, min_trigger)
-        trigger = min_trigger if self.runway > goal else goal - self.runway
-        trigger = min(max(trigger, min_trigger), max_trigger)
+        # (max and min as comparisons: this runs at every gcTrigger.test)
+        if max_trigger < min_trigger:
+            max_trigger = min_trigger
+        runway = self.runway
+        trigger = min_trigger if runway > goal else goal - runway
+        if trigger < min_trigger:
+            trigger = min_trigger
+        if trigger > max_trigger:
+            trigger = max_trigger
         if trigger > goal:
             raise InvariantError(
                 f"pacer produced a trigger greater than the heap goal: trigger={trigger} heapGoal={goal}"
@@ -288,11 +295,11 @@ class GcControllerState:
     def update(self, d_heap_live, d_heap_scan, blacken_enabled=False):
         """gcControllerState.update: the heap grew (a span was cached) or shrank."""
         if d_heap_live:
-            self.heap_live = _u64(self.heap_live + d_heap_live)
+            self.heap_live = (self.heap_live + d_heap_live) & MASK64         # _u64, inline: every refill
         if not blacken_enabled:
             # heapScan is fixed at the start of a cycle; between cycles it follows allocation.
             if d_heap_scan:
-                self.heap_scan = _u64(self.heap_scan + d_heap_scan)
+                self.heap_scan = (self.heap_scan + d_heap_scan) & MASK64
         else:
             self.revise()
 

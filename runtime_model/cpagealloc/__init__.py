@@ -104,7 +104,7 @@ class CPageAlloc:
     scavenger's C loop (for each run it released, in order) instead of inside it.
     """
 
-    __slots__ = ("_p", "_out", "on_grow", "on_release")
+    __slots__ = ("_p", "_out", "on_grow", "on_release", "_sys_stat")
 
     def __init__(self, on_grow=None, on_release=None):
         if _lib is None:
@@ -118,6 +118,7 @@ class CPageAlloc:
             raise MemoryError("pageAlloc: out of memory")
         self._p = p
         self._out = (ctypes.c_uint64 * 8).from_address(_lib.pa_out(p))
+        self._sys_stat = None     # sysStat as last read: only pa_grow changes it (sysGrow)
 
     def __del__(self):
         p = getattr(self, "_p", None)
@@ -157,6 +158,7 @@ class CPageAlloc:
             raise m.grown_twice(conflict - 1)
         if self.on_grow is not None:
             self.on_grow(m.from_off(b), limit - b)
+        self._sys_stat = None
         code = _lib.pa_grow(self._p, b, limit)
         if code:
             raise self._error(code)
@@ -252,8 +254,11 @@ class CPageAlloc:
 
     @property
     def sys_stat(self):
-        """p.sysStat's share from this allocator (bytes of its metadata mapped)."""
-        return self._scalars()[3]
+        """p.sysStat's share from this allocator (bytes of its metadata mapped). Read at every
+        gcTrigger.test (mappedReady), kept until the next grow."""
+        if self._sys_stat is None:
+            self._sys_stat = self._scalars()[3]
+        return self._sys_stat
 
     def bounds(self):
         """(start, end) chunk indices known to the allocator (PageAlloc.Bounds)."""
@@ -331,6 +336,7 @@ class CPageAlloc:
             if n:
                 scav_bits |= ((1 << n) - 1) << s
         flat = array("Q", chain.from_iterable(alloc))
+        self._sys_stat = None
         code = _lib.pa_test_init_chunk(self._p, ci, _words(scav_bits), flat.buffer_info()[0], len(flat) // 2)
         if code == PA_BAD_RANGE:
             raise BadInput(f"NewPageAlloc: a range of chunk {ci:#x} is not inside the chunk: {list(alloc)}")
