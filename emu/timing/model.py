@@ -159,7 +159,8 @@ class Model:
                 special = 0
             if special == D.FOLD:
                 # folded at rename: the result is ready with its source, like an eliminated move
-                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) else 0
+                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) and \
+                    not _feeds_sink(decoded, k, u.fold_sinks) else 0
             shape = d.shape
             if shape == D.RMW:
                 uops += u.rmw_extra_uops
@@ -627,6 +628,26 @@ def _flags_dead(decoded, k):
             return False
         if D.FLAGS in d.dsts:
             return True
+    return False
+
+
+def _feeds_sink(decoded, k, sinks):
+    """Whether the register instruction k writes is read, later in its block and directly or through
+    register moves, by an instruction of a form in `sinks` (one that cannot take a folded value:
+    the fold's ADD then executes; golden_cove.py)."""
+    if not sinks:
+        return False
+    held = set(decoded[k].dsts) - {D.FLAGS}
+    for d in decoded[k + 1:]:
+        if not held:
+            return False
+        reads = held.intersection(d.srcs) or held.intersection(d.addr_srcs)
+        if reads and d.key in sinks:
+            return True
+        if reads and d.special == D.MOVE:
+            held |= set(d.dsts)
+        else:
+            held -= set(d.dsts)
     return False
 
 
