@@ -92,6 +92,9 @@ GOLDEN_COVE = UArch(
                                # forms and ADDs whose flags a later instruction reads are not folded (the
                                # documents above give no figure for this: HOST only; the accumulated-offset
                                # limit, 0.28-0.44 cycles for repeated 64-256, is not modelled)
+    store_address_latency=4,   # HOST: after 30 dependent ADDs, a store whose address is the chain's result adds
+                               # 3.6 cycles ([rdx + r8]) and 5.4 (ADD rdx, r8 first: 6.4 with it) to the routine,
+                               # one whose data is the result 0.9; a load of that address 7.5 (ADD + 5 + ~1.5)
     fold_sinks=frozenset({"shift", "shift_cl", "shiftx", "bt"}),  # HOST: after BSF rcx, a folded INC/ADD/SUB/LEA
                                # of rcx costs 1.5-2.5 cycles when a shift (SHL/SHR/SAR/ROL by CL or by an
                                # immediate, SHRX either operand) or BT reads rcx, and nothing when an ADD, SUB,

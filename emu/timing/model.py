@@ -223,6 +223,7 @@ class Model:
         lat_of = mem.latency
         line_shift = mem.line_shift
         stlf, stlf_fail = u.stlf_latency, u.stlf_fail_penalty
+        sta_lat = u.store_address_latency
         penalty, btb_pen, bubble = u.mispredict_penalty, u.btb_miss_penalty, u.taken_bubble
         std_pipes = tuple(self._pipe[p] for p in u.std_pipes)
         sta_pipes = tuple(self._pipe[p] for p in u.sta_pipes)
@@ -447,7 +448,7 @@ class Model:
                             data_ready = _take(busy, std_pipes, t0, 1) if std_pipes else t0
                             if key == "rep_str":
                                 data_ready += u.rep_startup + _bytes(rmeta, recs) // u.rep_bytes_per_cycle
-                            done = (issued if issued > data_ready else data_ready) + 1
+                            done = issued + sta_lat if issued + sta_lat > data_ready + 1 else data_ready + 1
                         else:
                             if not pipes:
                                 issued = t0
