@@ -14,8 +14,10 @@ Sources, named in each comment:
   CORSIX  corsix.org, "x86 macro-op fusion notes"
   SYSFS   this host's /sys/devices/system/cpu/cpu0/cache (an Emerald Rapids Xeon, family 6
           model CFh, under KVM): L1D 48 KiB 12-way, L2 2 MiB 16-way, L3 300 MiB 20-way
-  HOST    measured on that host with dependent chains of each form timed by RDTSCP against a
-          chain of ADD r64, r64 (docs/timing.md, "The host"), where the documents give no number
+          (the later Sapphire Rapids guest, model reported as A7h: L1D and L2 the same)
+  HOST    measured on those hosts with dependent chains of each form timed by RDTSCP against a
+          chain of ADD r64, r64 (docs/timing.md, "The host"; the Sapphire Rapids ones in "The fourth
+          VM's measurements"), where the documents give no number
 "approx." marks a number given as a range or taken from the neighbouring generation.
 """
 
@@ -134,5 +136,6 @@ GOLDEN_COVE = UArch(
     forms=FORMS,
     sources=("Intel ORM (Golden Cove)", "uops.info (ADL-P)", "Agner Fog", "chipsandcheese Golden Cove",
              "corsix.org macro-fusion notes", "this host's sysfs", "chains measured on this host"),
-    notes="The µarch of the development VM (family 6 model CFh, Emerald Rapids) at the time of measurement.",
+    notes="The µarch of the development VMs (Emerald Rapids, family 6 model CFh; then Sapphire Rapids, "
+          "reported as model A7h) at the time of measurement.",
 )
