@@ -173,3 +173,17 @@ def test_bad_timing_arguments_are_one_line(argv, code, message, capsys):
     assert main(argv) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_the_mean_error_leaves_out_paths_measured_below_the_resolution_for_both_estimates():
+    # a path measured under RESOLUTION is hidden in the harness's overlap: neither the model's nor
+    # llvm-mca's figure for it enters the mean, so both means are over the same paths
+    from emu.timing.calibrate import RESOLUTION, Calibration, PathFigures
+    rows = [("a", PathFigures("golden_cove", 11.0, 20, {}, measured=10.0, llvm_mca=8.0)),
+            ("b", PathFigures("golden_cove", 30.0, 40, {}, measured=40.0, llvm_mca=44.0)),
+            ("hidden", PathFigures("golden_cove", 9.0, 8, {}, measured=RESOLUTION - 0.5, llvm_mca=1.5)),
+            ("refused", PathFigures("golden_cove", 9.0, 8, {}))]
+    c = Calibration(uarch("golden_cove"), "--uarch", rows)
+    assert c.mape() == pytest.approx((10 + 25) / 2)
+    assert c.mape("llvm_mca") == pytest.approx((20 + 10) / 2)
+    assert rows[2][1].error is None

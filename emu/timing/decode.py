@@ -32,8 +32,8 @@ FORM_KEYS = (
     "mov_imm",    # mov r, imm
     "movzx",      # movzx movsx movsxd r, r
     "lea",        # lea with one or two of base/index/disp, scale 1
-    "lea_scaled", # lea with a scaled index, two components
-    "lea3",       # lea with base, index and displacement
+    "lea_scaled", # lea with a scaled index (with or without base and displacement)
+    "lea3",       # lea with base, index (scale 1) and displacement
     "shift",      # shl shr sar rol ror r, imm / 1
     "shift_cl",   # shl shr sar rol ror r, cl
     "shiftx",     # shlx shrx sarx rorx (BMI2)
@@ -304,10 +304,9 @@ def _form_key(m, rep, locked, mem, accesses, regops, is_lea, has_imm, insn):
     if m.startswith("prefetch"):
         return "prefetch"
     if is_lea:
-        parts = sum(bool(x) for x in (mem.mem.base, mem.mem.index, mem.mem.disp))
-        if parts >= 3:
-            return "lea3"
-        return "lea_scaled" if mem.mem.index and mem.mem.scale > 1 else "lea"
+        if mem.mem.index and mem.mem.scale > 1:
+            return "lea_scaled"
+        return "lea3" if mem.mem.base and mem.mem.index and mem.mem.disp else "lea"
     if xmm or m in _VALU or m in _VSHUF:
         if m in ("movq", "movd"):
             if accesses:

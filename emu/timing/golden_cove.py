@@ -14,8 +14,10 @@ Sources, named in each comment:
   CORSIX  corsix.org, "x86 macro-op fusion notes"
   SYSFS   this host's /sys/devices/system/cpu/cpu0/cache (an Emerald Rapids Xeon, family 6
           model CFh, under KVM): L1D 48 KiB 12-way, L2 2 MiB 16-way, L3 300 MiB 20-way
-  HOST    measured on that host with dependent chains of each form timed by RDTSCP against a
-          chain of ADD r64, r64 (docs/timing.md, "The host"), where the documents give no number
+          (the later Sapphire Rapids guest, model reported as A7h: L1D and L2 the same)
+  HOST    measured on those hosts with dependent chains of each form timed by RDTSCP against a
+          chain of ADD r64, r64 (docs/timing.md, "The host"; the Sapphire Rapids ones in "The fourth
+          VM's measurements"), where the documents give no number
 "approx." marks a number given as a range or taken from the neighbouring generation.
 """
 
@@ -40,8 +42,9 @@ FORMS.update({
     "mov_imm": F(1, ALU, src="UOPS: MOV r,imm p0156+10"),
     "movzx": F(1, ALU, src="UOPS: MOVZX/MOVSX r,r latency 1, p0156+10; HOST: 1.0"),
     "lea": F(1, ALU, src="UOPS: LEA with base and displacement or base and index latency 1, p0156+10"),
-    "lea_scaled": F(1, ALU, src="UOPS: LEA with a scaled index latency 1 (approx.: ports as simple LEA)"),
-    "lea3": F(1, ALU, src="UOPS: three-component LEA latency 1 (approx.)"),
+    "lea_scaled": F(2, ALU, src="HOST: chains of LEA with a scaled index ([r + r*2], [r + r*8], [r*8], with a "
+                                "displacement too) 2 cycles each; 60 independent ones as fast as simple LEAs"),
+    "lea3": F(1, ALU, src="HOST: a chain of LEA [r + r + disp] (scale 1) 1 cycle each, as an ADD chain"),
     "shift_cl": F(1, P06, uops=2, src="UOPS: SHL/SHR r,CL 2 µops on p06, latency 1 to the register; "
                                       "HOST: 1.3 with CL from a zero idiom, 1 a cycle independent"),
     "bsf": F(3, P1, src="UOPS: BSF/BSR latency 3, p1; HOST: 2.9"),
@@ -64,8 +67,9 @@ GOLDEN_COVE = UArch(
     scheduler=97,              # C&C: a 97-entry unified scheduler for the math ports (Intel's Architecture Day
                                # 2021 figure); loads and stores have their own queues (approx.: one limit for all)
     store_buffer=114,          # ORM: 114-entry store buffer (C&C: 114)
-    mispredict_penalty=17,     # AF: about 17 cycles on Alder Lake P (approx.; C&C: the pipeline is longer
-                               # than Sunny Cove's)
+    mispredict_penalty=25,     # HOST: a RET whose return address was overwritten (the return stack mispredicts
+                               # it every time) costs 27 cycles in the harness, 33 with 10 ADDs after it, the
+                               # model 19 / 23 with 17 (AF's "about 17" for Alder Lake P, approx.), 27 / 31 with 25
     btb_miss_penalty=8,        # redirect at decode, as sunny_cove (approx.)
     taken_bubble=0,            # HOST: a taken JMP every 16-64 bytes 1.1-1.25 cycles, 4 ADDs and a JMP 1.3 (a
                                # taken branch ends the dispatch group: 1); one every 2 bytes 6.4 (not modelled)
@@ -90,6 +94,13 @@ GOLDEN_COVE = UArch(
                                # forms and ADDs whose flags a later instruction reads are not folded (the
                                # documents above give no figure for this: HOST only; the accumulated-offset
                                # limit, 0.28-0.44 cycles for repeated 64-256, is not modelled)
+    store_address_latency=4,   # HOST: after 30 dependent ADDs, a store whose address is the chain's result adds
+                               # 3.6 cycles ([rdx + r8]) and 5.4 (ADD rdx, r8 first: 6.4 with it) to the routine,
+                               # one whose data is the result 0.9; a load of that address 7.5 (ADD + 5 + ~1.5)
+    fold_sinks=frozenset({"shift", "shift_cl", "shiftx", "bt"}),  # HOST: after BSF rcx, a folded INC/ADD/SUB/LEA
+                               # of rcx costs 1.5-2.5 cycles when a shift (SHL/SHR/SAR/ROL by CL or by an
+                               # immediate, SHRX either operand) or BT reads rcx, and nothing when an ADD, SUB,
+                               # AND, CMOV, ADC, IMUL, TZCNT, MOVZX or MOV does (the model: 1, the ADD executes)
     caches=(
         CacheLevel("L1D", 48 << 10, 12, 64, 5, "SYSFS: 48 KiB, 12-way; ORM: 5-cycle load-to-use; HOST: 5.0"),
         CacheLevel("L2", 2 << 20, 16, 64, 16, "SYSFS: 2 MiB, 16-way; C&C: about 16 cycles on Sapphire Rapids "
@@ -125,5 +136,6 @@ GOLDEN_COVE = UArch(
     forms=FORMS,
     sources=("Intel ORM (Golden Cove)", "uops.info (ADL-P)", "Agner Fog", "chipsandcheese Golden Cove",
              "corsix.org macro-fusion notes", "this host's sysfs", "chains measured on this host"),
-    notes="The µarch of the development VM (family 6 model CFh, Emerald Rapids) at the time of measurement.",
+    notes="The µarch of the development VMs (Emerald Rapids, family 6 model CFh; then Sapphire Rapids, "
+          "reported as model A7h) at the time of measurement.",
 )

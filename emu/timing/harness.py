@@ -19,14 +19,12 @@ from emu.timing.recorder import Stream
 BASE = N.TRAMP_CANDIDATES[0]
 EMPTY = BASE + 0x5F8
 RESUME = BASE + 0x5E0          # native.py's resume stub: lea rsp, [rsp + 8]; jmp qword ptr [resume slot]
-EXIT = BASE + 0x5D0            # where the model runs an exit's stub (natively at the exit itself:
-                               # movabs r11, back; jmp r11); one address for every exit
 
 
 class Harness:
     """The trampoline's inner loop as blocks the model can run."""
 
-    def __init__(self, serialize=True):
+    def __init__(self, serialize=True, exits=()):
         src, self.slots = N.tramp_source(BASE, False, False, serialize)
         self.code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(src, BASE)[0])
         cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
@@ -40,14 +38,18 @@ class Harness:
         self.entry_slot = self.slots["entry"]
         self.pop_reads = [(slot0 + 8 * i, 8 << 1) for i in range(16)]
         self.left = self.slots["left"]
-        back = self.call_end
-        self.stubs = {RESUME: bytes.fromhex("488d642408ff2425") + self.slots["resume"].to_bytes(4, "little"),
-                      EXIT: b"\x49\xbb" + back.to_bytes(8, "little") + b"\x41\xff\xe3"}
+        self.stubs = {RESUME: bytes.fromhex("488d642408ff2425") + self.slots["resume"].to_bytes(4, "little")}
+        # each exit's stub at the exit itself, as run_native patches it: movabs r11, back; jmp r11 (a RET
+        # to the exit is then predicted as natively wherever the return stack holds the exit)
+        self.exits = tuple(exits)
+        self.exit_stub = b"\x49\xbb" + self.call_end.to_bytes(8, "little") + b"\x41\xff\xe3"
 
     def read_code(self, fallback):
         code = self.code
 
         def read(addr, size):
+            if addr in self.exits:
+                return self.exit_stub[:size]
             if BASE <= addr < BASE + 0x800:
                 if addr == EMPTY:
                     return b"\xc3"[:size]
@@ -57,9 +59,10 @@ class Harness:
             return fallback(addr, size)
         return read
 
-    def stream(self, routine, entry_rsp, calls, exit=False, resume=False):
+    def stream(self, routine, entry_rsp, calls, exit=None, resume=False):
         """`calls` iterations of the loop with `routine` (a Stream; None: the bare RET); exit: the
-        routine ends at an exit's stub, resume: it starts through the resume stub (run_native's)."""
+        exit (one of `exits`) whose stub the routine ends at, or None; resume: it starts through
+        the resume stub (run_native's)."""
         ba, bs, rs, ra, rm = [], [], [0], [], []
 
         def block(addr, size, recs):
@@ -81,8 +84,8 @@ class Harness:
                 block(RESUME, len(self.stubs[RESUME]), [(self.slots["resume"], 8 << 1)])
             for a, s, recs in inner:
                 block(a, s, recs)
-            if exit:
-                block(EXIT, len(self.stubs[EXIT]), [])
+            if exit is not None:
+                block(exit, len(self.exit_stub), [])
             block(self.call_end, self.loop_end - self.call_end, [(self.left, 8 << 1), (self.left, 8 << 1 | 1)])
         return Stream(ba, bs, rs, ra, rm)
 
@@ -92,13 +95,13 @@ def modelled_per_call(uarch, read_code, routine, entry_rsp, calls=20, warm=3, se
     """Cycles per call the model predicts for run_native(..., inner=calls, serialize=..., exits=...,
     resume=...): the loop with the routine less the loop with a bare RET, each after `warm` loops
     that warm the caches and the predictor (as the native repetitions do). With exits the
-    routine is taken to end at one (a segment that stops at a call-out or at the exit address)."""
-    h = Harness(serialize)
+    routine is taken to end at the first (a segment that stops at a call-out or at the exit address)."""
+    h = Harness(serialize, exits)
     per = []
     for r in (routine, None):
         m = Model(uarch, h.read_code(read_code))
-        s = h.stream(r, entry_rsp, calls, r is not None and _reaches_exit(r, entry_rsp, exits),
-                     resume and r is not None)
+        ends = r is not None and _reaches_exit(r, entry_rsp, exits)
+        s = h.stream(r, entry_rsp, calls, exits[0] if ends else None, resume and r is not None)
         for _ in range(warm):
             m.run(s)
         per.append(m.run(s).cycles / calls)

@@ -159,7 +159,8 @@ class Model:
                 special = 0
             if special == D.FOLD:
                 # folded at rename: the result is ready with its source, like an eliminated move
-                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) else 0
+                special = D.MOVE if abs(d.imm) < u.imm_fold and _flags_dead(decoded, k) and \
+                    not _feeds_sink(decoded, k, u.fold_sinks) else 0
             shape = d.shape
             if shape == D.RMW:
                 uops += u.rmw_extra_uops
@@ -222,6 +223,7 @@ class Model:
         lat_of = mem.latency
         line_shift = mem.line_shift
         stlf, stlf_fail = u.stlf_latency, u.stlf_fail_penalty
+        sta_lat = u.store_address_latency
         penalty, btb_pen, bubble = u.mispredict_penalty, u.btb_miss_penalty, u.taken_bubble
         std_pipes = tuple(self._pipe[p] for p in u.std_pipes)
         sta_pipes = tuple(self._pipe[p] for p in u.sta_pipes)
@@ -446,7 +448,7 @@ class Model:
                             data_ready = _take(busy, std_pipes, t0, 1) if std_pipes else t0
                             if key == "rep_str":
                                 data_ready += u.rep_startup + _bytes(rmeta, recs) // u.rep_bytes_per_cycle
-                            done = (issued if issued > data_ready else data_ready) + 1
+                            done = issued + sta_lat if issued + sta_lat > data_ready + 1 else data_ready + 1
                         else:
                             if not pipes:
                                 issued = t0
@@ -627,6 +629,26 @@ def _flags_dead(decoded, k):
             return False
         if D.FLAGS in d.dsts:
             return True
+    return False
+
+
+def _feeds_sink(decoded, k, sinks):
+    """Whether the register instruction k writes is read, later in its block and directly or through
+    register moves, by an instruction of a form in `sinks` (one that cannot take a folded value:
+    the fold's ADD then executes; golden_cove.py)."""
+    if not sinks:
+        return False
+    held = set(decoded[k].dsts) - {D.FLAGS}
+    for d in decoded[k + 1:]:
+        if not held:
+            return False
+        reads = held.intersection(d.srcs) or held.intersection(d.addr_srcs)
+        if reads and d.key in sinks:
+            return True
+        if reads and d.special == D.MOVE:
+            held |= set(d.dsts)
+        else:
+            held -= set(d.dsts)
     return False
 
 

@@ -97,6 +97,10 @@ class UArch:
     scheduler: int = 0                  # instructions dispatched and not yet issued at most (0: not modelled)
     imm_fold: int = 0                   # ADD/SUB/INC/DEC r64 of an immediate below this (in magnitude) and
                                         # LEA r64, [r64 + disp] complete at rename when their flags are dead
+    store_address_latency: int = 1      # cycles from a store's address µop issuing to the store being complete
+                                        # (ready to retire; its data: one cycle after it is ready)
+    fold_sinks: frozenset = frozenset()  # with imm_fold: forms that cannot read a folded register (the ADD
+                                        # feeding one, directly or through moves, in its block, executes)
     renamed_sizes: frozenset = frozenset({1, 2, 4, 8})   # load sizes memory renaming serves
     fence_until_retired: bool = False   # LFENCE dispatches when every older instruction has retired and
                                         # holds younger ones until it retires (else: until they complete)
