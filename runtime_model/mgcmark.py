@@ -461,7 +461,8 @@ class HeapMarker:
         for o, sp, elemsize in found:
             base = m64[(sp + S_STARTADDR) >> 3]
             # _heap_bits_words for one object
-            bm = ((base - heap_base) >> 3) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 - (INLINE_BITS // 8 if elemsize >= 16 else 0)
+            bm = ((base - heap_base) >> 3) + (PAGE_SIZE - HEAP_BITS_BYTES) // 8 \
+                - (INLINE_BITS // 8 if elemsize >= 16 else 0)
             w0, nw = (o - base) >> 3, elemsize >> 3
             q, r = bm + (w0 >> 6), w0 & 63
             bits = mh64[q] >> r
