@@ -9,6 +9,9 @@ from emu.syscalls import SYS_MADVISE
 from runtime_model.mgcscavenge import (MIN_SCAV_WORK_TIME, SCAVENGE_PERCENT, STARTING_SCAV_SLEEP_RATIO,
                                       scav_trace_line)
 from runtime_model.mstats import heap_retained, read_mem_stats
+from runtime_model.pagealloc import SCAV_CHUNK_HI_OCC_PAGES
+from runtime_model.pagecache import PAGE_CACHE_PAGES
+from runtime_model.pallocbits import PAGE_SIZE, PALLOC_CHUNK_PAGES
 from runtime_model.pacer import MAX_UINT64
 from tests.gcprog import call, machine, native
 
@@ -40,12 +43,21 @@ def test_memory_limit_goal_is_95_percent_of_the_limit_while_mapped_memory_is_abo
 
 @pytest.fixture(scope="module")
 def dropped():
-    """8 MiB live, churned, then dropped: two collections later (the scavenge index's
-    generation has moved on from when the chunks were dense) ~16 MiB is free, unreleased."""
+    """16 MiB live, churned, then half of it dropped: two collections later (the scavenge
+    index's generation has moved on from when the chunks were dense) ~25 MiB is free, unreleased.
+
+    Half stays live so that the goal can be met wherever the GC's timing left the free pages. In
+    Go too the background scavenger cannot reach some free pages: those in the running P's page
+    cache (gcMarkTermination flushes only idle Ps' caches; at most 64 pages) and those of a chunk
+    with 496 pages or more in use (scavChunkData.shouldScavenge). With nothing live (Drop(0):
+    344 KiB in use, the goal 36 KiB above it) 12 unscavenged free pages left in p0's cache by one
+    GC timing kept retained memory above the goal for good, where another timing left the cache's
+    pages scavenged. With ~11 MiB in use the goal's retainExtraPercent tenth covers the most those
+    pages can be (the test checks that)."""
     m = machine({"GODEBUG": "scavtrace=1"})
-    call(m, "Live", 2048)
-    call(m, "Churn", 4096)
-    call(m, "Drop", 0)
+    call(m, "Live", 4096)
+    call(m, "Churn", 8192)
+    call(m, "Drop", 2048)
     call(m, "GC")
     call(m, "GC")
     return m
@@ -57,6 +69,10 @@ def test_background_scavenger_brings_retained_memory_to_its_goal_at_one_percent_
     goal = s.gc_percent_goal
     before, rss_before = heap_retained(rt), m.kernel.rss_bytes()
     assert goal != MAX_UINT64 and before > goal + 4 * MiB
+    # what Go hides from the background scavenger (see dropped) fits between the heap in use and the goal
+    pages_in_use = sum(d[0] for d in rt.mheap.pages.state()["scav_chunks"].values())
+    dense_free = pages_in_use // SCAV_CHUNK_HI_OCC_PAGES * (PALLOC_CHUNK_PAGES - SCAV_CHUNK_HI_OCC_PAGES)
+    assert goal - rt.mheap.heap_in_use >= (PAGE_CACHE_PAGES + dense_free) * PAGE_SIZE
     madvise_before = sum(1 for r in m.kernel.log if r.nr == SYS_MADVISE)
     bg_before, t0 = s.background_time, m.clock.ns()
     for _ in range(400):                                          # 50 ms steps of idle time
@@ -118,9 +134,13 @@ def test_free_os_memory_releases_every_free_page_with_madvise():
     call(m, "FreeOSMemory")
     st = read_mem_stats(m.runtime)
     assert st["NumForcedGC"] == 1
-    assert st["HeapReleased"] == st["HeapIdle"]                 # nothing free is kept
+    # nothing free is kept but the unscavenged free pages of p0's page cache: scavengeAll does not
+    # flush the running P's cache (in Go neither), and the GC's timing decides what it holds
+    pc = m.runtime.mheap.pcache
+    kept = (pc.cache & ~pc.scav).bit_count() * PAGE_SIZE
+    assert st["HeapIdle"] - st["HeapReleased"] == kept
     assert len(m.kernel.advice) > advice
-    # RSS is what is in use: the live heap, its spans' unused slots and the stacks
-    margin = st["HeapInuse"] - st["HeapAlloc"] + st["StackInuse"]
+    # RSS is what is in use: the live heap, its spans' unused slots, the stacks and what the cache kept
+    margin = st["HeapInuse"] - st["HeapAlloc"] + st["StackInuse"] + kept
     assert st["HeapAlloc"] <= m.kernel.rss_bytes() <= st["HeapAlloc"] + margin
     assert margin < 1 * MiB
