@@ -13,6 +13,7 @@ the number of call-outs, are reported per call-out:
 
   refill          4 KiB objects, two per span: every refill takes a fresh span from
                   mheap (heap growth included), GOGC off
+  refill-gogc100  the same with GOGC=100: collections, and the sweeping refills do
   allocLarge      40,000-byte objects, GOGC off
   gcTrigger.test  mallocgc's trigger test after each refill of the first case
 
@@ -65,6 +66,7 @@ CALLGRIND_TOGGLE_COLLECT = 0x43540002     # VG_USERREQ_TOOL_BASE('C', 'T') + 2
 HEAP_RESERVE = 1 << 30
 CASES = {  # name: (call-out symbol, allocation size, GOGC)
     "refill": ("runtime.(*mcache).refill", 4096, "off"),
+    "refill-gogc100": ("runtime.(*mcache).refill", 4096, 100),
     "allocLarge": ("runtime.(*mcache).allocLarge", 40_000, "off"),
     "gcTrigger.test": ("runtime.gcTrigger.test", 4096, "off"),
 }
