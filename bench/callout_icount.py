@@ -13,6 +13,7 @@ the number of call-outs, are reported per call-out:
 
   refill          4 KiB objects, two per span: every refill takes a fresh span from
                   mheap (heap growth included), GOGC off
+  refill-gogc100  the same with GOGC=100: collections, and the sweeping refills do
   allocLarge      40,000-byte objects, GOGC off
   gcTrigger.test  mallocgc's trigger test after each refill of the first case
 
@@ -22,7 +23,13 @@ the number of call-outs, are reported per call-out:
 
 Without valgrind it prints one line saying so and exits 0. The counts of a run repeat
 closely (the same Python work on the same emulated heap), so before/after comparisons
-need no repetition.
+need no repetition. Each count includes the few hundred instructions of the toggle
+requests themselves. Under valgrind the machine reserves 1 GiB of heap address space
+(HEAP_RESERVE), not the default 64 GiB, which valgrind cannot map.
+
+This file is deliberately not named bench_*.py, so `bench/run_all.py` (and CI) do not
+run it: under valgrind a machine takes about 20 s to build and a case 30-60 s, even
+with --smoke. Figures: docs/machine.md, Speed ("A fifth pass").
 """
 
 import argparse
@@ -59,6 +66,7 @@ CALLGRIND_TOGGLE_COLLECT = 0x43540002     # VG_USERREQ_TOOL_BASE('C', 'T') + 2
 HEAP_RESERVE = 1 << 30
 CASES = {  # name: (call-out symbol, allocation size, GOGC)
     "refill": ("runtime.(*mcache).refill", 4096, "off"),
+    "refill-gogc100": ("runtime.(*mcache).refill", 4096, 100),
     "allocLarge": ("runtime.(*mcache).allocLarge", 40_000, "off"),
     "gcTrigger.test": ("runtime.gcTrigger.test", 4096, "off"),
 }
@@ -169,18 +177,24 @@ def main(argv=None):
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         ap.error(f"unknown case {unknown[0]!r} (cases: {', '.join(CASES)})")
+    if args.n < 1:
+        ap.error(f"--n {args.n}: at least one call-out is counted")
+    if args.against and not (Path(args.against) / "emu" / "machine.py").is_file():
+        ap.error(f"--against {args.against}: not a gomemu checkout (no emu/machine.py)")
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("skipped: valgrind not found")
         return 0
     n = 200 if args.smoke else args.n
-    trees = [("after", HERE)] if not args.against else [("before", Path(args.against).resolve()), ("after", HERE)]
+    trees = [("after", HERE)]
+    if args.against:
+        trees.insert(0, ("before", Path(args.against).resolve()))
     print(f"{'host instructions per call-out':<32}" + "".join(f"{name:>14}" for name, _ in trees)
           + (f"{'after/before':>14}" if args.against else "") + f"   ({n} call-outs each)")
     for case in cases:
         ir = [measure(tree, case, n, valgrind) for _, tree in trees]
-        print(f"{case:<32}" + "".join(f"{v:14,.0f}" for v in ir) + (f"{ir[1] / ir[0]:14.2f}" if args.against else ""),
-              flush=True)
+        ratio = f"{ir[1] / ir[0]:14.2f}" if args.against else ""
+        print(f"{case:<32}" + "".join(f"{v:14,.0f}" for v in ir) + ratio, flush=True)
     return 0
 
 

@@ -36,8 +36,13 @@ from emu.layout import MCache, NUM_SPAN_CLASSES, PAGE_SIZE
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import (MSPAN_IN_USE, MSpan, gc_bits_bytes, span_inline_mark_bits_size,
+from runtime_model.mspan import (MSPAN_IN_USE, MSpan, SpanFields, gc_bits_bytes, span_inline_mark_bits_size,
                                  uses_span_inline_mark_bits, INLINE_CLASS, INLINE_MARKS)
+
+# The fields sweep reads, in one unpack (lazy sweep runs it inside refills).
+_SWEEPONE = SpanFields("npages", "sweepgen", "state")     # sweepone's test of each span
+_SWEPT = SpanFields("npages", "freeindex", "nelems", "allocBits", "gcmarkBits", "sweepgen", "allocCount",
+                    "spanclass", "state", "elemsize")
 
 
 def move_inline_marks(s):
@@ -59,19 +64,17 @@ def move_inline_marks(s):
 def sweep(runtime, s, preserve=False):
     """mgcsweep.go: (*sweepLocked).sweep. Returns True if the span was freed to the heap."""
     heap, mem = runtime.mheap, runtime.mem
-    sg = heap.sweepgen
-    if s.state != MSPAN_IN_USE or s.sweepgen != (sg - 1) & 0xFFFFFFFF:
-        throw(f"mspan.sweep: bad span state (state {s.state}, sweepgen {s.sweepgen}, mheap {sg})")
+    sg = heap._sweepgen
+    npages, freeindex, nelems, old, marks, sweepgen, count, spc, state, size = _SWEPT.unpack(*s.loc)
+    if state != MSPAN_IN_USE or sweepgen != (sg - 1) & 0xFFFFFFFF:
+        throw(f"mspan.sweep: bad span state (state {state}, sweepgen {sweepgen}, mheap {sg})")
     sweeper = runtime.sweeper
-    sweeper.pages_swept += s.npages
+    sweeper.pages_swept += npages
     sweeper.spans_swept += 1
-    spc, size = s.spanclass, s.elemsize
     if uses_span_inline_mark_bits(size):
-        move_inline_marks(s)
-    nelems, freeindex, count = s.nelems, s.freeindex, s.allocCount
+        move_inline_marks(s)            # (into the gcmarkBits bitmap: the fields read hold)
     nb = gc_bits_bytes(nelems)
     # both bitmaps through their host backing (off-heap), each read once
-    old, marks = s.allocBits, s.gcmarkBits
     ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
     alloc_bits = int.from_bytes(ab.buf[old - ab.base:old - ab.base + nb], "little")
     mark_bits = int.from_bytes(mb.buf[marks - mb.base:marks - mb.base + nb], "little")
@@ -110,7 +113,7 @@ def sweep(runtime, s, preserve=False):
             if nalloc == 0:
                 heap.free_span(s)
                 return True
-            (central.full_swept(sg) if nalloc == s.nelems else central.partial_swept(sg)).append(s)
+            (central.full_swept(sg) if nalloc == nelems else central.partial_swept(sg)).append(s)
     elif not preserve:
         if nfreed:
             runtime.stats.large_free_count += 1
@@ -295,16 +298,17 @@ class Sweeper:
                 drained = not self.drained
                 self.drained = True
                 break
-            if s.state != MSPAN_IN_USE:
+            span_pages, sweepgen, state = _SWEEPONE.unpack(*s.loc)
+            if state != MSPAN_IN_USE:
                 # freed by direct sweeping (the page reclaimer): already up to date
-                if s.sweepgen not in (sg, (sg + 3) & 0xFFFFFFFF):
-                    throw(f"non in-use span in unswept list (state {s.state}, sweepgen {s.sweepgen}, "
+                if sweepgen not in (sg, (sg + 3) & 0xFFFFFFFF):
+                    throw(f"non in-use span in unswept list (state {state}, sweepgen {sweepgen}, "
                           f"mheap {sg})")
                 continue
-            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
+            if sweepgen == (sg - 2) & 0xFFFFFFFF:       # sweepLocker.tryAcquire
                 s.sweepgen = sg - 1
                 todo.append(s)
-                npages += s.npages
+                npages += span_pages
         freed = sweep_batch(self.rt, todo) if todo else 0
         self.reclaim_credit += freed                    # sweepone: mheap_.reclaimCredit
         if drained:

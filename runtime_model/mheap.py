@@ -53,6 +53,7 @@ SPAN_BITS_BYTES = [gc_bits_bytes(shape[2]) if shape else 0 for shape in SPAN_SHA
 _INIT_MANUAL = SpanFields("startAddr", "npages", "sweepgen", "state", "needzero", "limit")
 _INIT_HEAP = SpanFields("startAddr", "npages", "nelems", "allocCache", "allocBits", "gcmarkBits", "sweepgen",
                         "divMul", "spanclass", "state", "needzero", "elemsize", "limit")
+_RELEASED = SpanFields("startAddr", "npages", "sweepgen", "allocCount", "state")    # freeSpanLocked reads
 SWEEP_STATES = {True: {3, 1}, False: {0xFFFFFFFE, 0xFFFFFFFF, 0}, None: {3, 1, 0xFFFFFFFE, 0xFFFFFFFF, 0}}
 
 
@@ -399,22 +400,22 @@ class MHeap:
 
     def _release_span(self, s, manual):
         """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting."""
-        if s.state == MSPAN_MANUAL and manual:
-            if s.allocCount:
+        base, npages, sweepgen, count, state = _RELEASED.unpack(*s.loc)
+        if state == MSPAN_MANUAL and manual:
+            if count:
                 throw("mheap.freeSpanLocked - invalid stack free")
-        elif s.state == MSPAN_IN_USE and not manual:
-            if s.allocCount or s.sweepgen != self.sweepgen:
-                throw(f"mheap.freeSpanLocked - invalid free (allocCount {s.allocCount}, "
-                      f"sweepgen {s.sweepgen}/{self.sweepgen})")
-            self.pages_in_use -= s.npages
-            base = s.startAddr
-            page = base // PAGE_SIZE % PAGES_PER_ARENA
+        elif state == MSPAN_IN_USE and not manual:
+            if count or sweepgen != self._sweepgen:
+                throw(f"mheap.freeSpanLocked - invalid free (allocCount {count}, "
+                      f"sweepgen {sweepgen}/{self._sweepgen})")
+            self.pages_in_use = self._pages_in_use - npages
+            page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
             mb = self._meta
-            a = self.heap_arena(base) - mb.base + HeapArena.pageInUse + page // 8
-            mb.b[a] &= ~(1 << (page % 8)) & 0xFF
+            a = self.heap_arena(base) - mb.base + _PAGE_IN_USE + (page >> 3)
+            mb.b[a] &= ~(1 << (page & 7)) & 0xFF
         else:
             throw("mheap.freeSpanLocked - invalid span state")
-        nbytes = s.npages * PAGE_SIZE
+        nbytes = npages << _PAGE_SHIFT
         self.heap_free += nbytes
         if manual:
             self.stacks_in_use -= nbytes
