@@ -36,6 +36,7 @@ OP_WORDS = 8                   # asm/mutator.s: an operation is 8 words
 ELEM = 24                      # a slice header in the live holder: ptr, len, cap
 LIVE, SINK, LEAK, TMP, NIL, RING = range(6)
 BATCH = 2048                   # operations per emu_start (and per sample of the heap)
+_NO_SIZES = np.zeros(0, dtype=np.int64)
 
 
 class Mutator:
@@ -81,6 +82,7 @@ class Mutator:
             for _ in range(gs.count):
                 machine.run_slow_path(rt.stacks.hold(gs.stack))
         self._types = {}
+        self._type_tables = {}         # make -> (sizes met, sorted; their types): _types_for
         self.allocs = 0                # allocations so far (the next stamp is allocs + 1)
         self.allocated = 0             # bytes requested so far
         self.live_n = 0                # live objects now in the holder
@@ -274,10 +276,17 @@ class Mutator:
         return t
 
     def _types_for(self, sizes, make):
-        if not len(sizes):
-            return np.zeros(0, dtype=np.int64)
-        uniq, inv = np.unique(sizes, return_inverse=True)
-        return np.asarray([make(int(u)) for u in uniq], dtype=np.int64)[inv]
+        """make(size) for each of `sizes`, through a sorted table of the sizes met so far (one
+        searchsorted a batch, not np.unique's sort); new sizes are made in ascending order,
+        the order their types are laid out in emulated memory."""
+        known, types = self._type_tables.get(make, (_NO_SIZES, _NO_SIZES))
+        i = np.searchsorted(known, sizes)
+        if len(sizes) and (i.max() >= len(known) or (known[i] != sizes).any()):
+            known = np.union1d(known, sizes)
+            types = np.asarray([make(u) for u in known.tolist()], dtype=np.int64)
+            self._type_tables[make] = known, types
+            i = np.searchsorted(known, sizes)
+        return types[i]
 
 
 SAMPLES = 500                  # samples of the heap over a run, about

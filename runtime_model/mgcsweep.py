@@ -36,11 +36,13 @@ from emu.layout import MCache, NUM_SPAN_CLASSES, PAGE_SIZE
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import (MSPAN_IN_USE, MSpan, SpanFields, gc_bits_bytes, span_inline_mark_bits_size,
-                                 uses_span_inline_mark_bits, INLINE_CLASS, INLINE_MARKS)
+from runtime_model.mspan import (MSPAN_IN_USE, MSpan, SpanFields, gc_bits_bytes,
+                                 span_inline_mark_bits_size, uses_span_inline_mark_bits, INLINE_CLASS,
+                                 INLINE_MARKS)
+
+_ACQUIRE = SpanFields("npages", "sweepgen", "state")     # what sweepone reads of a span it pops
 
 # The fields sweep reads, in one unpack (lazy sweep runs it inside refills).
-_SWEEPONE = SpanFields("npages", "sweepgen", "state")     # sweepone's test of each span
 _SWEPT = SpanFields("npages", "freeindex", "nelems", "allocBits", "gcmarkBits", "sweepgen", "allocCount",
                     "spanclass", "state", "elemsize")
 
@@ -49,14 +51,16 @@ def move_inline_marks(s):
     """mgcmark_greenteagc.go: (*mspan).moveInlineMarks: the inline marks (minus the
     class byte) OR-ed into gcmarkBits, then the inline bits reset."""
     mem = s.mem
-    nbytes = -(-s.nelems // 8)
     q = s.inline_mark_bits()
-    for i in range(nbytes):
-        if INLINE_MARKS + i == INLINE_CLASS:
-            break
-        b = mem.u8(q + INLINE_MARKS + i)
-        if b:
-            mem.w8(s.gcmarkBits + i, mem.u8(s.gcmarkBits + i) | b)
+    n = min(-(-s.nelems // 8), INLINE_CLASS - INLINE_MARKS)
+    marks = int.from_bytes(mem.read(q + INLINE_MARKS, n), "little")
+    if marks:
+        # one OR over the bytes from the first to the last non-zero one (only those are
+        # touched, as a byte loop would: RSS counts touched host pages)
+        lo, hi = ((marks & -marks).bit_length() - 1) >> 3, (marks.bit_length() + 7) >> 3
+        g = s.gcmarkBits + lo
+        old = int.from_bytes(mem.read(g, hi - lo), "little")
+        mem.write(g, (old | marks >> 8 * lo).to_bytes(hi - lo, "little"))
     mem.fill(q, span_inline_mark_bits_size())
     mem.w8(q + INLINE_CLASS, s.spanclass)
 
@@ -269,9 +273,9 @@ class Sweeper:
         self.pages_swept_basis = self.pages_swept
 
     # ---- sweepone --------------------------------------------------------------------------
-    def next_span(self):
-        """mheap.go: nextSpanForSweep: pop the next unswept span, each class's partial set
-        then its full set, in span class order; None when there are none."""
+    def next_unswept(self):
+        """mheap.go: nextSpanForSweep's search: the unswept set it pops from now (each class's
+        partial set then its full set, in span class order), or None when all are empty."""
         heap = self.rt.mheap
         sg = heap._sweepgen
         i = self.central_index
@@ -280,7 +284,7 @@ class Sweeper:
             unswept = c.full_unswept(sg) if i & 1 else c.partial_unswept(sg)
             if unswept:
                 self.central_index = i
-                return unswept.popleft()
+                return unswept
             i += 1
         self.central_index = i
         return None
@@ -291,24 +295,27 @@ class Sweeper:
         (nothing left) ends the sweep: scavtrace's line and scavenger.ready()."""
         heap = self.rt.mheap
         sg = heap._sweepgen
+        unswept_gen, done_gen = (sg - 2) & 0xFFFFFFFF, (sg + 3) & 0xFFFFFFFF
         todo, npages, drained = [], 0, False
         while (spans is None or len(todo) < spans) and (pages is None or npages < pages):
-            s = self.next_span()
-            if s is None:
+            unswept = self.next_unswept()
+            if unswept is None:
                 drained = not self.drained
                 self.drained = True
                 break
-            span_pages, sweepgen, state = _SWEEPONE.unpack(*s.loc)
-            if state != MSPAN_IN_USE:
-                # freed by direct sweeping (the page reclaimer): already up to date
-                if sweepgen not in (sg, (sg + 3) & 0xFFFFFFFF):
-                    throw(f"non in-use span in unswept list (state {state}, sweepgen {sweepgen}, "
-                          f"mheap {sg})")
-                continue
-            if sweepgen == (sg - 2) & 0xFFFFFFFF:       # sweepLocker.tryAcquire
-                s.sweepgen = sg - 1
-                todo.append(s)
-                npages += span_pages
+            # nextSpanForSweep's pops from this set while it lasts, each span's fields in one unpack
+            while unswept and (spans is None or len(todo) < spans) and (pages is None or npages < pages):
+                s = unswept.popleft()
+                n, gen, state = _ACQUIRE.unpack(*s.loc)
+                if state != MSPAN_IN_USE:
+                    # freed by direct sweeping (the page reclaimer): already up to date
+                    if gen != sg and gen != done_gen:
+                        throw(f"non in-use span in unswept list (state {state}, sweepgen {gen}, mheap {sg})")
+                    continue
+                if gen == unswept_gen:                  # sweepLocker.tryAcquire
+                    s.sweepgen = sg - 1
+                    todo.append(s)
+                    npages += n
         freed = sweep_batch(self.rt, todo) if todo else 0
         self.reclaim_credit += freed                    # sweepone: mheap_.reclaimCredit
         if drained:
