@@ -148,6 +148,10 @@ class Collector:
         self._owed_ns = 0                # background work done ahead of its CPU time (background)
         self._roots_ns = 0               # the root jobs' time not yet worked (markroot)
         self._parked = False             # the mutator waits in gcParkAssist
+        self._mut_frac_ns = 0            # the mutator's P's gcFractionalMarkTime this cycle
+        self._mut_frac = None            # (start, gcFractionalMarkTime then, 1): its fractional worker
+                                         # while the mutator is parked
+        self._other_frac = None          # (start, 0, Ps): the other Ps' fractional workers
         self.gctrace = []                # the gctrace lines printed so far
 
     # ---- the pacer's view of memory ----------------------------------------------------------
@@ -186,7 +190,7 @@ class Collector:
         rt.limiter.start_gc_transition(True, clock.ns())     # mgclimit.py
         self._pause(STW_SWEEP_TERM_NS)
         rt.limiter.finish_gc_transition(clock.ns())
-        c.start_cycle(clock.ns(), self.procs, time_trigger=kind == TRIGGER_TIME)
+        c.start_cycle(cyc.t_sweep_term, self.procs, time_trigger=kind == TRIGGER_TIME)   # markStartTime: gcStart's now
         self.marker = HeapMarker(rt)
         rt.mheap.clear_page_marks()                  # gcResetMarkState
         self._reset_gcw()
@@ -194,6 +198,9 @@ class Collector:
         cyc.t_mark = clock.ns()
         self._last_step = cyc.t_mark
         self._owed_ns = 0
+        self._mut_frac_ns = 0                        # startCycle: p.gcFractionalMarkTime = 0
+        others = self.procs - 1 - c.dedicated_mark_workers_needed
+        self._other_frac = (cyc.t_mark, 0, others) if c.fractional_utilization_goal and others > 0 else None
         self._mark_roots()
         self.rt.gc_assist_credit = 0
         for gp in self.rt.stacks.allgs:              # gcResetMarkState: no assist credit or debt
@@ -295,12 +302,17 @@ class Collector:
         dt = now - self._last_step
         if dt <= 0:
             return
-        self._last_step = now
+        start, self._last_step = self._last_step, now
         c = self.rt.gc_controller
         dedicated, idle, fractional = self._workers()
         cpu_ns = dt * (dedicated + idle + fractional)
         if fractional:
             self.m.clock.advance(dt * fractional)        # the fractional worker shares the mutator's P
+        # the Ps running workers beside the mutator, and the parked mutator's P, start with a
+        # fractional worker (their part of idle)
+        other_frac = min(dt * idle, self._fractional_ns(self._other_frac, start, now))
+        parked_frac = self._fractional_ns(self._mut_frac, start, now) if self._parked else 0
+        parked_frac = min(parked_frac, dt * idle - other_frac)
         # what the workers did past their time (a batch of objects greyed at once) is owed:
         # the cycle cannot end before the CPU time it takes has passed
         paid = min(self._owed_ns, cpu_ns)
@@ -309,26 +321,51 @@ class Collector:
         done += paid
         c.bg_scan_credit += work                   # gcFlushBgCredit (parked assists take it)
         self._owed_ns += max(0, done - cpu_ns)
-        bg = min(cpu_ns, done)
-        frac = bg * (dedicated + fractional) / max(dedicated + idle + fractional, 1e-9)
-        self.cycle.bg_ns += int(frac)
-        self.cycle.idle_ns += int(bg - frac)
-        c.dedicated_mark_time += int(frac)
-        c.idle_mark_time += int(bg - frac)
-        self.gc_cpu_ns += int(frac)
+        # the workers ran only as long as they found work: each mode's share of what was done
+        ran = min(cpu_ns, done) / cpu_ns if cpu_ns > 0 else 0
+        ded_ns = int(dt * dedicated * ran)
+        frac_ns = int((dt * fractional + other_frac + parked_frac) * ran)
+        idle_ns = int(min(cpu_ns, done)) - ded_ns - frac_ns
+        self._mut_frac_ns += int(parked_frac * ran)     # pp.gcFractionalMarkTime
+        self.cycle.bg_ns += ded_ns + frac_ns
+        self.cycle.idle_ns += idle_ns
+        c.dedicated_mark_time += ded_ns
+        c.fractional_mark_time += frac_ns
+        c.idle_mark_time += idle_ns
+        self.gc_cpu_ns += ded_ns + frac_ns
         if self._drained():
             self.mark_done()
 
     def _workers(self):
         """(dedicated, idle, fractional) workers now, as findRunnableGCWorker schedules them
         beside one mutator goroutine: every other P runs an idle worker, and the mutator's
-        P too while it is parked in an assist."""
+        P too while it is parked in an assist (a fractional worker first: _park_assist).
+        The other Ps' workers start at the cycle's start (procresize assigns them in
+        startTheWorldWithSema, assignWaitingGCWorker): beyond the dedicated ones, in
+        fractional mode (start: _other_frac) until pollFractionalWorkerExit stops them;
+        findRunnable, with nothing else to run, then gives the P an idle worker."""
         c = self.rt.gc_controller
         dedicated = c.dedicated_mark_workers_needed
         free = self.procs - dedicated - (0 if self._parked else 1)
         idle = max(0, min(free, c.max_idle_mark_workers))
         fractional = c.fractional_utilization_goal * self.procs if dedicated == 0 and idle == 0 else 0.0
         return dedicated, idle, fractional
+
+    def _fractional_ns(self, window, start, now):
+        """The CPU time in [start, now] of the fractional workers of window (the time they
+        started, their P's gcFractionalMarkTime then, how many Ps), each running until
+        pollFractionalWorkerExit finds selfTime/delta over 1.2 x the goal, delta counted from
+        markStartTime (sweep termination's start). Go checks after each root job and every
+        drainCheckThreshold of heap scan work; gomemu's fixed roots and heap work are
+        divisible, so the exit is at that moment."""
+        if window is None:
+            return 0
+        began, before, count = window
+        c = self.rt.gc_controller
+        limit = FRACTIONAL_SLACK * c.fractional_utilization_goal
+        # before + (t - began) = limit * (t - markStartTime), solved for t
+        t_exit = (began - before - limit * c.mark_start_time) / (1 - limit)
+        return count * max(0, min(now, t_exit) - max(start, began))
 
     def _drained(self):
         return not len(self.marker.grey) and not self._owed_ns and not self._roots_ns
@@ -448,6 +485,12 @@ class Collector:
         every PARK_STEP_NS. The wait is the mutator's time, not GC CPU."""
         mem, c = self.m.mem, self.rt.gc_controller
         self._parked = True
+        # schedule: findRunnableGCWorker gives the P a fractional worker if it is behind its
+        # goal (assignWaitingGCWorker), else findRunnable an idle one
+        now, goal = self.m.clock.ns(), c.fractional_utilization_goal
+        delta = now - c.mark_start_time
+        if goal and not (delta > 0 and self._mut_frac_ns / delta > goal):
+            self._mut_frac = (now, self._mut_frac_ns, 1)
         try:
             while self.phase == GC_MARK and not self.rt.limiter.limiting():
                 self.m.clock.advance(PARK_STEP_NS)
@@ -463,6 +506,7 @@ class Collector:
                     mem.w64(gp + G.gcAssistBytes, credit + scan_bytes)
         finally:
             self._parked = False
+            self._mut_frac = None
 
     def shade(self, ptrs):
         """What the write barrier's flush hands the collector (wbBufFlush1)."""
@@ -543,6 +587,7 @@ class Collector:
 
 GC_OVER_ASSIST_WORK = 64 << 10       # mgcpacer.go: gcOverAssistWork
 ROOT_BLOCK_BYTES = 256 << 10         # mgcmark.go: rootBlockBytes, the globals a root job scans
+FRACTIONAL_SLACK = 1.2               # mgc.go: pollFractionalWorkerExit's slack over the goal
 PARK_STEP_NS = 10_000                # a parked assist takes the credit the workers flushed every 10 us
                                      # of modeled time, through the root jobs too: Go's gcDrain flushes
                                      # (gcFlushBgCredit, which wakes it) after each markroot job and every
