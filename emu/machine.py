@@ -567,20 +567,20 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
+        self.counter.clear_stop()                    # (a request that came as the last run ended)
         intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
-        intr.interrupted = intr.stopped = False
+        intr.interrupted = False
         intr.run = (self, count)
         err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
-        # The watcher stopped the run (at a block start, no slow path running) for a SIGINT
-        # that already was a KeyboardInterrupt elsewhere: go on where it stopped.
-        while (intr.stopped and self.counter.budget_exhausted()
-               and not (intr.interrupted or err or self._error is not None)):
-            intr.stopped = False
+        # The watcher stopped the run at a block start, that block counted but not run. Go on
+        # where it stopped when the SIGINT already was a KeyboardInterrupt elsewhere, or when a
+        # slow path started after all (its callback's end stops the run: _stop_if_interrupted).
+        while (self.counter.stopped_as_requested() and not (err or self._error is not None)
+               and (not intr.interrupted or self._gen is not None)):
+            self.counter.clear_stop()
             self.counter.uncount(self.pc)
-            self.counter.set_budget(intr.budget_left)
-            if intr.interrupted:             # its handler ran only now (Python calls above)
-                break
             err = uclib.uc_emu_start(self.uc._uch, self.pc, until, 0, 0)
+        self.counter.clear_stop()
         intr.run = None
         if intr.interrupted:
             intr.interrupted = False

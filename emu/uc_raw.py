@@ -95,11 +95,15 @@ def hook_del(uc, handle):
 
 # Host callback: (uc, address, size, user_data), System V ABI.
 # user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop, touched*, ntouched,
-# prefix*, instructions}. A block that runs for the first time appends its offset to
+# prefix*, instructions, stop}. A block that runs for the first time appends its offset to
 # `touched`, so snapshots cost the number of distinct blocks, not the size of the text;
 # prefix[i] counts the instruction starts below base+i, so each block adds its
 # instructions to a running total (the modeled clock reads it in O(1)).
-# When the block budget runs out it tail-calls uc_emu_stop(uc) (uc is in rdi).
+# When the block budget runs out, or `stop` is set (1), it tail-calls uc_emu_stop(uc) (uc
+# is in rdi), in the second case after setting `stop` to 2: stopped as asked. Another
+# thread (emu/interrupts.py) sets 1 only while it is 0 and the callback writes it only
+# after reading 1, so unlike a store into the budget, which the callback's decrement can
+# overwrite, a request cannot be lost.
 _COUNTER_SRC = """
     mov rax, rsi
     sub rax, qword ptr [rcx]
@@ -123,8 +127,12 @@ sized:
     add qword ptr [rcx + 0x48], r10
     dec qword ptr [rcx + 0x20]
     jz stop
+    cmp qword ptr [rcx + 0x50], 0
+    jne requested
 done:
     ret
+requested:
+    mov qword ptr [rcx + 0x50], 0x2
 stop:
     mov rax, qword ptr [rcx + 0x28]
     jmp rax
@@ -147,9 +155,9 @@ class BlockCounter:
         self.touched = np.zeros(span, dtype=np.int64)      # calloc'd: pages appear as blocks run
         self.starts = np.zeros(span, dtype=np.uint8)       # 1 where an instruction starts
         self.prefix = np.zeros(span + 1, dtype=np.uint32)  # instruction starts below each offset
-        self._ud = (ctypes.c_uint64 * 10)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
+        self._ud = (ctypes.c_uint64 * 11)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
                                           0, budget_stop, self.touched.ctypes.data, 0,
-                                          self.prefix.ctypes.data, 0)
+                                          self.prefix.ctypes.data, 0, 0)
         if platform.machine() in ("x86_64", "AMD64"):
             code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_COUNTER_SRC, 0)[0])
             self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
@@ -170,6 +178,9 @@ class BlockCounter:
                     ud[4] -= 1
                     if ud[4] == 0:
                         uclib.uc_emu_stop(uc_h)
+                    elif ud[10]:
+                        ud[10] = 2
+                        uclib.uc_emu_stop(uc_h)
             self._pycb = CODE_CB(py_cb)
             fn = self._pycb
         h = ctypes.c_size_t()
@@ -183,8 +194,21 @@ class BlockCounter:
         self._ud[4] = blocks
 
     def budget(self):
-        """Blocks left before the callback stops the CPU (1: at the next block; emu/interrupts.py)."""
+        """Blocks left before the callback stops the CPU."""
         return self._ud[4]
+
+    def request_stop(self):
+        """Stop the CPU at the next counted block start, that block counted (safe from another
+        thread; emu/interrupts.py), unless its budget stops it there first."""
+        if self._ud[10] == 0:
+            self._ud[10] = 1
+
+    def stopped_as_requested(self):
+        """The last run stopped at a request_stop (and not at the end of its budget)."""
+        return self._ud[10] == 2
+
+    def clear_stop(self):
+        self._ud[10] = 0
 
     def budget_exhausted(self):
         return self._ud[4] == 0
