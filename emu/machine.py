@@ -421,7 +421,8 @@ class Machine:
         """A call-out's Python slow path runs, or has started and waits for an OS call."""
         return interrupts.state.in_callback or self._gen is not None
 
-    on_callout = None      # stepping sets this to record call-outs
+    on_callout = None      # stepping sets these to record call-outs and system calls
+    on_syscall = None
 
     def _advance(self, value):
         try:
@@ -470,6 +471,8 @@ class Machine:
                 # the program's code asked the OS for something gomemu's kernel does not do
                 raise unsupported_error(self, f"makes system call {nr}", r(UC_X86_REG_RSP) - 8)
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
+            if self.on_syscall is not None:
+                self.on_syscall(self.kernel.log[-1])
         except BaseException as e:
             self._stop_with(e)
         self._stop_if_interrupted()
