@@ -422,6 +422,7 @@ class Machine:
         return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets these to record call-outs and system calls
+    emu_starts = 0         # runs so far (stepping knows when others ran between its own)
     on_syscall = None
 
     def _advance(self, value):
@@ -571,6 +572,7 @@ class Machine:
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
         self.counter.clear_stop()                    # (a request that came as the last run ended)
+        self.emu_starts += 1
         intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
         intr.interrupted = False
         intr.run = (self, count)
