@@ -382,7 +382,8 @@ class Machine:
         uclib.uc_emu_stop(self.uc._uch)
 
     def _on_callout_page(self, _uc, addr, _size, _ud):
-        interrupts.state.in_callback = True      # the Ctrl-C watcher leaves a running slow path alone
+        state = interrupts.state
+        state.in_callback = True                 # the Ctrl-C watcher leaves a running slow path alone
         try:
             co = self._callout_by_addr.get(addr)
             if co is None:
@@ -409,8 +410,9 @@ class Machine:
         except BaseException as e:       # ctypes would swallow it: stop and re-raise outside
             self._stop_with(e)           # (run_from closes the slow path it was in)
         finally:
-            interrupts.state.in_callback = False
-            self._stop_if_interrupted()
+            state.in_callback = False
+            if state.interrupted and self._gen is None:     # _stop_if_interrupted, inline (hot)
+                uclib.uc_emu_stop(self.uc._uch)
 
     def _stop_if_interrupted(self):
         """After a callback: on Ctrl-C, stop once no slow path is in flight (emu/interrupts.py)."""
