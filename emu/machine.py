@@ -424,7 +424,8 @@ class Machine:
         return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets these to record call-outs and system calls
-    emu_starts = 0         # runs so far (stepping knows when others ran between its own)
+    stepping = None        # "step" or "record" while a Stepper runs the CPU
+    _translated_for = None  # the mode unicorn's translated code was made in
     on_syscall = None
 
     def _advance(self, value):
@@ -574,7 +575,12 @@ class Machine:
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
         self.counter.clear_stop()                    # (a request that came as the last run ended)
-        self.emu_starts += 1
+        mode = self.stepping or "plain"
+        if mode != self._translated_for:
+            # hooks fire only in code translated after they were added, and stepping's hooks
+            # slow plain runs down: each mode gets translations of its own
+            self.uc.ctl_flush_tb()
+            self._translated_for = mode
         intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
         intr.interrupted = False
         intr.run = (self, count)

@@ -7,9 +7,10 @@ Two ways, with the same records:
     code hook on every instruction, in host machine code (emu/uc_raw.py: StepRecorder):
     it stores each instruction's address and the registers as it starts (the previous
     one's results), so a step costs no Python until the records are built, in one pass.
-Both collect each step's stores with a memory-write hook. Entering and leaving stepping
-flushes unicorn's translation cache, because hooks only fire in code translated after
-they were added (record's chunks of one call share their translations). Under `step()` the block counter sees each step as a block starting at
+Both collect each step's stores with a memory-write hook. Hooks only fire in code
+translated after they were added, so the machine flushes unicorn's translations when a
+run's mode (plain, step, record) differs from the last one's: consecutive recorded runs
+(the chunks of one call, the next call's trace) share theirs. Under `step()` the block counter sees each step as a block starting at
 that instruction; `record` leaves counting as in an unstepped run.
 """
 
@@ -90,18 +91,18 @@ class Stepper:
         self._stop_after_callout = False
         machine.on_callout = self._on_callout
         machine.on_syscall = self._on_syscall
-        self._tbs = None             # (mode, machine.emu_starts) after this stepper's last run
         self.done = False
 
-    def _translate_anew(self, mode):
-        """Flush unicorn's translations unless all were made by this stepper's last run, in
-        the same mode, with nothing run since (hooks fire only in code translated after they
-        were added; a recorded run's translations serve its next chunk)."""
-        if self._tbs != (mode, self.m.emu_starts):
-            self.m.uc.ctl_flush_tb()
-
-    def _ran(self, mode):
-        self._tbs = (mode, self.m.emu_starts)
+    def _run(self, mode, pc, count=0):
+        m = self.m
+        m.stepping = mode                   # (the machine translates anew when the mode changes)
+        try:
+            m.run_from(pc, count=count)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            m.stepping = None
 
     # Under record() a store, call-out or system call belongs to the last step recorded.
     def _on_write(self, uc, access, addr, size, value, ud):
@@ -135,7 +136,6 @@ class Stepper:
             self._drop_recorder()
             self._hook = None
             self.m.on_callout = self.m.on_syscall = None
-            self.m.uc.ctl_flush_tb()
         self.done = True
 
     def _entry(self, pc):
@@ -167,13 +167,7 @@ class Stepper:
         before = self._regs or self._batch.read()
         nsys = len(m.kernel.log)
         self._writes, self._callouts = [], []
-        self._translate_anew("step")
-        try:
-            m.run_from(pc, count=1)
-        except BaseException:
-            self.close()
-            raise
-        self._ran("step")
+        self._run("step", pc, count=1)
         after = self._regs = self._batch.read()
         self.pc = m.pc
         rec = self._record(self.index, pc, before, after, self._writes, self._callouts, m.kernel.log[nsys:])
@@ -201,14 +195,8 @@ class Stepper:
         self._stop_after_callout = stop_after_callout
         self._writes, self._callouts, self._syscalls = [], [], []
         m.callout_hook_last()               # so a call-out's step has its entry registers
-        self._translate_anew("record")
         if self.pc not in stops:
-            try:
-                m.run_from(self.pc)
-            except BaseException:
-                self.close()
-                raise
-            self._ran("record")
+            self._run("record", self.pc)
         self.pc = m.pc
         n = rec.steps
         rec.rows[n] = self._batch.read()
