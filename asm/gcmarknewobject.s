@@ -10,7 +10,9 @@
 // world is running, and mark termination never allocates) and its three
 // panicBounds, which no span in the heap can reach (objIndex/8 < 63 in a span
 // with inline mark bits, arena indexes < 1<<arenaL2Bits). So it is a leaf
-// without a frame, where Go's has one for those calls.
+// without a frame, where Go's has one for those calls: 53 instructions for an
+// object in a span with inline mark bits, where the compiled code runs 91
+// (frame, NOPs, nil checks, those tests).
 //
 // ABIInternal: AX = span, BX = obj. Clobbers CX, DX, SI, DI.
 TEXT runtime·gcmarknewobject(SB), NOSPLIT|NOFRAME, $0-16

@@ -9,7 +9,8 @@ because keystone aborts the whole process on some malformed operands.
 Conventions carried over from Go's assembler (cmd/asm, cmd/internal/obj/x86):
 - operands are `source, destination`; CMP keeps Intel's order;
 - the size is in the mnemonic suffix (Q 64, L 32, W 16, B 8);
-- `off(BASE)(INDEX*SCALE)` is memory, `sym+off(SB)` a RIP-relative symbol,
+- `off(BASE)(INDEX*SCALE)` is memory, `sym+off(SB)` a RIP-relative symbol
+  (off a number or, after `+`, a constant such as `mheap_arenas`),
   `$x` an immediate, `$sym(SB)` the address of a symbol;
 - `(TLS)` is the goroutine pointer slot, -8(FS) on linux/amd64.
 Simplification: `name+off(SP)` is read as the hardware SP (what -S listings

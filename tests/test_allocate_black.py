@@ -163,3 +163,20 @@ def test_the_sequence_reaches_every_kind_of_span(machines):
     m, _, black, _ = machines[0]
     sizes = {m.runtime.mheap.span_of_heap(x).elemsize for x in black}
     assert {8, 16, 512, 640} <= sizes and max(sizes) > sc.MAX_SMALL_SIZE
+
+
+@pytest.mark.parametrize("handwritten", [True, False], ids=["handwritten", "compiled"])
+def test_mark_termination_counts_what_allocate_black_left_in_p_gcw(handwritten):
+    """Nothing reachable (no roots hold these objects): the cycle's marked heap is the ten
+    16-byte objects allocated black, read from p0.gcw.bytesMarked (gcMarkTermination)."""
+    from runtime_model.mgc import TRIGGER_CYCLE
+    m = Machine(handwritten=handwritten, size_specialized=False)
+    m.mallocgc(16)
+    gc = m.runtime.gc
+    gc.start(TRIGGER_CYCLE)
+    m.mem.w64(m.symbol("runtime.g0") + L.G.gcAssistBytes, 1 << 40)      # no assist ends it early
+    for _ in range(10):
+        m.mallocgc(16)
+    assert len(gc.cycles) == 0 and gc.marker.bytes_marked == 0
+    gc.collect()                               # runtime.GC: the cycle under way ends first
+    assert gc.cycles[0].heap2 == 10 * 16
