@@ -37,24 +37,26 @@ class MCacheStats:
 
 def refill(runtime, c, spc):
     """mcache.go: (*mcache).refill(spc); `c` is the mcache's address."""
-    mem = runtime.mem
     heap = runtime.mheap
-    # the mcache's words through the typed view of its backing (it is 8-aligned)
-    b = mem._backing(c, L.SIZE)
+    # the mcache's words through the typed view of its backing (it is 8-aligned): the
+    # off-heap region, where persistentalloc put it
+    b = heap._meta
+    if not b.base <= c <= b.end - L.SIZE:
+        b = runtime.mem._backing(c, L.SIZE)
     q, w = b.q, (c - b.base) >> 3
     slot = w + _ALLOC_W + spc
-    reusable = w + _REUSABLE_W + spc
-    s = heap.mspan(q[slot])
+    a = q[slot]
+    s = heap._views.get(a) or heap.mspan(a)
     nelems, sweepgen, count, before_cache, elemsize = _RETURNED.unpack(*s.loc)
     if count != nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
-        q[reusable] = 0
-    if q[reusable]:
+        q[w + _REUSABLE_W + spc] = 0
+    elif q[w + _REUSABLE_W + spc]:
         throw("refill of span with reusable pointers remaining on pointer free list")
     central = heap.central[spc]
     controller = runtime.gc_controller
-    if s.addr != runtime.emptymspan:
+    if a != runtime.emptymspan:
         if sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
         central.uncache_span(s)         # (sweepgen+3: it does not sweep, the fields read hold)
@@ -79,8 +81,8 @@ def refill(runtime, c, spc):
     s.allocCountBeforeCache = count
     controller.update(npages * PAGE_SIZE - count * elemsize, q[w + _SCAN_ALLOC_W])
     q[w + _SCAN_ALLOC_W] = 0
-    q[slot] = s.addr
-    runtime.refills.append((spc, s.addr))
+    q[slot] = a = s.addr
+    runtime.refills.append((spc, a))
     if needzero:            # the mcache-hit path will clear every free slot (emu/clock.py)
         _charge_clear(runtime, (nelems - count) * elemsize)
 

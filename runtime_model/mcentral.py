@@ -16,7 +16,7 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
-from runtime_model.mspan import SpanFields
+from runtime_model.mspan import SpanFields, span_has_bits
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 # The fields cacheSpan's end and uncacheSpan read, each in one read.
@@ -28,6 +28,9 @@ class MCentral:
     def __init__(self, heap, spanclass):
         self.heap = heap
         self.spanclass = spanclass
+        self.npages = sc.CLASS_TO_NPAGES[spanclass >> 1]     # of each span (0: large spans)
+        # (*mspan).initHeapBits has work in a fresh span of this class
+        self.span_has_bits = span_has_bits(spanclass, sc.CLASS_TO_SIZE[spanclass >> 1])
         self.partial = (deque(), deque())   # spanSet: push at the tail, pop at the head
         self.full = (deque(), deque())
 
@@ -47,17 +50,17 @@ class MCentral:
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones (on the allocating
         goroutine's time), then grows."""
-        runtime = self.heap.env.runtime
+        heap = self.heap
+        runtime = heap.env.runtime
         sweeper = runtime.sweeper
-        npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
-        sweeper.deduct_credit(npages * sc.PAGE_SIZE, 0)
-        sg = self.heap._sweepgen
+        sweeper.deduct_credit(self.npages << sc.PAGE_SHIFT, 0)
+        sg = heap._sweepgen
         swept = (sg >> 1) & 1                    # the swept half of each spanSet pair: sg/2 % 2
         part = self.partial[swept]
         s = part.popleft() if part else None
         # sweep.active.begin(): with the sweep drained the unswept sets are left alone
-        budget = -1 if sweeper.is_done() else SPAN_BUDGET
-        while s is None and budget >= 0:
+        budget = -1 if s is not None or sweeper.is_done() else SPAN_BUDGET
+        while budget >= 0 and s is None:
             unswept = self.partial[1 - swept]
             if not unswept:
                 break
@@ -67,7 +70,7 @@ class MCentral:
                 sweep(runtime, cand, preserve=True)
                 sweeper.charge(1)
                 s = cand
-        while s is None and budget >= 0:
+        while budget >= 0 and s is None:
             unswept = self.full[1 - swept]
             if not unswept:
                 break
@@ -93,7 +96,7 @@ class MCentral:
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache); gcBits
         # are persistentalloc'd (8-aligned), so the word is read through the off-heap view.
         word = alloc_bits + ((fi >> 6) << 3)
-        mb = self.heap._meta
+        mb = heap._meta
         bits = mb.q[(word - mb.base) >> 3] if mb.base <= word < mb.end and not word & 7 else s.mem.u64(word)
         s.allocCache = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
@@ -122,8 +125,7 @@ class MCentral:
 
     def grow(self):
         """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""
-        npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
-        s = yield from self.heap.alloc(npages, self.spanclass)
-        if s is not None:
+        s = yield from self.heap.alloc(self.npages, self.spanclass)
+        if s is not None and self.span_has_bits:
             s.init_heap_bits()
         return s
