@@ -16,7 +16,7 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
-from runtime_model.mspan import SpanFields, span_has_bits
+from runtime_model.mspan import ALLOC_CACHE_Q, SWEEPGEN_I, SpanFields, span_has_bits
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 # The fields cacheSpan's end and uncacheSpan read, each in one read.
@@ -29,8 +29,8 @@ class MCentral:
         self.heap = heap
         self.spanclass = spanclass
         self.npages = sc.CLASS_TO_NPAGES[spanclass >> 1]     # of each span (0: large spans)
-        # (*mspan).initHeapBits has work in a fresh span of this class
-        self.span_has_bits = span_has_bits(spanclass, sc.CLASS_TO_SIZE[spanclass >> 1])
+        # (*mspan).initHeapBits has work in a fresh span of this small class
+        self.span_has_bits = bool(spanclass >> 1) and span_has_bits(spanclass, sc.CLASS_TO_SIZE[spanclass >> 1])
         self.partial = (deque(), deque())   # spanSet: push at the tail, pop at the head
         self.full = (deque(), deque())
 
@@ -49,7 +49,7 @@ class MCentral:
     def cache_span(self):
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones (on the allocating
-        goroutine's time), then grows."""
+        goroutine's time), then grows: a fresh span of this class from the heap."""
         heap = self.heap
         runtime = heap.env.runtime
         sweeper = runtime.sweeper
@@ -86,10 +86,12 @@ class MCentral:
                     s = cand
                 else:
                     self.full[swept].append(cand)
-        if s is None:
-            s = yield from self.grow()
+        if s is None:       # mcentral.go: (*mcentral).grow, here (no generator of its own)
+            s = yield from heap.alloc(self.npages, self.spanclass)
             if s is None:
                 return None
+            if self.span_has_bits:
+                s.init_heap_bits()
         fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
@@ -98,7 +100,7 @@ class MCentral:
         word = alloc_bits + ((fi >> 6) << 3)
         mb = heap._meta
         bits = mb.q[(word - mb.base) >> 3] if mb.base <= word < mb.end and not word & 7 else s.mem.u64(word)
-        s.allocCache = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
+        s._b.q[(s._o >> 3) + ALLOC_CACHE_Q] = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
 
     @staticmethod
@@ -120,12 +122,5 @@ class MCentral:
             s.sweepgen = sg - 1
             sweep(self.heap.env.runtime, s)
             return
-        s.sweepgen = sg
+        s._b.i[(s._o >> 2) + SWEEPGEN_I] = sg
         (self.partial if nelems - count > 0 else self.full)[(sg >> 1) & 1].append(s)
-
-    def grow(self):
-        """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""
-        s = yield from self.heap.alloc(self.npages, self.spanclass)
-        if s is not None and self.span_has_bits:
-            s.init_heap_bits()
-        return s

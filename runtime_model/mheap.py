@@ -45,6 +45,7 @@ SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1], n, sc.C
                gc_bits_bytes(n)) if spc >> 1 else None
               for spc in range(NUM_SPAN_CLASSES)
               for n in [nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]) if spc >> 1 else 0]]
+_LARGE_BITS_BYTES = gc_bits_bytes(1)      # a large span's gcBits: one object
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
@@ -484,8 +485,7 @@ class MHeap:
         if shape is not None and shape[0] == npages:
             _, elemsize, nelems, divmul, nb = shape
         elif shape is None:
-            elemsize, nelems, divmul = nbytes, 1, 0
-            nb = gc_bits_bytes(1)
+            elemsize, nelems, divmul, nb = nbytes, 1, 0, _LARGE_BITS_BYTES
         else:
             elemsize = sc.CLASS_TO_SIZE[spanclass >> 1]
             nelems = nelems_for(spanclass >> 1, spanclass & 1, npages)
@@ -502,7 +502,8 @@ class MHeap:
         else:
             self.set_spans(base, npages, s, ha)
         mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
-        self.pages_in_use = self._pages_in_use + npages
+        # pages_in_use's store without its setter's call (a sum of pages: below 2^64)
+        self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
         """heapArena.pageMarks: the span starting at base has a marked object."""

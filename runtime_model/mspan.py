@@ -207,6 +207,13 @@ for _name, _w in _FIELDS.items():
 
 _HEAP_BITS_FIELDS = SpanFields("spanclass", "needzero", "elemsize")      # initHeapBits reads
 
+# Indices of fields the allocation paths store, in the typed view of their width, from the
+# struct's offset: `s._b.i[(s._o >> 2) + SWEEPGEN_I] = v` stores without a property call
+# (for a value the field holds: the view refuses others).
+SWEEPGEN_I = L.sweepgen >> 2
+ALLOC_COUNT_BEFORE_CACHE_H = L.allocCountBeforeCache >> 1
+ALLOC_CACHE_Q, LIMIT_Q = L.allocCache >> 3, L.limit >> 3
+
 
 def gc_bits_bytes(nelems):
     """Bytes of an allocBits/gcmarkBits bitmap: whole uint64s (mheap.go: newMarkBits)."""
