@@ -38,12 +38,13 @@ PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
 _PAGE_CACHE_PAGES_4 = PAGE_CACHE_PAGES // 4     # allocSpan: pageCachePages/4
-# (npages, elemsize, nelems, divMul) of a span of each small span class (initSpan).
-SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
-               nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
-              if spc >> 1 else None for spc in range(NUM_SPAN_CLASSES)]
-# ... and the bytes of each of its gcBits bitmaps
-SPAN_BITS_BYTES = [gc_bits_bytes(shape[2]) if shape else 0 for shape in SPAN_SHAPE]
+# (npages, elemsize, nelems, divMul, bytes of each gcBits bitmap) of a span of each small
+# span class (initSpan).
+SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1], n, sc.CLASS_TO_DIVMAGIC[spc >> 1],
+               gc_bits_bytes(n)) if spc >> 1 else None
+              for spc in range(NUM_SPAN_CLASSES)
+              for n in [nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]) if spc >> 1 else 0]]
+_LARGE_BITS_BYTES = gc_bits_bytes(1)      # a large span's gcBits: one object
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
@@ -115,7 +116,8 @@ class MHeap:
         only where the struct is, and fixalloc reuses the structs)."""
         s = self._views.get(addr)
         if s is None:
-            s = self._views[addr] = MSpan(self.mem, addr)
+            mb = self._meta              # where persistentalloc put it (emptymspan is elsewhere)
+            s = self._views[addr] = MSpan(self.mem, addr, mb if mb.base <= addr <= mb.end - MSpanLayout.SIZE else None)
         return s
 
     # ---- fields mirrored in emulated memory -------------------------------------------
@@ -341,7 +343,7 @@ class MHeap:
         base = scav = 0
         if npages < _PAGE_CACHE_PAGES_4:        # small: through p0's page cache
             pc = self.pcache
-            if pc is None or pc.empty():
+            if pc is None or not pc.cache:      # pageCache.empty
                 pc = self.pcache = self.pages.alloc_to_cache()
             base, scav = pc.alloc(npages)
         growth = 0
@@ -359,7 +361,11 @@ class MHeap:
             if todo:
                 yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
-        s = self.mspan(free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        if free:
+            s = self._views[free.pop()]         # (made when it was first handed out)
+        else:                                   # a new struct in the off-heap region
+            addr = self.env.persistentalloc(MSpanLayout.SIZE, 8)
+            s = self._views[addr] = MSpan(self.mem, addr, self._meta)
         self.nspans += 1
         self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
@@ -455,20 +461,30 @@ class MHeap:
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages << _PAGE_SHIFT
-        # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         ha = self.heap_arena(base)
-        needzero = int(self.alloc_needs_zero(base, npages, ha) and scav != nbytes)
+        mb = self._meta
+        q = mb.q
+        page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
+        one_arena = page + npages <= PAGES_PER_ARENA
+        if one_arena:       # every small span: allocNeedsZero's one arena here (spans[] below)
+            z = (ha - mb.base + _ZEROED_BASE) >> 3
+            zeroed, abase = q[z], base & _ARENA_MASK
+            if abase + nbytes > zeroed:
+                q[z] = abase + nbytes
+            need = abase < zeroed
+        else:
+            need = self.alloc_needs_zero(base, npages, ha)
+        # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
+        needzero = int(need and scav != nbytes)
         if manual:
-            _INIT_MANUAL.write(s, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
+            _INIT_MANUAL.write(*s.loc, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
             self.set_spans(base, npages, s, ha)
             return
         shape = SPAN_SHAPE[spanclass]
-        if shape is None:
-            elemsize, nelems, divmul = nbytes, 1, 0
-            nb = gc_bits_bytes(1)
-        elif shape[0] == npages:
-            _, elemsize, nelems, divmul = shape
-            nb = SPAN_BITS_BYTES[spanclass]
+        if shape is not None and shape[0] == npages:
+            _, elemsize, nelems, divmul, nb = shape
+        elif shape is None:
+            elemsize, nelems, divmul, nb = nbytes, 1, 0, _LARGE_BITS_BYTES
         else:
             elemsize = sc.CLASS_TO_SIZE[spanclass >> 1]
             nelems = nelems_for(spanclass >> 1, spanclass & 1, npages)
@@ -477,14 +493,16 @@ class MHeap:
         # newMarkBits, then newAllocBits: two 8-aligned bitmaps of whole words, one after
         # the other, so from one bump of the off-heap allocator
         bits = self.env.persistentalloc(2 * nb, 8)
-        _INIT_HEAP.write(s, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
+        _INIT_HEAP.write(*s.loc, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        self.set_spans(base, npages, s, ha)
-        page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
-        mb = self._meta
+        if npages == 1:     # setSpans: the page's one entry
+            q[((ha - mb.base + _SPANS) >> 3) + page] = s.addr
+        else:
+            self.set_spans(base, npages, s, ha)
         mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
-        self.pages_in_use = self._pages_in_use + npages
+        # pages_in_use's store without its setter's call (a sum of pages: below 2^64)
+        self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
         """heapArena.pageMarks: the span starting at base has a marked object."""
