@@ -501,7 +501,7 @@ class Machine:
         for reg, v in zip(ABI_INT_REGS, args):
             self.regs.write(reg, v)
         self.regs.write(UC_X86_REG_R14, g)
-        self.uc.reg_write(UC_X86_REG_XMM15, 0)
+        self.regs.clear128(UC_X86_REG_XMM15)
 
     def call(self, routine, *args):
         """Run `routine(args...)` to its return; returns AX."""

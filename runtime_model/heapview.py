@@ -39,9 +39,10 @@ class HeapView:
         _, self.off32 = mem.array(mheap.arenas_l2, "<u4")
         _, self.off64 = mem.array(mheap.arenas_l2, "<u8")
         self.heap_end = self.heap_base + len(self.heap8)
-        # spans[k]: the mspan at off_base + 8k (records overlap: an mspan is 8-byte aligned),
-        # so one gather reads all the fields of many spans and one scatter writes them back
-        self.spans = np.ndarray(((len(self.off8) - L.SIZE) // 8 + 1,), dtype=SPAN_RECORD, buffer=self.off8,
+        # spans[k]: the bytes of the mspan at off_base + 8k (records overlap: an mspan is 8-byte
+        # aligned), so one gather reads many spans and one scatter writes them back (as raw
+        # bytes: numpy copies a record of many fields field by field, ten times slower)
+        self.spans = np.ndarray(((len(self.off8) - L.SIZE) // 8 + 1,), dtype=f"V{L.SIZE}", buffer=self.off8,
                                 strides=(8,))
 
     # ---- gathers -------------------------------------------------------------------------
@@ -57,6 +58,13 @@ class HeapView:
 
     def h64(self, addrs):
         return self.heap64[(addrs - self.heap_base) >> 3]
+
+    def read_spans(self, k):
+        """The mspans at off_base + 8k as SPAN_RECORDs (a copy: write_spans stores it back)."""
+        return self.spans[k].view(SPAN_RECORD)
+
+    def write_spans(self, k, records):
+        self.spans[k] = records.view(self.spans.dtype)
 
 
 def inline_mark_bits(elemsize):

@@ -406,7 +406,7 @@ class Sweeper:
 def sweep_spans(runtime, spans):
     """sweep (above) for many spans at once, as bgsweep's loop of sweepone would leave them,
     with the bitmaps handled as numpy arrays over emulated memory: the spans' records read in
-    one gather and written back in one scatter (HeapView.spans), each bitmap as rows of
+    one gather and written back in one scatter (HeapView.read_spans), each bitmap as rows of
     uint64 words. Each span must be acquired for sweeping (sweepgen == mheap.sweepgen - 1).
     Returns the spans freed.
 
@@ -421,7 +421,7 @@ def sweep_spans(runtime, spans):
     v = HeapView(heap)
     a = np.fromiter((s.addr for s in spans), dtype=np.int64, count=len(spans)) - v.off_base
     k = a >> 3
-    r = v.spans[k]                                   # the records (a copy, written back below)
+    r = v.read_spans(k)                              # a copy, written back below
     bad = np.flatnonzero((r["state"] != MSPAN_IN_USE) | (r["sweepgen"] != (sg - 1) & 0xFFFFFFFF))
     if len(bad):
         s = spans[bad[0]]
@@ -483,7 +483,7 @@ def sweep_spans(runtime, spans):
     r["allocCache"] = ~marks[:, 0]                 # refillAllocCache(0) of the new allocBits
     r["sweepgen"] = sg & 0xFFFFFFFF
     r["needzero"][freed_small] = 1
-    v.spans[k] = r
+    v.write_spans(k, r)
     freed = []
     stats, ctl = runtime.stats, runtime.gc_controller
     for c, nf in zip(spc[freed_small].tolist(), nfreed[freed_small].tolist()):
