@@ -443,10 +443,12 @@ def sweep_spans(runtime, spans):
     gi = np.flatnonzero((size >= 16) & (size <= sc.MIN_SIZE_FOR_MALLOC_HEADER))
     if len(gi):                     # moveInlineMarks: the marks' 63 bytes (the class byte excluded)
         q = ((r["startAddr"][gi] - np.uint64(v.heap_base)) >> U3).astype(np.int64) + (PAGE_SIZE - INLINE_BITS) // 8
-        icol = col[gi, :INLINE_MARK_WORDS]      # such spans have at most 512 objects: 8 words
+        # every column, the repeats of a row's last word too (such spans have at most 512
+        # objects: 8 words), else a repeat without them is the last one the scatter writes
+        icol = col[gi]
         inl = v.heap64[q[:, None] + INLINE_MARKS // 8 + icol]
         inl[icol == INLINE_MARK_WORDS - 1] &= np.uint64((1 << 8 * ((INLINE_CLASS - INLINE_MARKS) % 8)) - 1)
-        marks[gi, :icol.shape[1]] |= inl
+        marks[gi] |= inl
         v.heap64[q[:, None] + np.arange(INLINE_BITS // 8)] = 0
         v.heap8[(q << 3) + INLINE_CLASS] = spc[gi]
     # only nelems bits count: word j of a row keeps its bits below nelems - 64 j
