@@ -23,7 +23,7 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanFields, gc_bits_bytes,
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B, MSpan, SpanFields, gc_bits_bytes,
                                  nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
@@ -39,6 +39,7 @@ PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
 _PAGE_CACHE_PAGES_4 = PAGE_CACHE_PAGES // 4     # allocSpan: pageCachePages/4
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 # (npages, elemsize, nelems, divMul, bytes of each gcBits bitmap) of a span of each small
 # span class (initSpan).
 SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1], n, sc.CLASS_TO_DIVMAGIC[spc >> 1],
@@ -381,31 +382,26 @@ class MHeap:
 
     def free_span(self, s):
         """mheap.go: (*mheap).freeSpan: an empty heap span goes back to the page allocator."""
-        self._release_span(s, manual=False)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=False))
         self._retire_mspan(s)
 
     def free_spans(self, spans):
         """A sweep's worth of freeSpan calls: the page allocator frees the whole batch at
         once (pageAlloc.free_many leaves the state freeing one by one leaves), so a
         sweep that empties thousands of spans updates each summary once."""
-        ranges = []
-        for s in spans:
-            self._release_span(s, manual=False)
-            ranges.append((s.base(), s.npages))
-        self.pages.free_many(ranges)
+        self.pages.free_many([self._release_span(s, manual=False) for s in spans])
         for s in spans:
             self._retire_mspan(s)
 
     def free_manual(self, s):
         """mheap.go: (*mheap).freeManual."""
         s.needzero = 1
-        self._release_span(s, manual=True)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=True))
         self._retire_mspan(s)
 
     def _release_span(self, s, manual):
-        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting."""
+        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting.
+        Returns the span's (base, npages), for pageAlloc.free."""
         base, npages, sweepgen, count, state = _RELEASED.unpack(*s.loc)
         if state == MSPAN_MANUAL and manual:
             if count:
@@ -414,7 +410,8 @@ class MHeap:
             if count or sweepgen != self._sweepgen:
                 throw(f"mheap.freeSpanLocked - invalid free (allocCount {count}, "
                       f"sweepgen {sweepgen}/{self._sweepgen})")
-            self.pages_in_use = self._pages_in_use - npages
+            # pages_in_use's store without its setter's call
+            self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = (self._pages_in_use - npages) & _MASK64
             page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
             mb = self._meta
             a = self.heap_arena(base) - mb.base + _PAGE_IN_USE + (page >> 3)
@@ -427,10 +424,11 @@ class MHeap:
             self.stacks_in_use -= nbytes
         else:
             self.heap_in_use -= nbytes
+        return base, npages
 
     def _retire_mspan(self, s):
         """mheap.go: freeMSpanLocked: the mspan struct goes back to the span allocator."""
-        s.state = MSPAN_DEAD
+        s._b.b[s._o + STATE_B] = MSPAN_DEAD
         self.nspans -= 1
         self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)

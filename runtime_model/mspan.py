@@ -213,6 +213,7 @@ _HEAP_BITS_FIELDS = SpanFields("spanclass", "needzero", "elemsize")      # initH
 SWEEPGEN_I = L.sweepgen >> 2
 ALLOC_COUNT_BEFORE_CACHE_H = L.allocCountBeforeCache >> 1
 ALLOC_CACHE_Q, LIMIT_Q = L.allocCache >> 3, L.limit >> 3
+STATE_B = L.state
 
 
 def gc_bits_bytes(nelems):
