@@ -83,6 +83,7 @@ class Mutator:
                 machine.run_slow_path(rt.stacks.hold(gs.stack))
         self._types = {}
         self._type_tables = {}         # make -> (sizes met, sorted; their types): _types_for
+        self._plans = {}               # id(phase) -> (phase, what _plan works out)
         self.allocs = 0                # allocations so far (the next stamp is allocs + 1)
         self.allocated = 0             # bytes requested so far
         self.live_n = 0                # live objects now in the holder
@@ -213,44 +214,63 @@ class Mutator:
             return np.minimum(np.exp(rng.uniform(lo, hi, n)).astype(np.int64), dist.sizes[1])
         return np.asarray(dist.sizes, dtype=np.int64)[rng.choice(len(dist.sizes), n, p=dist.weights)]
 
+    def _plan(self, ph):
+        """What _garbage_batch needs of a phase, worked out once: (the kinds' weights as
+        probabilities, their cumulative sums as Generator.choice makes them, the mean size, the
+        ring of each kind)."""
+        plan = self._plans.get(id(ph))
+        if plan is None or plan[0] is not ph:
+            weights = np.array([g.weight for g in ph.garbage])
+            p = weights / weights.sum()
+            mean = sum(g.object_size.mean() * w for g, w in zip(ph.garbage, p))
+            cdf = p.cumsum()
+            cdf /= cdf[-1]
+            plan = self._plans[id(ph)] = (ph, p, cdf, mean, [self.kinds.index(g) for g in ph.garbage])
+        return plan[1:]
+
     def _garbage_batch(self, ph, left):
         """Up to a batch of the phase's garbage (fewer when `left` bytes are reached); returns
         the bytes requested."""
         rng = self.rng
-        weights = np.array([g.weight for g in ph.garbage])
-        mean = sum(g.object_size.mean() * w for g, w in zip(ph.garbage, weights / weights.sum()))
+        p, cdf, mean, rings = self._plan(ph)
         n = int(max(1, min(BATCH // 2, left // max(1.0, mean) + 1)))
-        kind = rng.choice(len(ph.garbage), n, p=weights / weights.sum())
+        # rng.choice(len(ph.garbage), n, p=p), as Generator.choice draws it (one uniform each)
+        kind = cdf.searchsorted(rng.random(n), side="right")
         sizes = np.empty(n, dtype=np.int64)
+        sel = [np.flatnonzero(kind == k) for k in range(len(ph.garbage))]
         for k, g in enumerate(ph.garbage):
-            sel = kind == k
-            sizes[sel] = self._sizes(g.object_size, int(sel.sum()))
-            if g.pointers:
-                sizes[sel] = np.maximum(16, (sizes[sel] + 7) // 8 * 8)
+            drawn = self._sizes(g.object_size, len(sel[k]))
+            sizes[sel[k]] = np.maximum(16, (drawn + 7) // 8 * 8) if g.pointers else drawn
         cut = int(np.searchsorted(np.cumsum(sizes), left)) + 1
-        kind, sizes = kind[:cut], sizes[:cut]
+        if cut < n:
+            kind, sizes = kind[:cut], sizes[:cut]
+            sel = [i[:np.searchsorted(i, cut)] for i in sel]
         n = len(sizes)
-        leak = rng.random(n) < ph.retain if ph.retain else np.zeros(n, dtype=bool)
-        sizes[leak] = np.maximum(16, (sizes[leak] + 7) // 8 * 8)     # room for the chain's pointer
         types = np.zeros(n, dtype=np.int64)
         dst = np.full(n, self._root(SINK), dtype=np.int64)
         off1 = np.full(n, -1, dtype=np.int64)
         writes = np.zeros(n, dtype=np.int64)
+        if ph.retain:
+            leak = rng.random(n) < ph.retain
+            sizes[leak] = np.maximum(16, (sizes[leak] + 7) // 8 * 8)     # room for the chain's pointer
+            lk = np.flatnonzero(leak)
+            sel = [i[~leak[i]] for i in sel]
+        else:
+            leak, lk = None, ()
         for k, g in enumerate(ph.garbage):
-            sel = np.flatnonzero((kind == k) & ~leak)
-            r = self.kinds.index(g)
+            i, r = sel[k], rings[k]
             if g.pointers:
-                types[sel] = self._types_for(sizes[sel], self.ptr_type)
+                types[i] = self._types_for(sizes[i], self.ptr_type)
             if g.lifetime:
-                slots = (self.ring_next[r] + np.arange(len(sel))) % g.lifetime
-                self.ring_next[r] = int(self.ring_next[r] + len(sel)) % g.lifetime
-                dst[sel], off1[sel] = self._root(RING + r), 8 * slots
+                slots = (self.ring_next[r] + np.arange(len(i))) % g.lifetime
+                self.ring_next[r] = int(self.ring_next[r] + len(i)) % g.lifetime
+                dst[i], off1[i] = self._root(RING + r), 8 * slots
             if g.pointer_writes and self.live_n:
-                writes[sel] = g.pointer_writes
-        lk = np.flatnonzero(leak)
-        types[lk] = self._types_for(sizes[lk], self.leak_type)
-        dst[lk] = self._root(TMP)
-        count = 1 + writes + 2 * leak
+                writes[i] = g.pointer_writes
+        if len(lk):
+            types[lk] = self._types_for(sizes[lk], self.leak_type)
+            dst[lk] = self._root(TMP)
+        count = 1 + writes + (2 * leak if leak is not None else 0)
         start = np.cumsum(count) - count
         rows = np.empty((int(count.sum()), OP_WORDS), dtype=np.int64)
         rows[start] = self.alloc_rows(sizes, types, dst, off1, -1)

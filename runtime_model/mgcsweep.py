@@ -30,6 +30,8 @@ under pointers (a live object may still point at one the caller let die);
 shading such a dangling pointer marks nothing (runtime_model/mgcmark.py).
 """
 
+import numpy as np
+
 from emu import args as A
 from emu.errors import BadInput
 from emu.layout import MCache, NUM_SPAN_CLASSES, PAGE_SIZE
@@ -40,6 +42,8 @@ from runtime_model.mspan import (MSPAN_IN_USE, MSpan, SpanFields, gc_bits_bytes,
                                  span_inline_mark_bits_size, uses_span_inline_mark_bits, INLINE_CLASS,
                                  INLINE_MARKS)
 
+U1, U3, U63, U64 = (np.uint64(k) for k in (1, 3, 63, 64))
+INLINE_MARK_WORDS = -(-(INLINE_CLASS - INLINE_MARKS) // 8)   # spanInlineMarkBits.marks in words
 _ACQUIRE = SpanFields("npages", "sweepgen", "state")     # what sweepone reads of a span it pops
 
 # The fields sweep reads, in one unpack (lazy sweep runs it inside refills).
@@ -401,84 +405,85 @@ class Sweeper:
 
 def sweep_spans(runtime, spans):
     """sweep (above) for many spans at once, as bgsweep's loop of sweepone would leave them,
-    with the bitmaps handled as numpy arrays over emulated memory. Each span must be
-    acquired for sweeping (sweepgen == mheap.sweepgen - 1). Returns the spans freed.
+    with the bitmaps handled as numpy arrays over emulated memory: the spans' records read in
+    one gather and written back in one scatter (HeapView.read_spans), each bitmap as rows of
+    uint64 words. Each span must be acquired for sweeping (sweepgen == mheap.sweepgen - 1).
+    Returns the spans freed.
 
     Same results as sweeping one by one (a test compares them), except that the old
     allocBits are cleared and become the new gcmarkBits (Go frees them with their gcBits
     arena two cycles later; nothing reads them after the sweep)."""
-    import numpy as np
-    from emu.layout import MSpan as L, PAGE_SIZE
     from runtime_model.heapview import HeapView, INLINE_BITS
     if not spans:
         return []
     heap = runtime.mheap
     sg = heap.sweepgen
     v = HeapView(heap)
-    addrs = np.fromiter((s.addr for s in spans), dtype=np.uint64, count=len(spans))
-    f = v.field
-    state, sgen = f(addrs, L.state, 1), f(addrs, L.sweepgen, 4)
-    bad = np.flatnonzero((state != MSPAN_IN_USE) | (sgen != np.uint32((sg - 1) & 0xFFFFFFFF)))
+    a = np.fromiter((s.addr for s in spans), dtype=np.int64, count=len(spans)) - v.off_base
+    k = a >> 3
+    r = v.read_spans(k)                              # a copy, written back below
+    bad = np.flatnonzero((r["state"] != MSPAN_IN_USE) | (r["sweepgen"] != (sg - 1) & 0xFFFFFFFF))
     if len(bad):
         s = spans[bad[0]]
         throw(f"mspan.sweep: bad span state (state {s.state}, sweepgen {s.sweepgen}, mheap {sg})")
-    runtime.sweeper.pages_swept += int(f(addrs, L.npages, 8).sum())
+    runtime.sweeper.pages_swept += int(r["npages"].sum())
     runtime.sweeper.spans_swept += len(spans)
-    spc, size = f(addrs, L.spanclass, 1), f(addrs, L.elemsize, 8)
-    nelems, alloc_count = f(addrs, L.nelems, 2).astype(np.int64), f(addrs, L.allocCount, 2).astype(np.int64)
-    freeindex, base = f(addrs, L.freeindex, 2).astype(np.int64), f(addrs, L.startAddr, 8)
-    alloc_bits, mark_bits = f(addrs, L.allocBits, 8), f(addrs, L.gcmarkBits, 8)
-    nbytes = (nelems + 63) // 64 * 8
-    inline = (size >= 16) & (size <= sc.MIN_SIZE_FOR_MALLOC_HEADER)
-    nalloc = np.zeros(len(spans), dtype=np.int64)
+    spc, size = r["spanclass"], r["elemsize"]
+    nelems, alloc_count = r["nelems"].astype(np.int64), r["allocCount"].astype(np.int64)
+    alloc_bits, mark_bits = r["allocBits"].copy(), r["gcmarkBits"].copy()
+    # the bitmaps as rows of words; a row's columns past its bitmap repeat its last word, so
+    # they hold the same value throughout and the scatters below write it once more
+    nw = (nelems + 63) >> 6
+    j = np.arange(int(nw.max()), dtype=np.int64)[None, :]
+    col = np.minimum(j, nw[:, None] - 1)
     off = np.uint64(v.off_base)
-    for nb in np.unique(nbytes):
-        g = np.flatnonzero(nbytes == nb)
-        cols = np.arange(nb, dtype=np.int64)
-        midx = (mark_bits[g] - off).astype(np.int64)[:, None] + cols[None, :]
-        marks = v.off8[midx]
-        gi = g[inline[g]]
-        if len(gi):                                   # moveInlineMarks (the class byte excluded)
-            ncols = min(nb, INLINE_CLASS - INLINE_MARKS)
-            q = (base[gi] + np.uint64(PAGE_SIZE - INLINE_BITS) - np.uint64(v.heap_base)).astype(np.int64)
-            rows = np.flatnonzero(inline[g])
-            marks[rows, :ncols] |= v.heap8[q[:, None] + INLINE_MARKS + np.arange(ncols)[None, :]]
-            v.heap8[q[:, None] + np.arange(INLINE_BITS)[None, :]] = 0
-            v.heap8[q + INLINE_CLASS] = spc[gi]
-        # only nelems bits count
-        valid = (np.arange(8 * nb)[None, :] < nelems[g][:, None]).astype(np.uint8)
-        mbits = np.unpackbits(marks, axis=1, bitorder="little") & valid
-        abits = np.unpackbits(v.off8[(alloc_bits[g] - off).astype(np.int64)[:, None] + cols[None, :]],
-                              axis=1, bitorder="little")
-        # reportZombies: a marked slot at or past freeindex that was never allocated
-        late = np.arange(valid.shape[1])[None, :] >= freeindex[g][:, None]
-        zombie = mbits & (1 - abits) & late
-        if zombie.any():
-            r, i = np.argwhere(zombie)[0]
-            s = spans[g[r]]
-            throw(f"found pointer to free object (span {s.addr:#x}, slot {i} at {s.base() + i * s.elemsize:#x})")
-        nalloc[g] = mbits.sum(axis=1)
-        v.off8[midx] = np.packbits(mbits, axis=1, bitorder="little")
-        v.off8[(alloc_bits[g] - off).astype(np.int64)[:, None] + cols[None, :]] = 0   # the next mark bits
+    midx = ((mark_bits - off) >> U3).astype(np.int64)[:, None] + col
+    aidx = ((alloc_bits - off) >> U3).astype(np.int64)[:, None] + col
+    marks = v.off64[midx]
+    gi = np.flatnonzero((size >= 16) & (size <= sc.MIN_SIZE_FOR_MALLOC_HEADER))
+    if len(gi):                     # moveInlineMarks: the marks' 63 bytes (the class byte excluded)
+        q = ((r["startAddr"][gi] - np.uint64(v.heap_base)) >> U3).astype(np.int64) + (PAGE_SIZE - INLINE_BITS) // 8
+        icol = col[gi, :INLINE_MARK_WORDS]      # such spans have at most 512 objects: 8 words
+        inl = v.heap64[q[:, None] + INLINE_MARKS // 8 + icol]
+        inl[icol == INLINE_MARK_WORDS - 1] &= np.uint64((1 << 8 * ((INLINE_CLASS - INLINE_MARKS) % 8)) - 1)
+        marks[gi, :icol.shape[1]] |= inl
+        v.heap64[q[:, None] + np.arange(INLINE_BITS // 8)] = 0
+        v.heap8[(q << 3) + INLINE_CLASS] = spc[gi]
+    # only nelems bits count: word j of a row keeps its bits below nelems - 64 j
+    marks &= _low_bits(np.clip(nelems[:, None] - 64 * col, 0, 64))
+    # reportZombies: a marked slot at or past freeindex that was never allocated
+    late = _low_bits(np.clip(r["freeindex"].astype(np.int64)[:, None] - 64 * col, 0, 64))
+    zombie = marks & ~v.off64[aidx] & ~late
+    if zombie.any():
+        row = int(np.flatnonzero(zombie.any(axis=1))[0])
+        word = int(np.flatnonzero(zombie[row])[0])
+        z = int(zombie[row, word])
+        i = 64 * word + (z & -z).bit_length() - 1
+        s = spans[row]
+        throw(f"found pointer to free object (span {s.addr:#x}, slot {i} at {s.base() + i * s.elemsize:#x})")
+    nalloc = (np.bitwise_count(marks) * (j < nw[:, None])).sum(axis=1, dtype=np.int64)   # countAlloc
     over = np.flatnonzero(nalloc > alloc_count)
     if len(over):
         i = over[0]
         throw(f"sweep increased allocation count (nalloc {nalloc[i]}, allocCount {alloc_count[i]})")
     if runtime.tracing_allocs():
         raise NotImplementedError("sweep_spans with allocation tracing: use sweep")
+    # the mark bits become the allocation bits, the old allocation bits (cleared) the next
+    # mark bits; the columns that repeat a row's last word write it once more
+    v.off64[midx] = marks
+    v.off64[aidx] = 0
     nfreed = alloc_count - nalloc
-    # write the span fields back
-    a = (addrs - off).astype(np.int64)
-    v.off16[(a + L.allocCount) >> 1] = nalloc.astype(np.uint16)
-    v.off16[(a + L.freeindex) >> 1] = 0
-    v.off16[(a + L.freeIndexForScan) >> 1] = 0
-    v.off64[(a + L.allocBits) >> 3] = mark_bits
-    v.off64[(a + L.gcmarkBits) >> 3] = alloc_bits
-    v.off64[(a + L.allocCache) >> 3] = ~v.off64[((mark_bits - off) >> np.uint64(3)).astype(np.int64)]
-    v.off32[(a + L.sweepgen) >> 2] = np.uint32(sg & 0xFFFFFFFF)
     small = (spc >> 1) != 0
     freed_small = small & (nfreed > 0)
-    v.off8[a[freed_small] + L.needzero] = 1
+    r["allocCount"] = nalloc
+    r["freeindex"] = 0
+    r["freeIndexForScan"] = 0
+    r["allocBits"] = mark_bits
+    r["gcmarkBits"] = alloc_bits
+    r["allocCache"] = ~marks[:, 0]                 # refillAllocCache(0) of the new allocBits
+    r["sweepgen"] = sg & 0xFFFFFFFF
+    r["needzero"][freed_small] = 1
+    v.write_spans(k, r)
     freed = []
     stats, ctl = runtime.stats, runtime.gc_controller
     for c, nf in zip(spc[freed_small].tolist(), nfreed[freed_small].tolist()):
@@ -504,3 +509,9 @@ def sweep_spans(runtime, spans):
             central.full_swept(sg).append(s)
     heap.free_spans(freed)
     return freed
+
+
+def _low_bits(n):
+    """(1 << n) - 1 for each n in [0, 64], as uint64."""
+    n = n.astype(np.uint64)
+    return np.where(n >= U64, ~np.uint64(0), (U1 << np.minimum(n, U63)) - U1)

@@ -18,7 +18,7 @@ from a bump allocator and are not recycled per GC epoch.
 """
 
 from emu.errors import InvariantError
-from emu.layout import HEAP_ARENA_BYTES, OFFHEAP, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
+from emu.layout import ARENA_BASE_OFFSET, HEAP_ARENA_BYTES, OFFHEAP, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
 from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
@@ -27,7 +27,6 @@ from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B
                                  nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
-ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
 ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapArenaBytes
 PAGES_PER_ARENA = HEAP_ARENA_BYTES // PAGE_SIZE
 # The hot paths (allocSpan, initSpan) shift and mask where Go divides by these powers of two
