@@ -83,8 +83,10 @@ def sweep(runtime, s, preserve=False):
     if uses_span_inline_mark_bits(size):
         move_inline_marks(s)            # (into the gcmarkBits bitmap: the fields read hold)
     nb = gc_bits_bytes(nelems)
-    # both bitmaps through their host backing (off-heap), each read once
-    ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
+    # both bitmaps through their host backing (the off-heap region's: persistentalloc'd), each read once
+    ab = mb = heap._meta
+    if not (ab.base <= old and old + nb <= ab.end and ab.base <= marks and marks + nb <= ab.end):
+        ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
     alloc_bits = int.from_bytes(ab.buf[old - ab.base:old - ab.base + nb], "little")
     mark_bits = int.from_bytes(mb.buf[marks - mb.base:marks - mb.base + nb], "little")
     # allocfreetrace: an object is freed if it was allocated and is not marked.

@@ -23,8 +23,8 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B, MSpan, SpanFields, gc_bits_bytes,
-                                 nelems_for, span_fields)
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B, SWEEPGEN_I, MSpan, SpanFields,
+                                 gc_bits_bytes, nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapArenaBytes
@@ -321,9 +321,11 @@ class MHeap:
         while cand:
             j = (cand & -cand).bit_length() - 1
             cand &= cand - 1
-            s = MSpan(self.mem, mb.q[(o + HeapArena.spans >> 3) + first + j])
-            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
-                s.sweepgen = sg - 1
+            a = mb.q[(o + HeapArena.spans >> 3) + first + j]
+            s = self._views.get(a) or self.mspan(a)
+            v, i = s._b.i, (s._o >> 2) + SWEEPGEN_I     # sweepLocker.tryAcquire, the field's view
+            if v[i] == (sg - 2) & 0xFFFFFFFF:
+                v[i] = (sg - 1) & 0xFFFFFFFF
                 todo.append(s)
         return (sweep_batch(self.env.runtime, todo) if todo else 0), len(todo)
 
@@ -461,11 +463,11 @@ class MHeap:
         nbytes = npages << _PAGE_SHIFT
         ha = self.heap_arena(base)
         mb = self._meta
-        q = mb.q
+        q, o = mb.q, ha - mb.base                # the heapArena's offset in the off-heap view
         page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
         one_arena = page + npages <= PAGES_PER_ARENA
         if one_arena:       # every small span: allocNeedsZero's one arena here (spans[] below)
-            z = (ha - mb.base + _ZEROED_BASE) >> 3
+            z = (o + _ZEROED_BASE) >> 3
             zeroed, abase = q[z], base & _ARENA_MASK
             if abase + nbytes > zeroed:
                 q[z] = abase + nbytes
@@ -494,11 +496,15 @@ class MHeap:
         _INIT_HEAP.write(*s.loc, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        if npages == 1:     # setSpans: the page's one entry
-            q[((ha - mb.base + _SPANS) >> 3) + page] = s.addr
+        if one_arena:       # setSpans: the span's run of entries in its one arena
+            a = o + _SPANS + (page << 3)
+            if npages == 1:
+                q[a >> 3] = s.addr
+            else:
+                mb.buf[a:a + 8 * npages] = s.addr.to_bytes(8, "little") * npages
         else:
             self.set_spans(base, npages, s, ha)
-        mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
+        mb.b[o + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
         # pages_in_use's store without its setter's call (a sum of pages: below 2^64)
         self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = self._pages_in_use + npages
 
