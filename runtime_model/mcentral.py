@@ -106,9 +106,10 @@ class MCentral:
     @staticmethod
     def try_acquire(s, sg):
         """mgcsweep.go: sweepLocker.tryAcquire: sweepgen-2 means unswept; take it."""
-        if s.sweepgen != (sg - 2) & 0xFFFFFFFF:
+        v, i = s._b.i, (s._o >> 2) + SWEEPGEN_I      # the field through its typed view
+        if v[i] != (sg - 2) & 0xFFFFFFFF:
             return False
-        s.sweepgen = sg - 1
+        v[i] = (sg - 1) & 0xFFFFFFFF
         return True
 
     def uncache_span(self, s):

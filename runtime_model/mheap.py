@@ -23,8 +23,8 @@ from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanFields, gc_bits_bytes,
-                                 nelems_for, span_fields)
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B, SWEEPGEN_I, MSpan, SpanFields,
+                                 gc_bits_bytes, nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
 ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapArenaBytes
@@ -38,6 +38,7 @@ PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
 _PAGE_CACHE_PAGES_4 = PAGE_CACHE_PAGES // 4     # allocSpan: pageCachePages/4
+_MASK64 = 0xFFFFFFFFFFFFFFFF
 # (npages, elemsize, nelems, divMul, bytes of each gcBits bitmap) of a span of each small
 # span class (initSpan).
 SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1], n, sc.CLASS_TO_DIVMAGIC[spc >> 1],
@@ -320,9 +321,11 @@ class MHeap:
         while cand:
             j = (cand & -cand).bit_length() - 1
             cand &= cand - 1
-            s = MSpan(self.mem, mb.q[(o + HeapArena.spans >> 3) + first + j])
-            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
-                s.sweepgen = sg - 1
+            a = mb.q[(o + HeapArena.spans >> 3) + first + j]
+            s = self._views.get(a) or self.mspan(a)
+            v, i = s._b.i, (s._o >> 2) + SWEEPGEN_I     # sweepLocker.tryAcquire, the field's view
+            if v[i] == (sg - 2) & 0xFFFFFFFF:
+                v[i] = (sg - 1) & 0xFFFFFFFF
                 todo.append(s)
         return (sweep_batch(self.env.runtime, todo) if todo else 0), len(todo)
 
@@ -380,31 +383,26 @@ class MHeap:
 
     def free_span(self, s):
         """mheap.go: (*mheap).freeSpan: an empty heap span goes back to the page allocator."""
-        self._release_span(s, manual=False)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=False))
         self._retire_mspan(s)
 
     def free_spans(self, spans):
         """A sweep's worth of freeSpan calls: the page allocator frees the whole batch at
         once (pageAlloc.free_many leaves the state freeing one by one leaves), so a
         sweep that empties thousands of spans updates each summary once."""
-        ranges = []
-        for s in spans:
-            self._release_span(s, manual=False)
-            ranges.append((s.base(), s.npages))
-        self.pages.free_many(ranges)
+        self.pages.free_many([self._release_span(s, manual=False) for s in spans])
         for s in spans:
             self._retire_mspan(s)
 
     def free_manual(self, s):
         """mheap.go: (*mheap).freeManual."""
         s.needzero = 1
-        self._release_span(s, manual=True)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=True))
         self._retire_mspan(s)
 
     def _release_span(self, s, manual):
-        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting."""
+        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting.
+        Returns the span's (base, npages), for pageAlloc.free."""
         base, npages, sweepgen, count, state = _RELEASED.unpack(*s.loc)
         if state == MSPAN_MANUAL and manual:
             if count:
@@ -413,7 +411,8 @@ class MHeap:
             if count or sweepgen != self._sweepgen:
                 throw(f"mheap.freeSpanLocked - invalid free (allocCount {count}, "
                       f"sweepgen {sweepgen}/{self._sweepgen})")
-            self.pages_in_use = self._pages_in_use - npages
+            # pages_in_use's store without its setter's call
+            self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = (self._pages_in_use - npages) & _MASK64
             page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
             mb = self._meta
             a = self.heap_arena(base) - mb.base + _PAGE_IN_USE + (page >> 3)
@@ -426,10 +425,11 @@ class MHeap:
             self.stacks_in_use -= nbytes
         else:
             self.heap_in_use -= nbytes
+        return base, npages
 
     def _retire_mspan(self, s):
         """mheap.go: freeMSpanLocked: the mspan struct goes back to the span allocator."""
-        s.state = MSPAN_DEAD
+        s._b.b[s._o + STATE_B] = MSPAN_DEAD
         self.nspans -= 1
         self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)
@@ -463,11 +463,11 @@ class MHeap:
         nbytes = npages << _PAGE_SHIFT
         ha = self.heap_arena(base)
         mb = self._meta
-        q = mb.q
+        q, o = mb.q, ha - mb.base                # the heapArena's offset in the off-heap view
         page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
         one_arena = page + npages <= PAGES_PER_ARENA
         if one_arena:       # every small span: allocNeedsZero's one arena here (spans[] below)
-            z = (ha - mb.base + _ZEROED_BASE) >> 3
+            z = (o + _ZEROED_BASE) >> 3
             zeroed, abase = q[z], base & _ARENA_MASK
             if abase + nbytes > zeroed:
                 q[z] = abase + nbytes
@@ -496,11 +496,15 @@ class MHeap:
         _INIT_HEAP.write(*s.loc, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        if npages == 1:     # setSpans: the page's one entry
-            q[((ha - mb.base + _SPANS) >> 3) + page] = s.addr
+        if one_arena:       # setSpans: the span's run of entries in its one arena
+            a = o + _SPANS + (page << 3)
+            if npages == 1:
+                q[a >> 3] = s.addr
+            else:
+                mb.buf[a:a + 8 * npages] = s.addr.to_bytes(8, "little") * npages
         else:
             self.set_spans(base, npages, s, ha)
-        mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
+        mb.b[o + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
         # pages_in_use's store without its setter's call (a sum of pages: below 2^64)
         self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = self._pages_in_use + npages
 
