@@ -167,6 +167,7 @@ zeroed:
 	JMP	sample \
 black: \
 	// gcmarknewobject(span, uintptr(x)): allocate black while the GC marks \
+	// (asm/gcmarknewobject.s) \
 	MOVQ	0x20(SP), AX \
 	MOVQ	0x40(SP), BX \
 	CALL	runtime·gcmarknewobject(SB) \

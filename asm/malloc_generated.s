@@ -180,7 +180,7 @@ repeated: \
 place: \
 	// dstBase := spanHeapBitsRange(span.base(), pageSize, elemsize): elemsize >= 16, so below the inline mark bits \
 	MOVQ	mspan_startAddr(R8), DX \
-	LEAQ	(const_pageSize-const_pageSize/64-const_spanInlineMarkBitsSize)(DX), R10 \
+	LEAQ	(const_pageSize-const_pageSize/64-spanInlineMarkBits__size)(DX), R10 \
 	// o := (x - span.base()) / goarch.PtrSize; i := o / ptrBits; j := o % ptrBits \
 	MOVQ	R12, AX \
 	SUBQ	DX, AX \
@@ -313,7 +313,7 @@ newblock:
 	// span := c.alloc[tinySpanClass]
 	MOVQ	(mcache_alloc+const_tinySpanClass*8)(SI), R8
 	MOVL	$const_tinySpanClass, BX
-	SC_NEXT_FREE_FAST(slow, fast, 16, SC_NO_LOAD, $((const_pageSize-const_spanInlineMarkBitsSize)/16))
+	SC_NEXT_FREE_FAST(slow, fast, 16, SC_NO_LOAD, $((const_pageSize-spanInlineMarkBits__size)/16))
 	NEXT_FREE_IF_SLOW(slow, gotblock)
 	// (*[2]uint64)(x)[0] = 0; (*[2]uint64)(x)[1] = 0: both words in one 16-byte store
 	MOVOU	X15, (R12)

@@ -84,7 +84,7 @@ place:
 	MOVQ	mspan_elemsize(R8), R13
 	CMPQ	R13, $16
 	JCS	nomarkbits
-	SUBQ	$const_spanInlineMarkBitsSize, R10
+	SUBQ	$spanInlineMarkBits__size, R10
 nomarkbits:
 	// o := (x - span.base()) / goarch.PtrSize; i := o / ptrBits; j := o % ptrBits
 	MOVQ	R12, AX

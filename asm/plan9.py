@@ -9,7 +9,8 @@ because keystone aborts the whole process on some malformed operands.
 Conventions carried over from Go's assembler (cmd/asm, cmd/internal/obj/x86):
 - operands are `source, destination`; CMP keeps Intel's order;
 - the size is in the mnemonic suffix (Q 64, L 32, W 16, B 8);
-- `off(BASE)(INDEX*SCALE)` is memory, `sym+off(SB)` a RIP-relative symbol,
+- `off(BASE)(INDEX*SCALE)` is memory, `sym+off(SB)` a RIP-relative symbol
+  (off a number or, after `+`, a constant such as `mheap_arenas`),
   `$x` an immediate, `$sym(SB)` the address of a symbol;
 - `(TLS)` is the goroutine pointer slot, -8(FS) on linux/amd64.
 Simplification: `name+off(SP)` is read as the hardware SP (what -S listings
@@ -79,8 +80,10 @@ _PREFIXES = {"REP": "rep", "LOCK": "lock"}
 # NOP is Go's zero-length pseudo-instruction (a real one-byte nop is NOPL).
 _PSEUDO = {"PCDATA", "FUNCDATA", "NO_LOCAL_POINTERS", "GLOBL", "DATA", "ABIInternal", "NOP"}
 
-_SYMREF = re.compile(r"^(?P<sym>[^\s+$]+?)(?:<>)?(?:(?P<off>[+-][0-9a-fA-Fx]+))?\(SB\)$")
-_SYMIDX = re.compile(r"^(?P<sym>[^\s+$]+?)(?:<>)?(?:(?P<off>[+-][0-9a-fA-Fx]+))?\(SB\)\((?P<idx>[A-Z0-9]+)\*(?P<scale>[1248])\)$")
+# `sym+off(SB)`: off a number, or after `+` a constant (`runtime·mheap_+mheap_arenas(SB)`)
+_SYM_OFF = r"(?:(?P<off>[+-][0-9a-fA-Fx]+|\+[A-Za-z_]\w*))?"
+_SYMREF = re.compile(r"^(?P<sym>[^\s+$]+?)(?:<>)?" + _SYM_OFF + r"\(SB\)$")
+_SYMIDX = re.compile(r"^(?P<sym>[^\s+$]+?)(?:<>)?" + _SYM_OFF + r"\(SB\)\((?P<idx>[A-Z0-9]+)\*(?P<scale>[1248])\)$")
 _MEM = re.compile(r"^(?P<off>.*?)\((?P<base>[A-Z0-9]+)\)(?:\((?P<idx>[A-Z0-9]+)\*(?P<scale>[1248])\))?$")
 _LISTING = re.compile(r"^\s*0x[0-9a-f]{4,}\s+(?P<pc>\d{5,})\s+\((?P<pos>[^)]*)\)\s+(?P<text>.*)$")
 _LISTING_NOISE = re.compile(r"^\s*(0x[0-9a-f]{4,}(\s+[0-9a-f]{2})+.*|rel\s.*|\S+ STEXT .*)$")
@@ -185,7 +188,7 @@ def _operand(op, width, ctx, *, allow_mem=True):
         body = op[1:]
         m = _SYMREF.match(body)
         if m:
-            return "{addr}", SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0")), "addr"
+            return "{addr}", SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0", "offset", ctx.consts)), "addr"
         return hexnum(parse_int(body, "immediate", ctx.consts)), None, "imm"
     if op in _BYTE_ALIAS:
         if width != 8:
@@ -199,13 +202,13 @@ def _operand(op, width, ctx, *, allow_mem=True):
         raise ValueError(f"operand {op!r} must be a register or immediate")
     m = _SYMREF.match(op)
     if m:
-        ref = SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0"))
+        ref = SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0", "offset", ctx.consts))
         return f"{_PTR[width]} ptr [rip + {{rip}}]", ref, "mem"
     m = _SYMIDX.match(op)
     if m:   # a table indexed by a register: absolute disp32, as Go links non-PIE code
         if m.group("idx") not in _GPR64:
             raise ValueError(f"bad index register {m.group('idx')!r}")
-        ref = SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0"), absolute=True)
+        ref = SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0", "offset", ctx.consts), absolute=True)
         idx = f"{_GPR64[m.group('idx')]}*0x{int(m.group('scale')):x}"
         return f"{_PTR[width]} ptr [{idx} + {{abs}}]", ref, "mem"
     m = _MEM.match(op)
@@ -259,7 +262,7 @@ def _branch_target(op):
     op = op.strip()
     m = _SYMREF.match(op)
     if m:
-        return SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0"))
+        return SymRef(normalize_symbol(m.group("sym")), parse_int(m.group("off") or "0", "offset"))
     if re.fullmatch(r"\d+", op):          # -S listings print targets as pc offsets
         return SymRef(f".pc{int(op)}")
     if re.fullmatch(r"[A-Za-z_.][\w.]*", op):

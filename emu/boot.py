@@ -100,7 +100,6 @@ class Runtime:
         self.refills = []          # (spc, span address) per mcache.refill, in order
         self.mem_profile = []      # (address, size) of every sampled allocation
         self.profile_stacks = None  # a list to collect (stack, size) of each sample into, or None
-        self.bytes_marked = 0
         self.assists = []          # (g, scan work) per gcAssistAlloc
         self.alloc_trace = []      # allocfreetrace records, when runtime.debug.malloc is set
         self.type_names = {}       # type descriptor address -> name

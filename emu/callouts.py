@@ -12,7 +12,6 @@ each named routine, with its real SYSCALL, and resumes the handler.
 | runtime.(*mcache).refill    | mcache.go: (*mcache).refill -> mcentral -> mheap    |
 | runtime.throw               | panic.go: throw (argument: an index into THROWS)   |
 | runtime.profilealloc        | malloc.go: profilealloc                            |
-| runtime.gcmarknewobject     | mgcmark.go: gcmarknewobject (allocate black)       |
 | runtime.newstack            | stack.go: newstack -> copystack (called by asm/morestack.s; returns &gp.sched for gogo) |
 | runtime.wbBufFlush          | mwbbuf.go: wbBufFlush -> wbBufFlush1 (shade the buffered pointers, reset p.wbBuf) |
 | runtime.wbMove              | mbarrier.go: wbMove -> bulkBarrierPreWrite (the compiler copies after it) |
@@ -33,7 +32,6 @@ from emu.errors import BadInput, InvariantError
 from emu.layout import NUM_SPAN_CLASSES, MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import MSpan, uses_span_inline_mark_bits
 
 # Messages of the throws in our routines. Go passes the string; the routines
 # pass its index here (`$const_throw_<name>`).
@@ -102,19 +100,6 @@ def _profilealloc(m, mp, x, size):
     m.mem.w64(c + MCache.memProfRate, rate)
     m.mem.w64(c + MCache.nextSample, m.runtime.next_sample(rate))
     m.runtime.mem_profile.append((x, size))
-
-
-def _gcmarknewobject(m, span_addr, obj):
-    if m.checked:
-        m.runtime.mheap.check_span(span_addr, "gcmarknewobject")
-        m.runtime.check_object(span_addr, obj, 0, "gcmarknewobject")
-    s = MSpan(m.mem, span_addr)
-    idx = s.obj_index(obj)
-    s.set_bit(s.mark_bit(idx))
-    if uses_span_inline_mark_bits(s.elemsize):
-        s.set_bit(s.scanned_bit(idx))
-    m.runtime.mheap.set_page_marked(s.base())
-    m.runtime.bytes_marked += s.elemsize
 
 
 def _alloc_large(m, c, size, noscan):
@@ -199,7 +184,6 @@ CALLOUTS = [
     Callout("gomemu.slowpath", "not Go: a slow path started from Python (run_slow_path)", _run_pending, 0),
     Callout("runtime.throw", "panic.go: throw", _throw, 1),
     Callout("runtime.profilealloc", "malloc.go: profilealloc", _profilealloc, 3),
-    Callout("runtime.gcmarknewobject", "mgcmark.go: gcmarknewobject", _gcmarknewobject, 2),
     Callout("runtime.newstack", "stack.go: newstack", _newstack, 0),
     Callout("runtime.(*mcache).allocLarge", "mcache.go: (*mcache).allocLarge", _alloc_large, 3),
     Callout("runtime.gcAssistAlloc", "mgcmark.go: gcAssistAlloc", _gc_assist_alloc, 1),
@@ -318,8 +302,8 @@ def _get_gc_mask_on_demand(m, typ):
 
 # Machine(image=...): the program's own runtime runs as machine code; these are the
 # functions where it leaves its fast paths, by their linked names. Everything else in
-# the table above that the real runtime has runs as the real code instead (gcmarknewobject,
-# profilealloc with nextSample, postMallocgcDebug, wbMove, typedmemmove).
+# the table above that the real runtime has runs as the real code instead (profilealloc
+# with nextSample, postMallocgcDebug, wbMove, typedmemmove).
 IMAGE_CALLOUTS = [
     Callout("runtime.(*mcache).refill", "mcache.go: (*mcache).refill", _refill, 2),
     Callout("gomemu.slowpath", "not Go: a slow path started from Python (run_slow_path)", _run_pending, 0),

@@ -15,15 +15,20 @@ interrupted, and the run is stopped where no slow path is in flight:
   - machine code that enters no callback (a runaway loop) is stopped by a
     watcher thread, woken by the byte Python's C-level handler writes to
     `signal.set_wakeup_fd`: after GRACE seconds without such a stop, and
-    while no slow path is in flight, it sets the block counter's budget to 1
+    while no slow path is in flight, it sets the block counter's stop flag
     (emu/uc_raw.py), so the next block start stops the CPU, outside any
-    callback. It checks and sets holding the GIL, which a callback needs to
-    start, so no slow path can begin in between;
+    callback. A flag only the watcher writes: an earlier version stored 1
+    into the budget, and the counter's own decrement, racing on another
+    core, overwrote it for tens of seconds on one KVM host. The watcher
+    checks and sets holding the GIL, which a callback's Python needs; a
+    callback already waiting for the GIL can still start a slow path, and
+    then run_from resumes the run and the callback's end stops it;
 then Machine.run_from raises KeyboardInterrupt once uc_emu_start returned.
 Python runs the handler as the ctypes call returns, while the run still
 counts as running, so one SIGINT is one KeyboardInterrupt. A watcher stop
-for a SIGINT that already became a KeyboardInterrupt elsewhere (`stopped`
-without `interrupted`) is undone: run_from restores the budget and goes on.
+for a SIGINT that already became a KeyboardInterrupt elsewhere (stopped as
+asked without `interrupted`) is undone: run_from uncounts the stopped block
+and goes on.
 The interrupted call is abandoned where it stopped (as after a fault): the
 Python model is whole, the machine code's call is not resumed.
 Outside a run SIGINT raises KeyboardInterrupt as usual. Machines are meant to
@@ -46,8 +51,6 @@ class _State:
     run = None            # (Machine, count) of the uc_emu_start running now, or None
     interrupted = False   # SIGINT came during this run
     in_callback = False   # a call-out's Python slow path is running
-    stopped = False       # the watcher stopped this run through the block budget
-    budget_left = 0       # the budget the run had then
 
 
 state = _State()
@@ -62,22 +65,18 @@ def _on_sigint(signum, frame):
 
 
 def _stop_when_safe(run):
-    """Stop `run` at a block start once no slow path is in flight; done when it stopped
-    or ended."""
+    """Ask the block counter to stop `run` at a block start once no slow path is in
+    flight; done when asked or the run is over."""
     m, count = run
     if count:
         return                                        # a step: over within microseconds
-    stored = False
     while True:
         time.sleep(GRACE)
-        if state.run is not run or (stored and not state.stopped):
-            return                                    # over, or stopped and resumed by run_from
-        left = m.counter.budget()
-        if left <= 1 or m.slow_path_in_flight():
-            continue                                  # about to stop (our 1, or its own budget); a slow path runs
-        state.budget_left = left                      # (again if the CPU's decrement won the race)
-        state.stopped = stored = True
-        m.counter.set_budget(1)
+        if state.run is not run:
+            return
+        if not m.slow_path_in_flight():
+            m.counter.request_stop()                  # (run_from takes it from there)
+            return
 
 
 def _watch(rfd):
@@ -120,7 +119,7 @@ def _forget_in_child():
     global _installed
     _installed = False
     state.run = None
-    state.interrupted = state.in_callback = state.stopped = False
+    state.interrupted = state.in_callback = False
     try:
         signal.set_wakeup_fd(-1)
     except ValueError:                                # forked from a thread that is not main

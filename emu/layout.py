@@ -113,6 +113,7 @@ class P:
     status = 4
     m = 48
     mcache = 56
+    gcw = 4696            # p.gcw (a GCWork): the P's mark work; gcmarknewobject adds to its bytesMarked
     wbBuf = 9552
 
 
@@ -164,6 +165,23 @@ class MSpan:
     largeType = 152
 
 
+class GCWork:
+    """mgcwork.go: type gcWork struct (inside p: P.gcw). Only the GC's accounting kept in
+    emulated memory: bytesMarked, which allocate-black (asm/gcmarknewobject.s, or the real
+    image's gcmarknewobject) adds to and mark termination reads (runtime_model/mgc.py)."""
+    SIZE = 4856
+    bytesMarked = 2112    # uint64
+
+
+class SpanInlineMarkBits:
+    """mgcmark_greenteagc.go: type spanInlineMarkBits struct, the last 128 bytes of the first
+    page of a span whose gcUsesSpanInlineMarkBits(elemsize) (runtime_model/mspan.py)."""
+    SIZE = 128
+    scans = 0             # [63]uint8: scanned bits
+    owned = 63            # spanScanOwnership
+    marks = 64            # [63]uint8: mark bits (then class, a spanClass, at 127)
+
+
 class WBBuf:
     """mwbbuf.go: type wbBuf struct (inside p)."""
     SIZE = 4112
@@ -206,12 +224,15 @@ class MHeap:
     arenas = 66008        # [1 << arenaL1Bits]*[1 << arenaL2Bits]*heapArena
 
 
-STRUCTS = {"_type": Type, "stack": Stack, "g": G, "m": M, "p": P, "mcache": MCache, "mspan": MSpan, "wbBuf": WBBuf, "heapArena": HeapArena, "mheap": MHeap}
+STRUCTS = {"_type": Type, "stack": Stack, "g": G, "m": M, "p": P, "mcache": MCache, "mspan": MSpan, "wbBuf": WBBuf,
+           "gcWork": GCWork, "spanInlineMarkBits": SpanInlineMarkBits, "heapArena": HeapArena, "mheap": MHeap}
 STRUCTS["gobuf"] = Gobuf
 
 # mheap.go / malloc.go constants used on both sides.
 NUM_SPAN_CLASSES = sc.NUM_SIZE_CLASSES << 1      # numSpanClasses
 HEAP_ARENA_BYTES = 64 << 20                      # heapArenaBytes on linux/amd64
+LOG_HEAP_ARENA_BYTES = 26                        # logHeapArenaBytes
+ARENA_BASE_OFFSET = 0xFFFF800000000000           # malloc.go: arenaBaseOffset on amd64
 # The heap reservation is mapped in unicorn in pieces of pallocChunkBytes, the unit of
 # mheap.grow's sysMap: each mmap then changes whole regions, where unicorn's mem_protect
 # of part of a region costs time in proportion to the region (~1 ms per 4 MiB mapped
@@ -304,7 +325,9 @@ def asm_constants(extra=None):
         "const_minSizeForMallocHeader": sc.MIN_SIZE_FOR_MALLOC_HEADER,
         "const_pageSize": PAGE_SIZE,
         "const_pageShift": PAGE_SHIFT,
-        "const_spanInlineMarkBitsSize": 128,    # mgcmark_greenteagc.go: sizeof(spanInlineMarkBits)
+        "const_pagesPerArena": HEAP_ARENA_BYTES // PAGE_SIZE,       # mheap.go: pagesPerArena
+        "const_logHeapArenaBytes": LOG_HEAP_ARENA_BYTES,
+        "const_arenaBaseOffset": ARENA_BASE_OFFSET - (1 << 64),    # as a sign-extended immediate
         "const_mallocTableLen": SIZE_SPECIALIZED_LIMIT,   # len(mallocNoScanTable) == len(mallocScanTable)
         "const_sizeSpecializedMalloc": 0,       # malloc.go: sizeSpecializedMallocEnabled (a Machine option)
     })

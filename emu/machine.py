@@ -423,7 +423,10 @@ class Machine:
         """A call-out's Python slow path runs, or has started and waits for an OS call."""
         return interrupts.state.in_callback or self._gen is not None
 
-    on_callout = None      # stepping sets this to record call-outs
+    on_callout = None      # stepping sets these to record call-outs and system calls
+    stepping = None        # "step" or "record" while a Stepper runs the CPU
+    _translated_for = None  # the mode unicorn's translated code was made in
+    on_syscall = None
 
     def _advance(self, value):
         try:
@@ -472,6 +475,8 @@ class Machine:
                 # the program's code asked the OS for something gomemu's kernel does not do
                 raise unsupported_error(self, f"makes system call {nr}", r(UC_X86_REG_RSP) - 8)
             self.regs.write(UC_X86_REG_RAX, self.kernel.syscall(nr, args))
+            if self.on_syscall is not None:
+                self.on_syscall(self.kernel.log[-1])
         except BaseException as e:
             self._stop_with(e)
         self._stop_if_interrupted()
@@ -569,20 +574,26 @@ class Machine:
         self._error = None
         self._bad_access = None
         self.counter.set_budget(self.block_budget)
+        self.counter.clear_stop()                    # (a request that came as the last run ended)
+        mode = self.stepping or "plain"
+        if mode != self._translated_for:
+            # hooks fire only in code translated after they were added, and stepping's hooks
+            # slow plain runs down: each mode gets translations of its own
+            self.uc.ctl_flush_tb()
+            self._translated_for = mode
         intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py
-        intr.interrupted = intr.stopped = False
+        intr.interrupted = False
         intr.run = (self, count)
         err = uclib.uc_emu_start(self.uc._uch, pc, until, 0, count)
-        # The watcher stopped the run (at a block start, no slow path running) for a SIGINT
-        # that already was a KeyboardInterrupt elsewhere: go on where it stopped.
-        while (intr.stopped and self.counter.budget_exhausted()
-               and not (intr.interrupted or err or self._error is not None)):
-            intr.stopped = False
+        # The watcher stopped the run at a block start, that block counted but not run. Go on
+        # where it stopped when the SIGINT already was a KeyboardInterrupt elsewhere, or when a
+        # slow path started after all (its callback's end stops the run: _stop_if_interrupted).
+        while (self.counter.stopped_as_requested() and not (err or self._error is not None)
+               and (not intr.interrupted or self._gen is not None)):
+            self.counter.clear_stop()
             self.counter.uncount(self.pc)
-            self.counter.set_budget(intr.budget_left)
-            if intr.interrupted:             # its handler ran only now (Python calls above)
-                break
             err = uclib.uc_emu_start(self.uc._uch, self.pc, until, 0, 0)
+        self.counter.clear_stop()
         intr.run = None
         if intr.interrupted:
             intr.interrupted = False

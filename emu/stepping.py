@@ -4,12 +4,13 @@ Two ways, with the same records:
   - `Stepper.step()` runs one instruction per emu_start (count=1), for a caller that
     looks at the machine between instructions (`gomemu step` streaming, `Machine.step`);
   - `Stepper.record(limit)` (`Machine.trace`) runs the whole call in one emu_start with a
-    code hook on every instruction: the hook reads the registers as each instruction
-    starts (the previous one's results), so a step costs a callback and a register read
-    instead of an emu_start.
-Both collect each step's stores with a memory-write hook. Entering and leaving stepping
-flushes unicorn's translation cache, because hooks only fire in code translated after
-they were added. Under `step()` the block counter sees each step as a block starting at
+    code hook on every instruction, in host machine code (emu/uc_raw.py: StepRecorder):
+    it stores each instruction's address and the registers as it starts (the previous
+    one's results), so a step costs no Python until the records are built, in one pass.
+Both collect each step's stores with a memory-write hook. Hooks only fire in code
+translated after they were added, so the machine flushes unicorn's translations when a
+run's mode (plain, step, record) differs from the last one's: consecutive recorded runs
+(the chunks of one call, the next call's trace) share theirs. Under `step()` the block counter sees each step as a block starting at
 that instruction; `record` leaves counting as in an unstepped run.
 """
 
@@ -19,12 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE
-from unicorn.unicorn_py3.unicorn import uclib
+from unicorn import UC_HOOK_MEM_WRITE
 from unicorn.x86_const import UC_X86_REG_RIP
 
 from emu.machine import REG_NAMES
-from emu.uc_raw import CODE_CB, BatchRegs, hook_add, hook_del
+from emu.uc_raw import BatchRegs, StepRecorder, hook_add, hook_del
 
 _STEP_REGS = [r for r in REG_NAMES if r != UC_X86_REG_RIP]
 _STEP_NAMES = [REG_NAMES[r] for r in _STEP_REGS]
@@ -87,23 +87,55 @@ class Stepper:
         self._entries = _ENTRIES.setdefault(machine, {})
         self._write_cb = MEM_CB(self._on_write)
         self._hook = hook_add(machine.uc, UC_HOOK_MEM_WRITE, self._write_cb, 1, 0)
-        self._code_hook = None
-        machine.on_callout = lambda co: self._callouts.append(f"{co.symbol} ({co.models})")
-        machine.uc.ctl_flush_tb()
+        self._recorder = None        # record()'s StepRecorder while it runs
+        self._stop_after_callout = False
+        machine.on_callout = self._on_callout
+        machine.on_syscall = self._on_syscall
         self.done = False
 
+    def _run(self, mode, pc, count=0):
+        m = self.m
+        m.stepping = mode                   # (the machine translates anew when the mode changes)
+        try:
+            m.run_from(pc, count=count)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            m.stepping = None
+
+    # Under record() a store, call-out or system call belongs to the last step recorded.
     def _on_write(self, uc, access, addr, size, value, ud):
-        self._writes.append((addr, size, value & ((1 << (8 * size)) - 1)))
+        w = (addr, size, value & ((1 << (8 * size)) - 1))
+        if self._recorder is None:
+            self._writes.append(w)
+        else:
+            self._writes.append((self._recorder.steps - 1, w))
+
+    def _on_callout(self, co):
+        text = f"{co.symbol} ({co.models})"
+        if self._recorder is None:
+            self._callouts.append(text)
+        else:
+            self._callouts.append((self._recorder.steps - 1, text))
+            if self._stop_after_callout:
+                self._recorder.stop_next()
+
+    def _on_syscall(self, rec):
+        if self._recorder is not None:
+            self._syscalls.append((self._recorder.steps - 1, str(rec)))
+
+    def _drop_recorder(self):
+        if self._recorder is not None:
+            hook_del(self.m.uc, self._recorder.handle)
+            self._recorder = None
 
     def close(self):
         if self._hook is not None:
             hook_del(self.m.uc, self._hook)
-            if self._code_hook is not None:
-                hook_del(self.m.uc, self._code_hook)
-                self._code_hook = None
+            self._drop_recorder()
             self._hook = None
-            self.m.on_callout = None
-            self.m.uc.ctl_flush_tb()
+            self.m.on_callout = self.m.on_syscall = None
         self.done = True
 
     def _entry(self, pc):
@@ -135,11 +167,7 @@ class Stepper:
         before = self._regs or self._batch.read()
         nsys = len(m.kernel.log)
         self._writes, self._callouts = [], []
-        try:
-            m.run_from(pc, count=1)
-        except BaseException:
-            self.close()
-            raise
+        self._run("step", pc, count=1)
         after = self._regs = self._batch.read()
         self.pc = m.pc
         rec = self._record(self.index, pc, before, after, self._writes, self._callouts, m.kernel.log[nsys:])
@@ -161,61 +189,41 @@ class Stepper:
         finished). After `limit` records (or, with stop_after_callout, after a step that
         entered a call-out) the call is stopped before its next instruction (finished is
         False; the caller decides how it goes on)."""
-        m, read, log = self.m, self._batch.read_bytes, self.m.kernel.log
+        m = self.m
         stops = (m.exit_addr, m.goexit_pc)
-        uch = m.uc._uch
-        # per step: its address, the registers as it starts (the previous step's results),
-        # its stores, its call-outs, the length of the syscall log as it starts
-        pcs, snaps, stores, calls, nlog = [], [], [], [], []
-
-        def on_code(_uc, addr, _size, _ud):
-            if addr in stops or len(pcs) == limit or stop_after_callout and calls and calls[-1]:
-                uclib.uc_emu_stop(uch)        # leaves RIP here, the instruction not run
-                return
-            snaps.append(read())
-            pcs.append(addr)
-            self._writes = w = []
-            stores.append(w)
-            self._callouts = c = []
-            calls.append(c)
-            nlog.append(len(log))
-
-        cb = CODE_CB(on_code)
-        self._code_hook = hook_add(m.uc, UC_HOOK_CODE, cb, 1, 0)
-        m.callout_hook_last()               # so on_code sees a call-out's entry registers
-        m.uc.ctl_flush_tb()
+        rec = self._recorder = StepRecorder(m.uc, _STEP_REGS, limit, stops)
+        self._stop_after_callout = stop_after_callout
+        self._writes, self._callouts, self._syscalls = [], [], []
+        m.callout_hook_last()               # so a call-out's step has its entry registers
         if self.pc not in stops:
-            try:
-                m.run_from(self.pc)
-            except BaseException:
-                self.close()
-                raise
+            self._run("record", self.pc)
         self.pc = m.pc
-        snaps.append(read())
-        nlog.append(len(log))
-        hook_del(m.uc, self._code_hook)
-        self._code_hook = None
-        out = self._records(pcs, snaps, stores, calls, nlog)
+        n = rec.steps
+        rec.rows[n] = self._batch.read()
+        self._drop_recorder()
+        out = self._records(rec.pcs[:n].tolist(), rec.rows[:n + 1])
         self.index += len(out)
-        self._regs = np.frombuffer(snaps[-1], dtype="<u8").tolist()
+        self._regs = rec.rows[n].tolist()
         finished = self.pc in stops
         if finished:
             self.close()
         return out, finished
 
-    def _records(self, pcs, snaps, stores, calls, nlog):
-        """StepRecords from record()'s raw steps: the registers each step changed come
-        from comparing all snapshots at once."""
-        regs = np.frombuffer(b"".join(snaps), dtype="<u8").reshape(len(snaps), len(_STEP_REGS))
+    def _records(self, pcs, regs):
+        """StepRecords from record()'s steps: the registers each step changed come from
+        comparing all rows at once; stores, call-outs and system calls go to their step."""
         rows, cols = np.nonzero(regs[1:] != regs[:-1])
         vals = regs.tolist()
         changed = [{} for _ in pcs]
         for i, c in zip(rows.tolist(), cols.tolist()):
             changed[i][_STEP_NAMES[c]] = (vals[i][c], vals[i + 1][c])
-        log, entry, out = self.m.kernel.log, self._entry, []
+        stores, calls, sys = ([[] for _ in pcs] for _ in range(3))
+        for per_step, events in ((stores, self._writes), (calls, self._callouts), (sys, self._syscalls)):
+            for i, e in events:
+                per_step[i].append(e)
+        entry, out = self._entry, []
         for i, pc in enumerate(pcs):
             code, dis, src, models, where = entry(pc)
-            n0, n1 = nlog[i], nlog[i + 1]
             out.append(StepRecord(self.index + i, pc, where, code, dis, changed[i], stores[i], src, models,
-                                  calls[i], [str(s) for s in log[n0:n1]] if n1 > n0 else []))
+                                  calls[i], sys[i]))
         return out

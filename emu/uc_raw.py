@@ -18,7 +18,7 @@ import platform
 
 import keystone
 import numpy as np
-from unicorn import UC_HOOK_BLOCK
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
 from unicorn.unicorn_py3.unicorn import uclib
 
 CODE_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
@@ -100,11 +100,15 @@ def hook_del(uc, handle):
 
 # Host callback: (uc, address, size, user_data), System V ABI.
 # user_data -> {base, span, counts*, sizes*, budget, uc_emu_stop, touched*, ntouched,
-# prefix*, instructions}. A block that runs for the first time appends its offset to
+# prefix*, instructions, stop}. A block that runs for the first time appends its offset to
 # `touched`, so snapshots cost the number of distinct blocks, not the size of the text;
 # prefix[i] counts the instruction starts below base+i, so each block adds its
 # instructions to a running total (the modeled clock reads it in O(1)).
-# When the block budget runs out it tail-calls uc_emu_stop(uc) (uc is in rdi).
+# When the block budget runs out, or `stop` is set (1), it tail-calls uc_emu_stop(uc) (uc
+# is in rdi), in the second case after setting `stop` to 2: stopped as asked. Another
+# thread (emu/interrupts.py) sets 1 only while it is 0 and the callback writes it only
+# after reading 1, so unlike a store into the budget, which the callback's decrement can
+# overwrite, a request cannot be lost.
 _COUNTER_SRC = """
     mov rax, rsi
     sub rax, qword ptr [rcx]
@@ -128,8 +132,12 @@ sized:
     add qword ptr [rcx + 0x48], r10
     dec qword ptr [rcx + 0x20]
     jz stop
+    cmp qword ptr [rcx + 0x50], 0
+    jne requested
 done:
     ret
+requested:
+    mov qword ptr [rcx + 0x50], 0x2
 stop:
     mov rax, qword ptr [rcx + 0x28]
     jmp rax
@@ -152,9 +160,9 @@ class BlockCounter:
         self.touched = np.zeros(span, dtype=np.int64)      # calloc'd: pages appear as blocks run
         self.starts = np.zeros(span, dtype=np.uint8)       # 1 where an instruction starts
         self.prefix = np.zeros(span + 1, dtype=np.uint32)  # instruction starts below each offset
-        self._ud = (ctypes.c_uint64 * 10)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
+        self._ud = (ctypes.c_uint64 * 11)(base, span, self.counts.ctypes.data, self.sizes.ctypes.data,
                                           0, budget_stop, self.touched.ctypes.data, 0,
-                                          self.prefix.ctypes.data, 0)
+                                          self.prefix.ctypes.data, 0, 0)
         if platform.machine() in ("x86_64", "AMD64"):
             code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_COUNTER_SRC, 0)[0])
             self._page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
@@ -175,6 +183,9 @@ class BlockCounter:
                     ud[4] -= 1
                     if ud[4] == 0:
                         uclib.uc_emu_stop(uc_h)
+                    elif ud[10]:
+                        ud[10] = 2
+                        uclib.uc_emu_stop(uc_h)
             self._pycb = CODE_CB(py_cb)
             fn = self._pycb
         h = ctypes.c_size_t()
@@ -188,8 +199,21 @@ class BlockCounter:
         self._ud[4] = blocks
 
     def budget(self):
-        """Blocks left before the callback stops the CPU (1: at the next block; emu/interrupts.py)."""
+        """Blocks left before the callback stops the CPU."""
         return self._ud[4]
+
+    def request_stop(self):
+        """Stop the CPU at the next counted block start, that block counted (safe from another
+        thread; emu/interrupts.py), unless its budget stops it there first."""
+        if self._ud[10] == 0:
+            self._ud[10] = 1
+
+    def stopped_as_requested(self):
+        """The last run stopped at a request_stop (and not at the end of its budget)."""
+        return self._ud[10] == 2
+
+    def clear_stop(self):
+        self._ud[10] = 0
 
     def budget_exhausted(self):
         return self._ud[4] == 0
@@ -234,3 +258,111 @@ class BlockCounter:
         d[:len(snap)] -= snap
         nz = np.flatnonzero(d)
         return dict(zip(offs[nz].tolist(), d[nz].tolist()))
+
+
+# Host callback of UC_HOOK_CODE for recorded stepping, (uc, address, size, user_data):
+# user_data -> {steps, limit, stop_next, stop_a, stop_b, pcs*, rows*, nregs, ids*,
+# ptrs* (into scratch), scratch*, uc_reg_read_batch, uc_emu_stop}. At an instruction's
+# start it stops the CPU (tail-calling uc_emu_stop, RIP left there) at stop_a or stop_b,
+# after `limit` steps, or when stop_next is set; otherwise it appends the address to pcs
+# and the registers to rows (row `steps`: the state this instruction starts from).
+_RECORDER_SRC = """
+    push rbx
+    push r12
+    push r13
+    mov rbx, rcx
+    mov r12, rdi
+    cmp rsi, qword ptr [rbx + 0x18]
+    je stop
+    cmp rsi, qword ptr [rbx + 0x20]
+    je stop
+    cmp qword ptr [rbx + 0x10], 0
+    jne stop
+    mov r13, qword ptr [rbx]
+    cmp r13, qword ptr [rbx + 0x8]
+    jae stop
+    mov rax, qword ptr [rbx + 0x28]
+    mov qword ptr [rax + r13*8], rsi
+    mov rdi, r12
+    mov rsi, qword ptr [rbx + 0x40]
+    mov rdx, qword ptr [rbx + 0x48]
+    mov rcx, qword ptr [rbx + 0x38]
+    call qword ptr [rbx + 0x58]
+    mov rcx, qword ptr [rbx + 0x38]
+    mov rax, r13
+    imul rax, rcx
+    mov rdi, qword ptr [rbx + 0x30]
+    lea rdi, [rdi + rax*8]
+    mov rsi, qword ptr [rbx + 0x50]
+    rep movsq
+    inc qword ptr [rbx]
+    pop r13
+    pop r12
+    pop rbx
+    ret
+stop:
+    mov rax, qword ptr [rbx + 0x60]
+    mov rdi, r12
+    pop r13
+    pop r12
+    pop rbx
+    jmp rax
+"""
+_recorder_code = None
+
+
+class StepRecorder:
+    """A code hook on every instruction that records, in host machine code, each step's
+    address and the registers it starts from (emu/stepping.py: Stepper.record), so a step
+    costs no Python; rows[steps] is filled by the caller once the CPU stopped. On hosts
+    that are not x86-64 a ctypes callback does the same, slower."""
+
+    def __init__(self, uc, reg_ids, limit, stops):
+        global _recorder_code
+        n = len(reg_ids)
+        self.n, self.limit = n, limit
+        self.pcs = np.empty(limit, dtype=np.uint64)             # (only the rows written are read)
+        self.rows = np.empty((limit + 1, n), dtype=np.uint64)
+        self._ids = (ctypes.c_int * n)(*reg_ids)
+        self._scratch = (ctypes.c_uint64 * n)()
+        base = ctypes.addressof(self._scratch)
+        self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
+        self._ud = (ctypes.c_uint64 * 13)(0, limit, 0, stops[0], stops[1], self.pcs.ctypes.data,
+                                          self.rows.ctypes.data, n, ctypes.addressof(self._ids),
+                                          ctypes.addressof(self._ptrs), base,
+                                          ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value,
+                                          ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+        if platform.machine() in ("x86_64", "AMD64"):
+            if _recorder_code is None:
+                code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_RECORDER_SRC, 0)[0])
+                page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+                page.write(code)
+                _recorder_code = (page, ctypes.addressof(ctypes.c_char.from_buffer(page)))
+            fn = ctypes.c_void_p(_recorder_code[1])
+        else:
+            ud, pcs, rows, batch = self._ud, self.pcs, self.rows, BatchRegs(uc, reg_ids)
+
+            def py_cb(uc_h, addr, _size, _ud):
+                i = ud[0]
+                if addr in (ud[3], ud[4]) or ud[2] or i >= ud[1]:
+                    uclib.uc_emu_stop(uc_h)
+                    return
+                pcs[i] = addr
+                rows[i] = batch.read()
+                ud[0] = i + 1
+            self._pycb = CODE_CB(py_cb)
+            fn = self._pycb
+        h = ctypes.c_size_t()
+        err = uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_CODE, fn, ctypes.addressof(self._ud),
+                                ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err:
+            raise RuntimeError(f"uc_hook_add(step recorder) failed with unicorn error {err}")
+        self.handle = h.value
+
+    @property
+    def steps(self):
+        return self._ud[0]
+
+    def stop_next(self):
+        """Stop before the next instruction starts."""
+        self._ud[2] = 1

@@ -9,8 +9,8 @@ exactly as (*mcache).refill does.
 from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import SpanFields
-from runtime_model.sizeclasses import PAGE_SIZE, make_span_class
+from runtime_model.mspan import ALLOC_COUNT_BEFORE_CACHE_H, LIMIT_Q, SWEEPGEN_I, SpanFields
+from runtime_model.sizeclasses import PAGE_SHIFT, PAGE_SIZE
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
 # The fields refill reads of the span it returns and of the span it gets, each in one read.
@@ -37,24 +37,26 @@ class MCacheStats:
 
 def refill(runtime, c, spc):
     """mcache.go: (*mcache).refill(spc); `c` is the mcache's address."""
-    mem = runtime.mem
     heap = runtime.mheap
-    # the mcache's words through the typed view of its backing (it is 8-aligned)
-    b = mem._backing(c, L.SIZE)
+    # the mcache's words through the typed view of its backing (it is 8-aligned): the
+    # off-heap region, where persistentalloc put it
+    b = heap._meta
+    if not b.base <= c <= b.end - L.SIZE:
+        b = runtime.mem._backing(c, L.SIZE)
     q, w = b.q, (c - b.base) >> 3
     slot = w + _ALLOC_W + spc
-    reusable = w + _REUSABLE_W + spc
-    s = heap.mspan(q[slot])
+    a = q[slot]
+    s = heap._views.get(a) or heap.mspan(a)
     nelems, sweepgen, count, before_cache, elemsize = _RETURNED.unpack(*s.loc)
     if count != nelems:
         throw("refill of span with free space remaining")
     if spc == TINY_SPAN_CLASS:
-        q[reusable] = 0
-    if q[reusable]:
+        q[w + _REUSABLE_W + spc] = 0
+    elif q[w + _REUSABLE_W + spc]:
         throw("refill of span with reusable pointers remaining on pointer free list")
     central = heap.central[spc]
     controller = runtime.gc_controller
-    if s.addr != runtime.emptymspan:
+    if a != runtime.emptymspan:
         if sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
         central.uncache_span(s)         # (sweepgen+3: it does not sweep, the fields read hold)
@@ -64,7 +66,7 @@ def refill(runtime, c, spc):
             runtime.stats.tiny_alloc_count += q[w + _TINY_ALLOCS_W]
             q[w + _TINY_ALLOCS_W] = 0
         controller.total_alloc += used * elemsize
-        s.allocCountBeforeCache = 0
+        s._b.h[(s._o >> 1) + ALLOC_COUNT_BEFORE_CACHE_H] = 0
         # The slot holds no span while mcentral works, so a refill that fails (out of
         # memory) leaves a consistent mcache; Go dies there and never needs to.
         q[slot] = runtime.emptymspan
@@ -75,12 +77,13 @@ def refill(runtime, c, spc):
     if count == nelems:
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).
-    s.sweepgen = heap._sweepgen + 3
-    s.allocCountBeforeCache = count
+    b, o = s._b, s._o
+    b.i[(o >> 2) + SWEEPGEN_I] = (heap._sweepgen + 3) & 0xFFFFFFFF
+    b.h[(o >> 1) + ALLOC_COUNT_BEFORE_CACHE_H] = count
     controller.update(npages * PAGE_SIZE - count * elemsize, q[w + _SCAN_ALLOC_W])
     q[w + _SCAN_ALLOC_W] = 0
-    q[slot] = s.addr
-    runtime.refills.append((spc, s.addr))
+    q[slot] = a = s.addr
+    runtime.refills.append((spc, a))
     if needzero:            # the mcache-hit path will clear every free slot (emu/clock.py)
         _charge_clear(runtime, (nelems - count) * elemsize)
 
@@ -92,23 +95,26 @@ def _charge_clear(runtime, nbytes):
 def alloc_large(runtime, size, noscan):
     """mcache.go: (*mcache).allocLarge: a span of whole pages for one object."""
     heap = runtime.mheap
-    npages = -(-size // PAGE_SIZE)
-    spc = make_span_class(0, noscan)
+    npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT
+    nbytes = npages << PAGE_SHIFT
+    spc = 1 if noscan else 0                    # makeSpanClass(0, noscan)
     # deductSweepCredit first: mheap.alloc's reclaim will sweep npages itself
-    runtime.sweeper.deduct_credit(npages * PAGE_SIZE, npages)
+    runtime.sweeper.deduct_credit(nbytes, npages)
     s = yield from heap.alloc(npages, spc)
     if s is None:
         throw("out of memory")
-    runtime.stats.large_alloc += npages * PAGE_SIZE
-    runtime.stats.large_alloc_count += 1
+    stats = runtime.stats
+    stats.large_alloc += nbytes
+    stats.large_alloc_count += 1
     base, span_pages, needzero = _LARGE.unpack(*s.loc)
     controller = runtime.gc_controller
-    controller.total_alloc += npages * PAGE_SIZE
-    controller.update(span_pages * PAGE_SIZE, 0)
+    controller.total_alloc += nbytes
+    controller.update(span_pages << PAGE_SHIFT, 0)
     # Put the large span in the mcentral swept list so that it's visible to the background sweeper.
-    heap.central[spc].full_swept(heap._sweepgen).append(s)
-    s.limit = base + size
-    s.init_heap_bits()
+    heap.central[spc].full[(heap._sweepgen >> 1) & 1].append(s)     # fullSwept(sweepgen)
+    s._b.q[(s._o >> 3) + LIMIT_Q] = base + size
+    # s.initHeapBits() writes nothing in a large span: no heap bits nor inline marks above
+    # 512-byte objects (span_has_bits)
     if needzero:            # mallocgcLarge clears it (memclrNoHeapPointersChunked)
         _charge_clear(runtime, size)
     return s

@@ -16,7 +16,7 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
-from runtime_model.mspan import SpanFields
+from runtime_model.mspan import ALLOC_CACHE_Q, SWEEPGEN_I, SpanFields, span_has_bits
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 # The fields cacheSpan's end and uncacheSpan read, each in one read.
@@ -28,6 +28,9 @@ class MCentral:
     def __init__(self, heap, spanclass):
         self.heap = heap
         self.spanclass = spanclass
+        self.npages = sc.CLASS_TO_NPAGES[spanclass >> 1]     # of each span (0: large spans)
+        # (*mspan).initHeapBits has work in a fresh span of this small class
+        self.span_has_bits = bool(spanclass >> 1) and span_has_bits(spanclass, sc.CLASS_TO_SIZE[spanclass >> 1])
         self.partial = (deque(), deque())   # spanSet: push at the tail, pop at the head
         self.full = (deque(), deque())
 
@@ -46,18 +49,18 @@ class MCentral:
     def cache_span(self):
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones (on the allocating
-        goroutine's time), then grows."""
-        runtime = self.heap.env.runtime
+        goroutine's time), then grows: a fresh span of this class from the heap."""
+        heap = self.heap
+        runtime = heap.env.runtime
         sweeper = runtime.sweeper
-        npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
-        sweeper.deduct_credit(npages * sc.PAGE_SIZE, 0)
-        sg = self.heap._sweepgen
+        sweeper.deduct_credit(self.npages << sc.PAGE_SHIFT, 0)
+        sg = heap._sweepgen
         swept = (sg >> 1) & 1                    # the swept half of each spanSet pair: sg/2 % 2
         part = self.partial[swept]
         s = part.popleft() if part else None
         # sweep.active.begin(): with the sweep drained the unswept sets are left alone
-        budget = -1 if sweeper.is_done() else SPAN_BUDGET
-        while s is None and budget >= 0:
+        budget = -1 if s is not None or sweeper.is_done() else SPAN_BUDGET
+        while budget >= 0 and s is None:
             unswept = self.partial[1 - swept]
             if not unswept:
                 break
@@ -67,7 +70,7 @@ class MCentral:
                 sweep(runtime, cand, preserve=True)
                 sweeper.charge(1)
                 s = cand
-        while s is None and budget >= 0:
+        while budget >= 0 and s is None:
             unswept = self.full[1 - swept]
             if not unswept:
                 break
@@ -83,27 +86,30 @@ class MCentral:
                     s = cand
                 else:
                     self.full[swept].append(cand)
-        if s is None:
-            s = yield from self.grow()
+        if s is None:       # mcentral.go: (*mcentral).grow, here (no generator of its own)
+            s = yield from heap.alloc(self.npages, self.spanclass)
             if s is None:
                 return None
+            if self.span_has_bits:
+                s.init_heap_bits()
         fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")
         # Start the cache at the 64-slot word holding freeindex (refillAllocCache); gcBits
         # are persistentalloc'd (8-aligned), so the word is read through the off-heap view.
         word = alloc_bits + ((fi >> 6) << 3)
-        mb = self.heap._meta
+        mb = heap._meta
         bits = mb.q[(word - mb.base) >> 3] if mb.base <= word < mb.end and not word & 7 else s.mem.u64(word)
-        s.allocCache = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
+        s._b.q[(s._o >> 3) + ALLOC_CACHE_Q] = (~bits & 0xFFFFFFFFFFFFFFFF) >> (fi & 63)
         return s
 
     @staticmethod
     def try_acquire(s, sg):
         """mgcsweep.go: sweepLocker.tryAcquire: sweepgen-2 means unswept; take it."""
-        if s.sweepgen != (sg - 2) & 0xFFFFFFFF:
+        v, i = s._b.i, (s._o >> 2) + SWEEPGEN_I      # the field through its typed view
+        if v[i] != (sg - 2) & 0xFFFFFFFF:
             return False
-        s.sweepgen = sg - 1
+        v[i] = (sg - 1) & 0xFFFFFFFF
         return True
 
     def uncache_span(self, s):
@@ -117,13 +123,5 @@ class MCentral:
             s.sweepgen = sg - 1
             sweep(self.heap.env.runtime, s)
             return
-        s.sweepgen = sg
+        s._b.i[(s._o >> 2) + SWEEPGEN_I] = sg
         (self.partial if nelems - count > 0 else self.full)[(sg >> 1) & 1].append(s)
-
-    def grow(self):
-        """mcentral.go: (*mcentral).grow: a fresh span of this class from the heap."""
-        npages = sc.CLASS_TO_NPAGES[self.spanclass >> 1]
-        s = yield from self.heap.alloc(npages, self.spanclass)
-        if s is not None:
-            s.init_heap_bits()
-        return s

@@ -38,7 +38,7 @@ sources), not measurements of the host.
 
 import numpy as np
 
-from emu.layout import G, MCache
+from emu.layout import G, GCWork, MCache, P
 from runtime_model.mgcmark import HeapMarker
 from runtime_model.mgcsweep import release_all
 from runtime_model.mstats import mapped_ready
@@ -153,6 +153,7 @@ class Collector:
                                          # while the mutator is parked
         self._other_frac = None          # (start, 0, Ps): the other Ps' fractional workers
         self.gctrace = []                # the gctrace lines printed so far
+        self._gcw_marked = self.m.symbol("runtime.p0") + P.gcw + GCWork.bytesMarked   # p0.gcw.bytesMarked
 
     # ---- the pacer's view of memory ----------------------------------------------------------
     def sync_stats(self):
@@ -278,18 +279,9 @@ class Collector:
         return slots
 
     def _reset_gcw(self):
-        """p.gcw.bytesMarked: what the allocator's machine code marks black during the cycle."""
-        self._gcw_marked = self._gcw_bytes_marked_addr()
-        if self._gcw_marked:
-            self.m.mem.w64(self._gcw_marked, 0)
-        self.rt.bytes_marked = 0
-
-    def _gcw_bytes_marked_addr(self):
-        m = self.m
-        if m.image is None:
-            return 0
-        off = m.image.struct_fields("runtime.p").get("gcw.bytesMarked")
-        return m.symbol("runtime.p0") + off if off is not None else 0
+        """p.gcw.bytesMarked: what the allocator's machine code marks black during the cycle
+        (mgcmark.go: gcmarknewobject; the same field on both machines)."""
+        self.m.mem.w64(self._gcw_marked, 0)
 
     # ---- concurrent marking -----------------------------------------------------------------
     def background(self):
@@ -538,9 +530,7 @@ class Collector:
         if self.checker is not None:
             self.checker.marked(rt)      # marking is complete: the mark bits are the cycle's
         self._set_phase(GC_MARKTERMINATION)
-        bytes_marked = self.marker.bytes_marked + rt.bytes_marked
-        if self._gcw_marked:
-            bytes_marked += m.mem.u64(self._gcw_marked)
+        bytes_marked = self.marker.bytes_marked + m.mem.u64(self._gcw_marked)
         cyc.heap2 = bytes_marked
         cyc.objects_marked = self.marker.objects_marked
         rt.limiter.start_gc_transition(False, clock.ns())    # gcMarkDone

@@ -601,14 +601,16 @@ class HeapMarker:
         return int(last.sum()) * 8
 
     def _words_of(self, typ, size):
-        """Pointer word indexes of `size` bytes holding values of typ back to back."""
+        """Pointer word indexes of `size` bytes holding values of typ back to back, a last
+        partial copy's words below `size` included (mbitmap.go: typePointers.next runs on to
+        its limit, the object's end, trimming only the last mask)."""
         from runtime_model.gcmask import pointer_words
         key = (typ, size)
         out = self._type_words.get(key)
         if out is None:
             words, tsize = pointer_words(self.mem, typ), self.mem.u64(typ + Type.Size_)
             if len(words) and tsize:
-                reps = max(1, size // tsize)
+                reps = max(1, -(-size // tsize))
                 out = (np.arange(reps, dtype=np.int64)[:, None] * (tsize // 8) + words[None, :]).ravel()
                 out = out[out < size // 8]
             else:

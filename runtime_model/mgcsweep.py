@@ -38,9 +38,10 @@ from emu.layout import MCache, NUM_SPAN_CLASSES, PAGE_SIZE
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import (MSPAN_IN_USE, MSpan, SpanFields, gc_bits_bytes,
-                                 span_inline_mark_bits_size, uses_span_inline_mark_bits, INLINE_CLASS,
-                                 INLINE_MARKS)
+from runtime_model.mspan import (ALLOC_BITS_Q, ALLOC_CACHE_Q, ALLOC_COUNT_H, FREE_INDEX_FOR_SCAN_H, FREEINDEX_H,
+                                 GCMARK_BITS_Q, MSPAN_IN_USE, NEEDZERO_B, SWEEPGEN_I, MSpan, SpanFields,
+                                 gc_bits_bytes, span_inline_mark_bits_size, uses_span_inline_mark_bits,
+                                 INLINE_CLASS, INLINE_MARKS)
 
 U1, U3, U63, U64 = (np.uint64(k) for k in (1, 3, 63, 64))
 INLINE_MARK_WORDS = -(-(INLINE_CLASS - INLINE_MARKS) // 8)   # spanInlineMarkBits.marks in words
@@ -82,8 +83,10 @@ def sweep(runtime, s, preserve=False):
     if uses_span_inline_mark_bits(size):
         move_inline_marks(s)            # (into the gcmarkBits bitmap: the fields read hold)
     nb = gc_bits_bytes(nelems)
-    # both bitmaps through their host backing (off-heap), each read once
-    ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
+    # both bitmaps through their host backing (the off-heap region's: persistentalloc'd), each read once
+    ab = mb = heap._meta
+    if not (ab.base <= old and old + nb <= ab.end and ab.base <= marks and marks + nb <= ab.end):
+        ab, mb = mem._backing(old, nb), mem._backing(marks, nb)
     alloc_bits = int.from_bytes(ab.buf[old - ab.base:old - ab.base + nb], "little")
     mark_bits = int.from_bytes(mb.buf[marks - mb.base:marks - mb.base + nb], "little")
     # allocfreetrace: an object is freed if it was allocated and is not marked.
@@ -101,20 +104,23 @@ def sweep(runtime, s, preserve=False):
     nfreed = count - nalloc
     if nalloc > count:
         throw(f"sweep increased allocation count (nalloc {nalloc}, allocCount {count})")
-    s.allocCount = nalloc
-    s.freeindex = 0
-    s.freeIndexForScan = 0
+    # the field stores through the struct's typed views (no property calls)
+    sb, so = s._b, s._o
+    sh, sq = sb.h, sb.q
+    sh[(so >> 1) + ALLOC_COUNT_H] = nalloc
+    sh[(so >> 1) + FREEINDEX_H] = 0
+    sh[(so >> 1) + FREE_INDEX_FOR_SCAN_H] = 0
     # The mark bits become the allocation bits; the old allocation bits, cleared, the next
     # mark bits (Go gets fresh ones from its gcBits arenas and frees the old two cycles on).
-    s.allocBits = marks
+    sq[(so >> 3) + ALLOC_BITS_Q] = marks
     ab.buf[old - ab.base:old - ab.base + nb] = bytes(nb)
-    s.gcmarkBits = old
-    s.allocCache = ~mark_bits & 0xFFFFFFFFFFFFFFFF         # refillAllocCache(0) of the new allocBits
-    s.sweepgen = sg
+    sq[(so >> 3) + GCMARK_BITS_Q] = old
+    sq[(so >> 3) + ALLOC_CACHE_Q] = ~mark_bits & 0xFFFFFFFFFFFFFFFF     # refillAllocCache(0) of the new allocBits
+    sb.i[(so >> 2) + SWEEPGEN_I] = sg
     central = heap.central[spc]
     if spc >> 1:
         if nfreed > 0:
-            s.needzero = 1
+            sb.b[so + NEEDZERO_B] = 1
             runtime.stats.small_free_count[spc >> 1] += nfreed
             runtime.gc_controller.total_free += nfreed * size
         if not preserve:
@@ -443,10 +449,12 @@ def sweep_spans(runtime, spans):
     gi = np.flatnonzero((size >= 16) & (size <= sc.MIN_SIZE_FOR_MALLOC_HEADER))
     if len(gi):                     # moveInlineMarks: the marks' 63 bytes (the class byte excluded)
         q = ((r["startAddr"][gi] - np.uint64(v.heap_base)) >> U3).astype(np.int64) + (PAGE_SIZE - INLINE_BITS) // 8
-        icol = col[gi, :INLINE_MARK_WORDS]      # such spans have at most 512 objects: 8 words
+        # every column, the repeats of a row's last word too (such spans have at most 512
+        # objects: 8 words), else a repeat without them is the last one the scatter writes
+        icol = col[gi]
         inl = v.heap64[q[:, None] + INLINE_MARKS // 8 + icol]
         inl[icol == INLINE_MARK_WORDS - 1] &= np.uint64((1 << 8 * ((INLINE_CLASS - INLINE_MARKS) % 8)) - 1)
-        marks[gi, :icol.shape[1]] |= inl
+        marks[gi] |= inl
         v.heap64[q[:, None] + np.arange(INLINE_BITS // 8)] = 0
         v.heap8[(q << 3) + INLINE_CLASS] = spc[gi]
     # only nelems bits count: word j of a row keeps its bits below nelems - 64 j

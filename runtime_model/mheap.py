@@ -18,16 +18,15 @@ from a bump allocator and are not recycled per GC epoch.
 """
 
 from emu.errors import InvariantError
-from emu.layout import HEAP_ARENA_BYTES, OFFHEAP, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
+from emu.layout import ARENA_BASE_OFFSET, HEAP_ARENA_BYTES, OFFHEAP, HeapArena, NUM_SPAN_CLASSES, PAGE_SIZE
 from emu.layout import MSpan as MSpanLayout
 from runtime_model import sizeclasses as sc
 from runtime_model.mcentral import MCentral
 from runtime_model.mem_linux import sys_map, sys_reserve, sys_unused, throw
-from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, MSpan, SpanFields, gc_bits_bytes,
-                                 nelems_for, span_fields)
+from runtime_model.mspan import (MSPAN_DEAD, MSPAN_IN_USE, MSPAN_MANUAL, STATE_B, SWEEPGEN_I, MSpan, SpanFields,
+                                 gc_bits_bytes, nelems_for, span_fields)
 from runtime_model.pagealloc import PALLOC_CHUNK_PAGES, PageAlloc
 
-ARENA_BASE_OFFSET = 0xFFFF800000000000   # malloc.go: arenaBaseOffset on amd64
 ARENA_L2_BITS = 48 - 26                  # malloc.go: heapAddrBits - logHeapArenaBytes
 PAGES_PER_ARENA = HEAP_ARENA_BYTES // PAGE_SIZE
 # The hot paths (allocSpan, initSpan) shift and mask where Go divides by these powers of two
@@ -39,12 +38,14 @@ PHYS_PAGE_SIZE = 4096
 PAGE_CACHE_PAGES = 64                    # mpagecache.go: pageCachePages
 PAGES_PER_RECLAIMER_CHUNK = min(512, PAGES_PER_ARENA)   # mheap.go: pagesPerReclaimerChunk
 _PAGE_CACHE_PAGES_4 = PAGE_CACHE_PAGES // 4     # allocSpan: pageCachePages/4
-# (npages, elemsize, nelems, divMul) of a span of each small span class (initSpan).
-SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1],
-               nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]), sc.CLASS_TO_DIVMAGIC[spc >> 1])
-              if spc >> 1 else None for spc in range(NUM_SPAN_CLASSES)]
-# ... and the bytes of each of its gcBits bitmaps
-SPAN_BITS_BYTES = [gc_bits_bytes(shape[2]) if shape else 0 for shape in SPAN_SHAPE]
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+# (npages, elemsize, nelems, divMul, bytes of each gcBits bitmap) of a span of each small
+# span class (initSpan).
+SPAN_SHAPE = [(sc.CLASS_TO_NPAGES[spc >> 1], sc.CLASS_TO_SIZE[spc >> 1], n, sc.CLASS_TO_DIVMAGIC[spc >> 1],
+               gc_bits_bytes(n)) if spc >> 1 else None
+              for spc in range(NUM_SPAN_CLASSES)
+              for n in [nelems_for(spc >> 1, spc & 1, sc.CLASS_TO_NPAGES[spc >> 1]) if spc >> 1 else 0]]
+_LARGE_BITS_BYTES = gc_bits_bytes(1)      # a large span's gcBits: one object
 # Sweep states as sweepgen - mheap.sweepgen (mod 2^32): cached spans are +3 (swept) or
 # +1 (cached before the generation advanced); others -2, -1 or 0.
 # initSpan's writes of a whole mspan (mspan.init and the fields initSpan sets).
@@ -116,7 +117,8 @@ class MHeap:
         only where the struct is, and fixalloc reuses the structs)."""
         s = self._views.get(addr)
         if s is None:
-            s = self._views[addr] = MSpan(self.mem, addr)
+            mb = self._meta              # where persistentalloc put it (emptymspan is elsewhere)
+            s = self._views[addr] = MSpan(self.mem, addr, mb if mb.base <= addr <= mb.end - MSpanLayout.SIZE else None)
         return s
 
     # ---- fields mirrored in emulated memory -------------------------------------------
@@ -319,9 +321,11 @@ class MHeap:
         while cand:
             j = (cand & -cand).bit_length() - 1
             cand &= cand - 1
-            s = MSpan(self.mem, mb.q[(o + HeapArena.spans >> 3) + first + j])
-            if s.sweepgen == (sg - 2) & 0xFFFFFFFF:     # sweepLocker.tryAcquire
-                s.sweepgen = sg - 1
+            a = mb.q[(o + HeapArena.spans >> 3) + first + j]
+            s = self._views.get(a) or self.mspan(a)
+            v, i = s._b.i, (s._o >> 2) + SWEEPGEN_I     # sweepLocker.tryAcquire, the field's view
+            if v[i] == (sg - 2) & 0xFFFFFFFF:
+                v[i] = (sg - 1) & 0xFFFFFFFF
                 todo.append(s)
         return (sweep_batch(self.env.runtime, todo) if todo else 0), len(todo)
 
@@ -342,7 +346,7 @@ class MHeap:
         base = scav = 0
         if npages < _PAGE_CACHE_PAGES_4:        # small: through p0's page cache
             pc = self.pcache
-            if pc is None or pc.empty():
+            if pc is None or not pc.cache:      # pageCache.empty
                 pc = self.pcache = self.pages.alloc_to_cache()
             base, scav = pc.alloc(npages)
         growth = 0
@@ -360,7 +364,11 @@ class MHeap:
             if todo:
                 yield from self.scavenger.alloc_scavenge(todo, force)
         free = self._free_mspans                # fixalloc: a freed mspan struct first
-        s = self.mspan(free.pop() if free else self.env.persistentalloc(MSpanLayout.SIZE, 8))
+        if free:
+            s = self._views[free.pop()]         # (made when it was first handed out)
+        else:                                   # a new struct in the off-heap region
+            addr = self.env.persistentalloc(MSpanLayout.SIZE, 8)
+            s = self._views[addr] = MSpan(self.mem, addr, self._meta)
         self.nspans += 1
         self.live_mspans.add(s.addr)
         self.init_span(s, spanclass, base, npages, scav, manual)
@@ -375,31 +383,26 @@ class MHeap:
 
     def free_span(self, s):
         """mheap.go: (*mheap).freeSpan: an empty heap span goes back to the page allocator."""
-        self._release_span(s, manual=False)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=False))
         self._retire_mspan(s)
 
     def free_spans(self, spans):
         """A sweep's worth of freeSpan calls: the page allocator frees the whole batch at
         once (pageAlloc.free_many leaves the state freeing one by one leaves), so a
         sweep that empties thousands of spans updates each summary once."""
-        ranges = []
-        for s in spans:
-            self._release_span(s, manual=False)
-            ranges.append((s.base(), s.npages))
-        self.pages.free_many(ranges)
+        self.pages.free_many([self._release_span(s, manual=False) for s in spans])
         for s in spans:
             self._retire_mspan(s)
 
     def free_manual(self, s):
         """mheap.go: (*mheap).freeManual."""
         s.needzero = 1
-        self._release_span(s, manual=True)
-        self.pages.free(s.base(), s.npages)
+        self.pages.free(*self._release_span(s, manual=True))
         self._retire_mspan(s)
 
     def _release_span(self, s, manual):
-        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting."""
+        """mheap.go: freeSpanLocked, up to its pageAlloc.free: the checks and accounting.
+        Returns the span's (base, npages), for pageAlloc.free."""
         base, npages, sweepgen, count, state = _RELEASED.unpack(*s.loc)
         if state == MSPAN_MANUAL and manual:
             if count:
@@ -408,7 +411,8 @@ class MHeap:
             if count or sweepgen != self._sweepgen:
                 throw(f"mheap.freeSpanLocked - invalid free (allocCount {count}, "
                       f"sweepgen {sweepgen}/{self._sweepgen})")
-            self.pages_in_use = self._pages_in_use - npages
+            # pages_in_use's store without its setter's call
+            self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = (self._pages_in_use - npages) & _MASK64
             page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
             mb = self._meta
             a = self.heap_arena(base) - mb.base + _PAGE_IN_USE + (page >> 3)
@@ -421,10 +425,11 @@ class MHeap:
             self.stacks_in_use -= nbytes
         else:
             self.heap_in_use -= nbytes
+        return base, npages
 
     def _retire_mspan(self, s):
         """mheap.go: freeMSpanLocked: the mspan struct goes back to the span allocator."""
-        s.state = MSPAN_DEAD
+        s._b.b[s._o + STATE_B] = MSPAN_DEAD
         self.nspans -= 1
         self.live_mspans.discard(s.addr)
         self._free_mspans.append(s.addr)
@@ -456,20 +461,30 @@ class MHeap:
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages << _PAGE_SHIFT
-        # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
         ha = self.heap_arena(base)
-        needzero = int(self.alloc_needs_zero(base, npages, ha) and scav != nbytes)
+        mb = self._meta
+        q, o = mb.q, ha - mb.base                # the heapArena's offset in the off-heap view
+        page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
+        one_arena = page + npages <= PAGES_PER_ARENA
+        if one_arena:       # every small span: allocNeedsZero's one arena here (spans[] below)
+            z = (o + _ZEROED_BASE) >> 3
+            zeroed, abase = q[z], base & _ARENA_MASK
+            if abase + nbytes > zeroed:
+                q[z] = abase + nbytes
+            need = abase < zeroed
+        else:
+            need = self.alloc_needs_zero(base, npages, ha)
+        # needZeroAfterSysUnused() is false with MADV_DONTNEED: fully released pages are zero.
+        needzero = int(need and scav != nbytes)
         if manual:
-            _INIT_MANUAL.write(s, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
+            _INIT_MANUAL.write(*s.loc, base, npages, self._sweepgen, MSPAN_MANUAL, needzero, base + nbytes)
             self.set_spans(base, npages, s, ha)
             return
         shape = SPAN_SHAPE[spanclass]
-        if shape is None:
-            elemsize, nelems, divmul = nbytes, 1, 0
-            nb = gc_bits_bytes(1)
-        elif shape[0] == npages:
-            _, elemsize, nelems, divmul = shape
-            nb = SPAN_BITS_BYTES[spanclass]
+        if shape is not None and shape[0] == npages:
+            _, elemsize, nelems, divmul, nb = shape
+        elif shape is None:
+            elemsize, nelems, divmul, nb = nbytes, 1, 0, _LARGE_BITS_BYTES
         else:
             elemsize = sc.CLASS_TO_SIZE[spanclass >> 1]
             nelems = nelems_for(spanclass >> 1, spanclass & 1, npages)
@@ -478,14 +493,20 @@ class MHeap:
         # newMarkBits, then newAllocBits: two 8-aligned bitmaps of whole words, one after
         # the other, so from one bump of the off-heap allocator
         bits = self.env.persistentalloc(2 * nb, 8)
-        _INIT_HEAP.write(s, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
+        _INIT_HEAP.write(*s.loc, base, npages, nelems, 0xFFFFFFFFFFFFFFFF, bits + nb, bits,
                          self._sweepgen, divmul, spanclass, MSPAN_IN_USE, needzero, elemsize,
                          base + elemsize * nelems)
-        self.set_spans(base, npages, s, ha)
-        page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
-        mb = self._meta
-        mb.b[ha - mb.base + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
-        self.pages_in_use = self._pages_in_use + npages
+        if one_arena:       # setSpans: the span's run of entries in its one arena
+            a = o + _SPANS + (page << 3)
+            if npages == 1:
+                q[a >> 3] = s.addr
+            else:
+                mb.buf[a:a + 8 * npages] = s.addr.to_bytes(8, "little") * npages
+        else:
+            self.set_spans(base, npages, s, ha)
+        mb.b[o + _PAGE_IN_USE + (page >> 3)] |= 1 << (page & 7)
+        # pages_in_use's store without its setter's call (a sum of pages: below 2^64)
+        self._pages_in_use_q[self._pages_in_use_i] = self._pages_in_use = self._pages_in_use + npages
 
     def set_page_marked(self, base):
         """heapArena.pageMarks: the span starting at base has a marked object."""

@@ -27,11 +27,11 @@ INLINE_SCANS, INLINE_OWNED, INLINE_MARKS, INLINE_CLASS = 0, 63, 64, 127
 class MSpan:
     __slots__ = ("mem", "addr", "_b", "_o", "loc")
 
-    def __init__(self, mem, addr):
+    def __init__(self, mem, addr, backing=None):
         self.mem, self.addr = mem, addr
-        # the host backing that holds the struct, found once: each field is then one index
-        # into its typed view (emu/memory.py)
-        self._b = b = mem._backing(addr, L.SIZE)
+        # the host backing that holds the struct (given, or found once): each field is then
+        # one index into its typed view (emu/memory.py)
+        self._b = b = backing or mem._backing(addr, L.SIZE)
         self._o = addr - b.base
         self.loc = (b.buf, self._o)     # the struct's place, as struct's *_from/_into take it
 
@@ -94,10 +94,10 @@ class MSpan:
     def init_heap_bits(self):
         """mbitmap.go: (*mspan).initHeapBits, then GreenTeaGC's initInlineMarkBits."""
         spc, needzero, elemsize = _HEAP_BITS_FIELDS.unpack(*self.loc)
+        if not span_has_bits(spc, elemsize):
+            return                              # a header, a large type or no pointers: no bits
         heap_bits = not spc & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER
         inline = uses_span_inline_mark_bits(elemsize)
-        if not (heap_bits or inline):
-            return                              # a header, a large type or no pointers: no bits
         b = self.mem._backing(self.startAddr, sc.PAGE_SIZE)     # both in the span's first page
         if inline:
             o = self.inline_mark_bits() - b.base
@@ -139,9 +139,10 @@ def span_fields(mem, addr):
 
 class SpanFields:
     """Some fields of an mspan in one struct call: `unpack(*s.loc)` reads them from MSpan s
-    (a tuple, one C call instead of a property call per field), `write` packs a whole
-    mspan, the named fields and every other byte zero (the pad bytes of its struct). The
-    names are given in offset order, so the values go straight into and out of the struct."""
+    (a tuple, one C call instead of a property call per field), `write(*s.loc, *values)`
+    packs a whole mspan, the named fields and every other byte zero (the pad bytes of its
+    struct). The names are given in offset order, so the values go straight into and out
+    of the struct."""
 
     def __init__(self, *names):
         if list(names) != sorted(names, key=lambda n: getattr(L, n)) or not set(names) <= _FIELDS.keys():
@@ -149,11 +150,7 @@ class SpanFields:
         self.names = names
         self._struct, _ = _fields_struct(set(names))
         self.unpack = self._struct.unpack_from
-        self._pack = self._struct.pack_into
-
-    def write(self, s, *values):
-        """Every byte of MSpan s: the named fields, the rest zero."""
-        self._pack(*s.loc, *values)
+        self.write = self._struct.pack_into
 
 
 def _field(off, width):
@@ -210,6 +207,16 @@ for _name, _w in _FIELDS.items():
 
 _HEAP_BITS_FIELDS = SpanFields("spanclass", "needzero", "elemsize")      # initHeapBits reads
 
+# Indices of fields the allocation paths store, in the typed view of their width, from the
+# struct's offset: `s._b.i[(s._o >> 2) + SWEEPGEN_I] = v` stores without a property call
+# (for a value the field holds: the view refuses others).
+SWEEPGEN_I = L.sweepgen >> 2
+FREEINDEX_H, FREE_INDEX_FOR_SCAN_H = L.freeindex >> 1, L.freeIndexForScan >> 1
+ALLOC_COUNT_H, ALLOC_COUNT_BEFORE_CACHE_H = L.allocCount >> 1, L.allocCountBeforeCache >> 1
+ALLOC_CACHE_Q, ALLOC_BITS_Q, GCMARK_BITS_Q = L.allocCache >> 3, L.allocBits >> 3, L.gcmarkBits >> 3
+LIMIT_Q = L.limit >> 3
+STATE_B, NEEDZERO_B = L.state, L.needzero
+
 
 def gc_bits_bytes(nelems):
     """Bytes of an allocBits/gcmarkBits bitmap: whole uint64s (mheap.go: newMarkBits)."""
@@ -219,6 +226,12 @@ def gc_bits_bytes(nelems):
 def span_inline_mark_bits_size():
     """mgcmark_greenteagc.go: sizeof(spanInlineMarkBits) = scans[63] + owned + marks[63] + class."""
     return 63 + 1 + 63 + 1
+
+
+def span_has_bits(spanclass, elemsize):
+    """initHeapBits writes something in a span of this class and object size: heap bits
+    (small scan objects, mbitmap.go: heapBitsInSpan) or inline mark bits."""
+    return (not spanclass & 1 and elemsize <= sc.MIN_SIZE_FOR_MALLOC_HEADER) or uses_span_inline_mark_bits(elemsize)
 
 
 def uses_span_inline_mark_bits(elemsize):

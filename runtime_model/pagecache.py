@@ -55,12 +55,16 @@ class PageCache:
         if c == 0:
             return 0, 0
         if npages == 1:
-            # The common case (one-page spans): take the lowest free page.
-            i = (c & -c).bit_length() - 1
-            scav = (self.scav >> i) & 1
-            self.cache = c & ~(1 << i)
-            self.scav &= ~(1 << i)
-            return self.base + i * PAGE_SIZE, scav * PAGE_SIZE
+            # The common case (one-page spans): take the lowest free page, bit `low`.
+            low = c & -c
+            self.cache = c ^ low
+            scav = self.scav
+            if scav & low:
+                self.scav = scav ^ low
+                scav = PAGE_SIZE
+            else:
+                scav = 0
+            return self.base + (low.bit_length() - 1) * PAGE_SIZE, scav
         return self._alloc_n(npages)
 
     def _alloc_n(self, npages):

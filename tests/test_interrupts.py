@@ -80,20 +80,23 @@ def test_ctrl_c_between_runs_is_a_plain_keyboard_interrupt():
     assert m.mallocgc(16) == m.mallocgc(16) - 16
 
 
-@pytest.mark.xfail(strict=False, reason="open defect: on this KVM guest (Sapphire Rapids) the watcher's budget store loses the race with the block counter's decrement for 10-50 s (fails at 1477fb5 too)")
 def test_ctrl_c_stops_machine_code_that_never_enters_python():
+    """A one-block loop enters no callback: the watcher's stop request ends it. Five times:
+    a stop stored into the block budget lost its race with the counter's decrement on
+    one host (two runs in three ran on for 10-50 s)."""
     m = Machine()
     m.load([("spin.s", "TEXT gomemu.spin(SB), 0, $0-0\nloop:\n\tJMP\tloop\n")])
     m.block_budget = 20_000_000_000         # minutes of looping: only the interrupt can end it soon
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    t0 = time.monotonic()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            m.call("gomemu.spin")
-    finally:
-        timer.cancel()
-    assert time.monotonic() - t0 < 10
+    for _ in range(5):
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                m.call("gomemu.spin")
+        finally:
+            timer.cancel()
+        assert time.monotonic() - t0 < 5
     assert m.mallocgc(16) == 0xc000000000
 
 

@@ -17,7 +17,6 @@ from emu.machine import Machine
 from emu.mutator import WorkloadRun
 from emu.workload import parse
 from runtime_model.mgcsweep import finish_cycle
-from runtime_model.mspan import MSpan
 from tests.conftest import DATA, ROOT
 
 SIZE = 2688                 # size class 40: three objects a one-page span

@@ -137,6 +137,19 @@ def test_constants_by_name_as_in_go_asm_h():
     assert [e.disasm for e in p.listing] == ["mov r9, qword ptr [r8 + 0x38]", "mov eax, 0x3f8"]
 
 
+def test_a_symbol_offset_may_be_a_constant_by_name():
+    """`runtime·mheap_+mheap_arenas(SB)`: a field of a global, by its go_asm.h name."""
+    p = assemble((("c.s", "TEXT x(SB), 0, $0-0\n MOVQ runtime·mheap_+mheap_arenas(SB), DX\n"
+                   " MOVQ runtime·mheap_-8(SB), DX\n"),),
+                 BASE, {"runtime.mheap_": 0x600000}, {"mheap_arenas": 66008})
+    first, second = p.listing
+    assert first.disasm == f"mov rdx, qword ptr [rip + {0x600000 + 66008 - (BASE + 7):#x}]"
+    assert second.disasm == f"mov rdx, qword ptr [rip + {0x600000 - 8 - (BASE + 14):#x}]"
+    with pytest.raises(AssemblyError, match="unknown constant"):
+        assemble((("c.s", "TEXT x(SB), 0, $0-0\n MOVQ runtime·mheap_+nosuch(SB), DX\n"),),
+                 BASE, {"runtime.mheap_": 0x600000}, {})
+
+
 def test_a_64_bit_immediate_is_allowed_only_into_a_register():
     p = asm("MOVQ $0x123456789, AX\n MOVQ $-1, BX\n CMPQ AX, $-4095\n")
     assert [e.disasm for e in p.listing] == ["movabs rax, 0x123456789", "mov rbx, 0xffffffffffffffff",

@@ -44,6 +44,14 @@ def test_large_object_has_no_header():
     assert scan_work(size, 7) == 7 * PTR + PTR
 
 
+def test_a_partial_copy_of_the_type_at_the_objects_end_is_scanned():
+    # 600 bytes + the header fill the 640-byte class: 632 bytes of data, a whole copy of the
+    # type and 32 bytes of a second one, whose word 0 (data word 75) typePointers.next
+    # still yields, its limit being the object's end
+    assert sc.CLASS_TO_SIZE[sc.size_to_class(600 + sc.MALLOC_HEADER_SIZE)] == 640
+    assert scan_work(600, 0) == sc.MALLOC_HEADER_SIZE + 75 * PTR + PTR
+
+
 @pytest.mark.parametrize("size, word", [(64, 2), (512, 63)])
 def test_object_with_heap_bits_has_no_header(size, word):
     assert size <= sc.MIN_SIZE_FOR_MALLOC_HEADER

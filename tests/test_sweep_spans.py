@@ -10,13 +10,17 @@ from runtime_model.mgcsweep import release_all, sweep, sweep_spans
 
 def _heap_after_marking(seed):
     """A heap of mixed objects (tiny, small noscan and scan, header, large), a random
-    40% of them marked, a new sweep generation begun; returns (machine, spans to sweep)."""
+    40% of them marked, a new sweep generation begun; returns (machine, spans to sweep).
+    The 8-byte pointers fill spans of 1024 objects, whose 16-word bitmaps are wider than
+    any span with inline mark bits has (at most 8 words)."""
     m = Machine()
     rng = random.Random(seed)
     rt = m.runtime
     types = {32: rt.new_type(32, (0,)), 1024: rt.new_type(1024, (0, 5)), 50000: rt.new_type(50000, (1,))}
     objs = [m.mallocgc(sz, types.get(sz, 0))
             for sz in (rng.choice([8, 16, 24, 32, 48, 100, 512, 1024, 4096, 40000, 50000]) for _ in range(2500))]
+    ptr8 = rt.new_type(8, (0,))
+    objs += [m.mallocgc(8, ptr8) for _ in range(3000)]
     for p in objs:
         if rng.random() < 0.4:
             s = rt.mheap.span_of_heap(p)

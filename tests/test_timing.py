@@ -10,7 +10,7 @@ import json
 import keystone
 import pytest
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
-from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RIP, UC_X86_REG_RSI, UC_X86_REG_RSP
+from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RIP, UC_X86_REG_RSI, UC_X86_REG_RSP
 
 from emu.errors import BadInput
 from emu.timing import UARCHS, core_of, host_uarch, mca, uarch
@@ -336,7 +336,7 @@ def test_a_chase_larger_than_l1_is_served_by_l2_at_l2_latency(u):
 
 def test_a_reload_of_a_just_stored_value_is_forwarded():
     n = 100
-    r = Run(loop(f"mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
+    r = Run(loop("mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
     t = r.model(ICL).run(r.stream)
     assert t.forwarded == n and t.renamed == 0
     assert n * ICL.stlf_latency <= t.cycles <= n * (ICL.stlf_latency + 1) + 60
@@ -346,7 +346,7 @@ def test_zen_renames_a_reload_of_the_bytes_just_stored():
     # Agner Fog (Zen 2+, "mirroring memory operands"): the reload takes the stored register at
     # rename; natively on this Zen 3 host the loop ran at 1.1 cycles an iteration (bench_timing)
     n = 100
-    r = Run(loop(f"mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
+    r = Run(loop("mov qword ptr [rsp - 0x8], rax\n mov rax, qword ptr [rsp - 0x8]", n))
     m = r.model(ZEN4)
     m.run(r.stream)                                  # warm: the stack line's first store misses (RFO)
     m.drain()
