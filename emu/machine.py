@@ -424,9 +424,9 @@ class Machine:
         return interrupts.state.in_callback or self._gen is not None
 
     on_callout = None      # stepping sets these to record call-outs and system calls
+    on_syscall = None
     stepping = None        # "step" or "record" while a Stepper runs the CPU
     _translated_for = None  # the mode unicorn's translated code was made in
-    on_syscall = None
 
     def _advance(self, value):
         try:

@@ -10,8 +10,9 @@ Two ways, with the same records:
 Both collect each step's stores with a memory-write hook. Hooks only fire in code
 translated after they were added, so the machine flushes unicorn's translations when a
 run's mode (plain, step, record) differs from the last one's: consecutive recorded runs
-(the chunks of one call, the next call's trace) share theirs. Under `step()` the block counter sees each step as a block starting at
-that instruction; `record` leaves counting as in an unstepped run.
+(the chunks of one call, the next call's trace) share theirs. Under `step()` the block
+counter sees each step as a block starting at that instruction; `record` leaves counting
+as in an unstepped run.
 """
 
 import ctypes

@@ -74,11 +74,6 @@ class BatchRegs:
             _reg_read_batch(self._h, self._ids_at, self._ptrs_at, self._n)
         return self._vals[:self._len]
 
-    def read_bytes(self):
-        """The registers as 8 little-endian bytes each (one copy, no Python ints)."""
-        _reg_read_batch(self._h, self._ids_at, self._ptrs_at, self._n)
-        return bytes(self._vals)
-
 
 def hook_add(uc, htype, cfunc, begin, end, extra=None):
     """uc_hook_add with a ready ctypes callback; returns the hook handle."""
@@ -197,10 +192,6 @@ class BlockCounter:
 
     def set_budget(self, blocks):
         self._ud[4] = blocks
-
-    def budget(self):
-        """Blocks left before the callback stops the CPU."""
-        return self._ud[4]
 
     def request_stop(self):
         """Stop the CPU at the next counted block start, that block counted (safe from another
