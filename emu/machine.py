@@ -14,7 +14,6 @@ Instruction counting is a block hook whose callback is native code
 (emu/uc_raw.py), so it is always on and exact.
 """
 
-import ctypes
 import re
 from dataclasses import dataclass, field
 
@@ -41,7 +40,7 @@ from emu.errors import BadInput, EmulationFault, GomemuError, InvariantError
 from emu.memory import Memory
 from emu.syscalls import Kernel
 from emu.unicorn_core import status as unicorn_core_status
-from emu.uc_raw import CODE_CB, INSN_CB, BatchRegs, BlockCounter, Regs, hook_add, hook_del
+from emu.uc_raw import CODE_CB, INSN_CB, UC_EMU_STOP, BatchRegs, BlockCounter, Regs, hook_add, hook_del
 from runtime_model import mwbbuf
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import RuntimeThrow
@@ -80,7 +79,6 @@ WB_DIALECTS = {
 }
 
 _cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-_uc_emu_stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value
 _FAULT_KIND = {UC_ERR_READ_UNMAPPED: "read of unmapped memory", UC_ERR_WRITE_UNMAPPED: "write to unmapped memory",
                UC_ERR_FETCH_UNMAPPED: "jump to unmapped memory", UC_ERR_READ_PROT: "read of protected memory",
                UC_ERR_WRITE_PROT: "write to protected memory", UC_ERR_FETCH_PROT: "execution of non-code memory",
@@ -351,7 +349,7 @@ class Machine:
     def _install_hooks(self):
         lo = self._routines_at
         hi = self.image.text[1] if self.image else self._text_limit
-        self.counter = BlockCounter(self.uc, lo, hi - lo, budget_stop=_uc_emu_stop)
+        self.counter = BlockCounter(self.uc, lo, hi - lo, budget_stop=UC_EMU_STOP)
         self._code_cb = CODE_CB(self._on_callout_page)
         self._add_callout_hook()
         self._sys_cb = INSN_CB(self._on_syscall)

@@ -27,8 +27,10 @@ INSN_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 uclib.uc_hook_add.restype = ctypes.c_int
 # uc_reg_read_batch with every pointer passed as an address: the binding's prototype
 # (POINTER(c_int), POINTER(c_void_p)) checks the arrays' types on every call (~0.35 us)
-_reg_read_batch = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)(
-    ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value)
+REG_READ_BATCH = ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value
+UC_EMU_STOP = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value    # (for native callbacks)
+_reg_read_batch = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                   ctypes.c_int)(REG_READ_BATCH)
 
 
 class Regs:
@@ -321,8 +323,7 @@ class StepRecorder:
         self._ud = (ctypes.c_uint64 * 13)(0, limit, 0, stops[0], stops[1], self.pcs.ctypes.data,
                                           self.rows.ctypes.data, n, ctypes.addressof(self._ids),
                                           ctypes.addressof(self._ptrs), base,
-                                          ctypes.cast(uclib.uc_reg_read_batch, ctypes.c_void_p).value,
-                                          ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
+                                          REG_READ_BATCH, UC_EMU_STOP)
         if platform.machine() in ("x86_64", "AMD64"):
             if _recorder_code is None:
                 code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_RECORDER_SRC, 0)[0])

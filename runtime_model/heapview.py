@@ -6,8 +6,8 @@ through zero-copy numpy views of the host backings (Memory.array): the heap
 region, and the off-heap metadata (mheap_.arenas, heapArena, the mspan structs,
 gcmarkBits), so a whole frontier of pointers is resolved to spans, objects and
 mark bits with a few vectorised gathers (runtime_model/mgcmark.py: HeapMarker;
-mgcsweep.py: sweep_spans, which reads and writes whole mspan records). Nothing is cached across cycles: emulated memory
-stays the one place the state lives.
+mgcsweep.py: sweep_spans, which reads and writes whole mspan records). Nothing is
+cached across cycles: emulated memory stays the one place the state lives.
 """
 
 import numpy as np
