@@ -424,6 +424,7 @@ class Machine:
     on_callout = None      # stepping sets these to record call-outs and system calls
     on_syscall = None
     stepping = None        # "step" or "record" while a Stepper runs the CPU
+    step_hooks = None      # the hooks of stepped runs (emu/stepping.py: StepHooks), once made
     _translated_for = None  # the mode unicorn's translated code was made in
 
     def _advance(self, value):
@@ -576,7 +577,9 @@ class Machine:
         mode = self.stepping or "plain"
         if mode != self._translated_for:
             # hooks fire only in code translated after they were added, and stepping's hooks
-            # slow plain runs down: each mode gets translations of its own
+            # slow plain runs down: each mode gets its hooks and translations of its own
+            if self.step_hooks is not None:
+                self.step_hooks.set_mode(mode)
             self.uc.ctl_flush_tb()
             self._translated_for = mode
         intr = interrupts.state                      # Ctrl-C: see emu/interrupts.py

@@ -9,13 +9,16 @@ Two ways, with the same records:
     one's results), so a step costs no Python until the records are built, in one pass.
 Both collect each step's stores with a memory-write hook. Hooks only fire in code
 translated after they were added, so the machine flushes unicorn's translations when a
-run's mode (plain, step, record) differs from the last one's: consecutive recorded runs
-(the chunks of one call, the next call's trace) share theirs. Under `step()` the block
+run's mode (plain, step, record) differs from the last one's, and puts in or takes out
+the hooks that mode runs with (StepHooks, one set per machine): consecutive recorded runs
+(the chunks of one call, the next call's trace) share hooks and translations (deleting a
+code hook invalidates every translation made while it existed). Under `step()` the block
 counter sees each step as a block starting at that instruction; `record` leaves counting
 as in an unstepped run.
 """
 
 import ctypes
+import gc
 import weakref
 from dataclasses import dataclass, field
 
@@ -29,6 +32,7 @@ from emu.uc_raw import BatchRegs, StepRecorder, hook_add, hook_del
 
 _STEP_REGS = [r for r in REG_NAMES if r != UC_X86_REG_RIP]
 _STEP_NAMES = [REG_NAMES[r] for r in _STEP_REGS]
+_STEP_NAME_ARRAY = np.array(_STEP_NAMES, dtype=object)
 # Host callback of UC_HOOK_MEM_WRITE: (uc, access, address, size, value, user_data).
 MEM_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_int, ctypes.c_int64,
                           ctypes.c_void_p)
@@ -74,6 +78,42 @@ class StepRecord:
                 "models": self.models, "callouts": self.callouts, "syscalls": self.syscalls}
 
 
+class StepHooks:
+    """The hooks of one machine's stepped runs: a memory-write hook (step and record
+    modes) and the StepRecorder (record mode). The machine calls set_mode when a run's
+    mode differs from the last one's, before it flushes the translations; `sink` is the
+    running Stepper's store callback."""
+
+    def __init__(self, machine):
+        self.m = machine
+        self.sink = None
+        self.recorder = StepRecorder(machine.uc, _STEP_REGS)
+        self._write_cb = MEM_CB(self._on_write)
+        self._write_hook = None
+
+    @classmethod
+    def of(cls, machine):
+        if machine.step_hooks is None:
+            machine.step_hooks = cls(machine)
+        return machine.step_hooks
+
+    def _on_write(self, uc, access, addr, size, value, ud):
+        self.sink(addr, size, value)
+
+    def set_mode(self, mode):
+        m = self.m
+        if mode == "plain" and self._write_hook is not None:
+            hook_del(m.uc, self._write_hook)
+            self._write_hook = None
+        elif mode != "plain" and self._write_hook is None:
+            self._write_hook = hook_add(m.uc, UC_HOOK_MEM_WRITE, self._write_cb, 1, 0)
+        if mode != "record" and self.recorder.handle is not None:
+            self.recorder.remove()
+        elif mode == "record" and self.recorder.handle is None:
+            self.recorder.install()
+            m.callout_hook_last()           # so a call-out's step has its entry registers
+
+
 class Stepper:
     """Steps one call of a routine; `step()` returns a StepRecord, or None once it returned."""
 
@@ -86,9 +126,8 @@ class Stepper:
         self._writes = []
         self._callouts = []
         self._entries = _ENTRIES.setdefault(machine, {})
-        self._write_cb = MEM_CB(self._on_write)
-        self._hook = hook_add(machine.uc, UC_HOOK_MEM_WRITE, self._write_cb, 1, 0)
-        self._recorder = None        # record()'s StepRecorder while it runs
+        self._hooks = StepHooks.of(machine)
+        self._recorder = None        # the StepRecorder while record() runs
         self._stop_after_callout = False
         machine.on_callout = self._on_callout
         machine.on_syscall = self._on_syscall
@@ -97,6 +136,7 @@ class Stepper:
     def _run(self, mode, pc, count=0):
         m = self.m
         m.stepping = mode                   # (the machine translates anew when the mode changes)
+        self._hooks.sink = self._on_write
         try:
             m.run_from(pc, count=count)
         except BaseException:
@@ -106,7 +146,7 @@ class Stepper:
             m.stepping = None
 
     # Under record() a store, call-out or system call belongs to the last step recorded.
-    def _on_write(self, uc, access, addr, size, value, ud):
+    def _on_write(self, addr, size, value):
         w = (addr, size, value & ((1 << (8 * size)) - 1))
         if self._recorder is None:
             self._writes.append(w)
@@ -126,16 +166,9 @@ class Stepper:
         if self._recorder is not None:
             self._syscalls.append((self._recorder.steps - 1, str(rec)))
 
-    def _drop_recorder(self):
-        if self._recorder is not None:
-            hook_del(self.m.uc, self._recorder.handle)
-            self._recorder = None
-
     def close(self):
-        if self._hook is not None:
-            hook_del(self.m.uc, self._hook)
-            self._drop_recorder()
-            self._hook = None
+        if not self.done:
+            self._recorder = self._hooks.sink = None
             self.m.on_callout = self.m.on_syscall = None
         self.done = True
 
@@ -192,19 +225,20 @@ class Stepper:
         False; the caller decides how it goes on)."""
         m = self.m
         stops = (m.exit_addr, m.goexit_pc)
-        rec = self._recorder = StepRecorder(m.uc, _STEP_REGS, limit, stops)
+        rec = self._recorder = self._hooks.recorder
+        rec.start(limit, stops)
         self._stop_after_callout = stop_after_callout
         self._writes, self._callouts, self._syscalls = [], [], []
-        m.callout_hook_last()               # so a call-out's step has its entry registers
         if self.pc not in stops:
             self._run("record", self.pc)
         self.pc = m.pc
         n = rec.steps
         rec.rows[n] = self._batch.read()
-        self._drop_recorder()
+        self._recorder = None
         out = self._records(rec.pcs[:n].tolist(), rec.rows[:n + 1])
         self.index += len(out)
         self._regs = rec.rows[n].tolist()
+        rec.release()
         finished = self.pc in stops
         if finished:
             self.close()
@@ -212,19 +246,31 @@ class Stepper:
 
     def _records(self, pcs, regs):
         """StepRecords from record()'s steps: the registers each step changed come from
-        comparing all rows at once; stores, call-outs and system calls go to their step."""
+        comparing all rows at once; stores, call-outs and system calls go to their step.
+        The collector waits meanwhile: the records and their fields are some five
+        containers a step, which made it run several full collections per long trace."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build(pcs, regs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build(self, pcs, regs):
+        n = len(pcs)
         rows, cols = np.nonzero(regs[1:] != regs[:-1])
-        vals = regs.tolist()
-        changed = [{} for _ in pcs]
-        for i, c in zip(rows.tolist(), cols.tolist()):
-            changed[i][_STEP_NAMES[c]] = (vals[i][c], vals[i + 1][c])
-        stores, calls, sys = ([[] for _ in pcs] for _ in range(3))
+        changed = [{} for _ in range(n)]
+        for i, name, a, b in zip(rows.tolist(), _STEP_NAME_ARRAY[cols].tolist(), regs[rows, cols].tolist(),
+                                 regs[rows + 1, cols].tolist()):
+            changed[i][name] = (a, b)
+        stores, calls, sys = ([[] for _ in range(n)] for _ in range(3))
         for per_step, events in ((stores, self._writes), (calls, self._callouts), (sys, self._syscalls)):
             for i, e in events:
                 per_step[i].append(e)
-        entry, out = self._entry, []
+        entries, entry, out, index = self._entries, self._entry, [], self.index
         for i, pc in enumerate(pcs):
-            code, dis, src, models, where = entry(pc)
-            out.append(StepRecord(self.index + i, pc, where, code, dis, changed[i], stores[i], src, models,
+            code, dis, src, models, where = entries.get(pc) or entry(pc)
+            out.append(StepRecord(index + i, pc, where, code, dis, changed[i], stores[i], src, models,
                                   calls[i], sys[i]))
         return out

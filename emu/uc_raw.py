@@ -307,49 +307,71 @@ _recorder_code = None
 class StepRecorder:
     """A code hook on every instruction that records, in host machine code, each step's
     address and the registers it starts from (emu/stepping.py: Stepper.record), so a step
-    costs no Python; rows[steps] is filled by the caller once the CPU stopped. On hosts
-    that are not x86-64 a ctypes callback does the same, slower."""
+    costs no Python; rows[steps] is filled by the caller once the CPU stopped. It stays
+    installed (install/remove) across recorded runs, each begun with start(): deleting a
+    code hook invalidates every translation made while it existed. On hosts that are not
+    x86-64 a ctypes callback does the same, slower."""
 
-    def __init__(self, uc, reg_ids, limit, stops):
+    KEEP_ROWS = 1 << 16     # buffers that recorded more are given back to the host (release)
+
+    def __init__(self, uc, reg_ids):
         global _recorder_code
         n = len(reg_ids)
-        self.n, self.limit = n, limit
-        self.pcs = np.empty(limit, dtype=np.uint64)             # (only the rows written are read)
-        self.rows = np.empty((limit + 1, n), dtype=np.uint64)
+        self.uc, self.n, self.handle = uc, n, None
+        self.pcs = self.rows = None
         self._ids = (ctypes.c_int * n)(*reg_ids)
         self._scratch = (ctypes.c_uint64 * n)()
         base = ctypes.addressof(self._scratch)
         self._ptrs = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        self._ud = (ctypes.c_uint64 * 13)(0, limit, 0, stops[0], stops[1], self.pcs.ctypes.data,
-                                          self.rows.ctypes.data, n, ctypes.addressof(self._ids),
-                                          ctypes.addressof(self._ptrs), base,
-                                          REG_READ_BATCH, UC_EMU_STOP)
+        self._ud = (ctypes.c_uint64 * 13)(0, 0, 0, 0, 0, 0, 0, n, ctypes.addressof(self._ids),
+                                          ctypes.addressof(self._ptrs), base, REG_READ_BATCH, UC_EMU_STOP)
         if platform.machine() in ("x86_64", "AMD64"):
             if _recorder_code is None:
                 code = bytes(keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_64).asm(_RECORDER_SRC, 0)[0])
                 page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
                 page.write(code)
                 _recorder_code = (page, ctypes.addressof(ctypes.c_char.from_buffer(page)))
-            fn = ctypes.c_void_p(_recorder_code[1])
+            self._fn = ctypes.c_void_p(_recorder_code[1])
         else:
-            ud, pcs, rows, batch = self._ud, self.pcs, self.rows, BatchRegs(uc, reg_ids)
+            ud, batch = self._ud, BatchRegs(uc, reg_ids)
 
             def py_cb(uc_h, addr, _size, _ud):
                 i = ud[0]
                 if addr in (ud[3], ud[4]) or ud[2] or i >= ud[1]:
                     uclib.uc_emu_stop(uc_h)
                     return
-                pcs[i] = addr
-                rows[i] = batch.read()
+                self.pcs[i] = addr
+                self.rows[i] = batch.read()
                 ud[0] = i + 1
-            self._pycb = CODE_CB(py_cb)
-            fn = self._pycb
+            self._fn = CODE_CB(py_cb)
+
+    def start(self, limit, stops):
+        """Record from the next instruction on: at most `limit` steps, stopping before
+        either address of `stops`."""
+        if self.pcs is None or len(self.pcs) < limit:
+            self.pcs = self.rows = None                         # (the old ones freed first)
+            self.pcs = np.empty(limit, dtype=np.uint64)         # (only the rows written are read)
+            self.rows = np.empty((limit + 1, self.n), dtype=np.uint64)
+            self._ud[5], self._ud[6] = self.pcs.ctypes.data, self.rows.ctypes.data
+        self._ud[0:5] = (0, limit, 0, stops[0], stops[1])
+
+    def release(self):
+        """Once the records are built: the buffers go back to the host if the run filled
+        many of their pages (the next start makes new ones)."""
+        if self._ud[0] > self.KEEP_ROWS:
+            self.pcs = self.rows = None
+
+    def install(self):
         h = ctypes.c_size_t()
-        err = uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_CODE, fn, ctypes.addressof(self._ud),
+        err = uclib.uc_hook_add(self.uc._uch, ctypes.byref(h), UC_HOOK_CODE, self._fn, ctypes.addressof(self._ud),
                                 ctypes.c_uint64(1), ctypes.c_uint64(0))
         if err:
             raise RuntimeError(f"uc_hook_add(step recorder) failed with unicorn error {err}")
         self.handle = h.value
+
+    def remove(self):
+        hook_del(self.uc, self.handle)
+        self.handle = None
 
     @property
     def steps(self):
