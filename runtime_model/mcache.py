@@ -58,9 +58,15 @@ def refill(runtime, c, spc):
         throw("refill of span with reusable pointers remaining on pointer free list")
     central = heap.central[spc]
     if a != runtime.emptymspan:
-        if sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
+        sg = heap._sweepgen
+        if sweepgen != (sg + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
-        central.uncache_span(s)         # (sweepgen+3: it does not sweep, the fields read hold)
+        # mcentral.go: uncacheSpan, for what refill returns: a span cached this generation
+        # (sweepgen+3, so not to be swept) and full, which goes to fullSwept
+        if count == 0:
+            throw("uncaching span but s.allocCount == 0")
+        s._b.i[(s._o >> 2) + SWEEPGEN_I] = sg
+        central.full[(sg >> 1) & 1].append(s)
         used = count - before_cache
         runtime.stats.small_alloc_count[spc >> 1] += used
         if spc == TINY_SPAN_CLASS:

@@ -99,22 +99,22 @@ class MCentral:
         return s
 
     def _grow(self):
-        """mcentral.go: (*mcentral).grow, then cacheSpan's havespan: the span, or a
-        generator that gives it through the heap's OS calls."""
+        """mcentral.go: (*mcentral).grow: the span, or a generator that gives it through the
+        heap's OS calls. (cacheSpan's havespan leaves a fresh span as initSpan made it: its
+        allocBits are zero, persistentalloc'd, and its freeindex 0, so the allocCache it
+        would load is initSpan's all-ones.)"""
         s = self.heap.alloc(self.npages, self.spanclass)
         if s.__class__ is not MSpan:
             return self._grow_os(s)
         if self.span_has_bits:
             s.init_heap_bits()
-        return self._have_span(s)
+        return s
 
     def _grow_os(self, alloc):
         s = yield from alloc
-        if s is None:
-            return None
-        if self.span_has_bits:
+        if s is not None and self.span_has_bits:
             s.init_heap_bits()
-        return self._have_span(s)
+        return s
 
     def _have_span(self, s):
         """cacheSpan's havespan: the span's allocCache from its allocBits at freeindex."""
