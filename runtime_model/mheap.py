@@ -486,7 +486,8 @@ class MHeap:
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages << _PAGE_SHIFT
-        ha = self.heap_arena(base)
+        # heap_arena(base), its memo looked up here (a call less)
+        ha = self._arenas.get(((base - ARENA_BASE_OFFSET) & _MASK64) >> _ARENA_SHIFT) or self.heap_arena(base)
         mb = self._meta
         q, o = mb.q, ha - mb.base                # the heapArena's offset in the off-heap view
         page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)
