@@ -172,7 +172,7 @@ def step_rate(reps):
     m.mem.write(buf, SIZE.to_bytes(8, "little") * k)
     n, t = 0, _clock()
     for _ in range(max(1, reps // 20)):
-        n += len(m.trace("gomemu.mallocloop", buf, k, buf + 8 * k))
+        n += len(m.trace("gomemu.mallocloop", buf, k, buf + 8 * k, 1))
     return short, n / (_clock() - t)
 
 

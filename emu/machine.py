@@ -484,7 +484,7 @@ class Machine:
     def prepare_call(self, routine, args):
         """Registers and stack for calling `routine` from nothing: returns its entry."""
         entry = self.symbol(routine)
-        check_call_args(routine, args, len(ABI_INT_REGS))
+        args = check_call_args(routine, args, len(ABI_INT_REGS))
         if self._stepper is not None:
             self._finish_stepped_call()
         self._enter(STACK_TOP - 8, self.symbol("runtime.g0"), args)
@@ -788,28 +788,76 @@ class Machine:
             self.runtime.check_allocation(x, size)
         return x, elemsize
 
-    def malloc_batch(self, sizes):
-        """Many small noscan allocations in one run of the driver loop; returns their
-        addresses as a numpy array."""
-        arr = np.asarray(sizes)
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+    def malloc_batch(self, sizes, types=None, needzero=True):
+        """Many allocations in one run of a driver loop; returns their addresses as a numpy
+        array. Without types: small noscan sizes, each through mallocgcSmallNoscan (as a
+        call site whose size the compiler knows calls it). With types (one type descriptor
+        from `runtime.new_type` for all, or one per size; 0 for no pointers): each through
+        runtime.mallocgc(size, type, needzero), any size and path (tiny, scan, the
+        size-specialised routines, large)."""
+        arr, zero = _int_vector(sizes), int(A.flag("needzero", needzero))
+        if arr is None:
             raise BadInput("sizes must be a one-dimensional sequence of integers")
-        if len(arr) and not (sc.TINY_SIZE <= arr.min() and arr.max() <= sc.MAX_SMALL_NOSCAN):
-            bad = next(int(v) for v in arr if not sc.TINY_SIZE <= v <= sc.MAX_SMALL_NOSCAN)
-            check_small_noscan_size(bad)
         n = len(arr)
+        if types is None:
+            if n and not (sc.TINY_SIZE <= arr.min() and arr.max() <= sc.MAX_SMALL_NOSCAN):
+                bad = next(int(v) for v in arr if not sc.TINY_SIZE <= v <= sc.MAX_SMALL_NOSCAN)
+                check_small_noscan_size(bad)
+            if not n:
+                return np.zeros(0, dtype="<u8")
+            buf = self._batch_buffer(16 * n)
+            self.mem.write(buf, arr.astype("<u8").tobytes())
+            out, blocks = buf + 8 * n, 64 * n
+            routine, args = "gomemu.mallocloop", (buf, n, out, zero)
+        else:
+            if n and not (arr.min() >= 0 and arr.max() < 1 << 40):
+                bad = next(int(v) for v in arr if not 0 <= v < 1 << 40)
+                raise BadInput(f"sizes must be integers in 0..2^40, not {bad}")
+            typ = np.full(n, types) if np.ndim(types) == 0 else _int_vector(types)
+            if typ is None or len(typ) != n or typ.dtype.kind not in "iu":
+                raise BadInput(f"types must be one type descriptor or one per size ({n}), not {types!r}")
+            known = self.runtime.type_names
+            for t in set(typ.tolist()):
+                if t != 0 and t not in known:
+                    raise BadInput(f"types: {t!r} is not a type descriptor made by runtime.new_type")
+            if not n:
+                return np.zeros(0, dtype="<u8")
+            buf = self._batch_buffer(24 * n)
+            self.mem.write(buf, arr.astype("<u8").tobytes() + typ.astype("<u8").tobytes())
+            out = buf + 16 * n
+            routine, args = "gomemu.mallocgcloop", (buf, buf + 8 * n, n, out, zero)
+            blocks = 64 * n + int(arr.sum()) // 64          # clearing a big object runs a block per 64-256 bytes
+        self._run_batch(routine, args, blocks)
+        return np.frombuffer(self.mem.read(out, 8 * n), dtype="<u8")
+
+    def store_pointers(self, slots, ptrs):
+        """`*slots[i] = ptrs[i]` in order, as compiled code does each (store_pointer), in one
+        run of a driver loop."""
+        sl, pt = _int_vector(slots), _int_vector(ptrs)
+        if sl is None or pt is None or len(sl) != len(pt):
+            raise BadInput("slots and ptrs must be one-dimensional sequences of integers of one length")
+        n = len(sl)
+        if n and np.count_nonzero(sl.astype(np.uint64) % 8):
+            bad = next(int(v) for v in sl if v % 8)
+            raise BadInput(f"slot = {bad:#x} is not 8-byte aligned (a pointer slot is)")
+        if not n:
+            return
         buf = self._batch_buffer(16 * n)
-        self.mem.write(buf, arr.astype("<u8").tobytes())
-        out = buf + 8 * n
+        self.mem.write(buf, sl.astype("<u8").tobytes() + pt.astype("<u8").tobytes())
+        self._run_batch("gomemu.storeloop", (buf, buf + 8 * n, n, self.symbol(WB_DIALECTS[self.wb_dialect])),
+                        16 * n)
+
+    def _run_batch(self, routine, args, blocks):
+        """A driver loop with a block budget for its work, then (checked) the whole state:
+        the loop ran no Python but its slow paths."""
         saved = self.block_budget
-        self.block_budget = max(saved, 64 * n + 1000)
+        self.block_budget = min(MAX_BLOCK_BUDGET, max(saved, blocks + 1000))
         try:
-            self.call("gomemu.mallocloop", buf, n, out)
+            self.call(routine, *args)
         finally:
             self.block_budget = saved
         if self.checked:
-            self.runtime.check_state()      # the loop ran no Python but its refills
-        return np.frombuffer(self.mem.read(out, 8 * n), dtype="<u8")
+            self.runtime.check_state()
 
     _batch = (0, 0)      # (address, size) of the reusable request/result buffer
 
@@ -855,7 +903,7 @@ class Machine:
         return address goexit (the program's runtime.goexit+1 as newproc1 sets it, or
         gomemu.exit standing for it in the handwritten machine). Returns the entry."""
         entry = self.symbol(routine) if entry is None else entry
-        check_call_args(routine, args, len(ABI_INT_REGS))
+        args = check_call_args(routine, args, len(ABI_INT_REGS))
         stacks = self.runtime.stacks
         stacks.check_runnable(g)
         if sp is None:
@@ -1041,14 +1089,27 @@ class Machine:
         return prog
 
 
+def _int_vector(values):
+    """values as a one-dimensional numpy array of integers (an empty sequence too), or None."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim != 1:
+        return None
+    if not len(arr):
+        return arr.astype(np.int64)
+    return arr if arr.dtype.kind in "iu" else None
+
+
 def check_call_args(routine, args, most):
-    """The register arguments of a call: at most `most`, each a 64-bit integer (negative
-    ones as two's complement)."""
+    """The register arguments of a call as ints: at most `most`, each a 64-bit integer
+    (negative ones as two's complement; numpy's integers too)."""
     if len(args) > most:
         raise BadInput(f"{routine}: at most {most} register arguments")
-    for i, a in enumerate(args):
-        if type(a) is not int or not -(1 << 63) <= a <= A.U64_MAX:
-            A.integer(f"{routine}: argument {i}", a, -(1 << 63), A.U64_MAX)
+    if any(type(a) is not int or not -(1 << 63) <= a <= A.U64_MAX for a in args):
+        args = tuple(A.integer(f"{routine}: argument {i}", a, -(1 << 63), A.U64_MAX) for i, a in enumerate(args))
+    return args
 
 
 def parse_gogc(v):

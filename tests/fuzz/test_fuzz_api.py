@@ -1,6 +1,6 @@
 """Fuzz: the Python API with hostile values. Machine(...) options, and sequences of
 calls on one machine (new_type, mallocgc, malloc_batch, set_max_stack,
-store_pointer, finish_cycle, mem.read/write/fill, goroutines, the write barrier)
+store_pointer(s), finish_cycle, mem.read/write/fill, goroutines, the write barrier)
 whose arguments are mostly hostile and sometimes what the machine handed out.
 
 Every call succeeds or raises a GomemuError; a refused call (BadInput) leaves the
@@ -99,7 +99,7 @@ def _call(draw, live):
     typ, g = st.one_of(values("types"), st.just(0)), values("gs")
     size = st.one_of(st.integers(0, 40_000), st.sampled_from([100_000, 1 << 30, (64 << 30) + 1, 1 << 39]), hostile)
     name = draw(st.sampled_from(["new_type", "mallocgc", "malloc_small_noscan", "malloc_batch", "set_max_stack",
-                                 "store_pointer", "finish_cycle", "mem.read", "mem.write", "mem.fill",
+                                 "store_pointer", "store_pointers", "finish_cycle", "mem.read", "mem.write", "mem.fill",
                                  "persistentalloc", "new_goroutine", "goexit", "call_on", "set_write_barrier",
                                  "block_budget", "call", "where"]))
     if name == "new_type":
@@ -115,13 +115,17 @@ def _call(draw, live):
     if name == "malloc_batch":
         sizes = draw(st.one_of(st.lists(st.one_of(st.integers(0, 40_000), st.sampled_from(EDGE_INTS)), max_size=20),
                                hostile))
-        return name, lambda: m.malloc_batch(sizes)
+        types = draw(st.one_of(st.none(), typ, st.lists(typ, max_size=20), hostile))
+        return name, lambda: live.objects.extend(m.malloc_batch(sizes, types).tolist())
     if name == "set_max_stack":
         n = draw(hostile)
         return name, lambda: m.set_max_stack(n)
     if name == "store_pointer":
         slot, p = draw(addr), draw(addr)
         return name, lambda: m.store_pointer(slot, p)
+    if name == "store_pointers":
+        slots, ptrs = draw(st.one_of(st.lists(addr, max_size=8), hostile)), draw(st.one_of(st.lists(addr, max_size=8), hostile))
+        return name, lambda: m.store_pointers(slots, ptrs)
     if name == "finish_cycle":
         objs = draw(st.one_of(st.lists(addr, max_size=4), hostile))
         eager = draw(st.one_of(st.booleans(), hostile))
