@@ -113,8 +113,8 @@ def callout_cost(m, n):
 
 @contextlib.contextmanager
 def _timed_handler(m, symbol):
-    """While in the block, the call-out's handler (a generator) adds its own time, to its
-    end, to the yielded one-element list. (The call-out table is shared by every machine
+    """While in the block, the call-out's handler adds its own time (a generator's to its
+    end) to the yielded one-element list. (The call-out table is shared by every machine
     of the process, so the handler is put back afterwards.)"""
     acc = [0.0]
     co = next(c for c in m.callouts if c.symbol == symbol)
@@ -122,7 +122,9 @@ def _timed_handler(m, symbol):
 
     def timed(*a):
         t = _clock()
-        r = yield from f(*a)
+        r = f(*a)
+        if hasattr(r, "send"):              # a generator: to its end
+            r = yield from r
         acc[0] += _clock() - t
         return r
     object.__setattr__(co, "handler", timed)

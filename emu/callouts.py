@@ -4,8 +4,9 @@ Each call-out is a Go runtime function that gomemu implements in Python. Its
 symbol resolves to a one-byte stub (`ret`) on the call-out page; a code hook
 on that page runs the Python function with the ABIInternal argument registers
 and puts its results in AX, BX, ... before the `ret` executes. A handler that
-needs the OS (heap growth) is a generator yielding `OSCall`s; the machine runs
-each named routine, with its real SYSCALL, and resumes the handler.
+needs the OS (heap growth) returns a generator yielding `OSCall`s; the machine runs
+each named routine, with its real SYSCALL, and resumes the generator. refill and
+allocLarge return one only when that call needs it (plain calls are cheaper).
 
 | symbol                      | Go function it stands for                          |
 |-----------------------------|----------------------------------------------------|
@@ -32,6 +33,7 @@ from emu.errors import BadInput, InvariantError
 from emu.layout import NUM_SPAN_CLASSES, MCache
 from runtime_model import mcache
 from runtime_model.mem_linux import throw
+from runtime_model.mspan import MSpan
 
 # Messages of the throws in our routines. Go passes the string; the routines
 # pass its index here (`$const_throw_<name>`).
@@ -71,20 +73,48 @@ def _check_mcache_arg(m, c, what):
 def _refill(m, c, spc):
     rt, spc = m.runtime, spc & 0xFF
     if m.checked:
-        _check_mcache_arg(m, c, "refill")
-        rt.check_tables()               # a broken SizeToSizeClass table is why spc would be wrong
-        if not 2 <= spc < NUM_SPAN_CLASSES:
-            raise InvariantError(f"refill: spc = {spc} is not the span class of a small size class")
-        s = m.mem.u64(c + MCache.alloc + 8 * spc)
-        if s == rt.emptymspan:
-            rt.check_emptymspan()
-        else:
-            rt.mheap.check_span(s, f"mcache.alloc[{spc}]", spanclass=spc, cached=True)
-    yield from mcache.refill(rt, c, spc)
-    if m.checked:
-        rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
-        rt.mheap.check_mirrors()
+        return _refill_checked(m, c, spc)
+    return _background_after(rt, mcache.refill(rt, c, spc))
+
+
+def _refill_checked(m, c, spc):
+    rt = m.runtime
+    _check_mcache_arg(m, c, "refill")
+    rt.check_tables()                   # a broken SizeToSizeClass table is why spc would be wrong
+    if not 2 <= spc < NUM_SPAN_CLASSES:
+        raise InvariantError(f"refill: spc = {spc} is not the span class of a small size class")
+    s = m.mem.u64(c + MCache.alloc + 8 * spc)
+    if s == rt.emptymspan:
+        rt.check_emptymspan()
+    else:
+        rt.mheap.check_span(s, f"mcache.alloc[{spc}]", spanclass=spc, cached=True)
+    r = mcache.refill(rt, c, spc)
+    if r is not None:
+        yield from r
+    rt.mheap.check_span(m.mem.u64(c + MCache.alloc + 8 * spc), "refilled", spanclass=spc, cached=True)
+    rt.mheap.check_mirrors()
     yield from rt.scavenger.background()        # the background scavenger's due work
+
+
+def _background_after(rt, r):
+    """A refill's or a large allocation's end: the background scavenger's due work. r is
+    the slow path's outcome: None (a refill), the large span, or a generator that gives
+    either through machine code and OS calls. The call-out's result (None or the span's
+    address), or a generator for the machine when anything needs the OS."""
+    if r is None or r.__class__ is MSpan:
+        bg = rt.scavenger.background()
+        if not bg:                              # the common case: no generator at all
+            return r if r is None else r.addr
+        return _background_os(rt, r, bg)
+    return _background_os(rt, r, None)
+
+
+def _background_os(rt, r, bg):
+    if bg is None:
+        r = yield from r
+        bg = rt.scavenger.background()
+    yield from bg
+    return r if r is None else r.addr
 
 
 def _throw(m, idx):
@@ -105,13 +135,19 @@ def _profilealloc(m, mp, x, size):
 def _alloc_large(m, c, size, noscan):
     noscan = bool(noscan & 0xFF)
     if m.checked:
-        _check_mcache_arg(m, c, "allocLarge")
-        if not 0 < size < 1 << 48:
-            raise InvariantError(f"allocLarge: size = {size}")
-    s = yield from mcache.alloc_large(m.runtime, size, noscan)
-    if m.checked:
-        m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
-        m.runtime.mheap.check_mirrors()
+        return _alloc_large_checked(m, c, size, noscan)
+    return _background_after(m.runtime, mcache.alloc_large(m.runtime, size, noscan))
+
+
+def _alloc_large_checked(m, c, size, noscan):
+    _check_mcache_arg(m, c, "allocLarge")
+    if not 0 < size < 1 << 48:
+        raise InvariantError(f"allocLarge: size = {size}")
+    s = mcache.alloc_large(m.runtime, size, noscan)
+    if s.__class__ is not MSpan:
+        s = yield from s
+    m.runtime.mheap.check_span(s.addr, "allocLarge", cached=False)
+    m.runtime.mheap.check_mirrors()
     yield from m.runtime.scavenger.background()
     return s.addr
 

@@ -46,7 +46,7 @@ VERSION = "2.1.4"                   # must equal the binding's version (pyprojec
 SDIST = f"unicorn-{VERSION}.tar.gz"
 # sha256 of PyPI's unicorn-2.1.4.tar.gz: the patch is written against exactly these sources
 SDIST_SHA256 = "00567a70e323f749b419cd86bee4f9115beab7ebba32194581c090cbb7c59cff"
-PATCH = Path(__file__).resolve().parent / "patches" / f"unicorn-{VERSION}-store-fast-path.patch"
+PATCH = Path(__file__).resolve().parent / "patches" / f"unicorn-{VERSION}-memory-fast-path.patch"
 LIBRARY = "libunicorn.so.2"         # the name the binding loads on Linux
 CMAKE_OPTIONS = ("-DCMAKE_BUILD_TYPE=Release", "-DUNICORN_ARCH=x86", "-DUNICORN_BUILD_TESTS=off",
                  "-DUNICORN_INSTALL=off", "-DUNICORN_LEGACY_STATIC_ARCHIVE=off")
@@ -134,7 +134,7 @@ class Core:
 
     def describe(self):
         if self.patched:
-            return f"unicorn {VERSION}, patched core (guest stores on the fast path): {self.library}"
+            return f"unicorn {VERSION}, patched core (guest loads and stores on the fast path): {self.library}"
         return f"unicorn {VERSION}, stock core (guest stores on the slow path): {self.why_stock}"
 
 

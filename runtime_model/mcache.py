@@ -9,7 +9,7 @@ exactly as (*mcache).refill does.
 from emu.clock import CLEAR_COLD_NS_PER_BYTE
 from emu.layout import MCache as L
 from runtime_model.mem_linux import throw
-from runtime_model.mspan import ALLOC_COUNT_BEFORE_CACHE_H, LIMIT_Q, SWEEPGEN_I, SpanFields
+from runtime_model.mspan import ALLOC_COUNT_BEFORE_CACHE_H, LIMIT_Q, SWEEPGEN_I, MSpan, SpanFields
 from runtime_model.sizeclasses import PAGE_SHIFT, PAGE_SIZE
 
 TINY_SPAN_CLASS = 5        # malloc.go: tinySpanClass = makeSpanClass(tinySizeClass, true)
@@ -36,7 +36,9 @@ class MCacheStats:
 
 
 def refill(runtime, c, spc):
-    """mcache.go: (*mcache).refill(spc); `c` is the mcache's address."""
+    """mcache.go: (*mcache).refill(spc); `c` is the mcache's address. Returns None, or, when
+    mcentral needs machine code or the OS for the span, a generator that ends the refill
+    through them (for `yield from`)."""
     heap = runtime.mheap
     # the mcache's words through the typed view of its backing (it is 8-aligned): the
     # off-heap region, where persistentalloc put it
@@ -55,22 +57,39 @@ def refill(runtime, c, spc):
     elif q[w + _REUSABLE_W + spc]:
         throw("refill of span with reusable pointers remaining on pointer free list")
     central = heap.central[spc]
-    controller = runtime.gc_controller
     if a != runtime.emptymspan:
-        if sweepgen != (heap._sweepgen + 3) & 0xFFFFFFFF:
+        sg = heap._sweepgen
+        if sweepgen != (sg + 3) & 0xFFFFFFFF:
             throw("bad sweepgen in refill")
-        central.uncache_span(s)         # (sweepgen+3: it does not sweep, the fields read hold)
+        # mcentral.go: uncacheSpan, for what refill returns: a span cached this generation
+        # (sweepgen+3, so not to be swept) and full, which goes to fullSwept
+        if count == 0:
+            throw("uncaching span but s.allocCount == 0")
+        s._b.i[(s._o >> 2) + SWEEPGEN_I] = sg
+        central.full[(sg >> 1) & 1].append(s)
         used = count - before_cache
         runtime.stats.small_alloc_count[spc >> 1] += used
         if spc == TINY_SPAN_CLASS:
             runtime.stats.tiny_alloc_count += q[w + _TINY_ALLOCS_W]
             q[w + _TINY_ALLOCS_W] = 0
-        controller.total_alloc += used * elemsize
+        runtime.gc_controller.total_alloc += used * elemsize
         s._b.h[(s._o >> 1) + ALLOC_COUNT_BEFORE_CACHE_H] = 0
         # The slot holds no span while mcentral works, so a refill that fails (out of
         # memory) leaves a consistent mcache; Go dies there and never needs to.
         q[slot] = runtime.emptymspan
-    s = yield from central.cache_span()
+    s = central.cache_span()
+    if s.__class__ is not MSpan:
+        return _refill_os(runtime, q, w, slot, spc, s)
+    _cache(runtime, q, w, slot, spc, s)
+
+
+def _refill_os(runtime, q, w, slot, spc, cache_span):
+    _cache(runtime, q, w, slot, spc, (yield from cache_span))
+
+
+def _cache(runtime, q, w, slot, spc, s):
+    """refill's end: the span mcentral gave goes into the mcache's slot (q[slot], of the
+    mcache at word w of q)."""
     if s is None:
         throw("out of memory")
     npages, nelems, count, needzero, elemsize = _CACHED.unpack(*s.loc)
@@ -78,9 +97,9 @@ def refill(runtime, c, spc):
         throw("span has no free space")
     # sweepgen+3: cached by an mcache and swept (mheap.go's sweepgen states).
     b, o = s._b, s._o
-    b.i[(o >> 2) + SWEEPGEN_I] = (heap._sweepgen + 3) & 0xFFFFFFFF
+    b.i[(o >> 2) + SWEEPGEN_I] = (runtime.mheap._sweepgen + 3) & 0xFFFFFFFF
     b.h[(o >> 1) + ALLOC_COUNT_BEFORE_CACHE_H] = count
-    controller.update(npages * PAGE_SIZE - count * elemsize, q[w + _SCAN_ALLOC_W])
+    runtime.gc_controller.update(npages * PAGE_SIZE - count * elemsize, q[w + _SCAN_ALLOC_W])
     q[w + _SCAN_ALLOC_W] = 0
     q[slot] = a = s.addr
     runtime.refills.append((spc, a))
@@ -93,16 +112,28 @@ def _charge_clear(runtime, nbytes):
 
 
 def alloc_large(runtime, size, noscan):
-    """mcache.go: (*mcache).allocLarge: a span of whole pages for one object."""
-    heap = runtime.mheap
+    """mcache.go: (*mcache).allocLarge: a span of whole pages for one object. The span, or
+    a generator that gives it when the heap needs the OS for it."""
     npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT
-    nbytes = npages << PAGE_SHIFT
     spc = 1 if noscan else 0                    # makeSpanClass(0, noscan)
     # deductSweepCredit first: mheap.alloc's reclaim will sweep npages itself
-    runtime.sweeper.deduct_credit(nbytes, npages)
-    s = yield from heap.alloc(npages, spc)
+    runtime.sweeper.deduct_credit(npages << PAGE_SHIFT, npages)
+    s = runtime.mheap.alloc(npages, spc)
+    if s.__class__ is not MSpan:
+        return _alloc_large_os(runtime, size, spc, s)
+    return _large(runtime, size, spc, s)
+
+
+def _alloc_large_os(runtime, size, spc, alloc):
+    return _large(runtime, size, spc, (yield from alloc))
+
+
+def _large(runtime, size, spc, s):
+    """allocLarge's end, with the span the heap gave."""
     if s is None:
         throw("out of memory")
+    heap = runtime.mheap
+    nbytes = (size + PAGE_SIZE - 1) >> PAGE_SHIFT << PAGE_SHIFT      # npages*pageSize
     stats = runtime.stats
     stats.large_alloc += nbytes
     stats.large_alloc_count += 1

@@ -16,7 +16,7 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
-from runtime_model.mspan import ALLOC_CACHE_Q, SWEEPGEN_I, SpanFields, span_has_bits
+from runtime_model.mspan import ALLOC_CACHE_Q, SWEEPGEN_I, MSpan, SpanFields, span_has_bits
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 # The fields cacheSpan's end and uncacheSpan read, each in one read.
@@ -49,49 +49,76 @@ class MCentral:
     def cache_span(self):
         """mcentral.go: (*mcentral).cacheSpan: a span with free slots for an mcache.
         Prefers a partial swept span, then sweeps unswept ones (on the allocating
-        goroutine's time), then grows: a fresh span of this class from the heap."""
+        goroutine's time), then grows: a fresh span of this class from the heap. The span,
+        or, when that needs machine code (a swept full span's nextFreeIndex) or the OS
+        (heap growth), a generator that gives it, for the caller to `yield from`."""
         heap = self.heap
-        runtime = heap.env.runtime
-        sweeper = runtime.sweeper
+        sweeper = heap.env.runtime.sweeper
         sweeper.deduct_credit(self.npages << sc.PAGE_SHIFT, 0)
         sg = heap._sweepgen
         swept = (sg >> 1) & 1                    # the swept half of each spanSet pair: sg/2 % 2
         part = self.partial[swept]
-        s = part.popleft() if part else None
-        # sweep.active.begin(): with the sweep drained the unswept sets are left alone
-        budget = -1 if s is not None or sweeper.is_done() else SPAN_BUDGET
-        while budget >= 0 and s is None:
+        if part:
+            return self._have_span(part.popleft())
+        if not sweeper.is_done():               # sweep.active.begin(): else leave them alone
+            budget = SPAN_BUDGET
             unswept = self.partial[1 - swept]
-            if not unswept:
-                break
+            while unswept:
+                cand = unswept.popleft()
+                budget -= 1
+                if self.try_acquire(cand, sg):
+                    sweep(heap.env.runtime, cand, preserve=True)
+                    sweeper.charge(1)
+                    return self._have_span(cand)
+                if budget < 0:
+                    break
+            if budget >= 0 and self.full[1 - swept]:
+                return self._sweep_full(budget, sg, swept)
+        return self._grow()
+
+    def _sweep_full(self, budget, sg, swept):
+        """cacheSpan's sweep of unswept full spans (a generator: nextFreeIndex is machine
+        code), then grow if none had a free slot."""
+        runtime = self.heap.env.runtime
+        unswept = self.full[1 - swept]
+        while budget >= 0 and unswept:
             cand = unswept.popleft()
             budget -= 1
             if self.try_acquire(cand, sg):
                 sweep(runtime, cand, preserve=True)
-                sweeper.charge(1)
-                s = cand
-        while budget >= 0 and s is None:
-            unswept = self.full[1 - swept]
-            if not unswept:
-                break
-            cand = unswept.popleft()
-            budget -= 1
-            if self.try_acquire(cand, sg):
-                sweep(runtime, cand, preserve=True)
-                sweeper.charge(1)
+                runtime.sweeper.charge(1)
                 # freeIndex := s.nextFreeIndex(), in the machine code Go runs for it
                 free_index, _ = yield OSCall("runtime.(*mspan).nextFreeIndex", (cand.addr,))
                 if free_index != cand.nelems:
                     cand.freeindex = free_index
-                    s = cand
-                else:
-                    self.full[swept].append(cand)
-        if s is None:       # mcentral.go: (*mcentral).grow, here (no generator of its own)
-            s = yield from heap.alloc(self.npages, self.spanclass)
-            if s is None:
-                return None
-            if self.span_has_bits:
-                s.init_heap_bits()
+                    return self._have_span(cand)
+                self.full[swept].append(cand)
+        s = self._grow()
+        if s.__class__ is not MSpan:
+            s = yield from s
+        return s
+
+    def _grow(self):
+        """mcentral.go: (*mcentral).grow: the span, or a generator that gives it through the
+        heap's OS calls. (cacheSpan's havespan leaves a fresh span as initSpan made it: its
+        allocBits are zero, persistentalloc'd, and its freeindex 0, so the allocCache it
+        would load is initSpan's all-ones.)"""
+        s = self.heap.alloc(self.npages, self.spanclass)
+        if s.__class__ is not MSpan:
+            return self._grow_os(s)
+        if self.span_has_bits:
+            s.init_heap_bits()
+        return s
+
+    def _grow_os(self, alloc):
+        s = yield from alloc
+        if s is not None and self.span_has_bits:
+            s.init_heap_bits()
+        return s
+
+    def _have_span(self, s):
+        """cacheSpan's havespan: the span's allocCache from its allocBits at freeindex."""
+        heap = self.heap
         fi, nelems, alloc_bits, count = _CACHING.unpack(*s.loc)
         if nelems - count == 0 or fi == nelems or count == nelems:
             throw("span has no free objects")

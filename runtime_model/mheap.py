@@ -269,13 +269,16 @@ class MHeap:
         self.pages.grow(v, size)
 
     # ---- spans --------------------------------------------------------------------------
-    # alloc and alloc_manual hand back allocSpan's generator itself (no frame of their own).
+    # A span needs the OS only when the heap grows or allocSpan scavenges: alloc and
+    # alloc_span_now return the span itself otherwise, and a generator that finishes it
+    # through those OS calls (for the caller to `yield from`) only then.
     def alloc(self, npages, spanclass):
         """mheap.go: (*mheap).alloc: a span for heap objects; while the sweep is unfinished,
-        at least npages pages are swept and freed first (reclaim), against heap growth."""
+        at least npages pages are swept and freed first (reclaim), against heap growth.
+        The span, or a generator that gives it (see above)."""
         if not self.env.runtime.sweeper.is_done():
             self.reclaim(npages)
-        return self.alloc_span(npages, spanclass)
+        return self.alloc_span_now(npages, spanclass)
 
     def reclaim(self, npage):
         """mheap.go: (*mheap).reclaim: free npage pages by sweeping, the credit other sweepers
@@ -338,31 +341,53 @@ class MHeap:
 
     def alloc_manual(self, npages):
         """mheap.go: (*mheap).allocManual(npages, spanAllocStack): pages the caller
-        manages itself (goroutine stacks)."""
+        manages itself (goroutine stacks). A generator."""
         return self.alloc_span(npages, 0, manual=True)
 
     def alloc_span(self, npages, spanclass, manual=False):
-        """mheap.go: (*mheap).allocSpan (spanAllocHeap, or spanAllocStack when manual)."""
+        """alloc_span_now as a generator, for callers that always `yield from` it."""
+        s = self.alloc_span_now(npages, spanclass, manual)
+        if s.__class__ is not MSpan:
+            s = yield from s
+        return s
+
+    def alloc_span_now(self, npages, spanclass, manual=False):
+        """mheap.go: (*mheap).allocSpan (spanAllocHeap, or spanAllocStack when manual): the
+        span, or a generator that gives it when the heap must grow or allocSpan scavenges."""
         base = scav = 0
         if npages < _PAGE_CACHE_PAGES_4:        # small: through p0's page cache
             pc = self.pcache
             if pc is None or not pc.cache:      # pageCache.empty
                 pc = self.pcache = self.pages.alloc_to_cache()
             base, scav = pc.alloc(npages)
-        growth = 0
         if base == 0:
             base, scav = self.pages.alloc(npages)
             if base == 0:
-                growth, ok = yield from self.grow(npages)
-                if not ok:
-                    return None
-                base, scav = self.pages.alloc(npages)
-                if base == 0:
-                    throw("grew heap, but no adequate free space found")
+                return self._alloc_span_os(npages, spanclass, manual, 0, 0, 0, False)
         if self.scavenger is not None:          # allocSpan's scavenging (mgcscavenge.py)
-            todo, force = self.scavenger.alloc_scavenge_todo(scav, growth)
+            todo, force = self.scavenger.alloc_scavenge_todo(scav, 0)
             if todo:
-                yield from self.scavenger.alloc_scavenge(todo, force)
+                return self._alloc_span_os(npages, spanclass, manual, base, scav, todo, force)
+        return self._new_span(npages, spanclass, manual, base, scav)
+
+    def _alloc_span_os(self, npages, spanclass, manual, base, scav, todo, force):
+        """allocSpan's OS calls: the heap grows when no pages were found (base 0), then
+        scavenges todo bytes (force: alloc_scavenge_todo's)."""
+        if base == 0:
+            growth, ok = yield from self.grow(npages)
+            if not ok:
+                return None
+            base, scav = self.pages.alloc(npages)
+            if base == 0:
+                throw("grew heap, but no adequate free space found")
+            if self.scavenger is not None:
+                todo, force = self.scavenger.alloc_scavenge_todo(scav, growth)
+        if todo:
+            yield from self.scavenger.alloc_scavenge(todo, force)
+        return self._new_span(npages, spanclass, manual, base, scav)
+
+    def _new_span(self, npages, spanclass, manual, base, scav):
+        """allocSpan's end: an mspan struct for the pages at base, initSpan, the accounting."""
         free = self._free_mspans                # fixalloc: a freed mspan struct first
         if free:
             s = self._views[free.pop()]         # (made when it was first handed out)
@@ -461,7 +486,8 @@ class MHeap:
     def init_span(self, s, spanclass, base, npages, scav, manual=False):
         """mheap.go: (*mheap).initSpan and (*mspan).init (the struct written in one go)."""
         nbytes = npages << _PAGE_SHIFT
-        ha = self.heap_arena(base)
+        # heap_arena(base), its memo looked up here (a call less)
+        ha = self._arenas.get(((base - ARENA_BASE_OFFSET) & _MASK64) >> _ARENA_SHIFT) or self.heap_arena(base)
         mb = self._meta
         q, o = mb.q, ha - mb.base                # the heapArena's offset in the off-heap view
         page = (base >> _PAGE_SHIFT) & (PAGES_PER_ARENA - 1)

@@ -69,6 +69,8 @@ class PageCache:
 
     def _alloc_n(self, npages):
         """pageCache.allocN: first run of npages free pages in the cache."""
+        if npages <= 64 and self.cache.bit_count() < npages:
+            return 0, 0         # fewer free pages than asked: findBitRange64 finds no run
         i = find_bit_range64(self.cache, npages)
         if i >= 64:
             return 0, 0

@@ -1,11 +1,12 @@
 """What gomemu relies on from the unicorn core it runs on, patched or stock (emu/unicorn_core.py).
 
 The patched core lets guest stores to writable, non-executable pages take the
-inline fast path (patch in emu/patches/). These tests pin the behaviour that
+inline fast path, and runs no exit check after each guest load and store
+(patch in emu/patches/). These tests pin the behaviour that
 must not change with it: self-modifying code is still seen (guest stores over
 translated code, host writes after ctl_remove_cache, code made executable by
 mem_protect: unicorn PR #2414's case), protections still fault, write hooks
-still see stores, context snapshots still undo them. They run on whichever
+still see stores, context snapshots still undo them, a hook or fault at an\naccess still stops the CPU there. They run on whichever
 core this process loaded; the last ones choose cores in subprocesses and
 compare them.
 """
@@ -19,9 +20,9 @@ import sys
 import keystone
 import pytest
 from unicorn import (UC_ARCH_X86, UC_CTL_CONTEXT_CPU, UC_CTL_CONTEXT_MEMORY, UC_CTL_CONTEXT_MODE,
-                     UC_CTL_IO_WRITE, UC_ERR_WRITE_PROT, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_WRITE, UC_MODE_64, UC_PROT_ALL,
+                     UC_CTL_IO_WRITE, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED, UC_HOOK_MEM_INVALID, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MODE_64, UC_PROT_ALL,
                      UC_PROT_EXEC, UC_PROT_NONE, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError)
-from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RSP
+from unicorn.x86_const import UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RIP, UC_X86_REG_RSP
 
 from emu import unicorn_core
 from tests.conftest import ROOT
@@ -186,6 +187,49 @@ def test_context_restore_undoes_stores_made_after_the_save():
     assert uc.mem_read(DATA, 8)[0] == 1
 
 
+# Part 2 of the patch: no exit check after each load and store, the slow path's helpers check.
+# `mov rcx, 5` is 7 bytes: a stop at the access leaves RIP at CODE + 7 and rcx 5.
+STOP_AT_ACCESS = {
+    "write hook": f"mov qword ptr [{DATA:#x}], 1",
+    "read hook": f"mov rax, qword ptr [{DATA + 16:#x}]",
+    "unmapped write": "mov qword ptr [0x900000], 1",
+    "unmapped read": "mov rax, qword ptr [0x900000]",
+}
+
+
+def stop_at_access(kind):
+    """Run `mov rcx, 5; ACCESS; mov rcx, 6; store to DATA + 8` where ACCESS stops the CPU
+    (a hook calling emu_stop, or a fault): (error, RIP offset, rcx, rax, DATA's 16 bytes, hook calls)."""
+    uc = engine()
+    end = load(uc, f"mov rcx, 5; {STOP_AT_ACCESS[kind]}; mov rcx, 6; mov qword ptr [{DATA + 8:#x}], 2")
+    uc.mem_write(DATA + 16, (0x1234).to_bytes(8, "little"))
+    calls = []
+
+    def stop(u, _acc, addr, _size, _value, _ud):
+        calls.append(addr)
+        u.emu_stop()
+    if kind.endswith("hook"):
+        uc.hook_add(UC_HOOK_MEM_WRITE if kind == "write hook" else UC_HOOK_MEM_READ, stop, begin=DATA, end=DATA + 0xfff)
+    uc.reg_write(UC_X86_REG_RSP, STACK + 0x800)
+    err = None
+    try:
+        uc.emu_start(CODE, end)
+    except UcError as e:
+        err = e.errno
+    return (err, uc.reg_read(UC_X86_REG_RIP) - CODE, uc.reg_read(UC_X86_REG_RCX), uc.reg_read(UC_X86_REG_RAX),
+            bytes(uc.mem_read(DATA, 16)), calls)
+
+
+@pytest.mark.parametrize("kind", STOP_AT_ACCESS)
+def test_a_hook_or_fault_at_an_access_stops_the_cpu_at_that_instruction(kind):
+    err, rip, rcx, rax, data, calls = stop_at_access(kind)
+    assert (rip, rcx, rax) == (7, 5, 0)               # nothing after the access ran, the load's value not taken
+    assert data == (b"\x01" if kind == "write hook" else b"\x00").ljust(16, b"\x00")   # the store that stopped is done
+    want = {"write hook": (None, [DATA]), "read hook": (None, [DATA + 16]),
+            "unmapped write": (UC_ERR_WRITE_UNMAPPED, []), "unmapped read": (UC_ERR_READ_UNMAPPED, [])}
+    assert (err, calls) == want[kind]
+
+
 # ---- choosing and building the core ------------------------------------------------------------
 
 def gomemu(*args, **env):
@@ -268,6 +312,21 @@ def test_patched_and_stock_cores_step_through_the_same_instructions_and_stores(b
     # the first allocation: refill, heap growth by mmap (mem_protect), every store recorded
     args = ("step", "small", "--warm", "0")
     assert gomemu(*args) == gomemu(*args, GOMEMU_UNICORN="stock")
+
+
+def test_patched_and_stock_cores_stop_alike_at_an_access(both_cores):
+    script = ("from emu import unicorn_core\n"            # first: it chooses the core unicorn loads
+              "from tests.test_unicorn_core import STOP_AT_ACCESS, stop_at_access\n"
+              "print(unicorn_core.status().patched, [stop_at_access(k) for k in STOP_AT_ACCESS])")
+
+    def run_on(**env):
+        e = {k: v for k, v in os.environ.items() if k not in ("GOMEMU_UNICORN", "LIBUNICORN_PATH")}
+        r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**e, **env}, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split(" ", 1)
+    (patched, on_patched), (stock, on_stock) = run_on(), run_on(GOMEMU_UNICORN="stock")
+    assert (patched, stock) == ("True", "False")
+    assert on_patched == on_stock
 
 
 @pytest.mark.slow
