@@ -82,12 +82,14 @@ class StepHooks:
     """The hooks of one machine's stepped runs: a memory-write hook (step and record
     modes) and the StepRecorder (record mode). The machine calls set_mode when a run's
     mode differs from the last one's, before it flushes the translations; `sink` is the
-    running Stepper's store callback."""
+    running Stepper's store callback. (Also the steppers' register reader: making one
+    costs a tenth of a short trace.)"""
 
     def __init__(self, machine):
         self.m = machine
         self.sink = None
         self.recorder = StepRecorder(machine.uc, _STEP_REGS)
+        self.batch = BatchRegs(machine.uc, _STEP_REGS)
         self._write_cb = MEM_CB(self._on_write)
         self._write_hook = None
 
@@ -121,12 +123,12 @@ class Stepper:
         self.m = machine
         self.pc = machine.prepare_call(routine, args)
         self.index = 0
-        self._batch = BatchRegs(machine.uc, _STEP_REGS)
         self._regs = None            # registers after the previous step
         self._writes = []
         self._callouts = []
         self._entries = _ENTRIES.setdefault(machine, {})
         self._hooks = StepHooks.of(machine)
+        self._batch = self._hooks.batch
         self._recorder = None        # the StepRecorder while record() runs
         self._stop_after_callout = False
         machine.on_callout = self._on_callout
