@@ -224,10 +224,11 @@ def test_live_heap_above_limit_cycles_within_the_real_range(above_limit):
 
 
 @pytest.mark.xfail(strict=True, reason="gomemu's GC CPU is 42% here, the real run's 29%: its background "
-                   "scavenger takes the freed pages Go's mutator releases eagerly (scavtrace: 1 MB eager, "
-                   "55 background; real 58 and 5) and it lacks the runtime's startup objects and stacks; "
-                   "modeling both as Go does gives 32.6% but breaks the 12 MiB shape (docs/gc.md, "
-                   "branch gc12-experiment)")
+                   "scavenger takes the freed pages Go releases eagerly, in getempty's workbuf spans at "
+                   "each mark's start (scavtrace: 1 MB eager, 55 background; real 58 and 5), and it lacks "
+                   "the runtime's startup objects and stacks; modeling both gives 32.6% but breaks the "
+                   "12 MiB shape (branch gc12-experiment), the workbuf spans too 39.8% (gc12c-experiment); "
+                   "docs/gc.md")
 def test_live_heap_above_limit_gc_cpu_near_real(above_limit):
     util = real("small_memlimit4")[-1][2] / 100     # gctrace's U% at the end: 29%
     assert abs(above_limit.summary()["gc_cpu_fraction"] - util) <= 0.05
