@@ -16,7 +16,7 @@ from collections import deque
 from runtime_model import sizeclasses as sc
 from runtime_model.mem_linux import OSCall, throw
 from runtime_model.mgcsweep import sweep
-from runtime_model.mspan import ALLOC_CACHE_Q, SWEEPGEN_I, MSpan, SpanFields, span_has_bits
+from runtime_model.mspan import ALLOC_CACHE_Q, FREEINDEX_H, NELEMS_H, SWEEPGEN_I, MSpan, SpanFields, span_has_bits
 
 SPAN_BUDGET = 100      # mcentral.go: cacheSpan's spanBudget
 # The fields cacheSpan's end and uncacheSpan read, each in one read.
@@ -89,8 +89,9 @@ class MCentral:
                 runtime.sweeper.charge(1)
                 # freeIndex := s.nextFreeIndex(), in the machine code Go runs for it
                 free_index, _ = yield OSCall("runtime.(*mspan).nextFreeIndex", (cand.addr,))
-                if free_index != cand.nelems:
-                    cand.freeindex = free_index
+                h, o = cand._b.h, cand._o >> 1          # the fields through their typed view
+                if free_index != h[o + NELEMS_H]:
+                    h[o + FREEINDEX_H] = free_index & 0xFFFF      # (freeindex is a uint16)
                     return self._have_span(cand)
                 self.full[swept].append(cand)
         s = self._grow()

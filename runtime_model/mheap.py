@@ -9,7 +9,8 @@ span is recorded in its arena's `spans` array, so `span_of` finds the span of
 any heap address the way Go's spanOf does.
 
 Slow paths that may grow the heap are generators (see mem_linux.py): callers
-`yield from` them so the system calls run as real SYSCALL instructions.
+`yield from` them so the system calls run as real SYSCALL instructions. alloc and
+alloc_span_now make one only when the OS is needed (see below).
 
 Simplified: one arena hint (0xc000000000 upward; Go 1.27 randomizes the base);
 no user arenas (allocSpan's scavenging for the memory

@@ -211,7 +211,7 @@ _HEAP_BITS_FIELDS = SpanFields("spanclass", "needzero", "elemsize")      # initH
 # struct's offset: `s._b.i[(s._o >> 2) + SWEEPGEN_I] = v` stores without a property call
 # (for a value the field holds: the view refuses others).
 SWEEPGEN_I = L.sweepgen >> 2
-FREEINDEX_H, FREE_INDEX_FOR_SCAN_H = L.freeindex >> 1, L.freeIndexForScan >> 1
+FREEINDEX_H, FREE_INDEX_FOR_SCAN_H, NELEMS_H = L.freeindex >> 1, L.freeIndexForScan >> 1, L.nelems >> 1
 ALLOC_COUNT_H, ALLOC_COUNT_BEFORE_CACHE_H = L.allocCount >> 1, L.allocCountBeforeCache >> 1
 ALLOC_CACHE_Q, ALLOC_BITS_Q, GCMARK_BITS_Q = L.allocCache >> 3, L.allocBits >> 3, L.gcmarkBits >> 3
 LIMIT_Q = L.limit >> 3
