@@ -168,11 +168,12 @@ def step_rate(reps):
         n += len(m.trace("runtime.mallocgcSmallNoscan", SIZE, 0, 1))
     short = n / (_clock() - t)
     k = 100
-    buf = m._batch_buffer(16 * k)
-    m.mem.write(buf, SIZE.to_bytes(8, "little") * k)
+    buf = m._batch_buffer(24 * k)
+    m.mem.write(buf, SIZE.to_bytes(8, "little") * k + bytes(8 * k))        # sizes, nil types
+    fn = m.symbol("runtime.mallocgcSmallNoscan")
     n, t = 0, _clock()
     for _ in range(max(1, reps // 20)):
-        n += len(m.trace("gomemu.mallocloop", buf, k, buf + 8 * k, 1))
+        n += len(m.trace("gomemu.batchloop", buf, buf + 8 * k, 1, k, fn, buf + 16 * k))
     return short, n / (_clock() - t)
 
 

@@ -803,12 +803,8 @@ class Machine:
             if n and not (sc.TINY_SIZE <= arr.min() and arr.max() <= sc.MAX_SMALL_NOSCAN):
                 bad = next(int(v) for v in arr if not sc.TINY_SIZE <= v <= sc.MAX_SMALL_NOSCAN)
                 check_small_noscan_size(bad)
-            if not n:
-                return np.zeros(0, dtype="<u8")
-            buf = self._batch_buffer(16 * n)
-            self.mem.write(buf, arr.astype("<u8").tobytes())
-            out, blocks = buf + 8 * n, 64 * n
-            routine, args = "gomemu.mallocloop", (buf, n, out, zero)
+            typ = np.zeros(n, dtype=np.uint64)
+            fn, blocks = self.symbol("runtime.mallocgcSmallNoscan"), 64 * n
         else:
             if n and not (arr.min() >= 0 and arr.max() < 1 << 40):
                 bad = next(int(v) for v in arr if not 0 <= v < 1 << 40)
@@ -820,15 +816,9 @@ class Machine:
             for t in set(typ.tolist()):
                 if t != 0 and t not in known:
                     raise BadInput(f"types: {t!r} is not a type descriptor made by runtime.new_type")
-            if not n:
-                return np.zeros(0, dtype="<u8")
-            buf = self._batch_buffer(24 * n)
-            self.mem.write(buf, arr.astype("<u8").tobytes() + typ.astype("<u8").tobytes())
-            out = buf + 16 * n
-            routine, args = "gomemu.mallocgcloop", (buf, buf + 8 * n, n, out, zero)
+            fn = self.symbol("runtime.mallocgc")
             blocks = 64 * n + int(arr.sum()) // 64          # clearing a big object runs a block per 64-256 bytes
-        self._run_batch(routine, args, blocks)
-        return np.frombuffer(self.mem.read(out, 8 * n), dtype="<u8")
+        return self._run_batch(fn, arr, typ, zero, blocks)
 
     def store_pointers(self, slots, ptrs):
         """`*slots[i] = ptrs[i]` in order, as compiled code does each (store_pointer), in one
@@ -840,24 +830,26 @@ class Machine:
         if n and np.count_nonzero(sl.astype(np.uint64) % 8):
             bad = next(int(v) for v in sl if v % 8)
             raise BadInput(f"slot = {bad:#x} is not 8-byte aligned (a pointer slot is)")
-        if not n:
-            return
-        buf = self._batch_buffer(16 * n)
-        self.mem.write(buf, sl.astype("<u8").tobytes() + pt.astype("<u8").tobytes())
-        self._run_batch("gomemu.storeloop", (buf, buf + 8 * n, n, self.symbol(WB_DIALECTS[self.wb_dialect])),
-                        16 * n)
+        self._run_batch(self.symbol(WB_DIALECTS[self.wb_dialect]), sl, pt, 0, 16 * n)
 
-    def _run_batch(self, routine, args, blocks):
-        """A driver loop with a block budget for its work, then (checked) the whole state:
-        the loop ran no Python but its slow paths."""
+    def _run_batch(self, fn, a, b, c, blocks):
+        """results[i] = fn(a[i], b[i], c) by the driver loop (asm/driver.s) with a block budget
+        for its work, then (checked) the whole state: the loop ran no Python but its slow
+        paths. Returns the results; an empty batch runs nothing."""
+        n = len(a)
+        if not n:
+            return np.zeros(0, dtype="<u8")
+        buf = self._batch_buffer(24 * n)
+        self.mem.write(buf, a.astype("<u8").tobytes() + b.astype("<u8").tobytes())
         saved = self.block_budget
         self.block_budget = min(MAX_BLOCK_BUDGET, max(saved, blocks + 1000))
         try:
-            self.call(routine, *args)
+            self.call("gomemu.batchloop", buf, buf + 8 * n, c, n, fn, buf + 16 * n)
         finally:
             self.block_budget = saved
         if self.checked:
             self.runtime.check_state()
+        return np.frombuffer(self.mem.read(buf + 16 * n, 8 * n), dtype="<u8")
 
     _batch = (0, 0)      # (address, size) of the reusable request/result buffer
 
