@@ -768,12 +768,16 @@ class Machine:
         Make types with `self.runtime.new_type`."""
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 1 << 40:
             raise BadInput(f"size must be an integer in 0..2^40, not {size!r}")
-        if typ != 0 and typ not in self.runtime.type_names:
-            raise BadInput(f"typ {typ!r} is not a type descriptor made by runtime.new_type")
+        self._check_type("typ", typ)
         x = self.call("runtime.mallocgc", size, typ, int(A.flag("needzero", needzero)))
         if self.checked:
             self.runtime.check_allocation(x, size)
         return x
+
+    def _check_type(self, name, typ):
+        """typ is 0 (no pointers) or a type descriptor made by runtime.new_type."""
+        if typ != 0 and typ not in self.runtime.type_names:
+            raise BadInput(f"{name} {typ!r} is not a type descriptor made by runtime.new_type")
 
     def set_alloc_trace(self, on):
         """GODEBUG=allocfreetrace=1: log every allocation (runtime.alloc_trace)."""
@@ -812,10 +816,8 @@ class Machine:
             typ = np.full(n, types) if np.ndim(types) == 0 else _int_vector(types)
             if typ is None or len(typ) != n or typ.dtype.kind not in "iu":
                 raise BadInput(f"types must be one type descriptor or one per size ({n}), not {types!r}")
-            known = self.runtime.type_names
             for t in set(typ.tolist()):
-                if t != 0 and t not in known:
-                    raise BadInput(f"types: {t!r} is not a type descriptor made by runtime.new_type")
+                self._check_type("types:", t)
             fn = self.symbol("runtime.mallocgc")
             blocks = 64 * n + int(arr.sum()) // 64          # clearing a big object runs a block per 64-256 bytes
         return self._run_batch(fn, arr, typ, zero, blocks)

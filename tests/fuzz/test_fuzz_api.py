@@ -124,7 +124,8 @@ def _call(draw, live):
         slot, p = draw(addr), draw(addr)
         return name, lambda: m.store_pointer(slot, p)
     if name == "store_pointers":
-        slots, ptrs = draw(st.one_of(st.lists(addr, max_size=8), hostile)), draw(st.one_of(st.lists(addr, max_size=8), hostile))
+        addrs = st.one_of(st.lists(addr, max_size=8), hostile)
+        slots, ptrs = draw(addrs), draw(addrs)
         return name, lambda: m.store_pointers(slots, ptrs)
     if name == "finish_cycle":
         objs = draw(st.one_of(st.lists(addr, max_size=4), hostile))
