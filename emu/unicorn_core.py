@@ -230,7 +230,8 @@ _HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 def apply_patch(text, root):
     """Apply a unified diff (git diff format) under `root`. Every hunk must match
-    exactly where it says, with context lines: no fuzz, no offsets found by search."""
+    exactly where it says, with context lines: no fuzz, no offsets found by search. A
+    file's last line without a newline is marked as diff marks it ("\\ No newline")."""
     for file_diff in re.split(r"^diff --git ", text, flags=re.M)[1:]:
         lines = file_diff.splitlines(keepends=True)
         target = next(ln[6:].strip() for ln in lines if ln.startswith("+++ b/"))
@@ -243,14 +244,18 @@ def apply_patch(text, root):
             m = _HUNK.match(lines[i])
             if not m:
                 raise BuildFailed(f"{PATCH.name}: cannot read hunk header {lines[i].strip()!r}")
-            old, new = [], []
+            old, new, prev = [], [], " "
             i += 1
             while i < len(lines) and not lines[i].startswith("@@"):
                 tag, ln = lines[i][:1], lines[i][1:]
+                if tag == "\\":               # "\ No newline at end of file": the line before has none
+                    for side in ((old, new) if prev == " " else (old,) if prev == "-" else (new,)):
+                        side[-1] = side[-1].rstrip("\n")
                 if tag in " -":
                     old.append(ln)
                 if tag in " +":
                     new.append(ln)
+                prev = tag
                 i += 1
             at = int(m.group(1)) - 1 + shift
             if body[at:at + len(old)] != old:

@@ -271,6 +271,21 @@ def test_apply_patch_applies_hunks_that_match_and_refuses_one_that_does_not(tmp_
         unicorn_core.apply_patch(diff, tmp_path)
 
 
+
+@pytest.mark.parametrize("before,after", [("a\nb\n}", "a\nB\n}"),          # the last line has no newline
+                                          ("a\nb\n}", "a\nb\n}\n"),        # ... and gets one
+                                          ("a\nb\n}\n", "a\nb\n}")])       # ... and loses it
+def test_apply_patch_takes_diffs_last_line_without_a_newline(tmp_path, before, after):
+    # the diff as diffutils writes it (the patch file's tcg-runtime.c hunk ends so)
+    (tmp_path / "old").write_text(before)
+    (tmp_path / "new").write_text(after)
+    out = subprocess.run(["diff", "-u", "--label", "a/f.c", "--label", "b/f.c", "old", "new"], cwd=tmp_path,
+                         capture_output=True, text=True).stdout
+    assert out.count("@@") == 2
+    (tmp_path / "f.c").write_text(before)
+    unicorn_core.apply_patch("diff --git a/f.c b/f.c\n" + out, tmp_path)
+    assert (tmp_path / "f.c").read_text() == after
+
 @pytest.fixture
 def both_cores():
     """Skips unless the patched core is built (subprocesses then get it unless GOMEMU_UNICORN=stock)."""
